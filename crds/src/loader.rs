@@ -1,0 +1,235 @@
+//! Reads resources from multi-document YAML, as the agent's directory mode and the tests do.
+//!
+//! A file that is not YAML is an error for that file ([`FileError`]). Within a file each
+//! document stands alone: a bad one becomes a [`DocumentError`] naming the file, the document's
+//! position, the object and the field, and the others still load. Documents of kinds Legate
+//! does not serve, and fields it does not know, are [`Warning`]s.
+
+use std::{fmt, path::Path};
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::{ObjectRef, Resource};
+
+/// What one file yielded.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub resources: Vec<Resource>,
+    pub errors: Vec<DocumentError>,
+    pub warnings: Vec<Warning>,
+}
+
+/// The whole file could not be read or is not YAML.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("{origin}: cannot read: {source}")]
+    Read {
+        origin: String,
+        source: std::io::Error,
+    },
+    #[error("{origin}: not valid YAML: {message}")]
+    Yaml { origin: String, message: String },
+}
+
+/// One field of one document, and what is wrong with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldProblem {
+    /// Dotted path from the document's root, e.g. `spec.retry_policy.retry_on`.
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for FieldProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.field, self.message)
+        }
+    }
+}
+
+/// A document that was rejected; the rest of its file is unaffected.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct DocumentError {
+    pub origin: String,
+    /// 1-based position of the document in its file.
+    pub index: usize,
+    /// As far as the document says who it is.
+    pub object: Option<ObjectRef>,
+    pub problems: Vec<FieldProblem>,
+}
+
+impl fmt::Display for DocumentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: document {}", self.origin, self.index)?;
+        if let Some(object) = &self.object {
+            write!(f, " ({object})")?;
+        }
+        f.write_str(": ")?;
+        for (i, problem) in self.problems.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{problem}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Something skipped or ignored, worth a log line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Warning {
+    pub origin: String,
+    pub index: usize,
+    pub object: Option<ObjectRef>,
+    pub message: String,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: document {}", self.origin, self.index)?;
+        if let Some(object) = &self.object {
+            write!(f, " ({object})")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Loads one file; `origin` in messages is the path as given.
+pub fn load_file(path: &Path) -> Result<Loaded, FileError> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| FileError::Read {
+        origin: origin.clone(),
+        source,
+    })?;
+    load_str(&origin, &text)
+}
+
+/// Loads every document of `text`; `origin` names it in messages.
+pub fn load_str(origin: &str, text: &str) -> Result<Loaded, FileError> {
+    let documents: Vec<Value> =
+        serde_saphyr::from_multiple(text).map_err(|e| FileError::Yaml {
+            origin: origin.to_owned(),
+            message: e.to_string(),
+        })?;
+    let mut loaded = Loaded::default();
+    for (i, document) in documents.into_iter().enumerate() {
+        if document.is_null() {
+            continue; // an empty document, e.g. a trailing `---`
+        }
+        load_document(origin, i + 1, document, &mut loaded);
+    }
+    Ok(loaded)
+}
+
+fn load_document(origin: &str, index: usize, document: Value, loaded: &mut Loaded) {
+    let object = identify(&document);
+    let mut reject = |problems: Vec<FieldProblem>, object: Option<ObjectRef>| {
+        loaded.errors.push(DocumentError {
+            origin: origin.to_owned(),
+            index,
+            object,
+            problems,
+        });
+    };
+    if !document.is_object() {
+        return reject(vec![problem("", "expected a Kubernetes object (a YAML mapping)")], None);
+    }
+    let (api_version, kind) = match (str_at(&document, "/apiVersion"), str_at(&document, "/kind")) {
+        (Some(a), Some(k)) => (a, k),
+        (None, _) => return reject(vec![problem("apiVersion", "is required")], object),
+        (_, None) => return reject(vec![problem("kind", "is required")], object),
+    };
+    let Some(served) = crate::api_version_of(kind) else {
+        loaded.warnings.push(Warning {
+            origin: origin.to_owned(),
+            index,
+            object,
+            message: format!("kind {kind} ({api_version}) is not one Legate serves; skipped"),
+        });
+        return;
+    };
+    if api_version != served {
+        let message = format!("{api_version} is not served for {kind}; use {served}");
+        return reject(vec![problem("apiVersion", &message)], object);
+    }
+    if str_at(&document, "/metadata/name").is_none_or(str::is_empty) {
+        return reject(vec![problem("metadata.name", "is required")], object);
+    }
+
+    let kind = kind.to_owned();
+    let mut unknown = Vec::new();
+    let decoded = crate::decode_kind(&kind, document.clone(), &mut |path| unknown.push(path))
+        .expect("api_version_of and decode_kind list the same kinds");
+    for path in unknown {
+        loaded.warnings.push(Warning {
+            origin: origin.to_owned(),
+            index,
+            object: object.clone(),
+            message: format!("{path}: unknown field, ignored"),
+        });
+    }
+    match decoded {
+        Err(problems) => reject(problems, object),
+        Ok(resource) => {
+            let broken = crate::validation::cel_problems(&kind, &document);
+            if broken.is_empty() {
+                loaded.resources.push(resource);
+            } else {
+                reject(broken, object);
+            }
+        }
+    }
+}
+
+/// Typed decoding that reports the failing field's path and every field it ignored.
+pub(crate) fn decode<T: DeserializeOwned>(
+    value: Value,
+    warn: &mut dyn FnMut(String),
+) -> Result<T, Vec<FieldProblem>> {
+    let mut on_ignored = |path: serde_ignored::Path<'_>| warn(path.to_string());
+    let ignored = serde_ignored::Deserializer::new(value, &mut on_ignored);
+    serde_path_to_error::deserialize(ignored).map_err(|e| {
+        let parent = e.path().to_string();
+        let message = e.inner().to_string();
+        vec![field_problem(parent, message)]
+    })
+}
+
+/// serde reports a missing field at its parent ("spec: missing field `prefix`"); name the field
+/// itself instead ("spec.prefix: is required").
+fn field_problem(parent: String, message: String) -> FieldProblem {
+    let parent = if parent == "." { String::new() } else { parent };
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.strip_suffix('`'));
+    match missing {
+        Some(field) if parent.is_empty() => problem(field, "is required"),
+        Some(field) => problem(&format!("{parent}.{field}"), "is required"),
+        None => FieldProblem {
+            field: parent,
+            message,
+        },
+    }
+}
+
+fn problem(field: &str, message: &str) -> FieldProblem {
+    FieldProblem {
+        field: field.to_owned(),
+        message: message.to_owned(),
+    }
+}
+
+fn str_at<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
+    value.pointer(pointer).and_then(Value::as_str)
+}
+
+fn identify(document: &Value) -> Option<ObjectRef> {
+    Some(ObjectRef {
+        kind: str_at(document, "/kind")?.to_owned(),
+        namespace: str_at(document, "/metadata/namespace").map(str::to_owned),
+        name: str_at(document, "/metadata/name")?.to_owned(),
+    })
+}

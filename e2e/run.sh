@@ -1,0 +1,55 @@
+#!/bin/bash
+# e2e/run.sh: run Legate's end-to-end tests against a real Kubernetes API server (`make e2e`).
+#
+#   KUBECONFIG set   use that cluster as it is (the tests create and delete their own namespaces
+#                    and server-side apply the CRDs from config/crd/bases);
+#   KUBECONFIG unset start a fresh local control plane with e2e/kube-local (etcd + kube-apiserver +
+#                    kube-controller-manager v1.20.2 on 127.0.0.1), run the tests, and always stop it.
+#
+# How the e2e tests stay out of `make test` (`cargo test --workspace --exclude legate-e2e`): the
+# crate is excluded there, and in addition every test in e2e/tests/ is `#[ignore]`d with the reason
+# "needs a Kubernetes API server: run e2e/run.sh", so even a plain `cargo test --workspace` skips
+# them. This script runs them with `--include-ignored`, one at a time (they share one cluster).
+#
+# Extra arguments go to the test harness, e.g. `e2e/run.sh rejected` runs only tests matching it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+started=0
+stop_cluster() {
+  local rc=$?
+  if [ "$started" = 1 ]; then
+    if [ "$rc" != 0 ]; then
+      echo "e2e: failed (exit $rc); last lines of the apiserver log:" >&2
+      tail -n 20 "${KUBE_LOCAL_HOME:-$HOME/.cache/kube-local}/run/apiserver.log" >&2 || true
+    fi
+    e2e/kube-local down || true
+  fi
+  exit "$rc"
+}
+trap stop_cluster EXIT
+trap 'exit 130' INT TERM
+
+if [ -z "${KUBECONFIG:-}" ]; then
+  started=1
+  out=$(e2e/kube-local up --fresh)
+  echo "$out"
+  kc=$(printf '%s\n' "$out" | sed -n 's/.*export KUBECONFIG=\(.*\)$/\1/p' | tail -n 1)
+  [ -n "$kc" ] || { echo "e2e: kube-local printed no KUBECONFIG" >&2; exit 1; }
+  export KUBECONFIG=$kc
+  # kube-local's kubectl (Debian's, or the one on PATH) for the tests that shell out to kubectl
+  export PATH=${KUBE_LOCAL_HOME:-$HOME/.cache/kube-local}/bin:$PATH
+else
+  echo "e2e: using the cluster in KUBECONFIG=$KUBECONFIG"
+fi
+
+command -v kubectl >/dev/null || { echo "e2e: kubectl not found on PATH" >&2; exit 1; }
+
+# The CRDs the tests install; generate them if this checkout has none yet.
+if ! ls config/crd/bases/*.yaml >/dev/null 2>&1; then
+  echo "e2e: config/crd/bases is empty; generating the CRDs with crdgen"
+  mkdir -p config/crd/bases
+  cargo run -q -p legate-crds --bin crdgen -- config/crd/bases
+fi
+
+cargo test -p legate-e2e -- --include-ignored --test-threads=1 "$@"

@@ -1,0 +1,511 @@
+//! Shared helpers for Legate's end-to-end tests (`tests/`), which run against a real API server:
+//! the one `KUBECONFIG` names, or the local control plane `e2e/run.sh` starts with `e2e/kube-local`.
+//!
+//! Every test in `tests/` is `#[ignore = NEEDS_CLUSTER]`, so `cargo test --workspace` never runs
+//! them by accident; `e2e/run.sh` runs them with `--include-ignored --test-threads=1`.
+//!
+//! Everything here is bounded: waits take a timeout, and failures name the file and document.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, anyhow, bail};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::discovery::{self, ApiCapabilities, Scope};
+use kube::{Client, Config};
+use serde_json::{Value, json};
+
+/// The reason every e2e test is ignored by default.
+pub const NEEDS_CLUSTER: &str = "needs a Kubernetes API server: run e2e/run.sh";
+
+/// The field manager of every write the tests make.
+pub const FIELD_MANAGER: &str = "legate-e2e";
+
+/// How long a CRD may take to become `Established`.
+pub const CRD_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The repository root (the workspace directory).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("e2e/ has a parent")
+        .to_path_buf()
+}
+
+/// A client for the cluster `KUBECONFIG` names. Refuses to guess: without `KUBECONFIG` the tests
+/// would otherwise talk to whatever `~/.kube/config` or the in-cluster config points at.
+pub async fn client() -> Result<Client> {
+    let kc = std::env::var("KUBECONFIG")
+        .map_err(|_| anyhow!("KUBECONFIG is not set: run the e2e tests through e2e/run.sh"))?;
+    let config = Config::infer()
+        .await
+        .with_context(|| format!("reading KUBECONFIG={kc}"))?;
+    Client::try_from(config).context("building a Kubernetes client")
+}
+
+/// The server's minor version (20 for kube-apiserver v1.20.2); tolerates suffixes like `25+`.
+pub async fn server_minor(client: &Client) -> Result<u32> {
+    let info = client.apiserver_version().await.context("GET /version")?;
+    let digits: String = info
+        .minor
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits
+        .parse()
+        .with_context(|| format!("server minor version {:?}", info.minor))
+}
+
+/// A namespace name unique to this test run: `<prefix>-<time>-<counter>`, at most 63 characters.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() % 100_000_000)
+        .unwrap_or(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut name = format!("{prefix}-{secs}-{n}");
+    name.truncate(63);
+    name.trim_end_matches('-').to_string()
+}
+
+/// Polls `check` every 250 ms until it returns `Ok(Some(_))`, at most `timeout`; the error names
+/// `what` and the last error or state seen.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>>>,
+{
+    let start = Instant::now();
+    loop {
+        let last = match check().await {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => "condition not met yet".to_string(),
+            Err(e) => format!("{e:#}"),
+        };
+        if start.elapsed() >= timeout {
+            bail!("timed out after {timeout:?} waiting for {what} (last: {last})");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// One YAML document of a file, with where it came from.
+#[derive(Clone, Debug)]
+pub struct Doc {
+    pub file: PathBuf,
+    /// 0-based index among the file's non-null documents.
+    pub index: usize,
+    pub value: Value,
+}
+
+impl Doc {
+    /// `path#index (Kind name)`, for assertion messages.
+    pub fn describe(&self) -> String {
+        let rel = self
+            .file
+            .strip_prefix(repo_root())
+            .unwrap_or(&self.file)
+            .display()
+            .to_string();
+        format!(
+            "{rel} document #{} ({} {})",
+            self.index,
+            self.value["kind"].as_str().unwrap_or("<no kind>"),
+            self.value["metadata"]["name"]
+                .as_str()
+                .unwrap_or("<no name>")
+        )
+    }
+
+    pub fn kind(&self) -> &str {
+        self.value["kind"].as_str().unwrap_or_default()
+    }
+
+    pub fn namespace(&self) -> Option<&str> {
+        self.value["metadata"]["namespace"].as_str()
+    }
+}
+
+/// Every non-null document of a multi-document YAML file.
+pub fn read_docs(file: &Path) -> Result<Vec<Doc>> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let values: Vec<Value> = serde_saphyr::from_multiple(&text)
+        .map_err(|e| anyhow!("parsing {} as YAML: {e}", file.display()))?;
+    Ok(values
+        .into_iter()
+        .filter(|v| !v.is_null())
+        .enumerate()
+        .map(|(index, value)| Doc {
+            file: file.to_path_buf(),
+            index,
+            value,
+        })
+        .collect())
+}
+
+/// `*.yaml` and `*.yml` files under `dir` (recursively when asked), sorted; none when `dir` is absent.
+pub fn yaml_files(dir: &Path, recursive: bool) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                if recursive {
+                    stack.push(p);
+                }
+            } else if matches!(p.extension().and_then(|x| x.to_str()), Some("yaml" | "yml")) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Every document of every file under `dir`.
+pub fn read_dir_docs(dir: &Path, recursive: bool) -> Result<Vec<Doc>> {
+    let mut docs = Vec::new();
+    for f in yaml_files(dir, recursive) {
+        docs.extend(read_docs(&f)?);
+    }
+    Ok(docs)
+}
+
+/// The CRD manifests the project ships: `config/crd/bases/*.yaml`.
+pub fn crd_files() -> Vec<PathBuf> {
+    yaml_files(&repo_root().join("config/crd/bases"), false)
+}
+
+/// Server-side applies one CRD and waits for it to be `Established`; returns its name.
+pub async fn install_crd(client: &Client, doc: &Doc) -> Result<String> {
+    let name = doc.value["metadata"]["name"]
+        .as_str()
+        .ok_or_else(|| anyhow!("{}: no metadata.name", doc.describe()))?
+        .to_string();
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&doc.value),
+    )
+    .await
+    .with_context(|| format!("server-side apply of {}", doc.describe()))?;
+    wait_for(
+        &format!("CRD {name} to be Established"),
+        CRD_TIMEOUT,
+        || {
+            let api = api.clone();
+            let name = name.clone();
+            async move {
+                let crd = api.get(&name).await?;
+                let conds = crd.status.and_then(|s| s.conditions).unwrap_or_default();
+                let established = conds
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True");
+                if let Some(c) = conds
+                    .iter()
+                    .find(|c| c.type_ == "NamesAccepted" && c.status == "False")
+                {
+                    bail!(
+                        "NamesAccepted=False: {}",
+                        c.message.clone().unwrap_or_default()
+                    );
+                }
+                Ok(established.then_some(()))
+            }
+        },
+    )
+    .await?;
+    Ok(name)
+}
+
+/// Installs every CRD under `config/crd/bases` (idempotent); fails when there are none.
+pub async fn install_crds(client: &Client) -> Result<Vec<String>> {
+    let files = crd_files();
+    if files.is_empty() {
+        bail!(
+            "no CRDs under config/crd/bases: generate them with \
+             `cargo run -p legate-crds --bin crdgen -- config/crd/bases`"
+        );
+    }
+    let mut names = Vec::new();
+    for f in files {
+        for doc in read_docs(&f)? {
+            names.push(install_crd(client, &doc).await?);
+        }
+    }
+    Ok(names)
+}
+
+/// Resolves kinds to API resources through discovery, with a cache and a bounded retry (a CRD
+/// established a moment ago may not be in discovery yet).
+pub struct Resolver {
+    client: Client,
+    cache: HashMap<GroupVersionKind, (ApiResource, ApiCapabilities)>,
+}
+
+impl Resolver {
+    pub fn new(client: Client) -> Self {
+        Self {
+            client,
+            cache: HashMap::new(),
+        }
+    }
+
+    pub async fn resolve(&mut self, value: &Value) -> Result<(ApiResource, ApiCapabilities)> {
+        let api_version = value["apiVersion"]
+            .as_str()
+            .ok_or_else(|| anyhow!("no apiVersion"))?;
+        let kind = value["kind"].as_str().ok_or_else(|| anyhow!("no kind"))?;
+        let (group, version) = match api_version.split_once('/') {
+            Some((g, v)) => (g, v),
+            None => ("", api_version),
+        };
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        if let Some(hit) = self.cache.get(&gvk) {
+            return Ok(hit.clone());
+        }
+        let client = self.client.clone();
+        let found = wait_for(
+            &format!("{api_version} {kind} to appear in discovery"),
+            Duration::from_secs(20),
+            || {
+                let client = client.clone();
+                let gvk = gvk.clone();
+                async move { Ok(Some(discovery::pinned_kind(&client, &gvk).await?)) }
+            },
+        )
+        .await?;
+        self.cache.insert(gvk, found.clone());
+        Ok(found)
+    }
+
+    /// A dynamic API for `value`, in `namespace` when the kind is namespaced.
+    pub async fn api_for(
+        &mut self,
+        value: &Value,
+        namespace: &str,
+    ) -> Result<(Api<DynamicObject>, Scope)> {
+        let (ar, caps) = self.resolve(value).await?;
+        let api = match caps.scope {
+            Scope::Namespaced => Api::namespaced_with(self.client.clone(), namespace, &ar),
+            Scope::Cluster => Api::all_with(self.client.clone(), &ar),
+        };
+        Ok((api, caps.scope))
+    }
+}
+
+/// The document as an object for `namespace`: its own namespace replaced when namespaced.
+pub fn in_namespace(value: &Value, scope: &Scope, namespace: &str) -> Result<DynamicObject> {
+    let mut v = value.clone();
+    if matches!(scope, Scope::Namespaced) {
+        v["metadata"]["namespace"] = json!(namespace);
+    } else if let Some(m) = v["metadata"].as_object_mut() {
+        m.remove("namespace");
+    }
+    serde_json::from_value(v).context("document is not a Kubernetes object")
+}
+
+/// Creates the document in `namespace` (namespaced kinds) with `dryRun=All` when `dry_run`.
+/// The outer error is a test-harness problem; the inner one is the server's answer.
+pub async fn create(
+    resolver: &mut Resolver,
+    value: &Value,
+    namespace: &str,
+    dry_run: bool,
+) -> Result<std::result::Result<DynamicObject, kube::Error>> {
+    let (api, scope) = resolver.api_for(value, namespace).await?;
+    let obj = in_namespace(value, &scope, namespace)?;
+    let pp = PostParams {
+        dry_run,
+        field_manager: Some(FIELD_MANAGER.into()),
+    };
+    Ok(api.create(&pp, &obj).await)
+}
+
+/// Server-side applies the document in `namespace` (namespaced kinds), `dryRun=All` when asked.
+pub async fn apply(
+    resolver: &mut Resolver,
+    value: &Value,
+    namespace: &str,
+    dry_run: bool,
+) -> Result<std::result::Result<DynamicObject, kube::Error>> {
+    let (api, scope) = resolver.api_for(value, namespace).await?;
+    let obj = in_namespace(value, &scope, namespace)?;
+    let name = obj
+        .metadata
+        .name
+        .clone()
+        .ok_or_else(|| anyhow!("no metadata.name"))?;
+    let mut pp = PatchParams::apply(FIELD_MANAGER).force();
+    pp.dry_run = dry_run;
+    Ok(api.patch(&name, &pp, &Patch::Apply(&obj)).await)
+}
+
+/// The server's message for a failed call (the `Status` message for API errors).
+pub fn error_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => format!("{} (HTTP {}, reason {})", s.message, s.code, s.reason),
+        other => other.to_string(),
+    }
+}
+
+/// Creates namespace `name` with `labels` if it does not exist; returns whether it created it.
+pub async fn ensure_namespace(
+    client: &Client,
+    name: &str,
+    labels: &BTreeMap<String, String>,
+) -> Result<bool> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    if api.get_opt(name).await?.is_some() {
+        return Ok(false);
+    }
+    let ns: Namespace = serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": labels, "annotations": {"legate.dev/e2e": "true"}}
+    }))?;
+    match api.create(&PostParams::default(), &ns).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+        Err(e) => Err(e).with_context(|| format!("creating namespace {name}")),
+    }
+}
+
+/// Deletes a namespace (best effort; namespace deletion finishes in the background).
+pub async fn delete_namespace(client: &Client, name: &str) {
+    let api: Api<Namespace> = Api::all(client.clone());
+    if let Err(e) = api.delete(name, &DeleteParams::default()).await {
+        eprintln!("note: could not delete namespace {name}: {e}");
+    }
+}
+
+/// A namespace that is deleted when dropped (best effort, from a blocking kubectl call so it
+/// works from `Drop` inside the test's runtime too).
+pub struct TestNamespace {
+    pub name: String,
+}
+
+impl TestNamespace {
+    pub async fn create(client: &Client, prefix: &str) -> Result<Self> {
+        let name = unique_name(prefix);
+        ensure_namespace(client, &name, &BTreeMap::new()).await?;
+        Ok(Self { name })
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        if std::env::var_os("LEGATE_E2E_KEEP").is_some() {
+            eprintln!("note: keeping namespace {} (LEGATE_E2E_KEEP)", self.name);
+            return;
+        }
+        let _ = Command::new("kubectl")
+            .args(["delete", "namespace", &self.name, "--wait=false"])
+            .args(["--ignore-not-found", "--request-timeout=20s"])
+            .output();
+    }
+}
+
+/// Runs `kubectl ARGS` against `KUBECONFIG` with a fresh discovery cache (so CRDs installed a
+/// moment ago are seen) and a request timeout.
+pub fn kubectl(args: &[&str]) -> Result<Output> {
+    let cache = std::env::temp_dir().join(unique_name("legate-e2e-kubectl-cache"));
+    let out = Command::new("kubectl")
+        .args(args)
+        .arg("--request-timeout=30s")
+        .arg(format!("--cache-dir={}", cache.display()))
+        .output()
+        .with_context(|| format!("running kubectl {}", args.join(" ")))?;
+    let _ = std::fs::remove_dir_all(&cache);
+    Ok(out)
+}
+
+/// Like [`kubectl`], failing with its stderr when it exits non-zero; returns stdout.
+pub fn kubectl_ok(args: &[&str]) -> Result<String> {
+    let out = kubectl(args)?;
+    if !out.status.success() {
+        bail!(
+            "kubectl {} failed ({}): {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// JSON paths present in `sent` but missing from `got` (what the server pruned), ignoring null
+/// values; `metadata` and `status` are not compared.
+pub fn pruned_fields(sent: &Value, got: &Value) -> Vec<String> {
+    fn walk(path: &str, sent: &Value, got: &Value, out: &mut Vec<String>) {
+        match (sent, got) {
+            (Value::Object(s), Value::Object(g)) => {
+                for (k, v) in s {
+                    if v.is_null() || (path.is_empty() && (k == "metadata" || k == "status")) {
+                        continue;
+                    }
+                    let p = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    match g.get(k) {
+                        Some(gv) => walk(&p, v, gv, out),
+                        None => out.push(p),
+                    }
+                }
+            }
+            (Value::Array(s), Value::Array(g)) => {
+                for (i, v) in s.iter().enumerate() {
+                    let p = format!("{path}[{i}]");
+                    match g.get(i) {
+                        Some(gv) => walk(&p, v, gv, out),
+                        None => out.push(p),
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk("", sent, got, &mut out);
+    out.sort();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pruned_fields_lists_dropped_keys_only() {
+        let sent = json!({"kind": "Mapping", "metadata": {"x": 1}, "status": {"a": 1},
+            "spec": {"prefix": "/", "typo": 1, "nothing": null, "list": [{"a": 1, "b": 2}]}});
+        let got =
+            json!({"kind": "Mapping", "spec": {"prefix": "/", "extra": 3, "list": [{"a": 1}]}});
+        assert_eq!(
+            pruned_fields(&sent, &got),
+            vec!["spec.list[0].b", "spec.typo"]
+        );
+    }
+
+    #[test]
+    fn unique_names_are_valid_namespace_names() {
+        let a = unique_name("legate-e2e");
+        let b = unique_name("legate-e2e");
+        assert_ne!(a, b);
+        assert!(a.len() <= 63 && a.starts_with("legate-e2e-"));
+    }
+}
