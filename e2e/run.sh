@@ -19,16 +19,23 @@ started=0
 stop_cluster() {
   local rc=$?
   if [ "$started" = 1 ]; then
-    if [ "$rc" != 0 ]; then
-      echo "e2e: failed (exit $rc); last lines of the apiserver log:" >&2
-      tail -n 20 "${KUBE_LOCAL_HOME:-$HOME/.cache/kube-local}/run/apiserver.log" >&2 || true
-    fi
+    [ "$rc" = 0 ] || echo "e2e: failed (exit $rc); server logs: ${KUBE_LOCAL_HOME:-$HOME/.cache/kube-local}/run/*.log" >&2
     e2e/kube-local down || true
   fi
   exit "$rc"
 }
 trap stop_cluster EXIT
 trap 'exit 130' INT TERM
+
+# Compile first: a build error should not cost a cluster start.
+cargo test -p legate-e2e --no-run
+
+# The CRDs the tests install; generate them if this checkout has none yet.
+if ! ls config/crd/bases/*.yaml >/dev/null 2>&1; then
+  echo "e2e: config/crd/bases is empty; generating the CRDs with crdgen"
+  mkdir -p config/crd/bases
+  cargo run -q -p legate-crds --bin crdgen -- config/crd
+fi
 
 if [ -z "${KUBECONFIG:-}" ]; then
   started=1
@@ -44,12 +51,5 @@ else
 fi
 
 command -v kubectl >/dev/null || { echo "e2e: kubectl not found on PATH" >&2; exit 1; }
-
-# The CRDs the tests install; generate them if this checkout has none yet.
-if ! ls config/crd/bases/*.yaml >/dev/null 2>&1; then
-  echo "e2e: config/crd/bases is empty; generating the CRDs with crdgen"
-  mkdir -p config/crd/bases
-  cargo run -q -p legate-crds --bin crdgen -- config/crd/bases
-fi
 
 cargo test -p legate-e2e -- --include-ignored --test-threads=1 "$@"

@@ -29,9 +29,30 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
                     ..Default::default()
                 });
             }
-            crd
+            without_null_enum_values(crd)
         })
         .collect()
+}
+
+/// schemars lists `null` among an optional enum's values; Kubernetes 1.20 refuses such a CRD
+/// ("per-version schemas may not all be set to identical values") and `nullable: true` already
+/// admits null, so drop it.
+fn without_null_enum_values(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    fn strip(node: &mut serde_json::Value) {
+        match node {
+            serde_json::Value::Object(map) => {
+                if let Some(serde_json::Value::Array(values)) = map.get_mut("enum") {
+                    values.retain(|v| !v.is_null());
+                }
+                map.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut value = serde_json::to_value(&crd).expect("a CRD serializes");
+    strip(&mut value);
+    serde_json::from_value(value).expect("a CRD without null enum values is still a CRD")
 }
 
 /// A column showing one field of one condition, e.g. `Accepted`'s status.

@@ -197,12 +197,6 @@ pub enum Priority {
     High,
 }
 
-/// For `skip_serializing_if`: leave out a field still at its default, so a document
-/// serializes back as it was written.
-pub fn is_default<T: Default + PartialEq>(value: &T) -> bool {
-    *value == T::default()
-}
-
 /// A key/value map kept as written (`envoy_override`, `modules`): Emissary does not type it.
 pub type UntypedDict = serde_json::Map<String, serde_json::Value>;
 

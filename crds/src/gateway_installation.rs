@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::fields::{Count, Percent, Port};
 
+#[allow(clippy::duplicated_attributes)] // one `printcolumn(...)` per column
 #[derive(CustomResource, KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[kube(
     group = "legate.dev",
@@ -41,15 +42,15 @@ pub struct GatewayInstallationSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self.size() > 0").message("ambassadorId must not be empty"))]
     pub ambassador_id: Option<String>,
-    #[serde(default, skip_serializing_if = "crate::fields::is_default")]
-    pub envoy: ContainerSettings,
-    #[serde(default, skip_serializing_if = "crate::fields::is_default")]
-    pub agent: ContainerSettings,
-    #[serde(default, skip_serializing_if = "crate::fields::is_default")]
-    pub service: ServiceSettings,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envoy: Option<ContainerSettings>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<ContainerSettings>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceSettings>,
     /// Namespaces whose route resources this gateway accepts (Gateway API `allowedRoutes`).
-    #[serde(default, skip_serializing_if = "crate::fields::is_default")]
-    pub allowed_routes: AllowedRoutes,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_routes: Option<AllowedRoutes>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_selector: Option<BTreeMap<String, String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -118,15 +119,15 @@ pub struct GatewayPort {
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AllowedRoutes {
-    #[serde(default, skip_serializing_if = "crate::fields::is_default")]
-    pub namespaces: RouteNamespaces,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespaces: Option<RouteNamespaces>,
 }
 
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[x_kube(validation = Rule::new("self.from == 'Selector' ? has(self.selector) : !has(self.selector)").message("selector is required with from: Selector and only allowed there").field_path(".selector"))]
+#[x_kube(validation = Rule::new("has(self.from) && self.from == 'Selector' ? has(self.selector) : !has(self.selector)").message("selector is required with from: Selector and only allowed there").field_path(".selector"))]
 pub struct RouteNamespaces {
-    #[serde(default, skip_serializing_if = "crate::fields::is_default")]
-    pub from: FromNamespaces,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<FromNamespaces>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<LabelSelector>,
 }

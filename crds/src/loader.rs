@@ -97,6 +97,57 @@ impl fmt::Display for Warning {
     }
 }
 
+/// What a directory yielded: every file's documents, and the files that could not be read.
+#[derive(Debug, Default)]
+pub struct DirectoryLoad {
+    pub loaded: Loaded,
+    pub file_errors: Vec<FileError>,
+}
+
+/// Loads every `*.yaml`/`*.yml` file under `dir`, recursively, in path order (so the result
+/// does not depend on the file system's listing order). Hidden files and folders are skipped:
+/// editors and `kubectl` leave swap and temporary files there.
+pub fn load_dir(dir: &Path) -> Result<DirectoryLoad, FileError> {
+    let mut files = Vec::new();
+    collect_yaml(dir, &mut files)?;
+    files.sort();
+    let mut result = DirectoryLoad::default();
+    for file in files {
+        match load_file(&file) {
+            Ok(loaded) => {
+                result.loaded.resources.extend(loaded.resources);
+                result.loaded.errors.extend(loaded.errors);
+                result.loaded.warnings.extend(loaded.warnings);
+            }
+            Err(e) => result.file_errors.push(e),
+        }
+    }
+    Ok(result)
+}
+
+fn collect_yaml(dir: &Path, files: &mut Vec<std::path::PathBuf>) -> Result<(), FileError> {
+    let read_err = |source| FileError::Read {
+        origin: dir.display().to_string(),
+        source,
+    };
+    for entry in std::fs::read_dir(dir).map_err(read_err)? {
+        let path = entry.map_err(read_err)?.path();
+        let hidden = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'));
+        if hidden {
+            continue;
+        }
+        if path.is_dir() {
+            collect_yaml(&path, files)?;
+        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            files.push(path);
+        }
+    }
+    Ok(())
+}
+
 /// Loads one file; `origin` in messages is the path as given.
 pub fn load_file(path: &Path) -> Result<Loaded, FileError> {
     let origin = path.display().to_string();
@@ -189,7 +240,13 @@ pub(crate) fn decode<T: DeserializeOwned>(
     value: Value,
     warn: &mut dyn FnMut(String),
 ) -> Result<T, Vec<FieldProblem>> {
-    let mut on_ignored = |path: serde_ignored::Path<'_>| warn(path.to_string());
+    let mut on_ignored = |path: serde_ignored::Path<'_>| {
+        let path = path.to_string();
+        // The derived root types check apiVersion and kind without keeping them as fields.
+        if path != "apiVersion" && path != "kind" {
+            warn(path);
+        }
+    };
     let ignored = serde_ignored::Deserializer::new(value, &mut on_ignored);
     serde_path_to_error::deserialize(ignored).map_err(|e| {
         let parent = e.path().to_string();

@@ -11,6 +11,7 @@ use crate::{
     status::MappingStatus,
 };
 
+#[allow(clippy::duplicated_attributes)] // one `printcolumn(...)` per column
 #[derive(CustomResource, KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[kube(
     group = "getambassador.io",

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use kube::core::cel::{CompiledSchema, compile_schema, validate_compiled};
+use serde_json::Value;
 
 use crate::loader::FieldProblem;
 
@@ -12,14 +13,15 @@ thread_local! {
         .into_iter()
         .filter_map(|crd| {
             let schema = crd.spec.versions.first()?.schema.as_ref()?.open_api_v3_schema.as_ref()?;
-            let schema = serde_json::to_value(schema).ok()?;
+            let mut schema = serde_json::to_value(schema).ok()?;
+            escape_rules(&mut schema);
             Some((crd.spec.names.kind, compile_schema(&schema)))
         })
         .collect();
 }
 
 /// The CEL rules `value` (a whole object of `kind`) breaks, each with its field path.
-pub(crate) fn cel_problems(kind: &str, value: &serde_json::Value) -> Vec<FieldProblem> {
+pub(crate) fn cel_problems(kind: &str, value: &Value) -> Vec<FieldProblem> {
     SCHEMAS.with(|schemas| {
         let Some(schema) = schemas.get(kind) else {
             return Vec::new();
@@ -36,4 +38,77 @@ pub(crate) fn cel_problems(kind: &str, value: &serde_json::Value) -> Vec<FieldPr
                 .collect(),
         }
     })
+}
+
+/// kube-cel 0.8 escapes every `_` in a property name to `__` before binding it, where the API
+/// server leaves a single `_` alone; so `self.source_ip`, right for Kubernetes, finds nothing
+/// in-process. Rewrite the rules' field accesses to kube-cel's spelling. The rejected-document
+/// tests fail loudly if kube-cel changes its escaping.
+fn escape_rules(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            if let Some(Value::Array(rules)) = map.get_mut("x-kubernetes-validations") {
+                for rule in rules {
+                    if let Some(Value::String(text)) = rule.get_mut("rule") {
+                        *text = escape_field_accesses(text);
+                    }
+                }
+            }
+            map.values_mut().for_each(escape_rules);
+        }
+        Value::Array(items) => items.iter_mut().for_each(escape_rules),
+        _ => {}
+    }
+}
+
+/// Doubles the underscores of every `.field` access outside string literals.
+fn escape_field_accesses(rule: &str) -> String {
+    let mut out = String::with_capacity(rule.len() + 8);
+    let mut quote: Option<char> = None;
+    let mut after_dot = false;
+    let mut escaped = false;
+    for c in rule.chars() {
+        if let Some(q) = quote {
+            out.push(c);
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                _ if c == q => quote = None,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '\'' | '"' => {
+                quote = Some(c);
+                after_dot = false;
+                out.push(c);
+            }
+            '.' => {
+                after_dot = true;
+                out.push(c);
+            }
+            '_' if after_dot => out.push_str("__"),
+            c if c.is_ascii_alphanumeric() => out.push(c),
+            _ => {
+                after_dot = false;
+                out.push(c);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_field_accesses;
+
+    #[test]
+    fn escapes_field_accesses_but_not_strings_or_functions() {
+        assert_eq!(
+            escape_field_accesses("has(self.source_ip) && self.policy == 'ring_hash' && self.a.b_c.size() > 0"),
+            "has(self.source__ip) && self.policy == 'ring_hash' && self.a.b__c.size() > 0"
+        );
+        assert_eq!(escape_field_accesses(r"self.matches('^[0-9]+(\\.[0-9_]+)?$')"), r"self.matches('^[0-9]+(\\.[0-9_]+)?$')");
+    }
 }

@@ -196,13 +196,31 @@ pub async fn install_crd(client: &Client, doc: &Doc) -> Result<String> {
         .ok_or_else(|| anyhow!("{}: no metadata.name", doc.describe()))?
         .to_string();
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    api.patch(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&doc.value),
-    )
-    .await
-    .with_context(|| format!("server-side apply of {}", doc.describe()))?;
+    let pp = PatchParams::apply(FIELD_MANAGER).force();
+    match api.patch(&name, &pp, &Patch::Apply(&doc.value)).await {
+        Ok(_) => {}
+        // Kubernetes < 1.23 does not know `x-kubernetes-validations` (CEL rules): a create or
+        // client-side apply drops it silently, but server-side apply refuses the whole CRD with
+        // "field not declared in schema". Apply it without the rules there, and say so.
+        Err(kube::Error::Api(s)) if s.message.contains("x-kubernetes-validations") => {
+            println!(
+                "note: {}: this server refuses x-kubernetes-validations in a server-side apply \
+                 ({}); applying it without its CEL rules",
+                doc.describe(),
+                s.message
+            );
+            let mut stripped = doc.value.clone();
+            strip_key(&mut stripped, "x-kubernetes-validations");
+            api.patch(&name, &pp, &Patch::Apply(&stripped))
+                .await
+                .with_context(|| {
+                    format!("server-side apply of {} without CEL rules", doc.describe())
+                })?;
+        }
+        Err(e) => {
+            return Err(e).with_context(|| format!("server-side apply of {}", doc.describe()));
+        }
+    }
     wait_for(
         &format!("CRD {name} to be Established"),
         CRD_TIMEOUT,
@@ -230,6 +248,18 @@ pub async fn install_crd(client: &Client, doc: &Doc) -> Result<String> {
     )
     .await?;
     Ok(name)
+}
+
+/// Removes `key` from every object inside `v`.
+pub fn strip_key(v: &mut Value, key: &str) {
+    match v {
+        Value::Object(m) => {
+            m.remove(key);
+            m.values_mut().for_each(|x| strip_key(x, key));
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| strip_key(x, key)),
+        _ => {}
+    }
 }
 
 /// Installs every CRD under `config/crd/bases` (idempotent); fails when there are none.

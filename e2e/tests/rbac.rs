@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
 use legate_e2e::{
-    Resolver, TestNamespace, client, create, error_message, kubectl, read_dir_docs, repo_root,
-    unique_name,
+    Resolver, TestNamespace, client, create, error_message, install_crds, kubectl, read_dir_docs,
+    repo_root, unique_name,
 };
 use serde_json::{Value, json};
 
@@ -42,6 +42,7 @@ fn agent_cluster_role(name: &str) -> Value {
 #[ignore = "needs a Kubernetes API server: run e2e/run.sh"]
 async fn operator_rbac_is_sufficient_and_least_privilege() -> Result<()> {
     let client = client().await?;
+    install_crds(&client).await?;
     let ns = TestNamespace::create(&client, "legate-e2e-rbac").await?;
     let mut resolver = Resolver::new(client.clone());
     let suffix = unique_name("e2e");

@@ -1,0 +1,159 @@
+//! The admin endpoint: `/metrics` (Prometheus text), `/healthz` (the process is alive) and
+//! `/readyz` (the program says it can do its job; 503 with the reason until then).
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+};
+
+use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use prometheus_client::{encoding::text::encode, registry::Registry};
+
+/// Whether the program is ready, and if not, why. Cheap to clone; all clones share one state.
+#[derive(Clone, Debug)]
+pub struct Readiness(Arc<Mutex<Result<(), String>>>);
+
+impl Readiness {
+    /// Starts not ready, with the reason given.
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self(Arc::new(Mutex::new(Err(reason.into()))))
+    }
+
+    pub fn set_ready(&self) {
+        *self.lock() = Ok(());
+    }
+
+    pub fn set_not_ready(&self, reason: impl Into<String>) {
+        *self.lock() = Err(reason.into());
+    }
+
+    pub fn get(&self) -> Result<(), String> {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Result<(), String>> {
+        // A panic elsewhere while holding the lock leaves a plain value behind; keep serving it.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[derive(Clone)]
+struct AdminState {
+    registry: Arc<Registry>,
+    readiness: Readiness,
+}
+
+/// A bound admin server, ready to run.
+pub struct AdminServer {
+    listener: tokio::net::TcpListener,
+    router: Router,
+}
+
+impl AdminServer {
+    /// Binds now, so a busy port fails at start-up rather than later.
+    pub async fn bind(
+        address: SocketAddr,
+        registry: Registry,
+        readiness: Readiness,
+    ) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(address).await?;
+        let state = AdminState {
+            registry: Arc::new(registry),
+            readiness,
+        };
+        let router = Router::new()
+            .route("/metrics", get(metrics))
+            .route("/healthz", get(|| async { "ok\n" }))
+            .route("/readyz", get(readyz))
+            .with_state(state);
+        Ok(Self { listener, router })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves.
+    pub async fn serve(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
+
+async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
+    let mut body = String::new();
+    match encode(&mut body, &state.registry) {
+        Ok(()) => (
+            StatusCode::OK,
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            body,
+        )
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("encoding metrics: {e}\n")).into_response(),
+    }
+}
+
+async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
+    match state.readiness.get() {
+        Ok(()) => (StatusCode::OK, "ok\n".to_owned()),
+        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prometheus_client::metrics::counter::Counter;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    async fn get(address: SocketAddr, path: &str) -> (u16, String) {
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        let status = response[9..12].parse().unwrap();
+        let body = response.split_once("\r\n\r\n").unwrap().1.to_owned();
+        (status, body)
+    }
+
+    #[tokio::test]
+    async fn serves_health_readiness_and_metrics() {
+        let mut registry = Registry::default();
+        let counter = Counter::<u64>::default();
+        registry.register("test_events", "Events seen", counter.clone());
+        counter.inc();
+        let readiness = Readiness::new("no configuration acknowledged yet");
+        let server = AdminServer::bind("127.0.0.1:0".parse().unwrap(), registry, readiness.clone())
+            .await
+            .unwrap();
+        let address = server.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server.serve(async {
+            let _ = stopped.await;
+        }));
+
+        assert_eq!(get(address, "/healthz").await, (200, "ok\n".into()));
+        assert_eq!(
+            get(address, "/readyz").await,
+            (503, "not ready: no configuration acknowledged yet\n".into())
+        );
+        readiness.set_ready();
+        assert_eq!(get(address, "/readyz").await, (200, "ok\n".into()));
+        let (status, body) = get(address, "/metrics").await;
+        assert_eq!(status, 200);
+        assert!(body.contains("test_events_total 1"), "{body}");
+        assert_eq!(get(address, "/nope").await.0, 404);
+
+        stop.send(()).unwrap();
+        task.await.unwrap().unwrap();
+    }
+}
