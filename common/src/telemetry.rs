@@ -16,7 +16,12 @@ pub fn init(format: LogFormat) {
     match format {
         LogFormat::Text => registry.with(fmt::layer().with_target(true)).init(),
         LogFormat::Json => registry
-            .with(fmt::layer().json().flatten_event(true).with_current_span(false))
+            .with(
+                fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(false),
+            )
             .init(),
     }
 }

@@ -18,11 +18,13 @@ pub type StatusCode = Bounded<100, 599>;
 /// A body size in bytes; Envoy refuses 0.
 pub type BodyBytes = Bounded<1, { u32::MAX as i64 }>;
 
+#[allow(clippy::duplicated_attributes)] // one `printcolumn(...)` per column
 #[derive(CustomResource, KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[kube(
     group = "getambassador.io",
     version = "v3alpha1",
     kind = "AuthService",
+    doc = "An external authorization service (Envoy ext_authz) consulted before requests are routed.",
     namespaced,
     derive = "PartialEq",
     status = "ResourceStatus",

@@ -198,7 +198,32 @@ pub enum Priority {
 }
 
 /// A key/value map kept as written (`envoy_override`, `modules`): Emissary does not type it.
-pub type UntypedDict = serde_json::Map<String, serde_json::Value>;
+/// Its schema keeps everything below it, where a plain object would let the API server prune.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UntypedDict(pub serde_json::Map<String, serde_json::Value>);
+
+impl std::ops::Deref for UntypedDict {
+    type Target = serde_json::Map<String, serde_json::Value>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl JsonSchema for UntypedDict {
+    fn schema_name() -> Cow<'static, str> {
+        "UntypedDict".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": "object", "x-kubernetes-preserve-unknown-fields": true })
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -206,7 +231,10 @@ mod tests {
 
     #[test]
     fn bounded_names_the_bound_it_breaks() {
-        assert_eq!(Percent::new(101).unwrap_err(), "must be at most 100, got 101");
+        assert_eq!(
+            Percent::new(101).unwrap_err(),
+            "must be at most 100, got 101"
+        );
         assert_eq!(Millis::new(-1).unwrap_err(), "must be at least 0, got -1");
         assert_eq!(Port::new(8080).unwrap().get(), 8080);
     }
@@ -223,7 +251,8 @@ mod tests {
     #[test]
     fn added_header_append_defaults_to_true() {
         let plain: AddedHeader = serde_json::from_str(r#""v""#).unwrap();
-        let detailed: AddedHeader = serde_json::from_str(r#"{"value":"v","append":false}"#).unwrap();
+        let detailed: AddedHeader =
+            serde_json::from_str(r#"{"value":"v","append":false}"#).unwrap();
         assert!(plain.append());
         assert!(!detailed.append());
         assert_eq!(detailed.value(), "v");

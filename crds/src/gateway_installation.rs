@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::{
     api::core::v1::{Affinity, ResourceRequirements, Toleration},
-    apimachinery::pkg::{apis::meta::v1::{Condition, LabelSelector}, util::intstr::IntOrString},
+    apimachinery::pkg::{
+        apis::meta::v1::{Condition, LabelSelector},
+        util::intstr::IntOrString,
+    },
 };
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
@@ -18,18 +21,48 @@ use crate::fields::{Count, Percent, Port};
     group = "legate.dev",
     version = "v1alpha1",
     kind = "GatewayInstallation",
+    doc = "A fleet of Legate gateways: Envoy plus legate-agent pods, their Service and the routes they accept.",
     namespaced,
     derive = "PartialEq",
     shortname = "gwi",
     status = "GatewayInstallationStatus",
     category = "legate",
-    printcolumn(name = "Ready", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].status"#),
-    printcolumn(name = "Replicas", type_ = "integer", json_path = ".status.readyReplicas", description = "ready replicas"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].status"#
+    ),
+    printcolumn(
+        name = "Replicas",
+        type_ = "integer",
+        json_path = ".status.readyReplicas",
+        description = "ready replicas"
+    ),
     printcolumn(name = "Desired", type_ = "integer", json_path = ".status.replicas"),
-    printcolumn(name = "Config", type_ = "string", json_path = ".status.configVersion", description = "configuration version the fleet serves"),
-    printcolumn(name = "Routes", type_ = "integer", json_path = ".status.routes.accepted", description = "accepted routes"),
-    printcolumn(name = "Rejected", type_ = "integer", json_path = ".status.routes.rejected", description = "rejected routes"),
-    printcolumn(name = "Reason", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].reason"#, priority = 1)
+    printcolumn(
+        name = "Config",
+        type_ = "string",
+        json_path = ".status.configVersion",
+        description = "configuration version the fleet serves"
+    ),
+    printcolumn(
+        name = "Routes",
+        type_ = "integer",
+        json_path = ".status.routes.accepted",
+        description = "accepted routes"
+    ),
+    printcolumn(
+        name = "Rejected",
+        type_ = "integer",
+        json_path = ".status.routes.rejected",
+        description = "rejected routes"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].reason"#,
+        priority = 1
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.autoscaling) || !has(self.replicas)").message("set replicas or autoscaling, not both: with an HPA the Deployment's replicas belong to the HPA").field_path(".replicas"))]
@@ -134,7 +167,9 @@ pub struct RouteNamespaces {
 
 /// Where routes may come from: every namespace, the installation's own, or those a label
 /// selector picks. Defaults to `Same`: a gateway admits nobody else's routes until told to.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub enum FromNamespaces {
     All,
     #[default]
@@ -159,7 +194,11 @@ pub struct AutoscalingSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_replicas: Option<Count>,
     pub max_replicas: Count,
-    #[serde(default, rename = "targetCPUUtilizationPercentage", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "targetCPUUtilizationPercentage",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub target_cpu_utilization_percentage: Option<Percent>,
 }
 

@@ -12,11 +12,13 @@ use crate::{
     tls_context::{PortOrZero, TlsVersion},
 };
 
+#[allow(clippy::duplicated_attributes)] // one `printcolumn(...)` per column
 #[derive(CustomResource, KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[kube(
     group = "getambassador.io",
     version = "v3alpha1",
     kind = "Host",
+    doc = "A hostname the gateway serves: TLS termination, what to do with insecure requests, and which Mappings attach.",
     namespaced,
     derive = "PartialEq",
     status = "HostStatus",

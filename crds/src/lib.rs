@@ -21,7 +21,9 @@ mod validation;
 
 pub use auth_service::{AuthService, AuthServiceSpec};
 pub use crd::{crd_file_name, crds};
-pub use gateway_installation::{GatewayInstallation, GatewayInstallationSpec, GatewayInstallationStatus};
+pub use gateway_installation::{
+    GatewayInstallation, GatewayInstallationSpec, GatewayInstallationStatus,
+};
 pub use host::{Host, HostSpec};
 pub use listener::{Listener, ListenerSpec};
 pub use loader::{DocumentError, FileError, Loaded, Warning};
@@ -40,6 +42,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 macro_rules! kinds {
     ($($variant:ident($ty:ty)),* $(,)?) => {
         /// Any resource Legate reads.
+        // Every variant is a large object of about the same size; boxing one would only move
+        // the lint to the next.
+        #[allow(clippy::large_enum_variant)]
         #[derive(Clone, Debug, PartialEq)]
         pub enum Resource {
             $($variant($ty),)*

@@ -12,11 +12,13 @@ use crate::{
     status::ResourceStatus,
 };
 
+#[allow(clippy::duplicated_attributes)] // one `printcolumn(...)` per column
 #[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[kube(
     group = "getambassador.io",
     version = "v3alpha1",
     kind = "Listener",
+    doc = "A port Envoy listens on: its protocol stack, security model and which Hosts bind to it.",
     namespaced,
     derive = "PartialEq",
     status = "ResourceStatus",
@@ -62,7 +64,7 @@ pub struct ListenerSpec {
     /// Explicit protocol stack, outermost first; it must end in TCP or UDP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 5))]
-    #[x_kube(validation = Rule::new("self[size(self) - 1] == 'TCP' || self[size(self) - 1] == 'UDP'").message("protocolStack must end with TCP or UDP"))]
+    #[x_kube(validation = Rule::new("size(self) > 0 && (self[size(self) - 1] == 'TCP' || self[size(self) - 1] == 'UDP')").message("protocolStack must end with TCP or UDP"))]
     #[x_kube(validation = Rule::new("!self.exists(e, e == 'UDP') || self.exists(e, e == 'HTTP')").message("a UDP protocolStack must include HTTP (HTTP/3)"))]
     pub protocol_stack: Option<Vec<ProtocolStackElement>>,
     /// How to decide whether a connection is secure: `XFP`, `SECURE` or `INSECURE`.

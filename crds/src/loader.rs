@@ -160,8 +160,17 @@ pub fn load_file(path: &Path) -> Result<Loaded, FileError> {
 
 /// Loads every document of `text`; `origin` names it in messages.
 pub fn load_str(origin: &str, text: &str) -> Result<Loaded, FileError> {
+    // serde-saphyr's default budget stops at 1,024 documents and 250,000 nodes; a generated
+    // configuration of 10,000 Mappings in one file is legitimate. Alias limits stay as they are.
+    let options = serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_documents: 1_000_000,
+            max_nodes: 50_000_000,
+            max_events: 100_000_000,
+        },
+    };
     let documents: Vec<Value> =
-        serde_saphyr::from_multiple(text).map_err(|e| FileError::Yaml {
+        serde_saphyr::from_multiple_with_options(text, options).map_err(|e| FileError::Yaml {
             origin: origin.to_owned(),
             message: e.to_string(),
         })?;
@@ -186,7 +195,10 @@ fn load_document(origin: &str, index: usize, document: Value, loaded: &mut Loade
         });
     };
     if !document.is_object() {
-        return reject(vec![problem("", "expected a Kubernetes object (a YAML mapping)")], None);
+        return reject(
+            vec![problem("", "expected a Kubernetes object (a YAML mapping)")],
+            None,
+        );
     }
     let (api_version, kind) = match (str_at(&document, "/apiVersion"), str_at(&document, "/kind")) {
         (Some(a), Some(k)) => (a, k),

@@ -7,7 +7,10 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    fields::{AddedHeader, AmbassadorId, BoolOrString, CircuitBreaker, Count, Millis, Percent, UntypedDict},
+    fields::{
+        AddedHeader, AmbassadorId, BoolOrString, CircuitBreaker, Count, Millis, Percent,
+        UntypedDict,
+    },
     status::MappingStatus,
 };
 
@@ -17,6 +20,7 @@ use crate::{
     group = "getambassador.io",
     version = "v3alpha1",
     kind = "Mapping",
+    doc = "An HTTP, gRPC or WebSocket route: what to match, which service receives it, and how (Emissary-compatible).",
     namespaced,
     derive = "PartialEq",
     status = "MappingStatus",
@@ -166,7 +170,7 @@ pub struct MappingSpec {
     pub redirect_response_code: Option<RedirectCode>,
     /// Rate-limit descriptors: `{domain: [{group: [specifier, ...]}]}` (not metadata labels).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub labels: Option<BTreeMap<String, Vec<BTreeMap<String, Vec<LabelSpecifier>>>>>,
+    pub labels: Option<RateLimitLabels>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docs: Option<Docs>,
 
@@ -302,7 +306,11 @@ impl TryFrom<i64> for RedirectCode {
             303 => Self::SeeOther,
             307 => Self::TemporaryRedirect,
             308 => Self::PermanentRedirect,
-            _ => return Err(format!("must be one of 301, 302, 303, 307, 308, got {code}")),
+            _ => {
+                return Err(format!(
+                    "must be one of 301, 302, 303, 307, 308, got {code}"
+                ));
+            }
         })
     }
 }
@@ -326,6 +334,10 @@ impl schemars::JsonSchema for RedirectCode {
         schemars::json_schema!({ "type": "integer", "enum": [301, 302, 303, 307, 308] })
     }
 }
+
+/// Rate-limit descriptors by domain: each domain has a list of named groups, each group a list
+/// of label specifiers (Emissary's `DomainMap`).
+pub type RateLimitLabels = BTreeMap<String, Vec<BTreeMap<String, Vec<LabelSpecifier>>>>;
 
 /// One rate-limit label: `source_cluster`, `destination_cluster`, `remote_address`, a literal
 /// generic key, `{generic_key: {value, key?}}` or `{request_headers: {key, header_name, ...}}`,

@@ -29,6 +29,7 @@ pub type HeadersKb = Bounded<1, 8192>;
     group = "getambassador.io",
     version = "v3alpha1",
     kind = "Module",
+    doc = "Gateway-wide configuration; the Module named `ambassador` carries the global defaults and options.",
     namespaced,
     derive = "PartialEq",
     status = "ResourceStatus",

@@ -12,11 +12,13 @@ use crate::{
     status::ResourceStatus,
 };
 
+#[allow(clippy::duplicated_attributes)] // one `printcolumn(...)` per column
 #[derive(CustomResource, KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[kube(
     group = "getambassador.io",
     version = "v3alpha1",
     kind = "RateLimitService",
+    doc = "The external gRPC rate-limit service that Mapping labels are sent to.",
     namespaced,
     derive = "PartialEq",
     status = "ResourceStatus",

@@ -14,11 +14,13 @@ use crate::{
 };
 
 // No `Default`: `port` and `service` have no sensible default.
+#[allow(clippy::duplicated_attributes)] // one `printcolumn(...)` per column
 #[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[kube(
     group = "getambassador.io",
     version = "v3alpha1",
     kind = "TCPMapping",
+    doc = "An L4 route: a port (and optionally a TLS SNI host) forwarded to a service.",
     root = "TcpMapping",
     namespaced,
     derive = "PartialEq",
@@ -70,6 +72,7 @@ pub struct TcpMappingSpec {
     pub circuit_breakers: Option<Vec<CircuitBreaker>>,
     /// Close a connection idle for this long, in milliseconds (Emissary writes it as a string).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("string(self).matches('^[0-9]+$')").message("idle_timeout_ms must be a number of milliseconds"))]
     pub idle_timeout_ms: Option<MillisText>,
     /// Extra tag put into the cluster name, to keep otherwise identical clusters apart.
     #[serde(default, skip_serializing_if = "Option::is_none")]

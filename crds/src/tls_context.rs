@@ -13,11 +13,13 @@ use crate::{
 /// A port, or `0` for none (Emissary's `redirect_cleartext_from: 0`).
 pub type PortOrZero = Bounded<0, 65535>;
 
+#[allow(clippy::duplicated_attributes)] // one `printcolumn(...)` per column
 #[derive(CustomResource, KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[kube(
     group = "getambassador.io",
     version = "v3alpha1",
     kind = "TLSContext",
+    doc = "Reusable TLS settings (certificates, versions, ciphers, ALPN, client certificates) for terminating or originating TLS.",
     root = "TlsContext",
     namespaced,
     derive = "PartialEq",

@@ -106,9 +106,14 @@ mod tests {
     #[test]
     fn escapes_field_accesses_but_not_strings_or_functions() {
         assert_eq!(
-            escape_field_accesses("has(self.source_ip) && self.policy == 'ring_hash' && self.a.b_c.size() > 0"),
+            escape_field_accesses(
+                "has(self.source_ip) && self.policy == 'ring_hash' && self.a.b_c.size() > 0"
+            ),
             "has(self.source__ip) && self.policy == 'ring_hash' && self.a.b__c.size() > 0"
         );
-        assert_eq!(escape_field_accesses(r"self.matches('^[0-9]+(\\.[0-9_]+)?$')"), r"self.matches('^[0-9]+(\\.[0-9_]+)?$')");
+        assert_eq!(
+            escape_field_accesses(r"self.matches('^[0-9]+(\\.[0-9_]+)?$')"),
+            r"self.matches('^[0-9]+(\\.[0-9_]+)?$')"
+        );
     }
 }

@@ -13,7 +13,9 @@ use pretty_assertions::assert_eq;
 use serde_json::Value;
 
 fn data(dir: &str) -> Vec<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(dir);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(dir);
     let mut files: Vec<_> = fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
@@ -37,7 +39,12 @@ fn corpus_documents_load_without_errors_or_warnings_and_round_trip() {
             .into_iter()
             .filter(|v| !v.is_null())
             .collect();
-        assert_eq!(originals.len(), loaded.resources.len(), "{}", file.display());
+        assert_eq!(
+            originals.len(),
+            loaded.resources.len(),
+            "{}",
+            file.display()
+        );
         for (original, resource) in originals.iter().zip(&loaded.resources) {
             let what = format!("{}: {}", file.display(), resource.object_ref());
             // Nothing dropped, nothing invented: the typed value writes back what was read.
@@ -51,10 +58,26 @@ fn corpus_documents_load_without_errors_or_warnings_and_round_trip() {
             total += 1;
         }
     }
-    assert!(total >= 30, "the corpus has {total} documents; keep at least 30");
-    for kind in ["Mapping", "Host", "Listener", "TLSContext", "TCPMapping", "AuthService", "RateLimitService", "Module", "GatewayInstallation"] {
+    assert!(
+        total >= 30,
+        "the corpus has {total} documents; keep at least 30"
+    );
+    for kind in [
+        "Mapping",
+        "Host",
+        "Listener",
+        "TLSContext",
+        "TCPMapping",
+        "AuthService",
+        "RateLimitService",
+        "Module",
+        "GatewayInstallation",
+    ] {
         let n = kinds.get(kind).copied().unwrap_or(0);
-        assert!(n >= 3, "the corpus has {n} {kind} documents; keep at least 3 of each kind");
+        assert!(
+            n >= 3,
+            "the corpus has {n} {kind} documents; keep at least 3 of each kind"
+        );
     }
 }
 
@@ -62,7 +85,12 @@ fn corpus_documents_load_without_errors_or_warnings_and_round_trip() {
 fn header<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     text.lines()
         .take_while(|l| l.starts_with('#'))
-        .find_map(|l| l.strip_prefix('#')?.trim().strip_prefix(key)?.strip_prefix(':'))
+        .find_map(|l| {
+            l.strip_prefix('#')?
+                .trim()
+                .strip_prefix(key)?
+                .strip_prefix(':')
+        })
         .map(str::trim)
 }
 
@@ -74,13 +102,17 @@ fn rejected_documents_are_refused_naming_the_field() {
         let text = fs::read_to_string(&file).unwrap();
         let name = file.display().to_string();
         let field = header(&text, "field").unwrap_or_else(|| panic!("{name}: no `# field:` line"));
-        let message = header(&text, "message").unwrap_or_else(|| panic!("{name}: no `# message:` line"));
+        let message =
+            header(&text, "message").unwrap_or_else(|| panic!("{name}: no `# message:` line"));
         let loaded = load_str(&name, &text).unwrap();
         assert!(loaded.resources.is_empty(), "{name}: was accepted");
         assert_eq!(loaded.errors.len(), 1, "{name}: {:#?}", loaded.errors);
         let error = &loaded.errors[0];
         assert!(
-            error.problems.iter().any(|p| p.field == field && p.message.contains(message)),
+            error
+                .problems
+                .iter()
+                .any(|p| p.field == field && p.message.contains(message)),
             "{name}: expected `{field}: ...{message}...`, got: {error}"
         );
         // The one-line form names the file, the document and the field.

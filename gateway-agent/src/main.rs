@@ -14,7 +14,11 @@ use prometheus_client::{
 use tracing::{error, info, warn};
 
 #[derive(Parser)]
-#[command(name = "legate-agent", version, about = "Legate's gateway agent: route resources in, Envoy configuration out")]
+#[command(
+    name = "legate-agent",
+    version,
+    about = "Legate's gateway agent: route resources in, Envoy configuration out"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -86,8 +90,15 @@ fn validate(dir: &std::path::Path) -> ExitCode {
         println!("error: {e}");
     }
     let rejected = load.file_errors.len() + load.loaded.errors.len();
-    println!("{} accepted, {rejected} rejected", load.loaded.resources.len());
-    if rejected == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    println!(
+        "{} accepted, {rejected} rejected",
+        load.loaded.resources.len()
+    );
+    if rejected == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -97,10 +108,21 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut registry = Registry::with_prefix("legate_agent");
     let resources = Family::<KindLabel, Gauge>::default();
     let rejected = Gauge::<i64>::default();
-    registry.register("resources", "Resources loaded and valid, by kind", resources.clone());
-    registry.register("rejected_documents", "Documents or files rejected at load", rejected.clone());
+    registry.register(
+        "resources",
+        "Resources loaded and valid, by kind",
+        resources.clone(),
+    );
+    registry.register(
+        "rejected_documents",
+        "Documents or files rejected at load",
+        rejected.clone(),
+    );
 
-    let DirectoryLoad { loaded, file_errors } = load_dir(&dir)?;
+    let DirectoryLoad {
+        loaded,
+        file_errors,
+    } = load_dir(&dir)?;
     for w in &loaded.warnings {
         warn!("{w}");
     }
@@ -111,7 +133,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         warn!("rejected: {e}");
     }
     for r in &loaded.resources {
-        resources.get_or_create(&KindLabel { kind: r.kind().to_owned() }).inc();
+        resources
+            .get_or_create(&KindLabel {
+                kind: r.kind().to_owned(),
+            })
+            .inc();
     }
     rejected.set((file_errors.len() + loaded.errors.len()) as i64);
     info!(

@@ -8,7 +8,11 @@ use prometheus_client::registry::Registry;
 use tracing::{error, info, warn};
 
 #[derive(Parser)]
-#[command(name = "legate-operator", version, about = "Runs Legate gateway fleets declared as GatewayInstallations")]
+#[command(
+    name = "legate-operator",
+    version,
+    about = "Runs Legate gateway fleets declared as GatewayInstallations"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -56,7 +60,8 @@ fn print_crds() -> ExitCode {
 
 async fn run(args: CommonArgs) -> anyhow::Result<()> {
     let readiness = Readiness::new("not connected to the Kubernetes API server yet");
-    let admin = AdminServer::bind(args.metrics_address, Registry::default(), readiness.clone()).await?;
+    let admin =
+        AdminServer::bind(args.metrics_address, Registry::default(), readiness.clone()).await?;
     info!(address = %admin.local_addr()?, "serving /metrics, /healthz, /readyz");
     let admin = tokio::spawn(admin.serve(shutdown_signal()));
 
