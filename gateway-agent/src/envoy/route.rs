@@ -1,0 +1,212 @@
+//! IR routes → an Envoy route configuration per listener, one virtual host per Host.
+//!
+//! Canary shares use Emissary's encoding: one Envoy route per Mapping, each matching its
+//! cumulative share of a per-request random draw (`runtime_fraction`), so members keep their
+//! own rewrites, headers and timeouts.
+
+use envoy_types::pb::{google::protobuf::BoolValue, envoy::{
+    config::{
+        core::v3::{HeaderValue, HeaderValueOption, RuntimeFractionalPercent, header_value_option::HeaderAppendAction},
+        route::v3::{
+            HeaderMatcher, QueryParameterMatcher, RedirectAction, RetryPolicy, Route as EnvoyRoute, RouteAction as EnvoyRouteAction,
+            RouteConfiguration, RouteMatch, VirtualHost as EnvoyVirtualHost, header_matcher, query_parameter_matcher,
+            redirect_action, route, route_action, route_match,
+        },
+    },
+    r#type::{
+        matcher::v3::{RegexMatchAndSubstitute, RegexMatcher, StringMatcher, string_matcher},
+        v3::{FractionalPercent, fractional_percent},
+    },
+}};
+
+use super::{bool_value, duration, route_config_name, u32_value};
+use crate::ir::{
+    Listener, PathMatch, Route, RouteAction, StringMatch, VirtualHost,
+    mapping::{AddedHeader, Forward, HeaderMatch, Redirect},
+};
+
+pub(super) fn route_configuration(l: &Listener) -> RouteConfiguration {
+    RouteConfiguration {
+        name: route_config_name(&l.name),
+        virtual_hosts: l.virtual_hosts.iter().map(virtual_host).collect(),
+        ..Default::default()
+    }
+}
+
+fn virtual_host(v: &VirtualHost) -> EnvoyVirtualHost {
+    EnvoyVirtualHost {
+        name: v.name.clone(),
+        domains: v.domains.clone(),
+        routes: v.routes.iter().map(route).collect(),
+        ..Default::default()
+    }
+}
+
+fn route(r: &Route) -> EnvoyRoute {
+    let mut headers: Vec<HeaderMatcher> = r.headers.iter().map(header_matcher).collect();
+    if r.require_https {
+        headers.push(header_matcher(&HeaderMatch {
+            name: "x-forwarded-proto".into(),
+            value: StringMatch::Exact("https".into()),
+        }));
+    }
+    let cluster = r.clusters().next().unwrap_or_default().to_owned();
+    let r#match = RouteMatch {
+        path_specifier: Some(match &r.path {
+            PathMatch::Prefix(p) => route_match::PathSpecifier::Prefix(p.clone()),
+            PathMatch::Exact(p) => route_match::PathSpecifier::Path(p.clone()),
+            PathMatch::Regex(p) => route_match::PathSpecifier::SafeRegex(regex(p)),
+        }),
+        case_sensitive: bool_value(r.case_sensitive),
+        headers,
+        query_parameters: r.query.iter().map(query_matcher).collect(),
+        runtime_fraction: r.fraction.map(|f| fraction(f, &cluster)),
+        ..Default::default()
+    };
+    let action = match &r.action {
+        RouteAction::Forward(f) => route::Action::Route(forward(f)),
+        RouteAction::Redirect(d) => route::Action::Redirect(redirect(d)),
+    };
+    EnvoyRoute {
+        name: r.source.to_string(),
+        r#match: Some(r#match),
+        action: Some(action),
+        request_headers_to_add: r.add_request_headers.iter().map(added).collect(),
+        request_headers_to_remove: r.remove_request_headers.clone(),
+        response_headers_to_add: r.add_response_headers.iter().map(added).collect(),
+        response_headers_to_remove: r.remove_response_headers.clone(),
+        ..Default::default()
+    }
+}
+
+fn forward(f: &Forward) -> EnvoyRouteAction {
+    EnvoyRouteAction {
+        cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(f.cluster.clone())),
+        prefix_rewrite: f.prefix_rewrite.clone().unwrap_or_default(),
+        regex_rewrite: f.regex_rewrite.as_ref().map(|(pattern, substitution)| RegexMatchAndSubstitute {
+            pattern: Some(regex(pattern)),
+            substitution: substitution.clone(),
+        }),
+        timeout: Some(duration(f.timeout)),
+        idle_timeout: f.idle_timeout.map(duration),
+        host_rewrite_specifier: match (&f.host_rewrite, f.auto_host_rewrite) {
+            (Some(host), _) => Some(route_action::HostRewriteSpecifier::HostRewriteLiteral(host.clone())),
+            (None, true) => Some(route_action::HostRewriteSpecifier::AutoHostRewrite(BoolValue { value: true })),
+            (None, false) => None,
+        },
+        retry_policy: f.retry.as_ref().map(|r| RetryPolicy {
+            retry_on: r.retry_on.clone(),
+            num_retries: u32_value(r.num_retries),
+            per_try_timeout: r.per_try_timeout.map(duration),
+            ..Default::default()
+        }),
+        upgrade_configs: f
+            .upgrades
+            .iter()
+            .map(|u| route_action::UpgradeConfig {
+                upgrade_type: u.to_ascii_lowercase(),
+                enabled: bool_value(true),
+                ..Default::default()
+            })
+            .collect(),
+        request_mirror_policies: f
+            .mirrors
+            .iter()
+            .map(|(cluster, percent)| route_action::RequestMirrorPolicy {
+                cluster: cluster.clone(),
+                runtime_fraction: Some(fraction(*percent, cluster)),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+fn redirect(d: &Redirect) -> RedirectAction {
+    use redirect_action::RedirectResponseCode as Code;
+    let code = match d.code {
+        302 => Code::Found,
+        303 => Code::SeeOther,
+        307 => Code::TemporaryRedirect,
+        308 => Code::PermanentRedirect,
+        _ => Code::MovedPermanently,
+    };
+    let path = if let Some(p) = &d.path {
+        Some(redirect_action::PathRewriteSpecifier::PathRedirect(p.clone()))
+    } else if let Some(p) = &d.prefix {
+        Some(redirect_action::PathRewriteSpecifier::PrefixRewrite(p.clone()))
+    } else {
+        d.regex.as_ref().map(|(pattern, substitution)| {
+            redirect_action::PathRewriteSpecifier::RegexRewrite(RegexMatchAndSubstitute {
+                pattern: Some(regex(pattern)),
+                substitution: substitution.clone(),
+            })
+        })
+    };
+    RedirectAction {
+        host_redirect: d.host.clone(),
+        response_code: code as i32,
+        path_rewrite_specifier: path,
+        scheme_rewrite_specifier: d.https.then_some(redirect_action::SchemeRewriteSpecifier::HttpsRedirect(true)),
+        ..Default::default()
+    }
+}
+
+fn header_matcher(h: &HeaderMatch) -> HeaderMatcher {
+    HeaderMatcher {
+        name: h.name.clone(),
+        header_match_specifier: Some(match &h.value {
+            StringMatch::Exact(v) => header_matcher::HeaderMatchSpecifier::StringMatch(StringMatcher {
+                match_pattern: Some(string_matcher::MatchPattern::Exact(v.clone())),
+                ..Default::default()
+            }),
+            StringMatch::Regex(v) => header_matcher::HeaderMatchSpecifier::StringMatch(StringMatcher {
+                match_pattern: Some(string_matcher::MatchPattern::SafeRegex(regex(v))),
+                ..Default::default()
+            }),
+            StringMatch::Present => header_matcher::HeaderMatchSpecifier::PresentMatch(true),
+        }),
+        ..Default::default()
+    }
+}
+
+fn query_matcher(q: &HeaderMatch) -> QueryParameterMatcher {
+    let specifier = match &q.value {
+        StringMatch::Present => query_parameter_matcher::QueryParameterMatchSpecifier::PresentMatch(true),
+        StringMatch::Exact(v) => query_parameter_matcher::QueryParameterMatchSpecifier::StringMatch(StringMatcher {
+            match_pattern: Some(string_matcher::MatchPattern::Exact(v.clone())),
+            ..Default::default()
+        }),
+        StringMatch::Regex(v) => query_parameter_matcher::QueryParameterMatchSpecifier::StringMatch(StringMatcher {
+            match_pattern: Some(string_matcher::MatchPattern::SafeRegex(regex(v))),
+            ..Default::default()
+        }),
+    };
+    QueryParameterMatcher { name: q.name.clone(), query_parameter_match_specifier: Some(specifier) }
+}
+
+fn regex(pattern: &str) -> RegexMatcher {
+    RegexMatcher { regex: pattern.to_owned(), ..Default::default() }
+}
+
+fn fraction(percent: u32, cluster: &str) -> RuntimeFractionalPercent {
+    RuntimeFractionalPercent {
+        default_value: Some(FractionalPercent {
+            numerator: percent,
+            denominator: fractional_percent::DenominatorType::Hundred as i32,
+        }),
+        runtime_key: format!("routing.traffic_shift.{cluster}"),
+    }
+}
+
+fn added(h: &AddedHeader) -> HeaderValueOption {
+    HeaderValueOption {
+        header: Some(HeaderValue { key: h.name.clone(), value: h.value.clone(), ..Default::default() }),
+        append_action: if h.append {
+            HeaderAppendAction::AppendIfExistsOrAdd
+        } else {
+            HeaderAppendAction::OverwriteIfExistsOrAdd
+        } as i32,
+        ..Default::default()
+    }
+}

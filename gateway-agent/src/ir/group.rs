@@ -1,0 +1,158 @@
+//! Route groups (Emissary §2.1–2.2): Mappings with the same match form one group whose members
+//! split traffic as canaries; groups are ordered by Emissary's route weight.
+//!
+//! Unlike Emissary, a group never mixes namespaces: another team's Mapping with the same match
+//! cannot join a route as a canary and siphon its traffic. The namespace whose Mapping is oldest
+//! (then first by namespace/name) keeps the match; the others are rejected and say why.
+
+use std::collections::BTreeMap;
+
+use super::{
+    Rejection,
+    mapping::{PathMatch, Route, RouteAction, StringMatch},
+};
+
+/// One group: its members in canary order, each with its cumulative share.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Group {
+    pub routes: Vec<Route>,
+}
+
+/// The identity Emissary groups by: method (GET when unset), prefix, header and query
+/// conditions, and a nonzero precedence. The path's kind (regex, exact) is not part of it.
+fn identity(route: &Route) -> String {
+    let mut headers: Vec<String> = route
+        .headers
+        .iter()
+        .filter(|h| h.name != ":method")
+        .map(|h| format!("{}={:?}", h.name, h.value))
+        .collect();
+    headers.sort();
+    let mut query: Vec<String> = route.query.iter().map(|h| format!("{}={:?}", h.name, h.value)).collect();
+    query.sort();
+    let method = route
+        .headers
+        .iter()
+        .find(|h| h.name == ":method")
+        .map_or_else(|| format!("{:?}", StringMatch::Exact("GET".into())), |h| format!("{:?}", h.value));
+    format!("{method}\0{}\0{}\0{}\0{}", route.path.text(), headers.join("\0"), query.join("\0"), route.precedence)
+}
+
+/// Groups `routes`, assigns canary shares and orders the groups for evaluation. Members that
+/// cannot join their group are moved to `rejections`.
+pub fn groups(routes: Vec<Route>, rejections: &mut Vec<Rejection>) -> Vec<Group> {
+    let mut by_identity: BTreeMap<String, Vec<Route>> = BTreeMap::new();
+    for route in routes {
+        by_identity.entry(identity(&route)).or_default().push(route);
+    }
+    let mut groups: Vec<Group> = by_identity
+        .into_values()
+        .filter_map(|members| form(members, rejections))
+        .collect();
+    // Descending route weight, ties broken by the first member so the order never depends on input order.
+    groups.sort_by(|a, b| {
+        let key = |g: &Group| g.routes.iter().map(Route::route_weight).max();
+        key(b).cmp(&key(a)).then_with(|| a.routes[0].source.cmp(&b.routes[0].source))
+    });
+    groups
+}
+
+/// Forms one group from the Mappings sharing an identity; `None` when nothing in it can serve.
+fn form(mut members: Vec<Route>, rejections: &mut Vec<Rejection>) -> Option<Group> {
+    // The namespace that owns the match: oldest Mapping first, then by namespace/name.
+    members.sort_by(|a, b| {
+        let created = |r: &Route| r.created.clone().unwrap_or_else(|| "~".into());
+        created(a).cmp(&created(b)).then_with(|| a.source.cmp(&b.source))
+    });
+    let owner = members[0].source.clone();
+    let (mut members, others): (Vec<Route>, Vec<Route>) =
+        members.into_iter().partition(|r| r.source.namespace == owner.namespace);
+    for r in others {
+        rejections.push(reject(&r, format!(
+            "route conflict: {owner} already serves this match ({}); a route group never mixes namespaces",
+            describe(&r)
+        )));
+    }
+    members.sort_by(|a, b| a.source.cmp(&b.source));
+
+    // Core keys must agree (Emissary: "mismatched ..."): the path's kind, redirect vs proxy.
+    let first = members[0].clone();
+    let mut kept: Vec<Route> = Vec::new();
+    for r in members {
+        if std::mem::discriminant(&r.path) != std::mem::discriminant(&first.path) {
+            rejections.push(reject(&r, format!("mismatched prefix_regex/prefix_exact with {} in the same group", first.source)));
+        } else if !r.shadow && kept.iter().any(|k| !k.shadow && is_redirect(k) != is_redirect(&r)) {
+            rejections.push(reject(&r, "a host_redirect Mapping must be the only non-shadow Mapping of its group".into()));
+        } else if r.shadow && kept.iter().any(|k| k.shadow) {
+            rejections.push(reject(&r, "a group can have only one shadow Mapping".into()));
+        } else {
+            kept.push(r);
+        }
+    }
+
+    let (shadows, mut primaries): (Vec<Route>, Vec<Route>) = kept.into_iter().partition(|r| r.shadow);
+    assign_weights(&mut primaries, rejections);
+    if let Some(shadow) = shadows.first() {
+        if primaries.is_empty() {
+            rejections.push(reject(shadow, "a shadow Mapping needs a non-shadow Mapping with the same match".into()));
+            return None;
+        }
+        let mirror = (shadow.clusters().next().unwrap_or_default().to_owned(), u32::from(shadow.weight.unwrap_or(100)));
+        for r in &mut primaries {
+            if let RouteAction::Forward(f) = &mut r.action {
+                f.mirrors.push(mirror.clone());
+            }
+        }
+    }
+    (!primaries.is_empty()).then_some(Group { routes: primaries })
+}
+
+/// Cumulative canary shares: weighted members in order, then the unweighted ones sharing the
+/// remainder, the last pinned to 100. A lone member gets all traffic whatever its weight.
+fn assign_weights(members: &mut Vec<Route>, rejections: &mut Vec<Rejection>) {
+    if members.len() <= 1 {
+        return;
+    }
+    let (weighted, unweighted): (Vec<Route>, Vec<Route>) = std::mem::take(members).into_iter().partition(|r| r.weight.is_some());
+    let mut total = 0u32;
+    for mut r in weighted {
+        let w = u32::from(r.weight.unwrap_or(0));
+        if total + w > 100 {
+            rejections.push(reject(&r, format!("weight {w} takes its group's total to {} (over 100)", total + w)));
+            continue;
+        }
+        total += w;
+        r.fraction = Some(total);
+        members.push(r);
+    }
+    let n = unweighted.len() as u32;
+    for (i, mut r) in unweighted.into_iter().enumerate() {
+        let i = i as u32 + 1;
+        // The remainder in equal, rounded steps; the last reaches exactly 100.
+        r.fraction = Some(if i == n { 100 } else { total + ((100 - total) * i + n / 2) / n });
+        members.push(r);
+    }
+    if members.len() == 1 {
+        members[0].fraction = None;
+    }
+}
+
+fn is_redirect(r: &Route) -> bool {
+    matches!(r.action, RouteAction::Redirect(_))
+}
+
+fn reject(r: &Route, reason: String) -> Rejection {
+    Rejection { object: r.source.clone(), reason }
+}
+
+fn describe(r: &Route) -> String {
+    let path = match &r.path {
+        PathMatch::Prefix(p) => format!("prefix {p}"),
+        PathMatch::Exact(p) => format!("path {p}"),
+        PathMatch::Regex(p) => format!("prefix regex {p}"),
+    };
+    match &r.hostname {
+        Some(h) => format!("{path}, hostname {h}"),
+        None => path,
+    }
+}

@@ -1,0 +1,308 @@
+//! Hosts, Listeners and what binds them (Emissary §2.4–2.5): which route groups a Host admits
+//! (the strict association table), which Hosts a Listener serves, and the secure/insecure
+//! variants of every route.
+//!
+//! One deliberate difference: a `mappingSelector` (and a Listener's `hostBinding.selector`)
+//! honours `matchExpressions` as Kubernetes defines them; Emissary silently ignores them (#4175).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use legate_crds::{
+    ObjectRef, Resource,
+    host::InsecureAction,
+    listener::{ListenerProtocol, NamespaceFrom, ProtocolStackElement, SecurityModel},
+};
+
+use super::{
+    Listener, Rejection, VirtualHost,
+    group::Group,
+    mapping::{PathMatch, Redirect, Route, RouteAction},
+};
+
+/// A Host as the IR uses it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Host {
+    pub source: ObjectRef,
+    pub namespace: String,
+    pub hostname: String,
+    pub labels: BTreeMap<String, String>,
+    pub mapping_selector: Option<LabelSelector>,
+    pub insecure: InsecureAction,
+}
+
+/// An HTTP Listener before Hosts are bound to it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ListenerSpec {
+    pub source: ObjectRef,
+    pub namespace: String,
+    pub port: u16,
+    pub security_model: SecurityModel,
+    pub stats_prefix: String,
+    pub l7_depth: u32,
+    pub host_namespaces: NamespaceFrom,
+    pub host_selector: Option<LabelSelector>,
+}
+
+/// The Hosts, or Emissary's synthesized `default-host` (`*`, insecure action Route) when
+/// there are none. A hostname already served by an earlier Host is rejected.
+pub fn hosts(resources: &[&Resource], rejections: &mut Vec<Rejection>) -> Vec<Host> {
+    let mut hosts: Vec<Host> = resources
+        .iter()
+        .filter_map(|r| match r {
+            Resource::Host(h) => Some(Host {
+                source: r.object_ref(),
+                namespace: h.metadata.namespace.clone().unwrap_or_default(),
+                hostname: h.spec.hostname.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| "*".into()),
+                labels: h.metadata.labels.clone().unwrap_or_default(),
+                mapping_selector: h.spec.mapping_selector.clone().or_else(|| h.spec.selector.clone()),
+                insecure: h
+                    .spec
+                    .request_policy
+                    .as_ref()
+                    .and_then(|p| p.insecure.as_ref())
+                    .and_then(|i| i.action)
+                    .unwrap_or(InsecureAction::Redirect),
+            }),
+            _ => None,
+        })
+        .collect();
+    if hosts.is_empty() {
+        return vec![Host {
+            source: ObjectRef { kind: "Host".into(), namespace: None, name: "default-host".into() },
+            namespace: String::new(),
+            hostname: "*".into(),
+            labels: BTreeMap::new(),
+            mapping_selector: None,
+            insecure: InsecureAction::Route,
+        }];
+    }
+    hosts.sort_by(|a, b| a.source.cmp(&b.source));
+    let mut seen: BTreeMap<String, ObjectRef> = BTreeMap::new();
+    hosts.retain(|h| match seen.get(&h.hostname) {
+        Some(first) => {
+            rejections.push(Rejection {
+                object: h.source.clone(),
+                reason: format!("hostname {:?} is already served by {first}", h.hostname),
+            });
+            false
+        }
+        None => {
+            seen.insert(h.hostname.clone(), h.source.clone());
+            true
+        }
+    });
+    hosts.sort_by(|a, b| a.hostname.cmp(&b.hostname));
+    hosts
+}
+
+/// The HTTP Listeners, one per port (the first by namespace/name wins a port).
+pub fn listeners(resources: &[&Resource], rejections: &mut Vec<Rejection>) -> Vec<ListenerSpec> {
+    let mut out: Vec<ListenerSpec> = Vec::new();
+    let mut sorted: Vec<&&Resource> = resources.iter().filter(|r| matches!(r, Resource::Listener(_))).collect();
+    sorted.sort_by_key(|r| r.object_ref());
+    for r in sorted {
+        let Resource::Listener(l) = r else { continue };
+        let source = r.object_ref();
+        let reject = |reason: String| Rejection { object: source.clone(), reason };
+        let http = match (&l.spec.protocol_stack, l.spec.protocol) {
+            (Some(stack), _) => stack.contains(&ProtocolStackElement::Http),
+            (None, Some(p)) => matches!(
+                p,
+                ListenerProtocol::Http | ListenerProtocol::Https | ListenerProtocol::HttpProxy | ListenerProtocol::HttpsProxy
+            ),
+            (None, None) => false,
+        };
+        if !http {
+            rejections.push(reject("only HTTP listeners are served so far; TCP and TLS listeners come with TCPMapping support".into()));
+            continue;
+        }
+        let from = l.spec.host_binding.namespace.from.unwrap_or(NamespaceFrom::OwnNamespace);
+        if from == NamespaceFrom::Selector {
+            rejections.push(reject("hostBinding.namespace.from: SELECTOR is not supported; use ALL with hostBinding.selector".into()));
+            continue;
+        }
+        let port = l.spec.port.get() as u16;
+        if let Some(first) = out.iter().find(|o| o.port == port) {
+            rejections.push(reject(format!("port {port} is already used by {}", first.source)));
+            continue;
+        }
+        out.push(ListenerSpec {
+            source: source.clone(),
+            namespace: l.metadata.namespace.clone().unwrap_or_default(),
+            port,
+            security_model: l.spec.security_model,
+            stats_prefix: l.spec.stats_prefix.clone().unwrap_or_else(|| "ingress_http".into()),
+            l7_depth: l.spec.l7_depth.map_or(0, |d| d.get() as u32),
+            host_namespaces: from,
+            host_selector: l.spec.host_binding.selector.clone(),
+        });
+    }
+    out.sort_by_key(|l| l.port);
+    out
+}
+
+/// Binds Hosts to Listeners and groups to Hosts. Accepted Mappings that end up in no virtual
+/// host are reported in `unreachable`, with the reason.
+pub fn bind(listeners: &[ListenerSpec], hosts: &[Host], groups: &[Group], unreachable: &mut Vec<Rejection>) -> Vec<Listener> {
+    let mut served: BTreeSet<ObjectRef> = BTreeSet::new();
+    let mut out = Vec::new();
+    for l in listeners {
+        let bound: Vec<&Host> = hosts.iter().filter(|h| binds(l, h)).collect();
+        if bound.is_empty() {
+            unreachable.push(Rejection { object: l.source.clone(), reason: "no Host binds to this Listener".into() });
+            continue;
+        }
+        let virtual_hosts = bound
+            .iter()
+            .map(|h| {
+                let mut routes = Vec::new();
+                for g in groups.iter().filter(|g| associates(h, &g.routes[0])) {
+                    for r in &g.routes {
+                        let variants = variants(l.security_model, h.insecure, r);
+                        if !variants.is_empty() {
+                            served.insert(r.source.clone());
+                        }
+                        routes.extend(variants);
+                    }
+                }
+                VirtualHost { name: format!("{}-{}", l.port, h.hostname), domains: vec![h.hostname.clone()], routes }
+            })
+            .collect();
+        out.push(Listener {
+            name: format!("listener-{}", l.port),
+            port: l.port,
+            security_model: l.security_model,
+            stats_prefix: l.stats_prefix.clone(),
+            l7_depth: l.l7_depth,
+            virtual_hosts,
+        });
+    }
+    for r in groups.iter().flat_map(|g| &g.routes) {
+        if !served.contains(&r.source) {
+            unreachable.push(Rejection { object: r.source.clone(), reason: why_unreachable(r, listeners, hosts) });
+        }
+    }
+    out
+}
+
+fn why_unreachable(r: &Route, listeners: &[ListenerSpec], hosts: &[Host]) -> String {
+    if listeners.is_empty() {
+        return "no Listener: define an HTTP Listener for Mappings to be served".into();
+    }
+    match &r.hostname {
+        Some(h) => {
+            let names: Vec<&str> = hosts.iter().map(|h| h.hostname.as_str()).collect();
+            format!("no Host admits hostname {h:?} (Hosts: {})", names.join(", "))
+        }
+        None => "no hostname, and no Host's mappingSelector selects it".into(),
+    }
+}
+
+/// A Listener's `hostBinding`: namespace (SELF or ALL) and selector must both admit the Host.
+fn binds(l: &ListenerSpec, h: &Host) -> bool {
+    let synthesized = h.source.namespace.is_none();
+    let namespace_ok = synthesized || l.host_namespaces == NamespaceFrom::All || h.namespace == l.namespace;
+    namespace_ok && l.host_selector.as_ref().is_none_or(|s| synthesized || selects(s, &h.labels))
+}
+
+/// Emissary's strict association table (§2.4).
+fn associates(h: &Host, r: &Route) -> bool {
+    let by_name = r.host_regex || r.hostname.as_deref().is_some_and(|n| hostglob_matches(&h.hostname, n));
+    match (&h.mapping_selector, r.hostname.is_some() || r.host_regex) {
+        (Some(s), true) => by_name && selects(s, &r.labels),
+        (Some(s), false) => selects(s, &r.labels),
+        (None, true) => by_name,
+        (None, false) => false,
+    }
+}
+
+/// The route as this Listener serves it for this Host: secure first, then insecure.
+fn variants(model: SecurityModel, insecure: InsecureAction, r: &Route) -> Vec<Route> {
+    let secure = || Route { require_https: model == SecurityModel::Xfp, ..r.clone() };
+    let acme = matches!(&r.path, PathMatch::Prefix(p) if p == "/.well-known/acme-challenge/");
+    let insecure_variant = || match (insecure, acme) {
+        (InsecureAction::Route, _) | (_, true) => Some(r.clone()),
+        (InsecureAction::Reject, false) => None, // no route: the client gets a 404, as in Emissary
+        (InsecureAction::Redirect, false) => Some(Route {
+            action: RouteAction::Redirect(Redirect { host: String::new(), path: None, prefix: None, regex: None, code: 301, https: true }),
+            ..r.clone()
+        }),
+    };
+    match model {
+        SecurityModel::Secure => vec![secure()],
+        SecurityModel::Insecure => insecure_variant().into_iter().collect(),
+        SecurityModel::Xfp => std::iter::once(secure()).chain(insecure_variant()).collect(),
+    }
+}
+
+/// Whether some hostname could match both globs (Emissary's `hostglob_matches`).
+pub fn hostglob_matches(a: &str, b: &str) -> bool {
+    if a == "*" || b == "*" || a == b {
+        return true;
+    }
+    if a.starts_with('.') || b.starts_with('.') {
+        return false;
+    }
+    let both_ends = |g: &str| g.len() > 1 && g.starts_with('*') && g.ends_with('*');
+    if both_ends(a) || both_ends(b) {
+        return false; // only equal to itself, handled above
+    }
+    match (a.strip_prefix('*'), a.strip_suffix('*'), b.strip_prefix('*'), b.strip_suffix('*')) {
+        (Some(sa), _, Some(sb), _) => sa.ends_with(sb) || sb.ends_with(sa),
+        (_, Some(pa), _, Some(pb)) => pa.starts_with(pb) || pb.starts_with(pa),
+        (Some(_), _, _, Some(_)) | (_, Some(_), Some(_), _) => true, // *.x and y.* overlap on y.x
+        (Some(sa), _, None, None) => b.ends_with(sa),
+        (None, None, Some(sb), _) => a.ends_with(sb),
+        (_, Some(pa), None, None) => b.starts_with(pa),
+        (None, None, _, Some(pb)) => a.starts_with(pb),
+        (None, None, None, None) => false,
+    }
+}
+
+/// Kubernetes label-selector semantics: every `matchLabels` pair and every expression.
+pub fn selects(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+    let pairs = selector.match_labels.iter().flatten().all(|(k, v)| labels.get(k) == Some(v));
+    let expressions = selector.match_expressions.iter().flatten().all(|e| {
+        let values = e.values.as_deref().unwrap_or_default();
+        match (e.operator.as_str(), labels.get(&e.key)) {
+            ("In", Some(v)) => values.contains(v),
+            ("In", None) => false,
+            ("NotIn", v) => v.is_none_or(|v| !values.contains(v)),
+            ("Exists", v) => v.is_some(),
+            ("DoesNotExist", v) => v.is_none(),
+            _ => false,
+        }
+    });
+    pairs && expressions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hostglob_matches;
+
+    #[test]
+    fn hostglobs_match_when_some_name_matches_both() {
+        for (a, b) in [
+            ("*", "foo.com"),
+            ("foo.com", "foo.com"),
+            ("*.example.com", "api.example.com"),
+            ("*.example.com", "*.com"),
+            ("api.*", "api.example.com"),
+            ("*.com", "api.*"),
+        ] {
+            assert!(hostglob_matches(a, b), "{a} ~ {b}");
+            assert!(hostglob_matches(b, a), "{b} ~ {a}");
+        }
+        for (a, b) in [
+            ("foo.com", "bar.com"),
+            ("*.example.com", "example.org"),
+            ("api.*", "www.example.com"),
+            (".example.com", "a.example.com"),
+            ("*foo*", "afoob"),
+            ("quote.local:8500", "quote.local"),
+        ] {
+            assert!(!hostglob_matches(a, b), "{a} !~ {b}");
+        }
+    }
+}

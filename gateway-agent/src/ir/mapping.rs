@@ -1,0 +1,400 @@
+//! One Mapping, validated into a [`Route`] and its upstream [`Cluster`]. Everything Envoy would
+//! refuse (a bad regex, an unusable service) is refused here, with a reason, so Envoy never sees
+//! it and the rest of the configuration is unaffected.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use legate_crds::{
+    ObjectRef,
+    fields::BoolOrString,
+    mapping::{Mapping, RetryOn},
+};
+
+use super::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Settings,
+    service::{self, Cluster},
+};
+
+/// How a request path is matched.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PathMatch {
+    Prefix(String),
+    Exact(String),
+    Regex(String),
+}
+
+impl PathMatch {
+    pub fn text(&self) -> &str {
+        match self {
+            Self::Prefix(s) | Self::Exact(s) | Self::Regex(s) => s,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum StringMatch {
+    Exact(String),
+    Regex(String),
+    Present,
+}
+
+/// A header (or, in `query`, a query parameter) condition.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HeaderMatch {
+    pub name: String,
+    pub value: StringMatch,
+}
+
+impl HeaderMatch {
+    /// Its share of Emissary's route weight: name + value length, + 1 for a regex.
+    fn weight(&self) -> usize {
+        self.name.len()
+            + match &self.value {
+                StringMatch::Exact(v) => v.len(),
+                StringMatch::Regex(v) => v.len() + 1,
+                StringMatch::Present => 1,
+            }
+    }
+}
+
+/// A header to add.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddedHeader {
+    pub name: String,
+    pub value: String,
+    pub append: bool,
+}
+
+/// One Envoy route, from one Mapping.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Route {
+    pub source: ObjectRef,
+    /// `metadata.labels`, for Host `mappingSelector`s.
+    pub labels: BTreeMap<String, String>,
+    /// `metadata.creationTimestamp` as RFC 3339, when known; older wins a namespace conflict.
+    pub created: Option<String>,
+    pub precedence: i32,
+    pub path: PathMatch,
+    pub case_sensitive: bool,
+    /// The glob Hosts are associated by (`hostname`, or `host` when not a regex).
+    pub hostname: Option<String>,
+    /// `host_regex: true`: the Mapping matches every Host; the regex is in `headers`.
+    pub host_regex: bool,
+    /// Including the synthesized `:authority` and `:method` conditions.
+    pub headers: Vec<HeaderMatch>,
+    pub query: Vec<HeaderMatch>,
+    /// The Mapping's own `weight`.
+    pub weight: Option<u8>,
+    /// Cumulative canary share within its group, out of 100; `None` when alone.
+    pub fraction: Option<u32>,
+    pub shadow: bool,
+    pub action: RouteAction,
+    pub add_request_headers: Vec<AddedHeader>,
+    pub remove_request_headers: Vec<String>,
+    pub add_response_headers: Vec<AddedHeader>,
+    pub remove_response_headers: Vec<String>,
+    /// Set per listener: the route only matches `X-Forwarded-Proto: https` requests.
+    pub require_https: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum RouteAction {
+    Forward(Forward),
+    Redirect(Redirect),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Forward {
+    pub cluster: String,
+    /// `None` keeps the path; Emissary's default replaces the matched prefix with `/`.
+    pub prefix_rewrite: Option<String>,
+    pub regex_rewrite: Option<(String, String)>,
+    pub timeout: Duration,
+    pub idle_timeout: Option<Duration>,
+    pub host_rewrite: Option<String>,
+    pub auto_host_rewrite: bool,
+    pub retry: Option<Retry>,
+    pub upgrades: Vec<String>,
+    /// Shadow clusters and the percentage mirrored to each.
+    pub mirrors: Vec<(String, u32)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Retry {
+    pub retry_on: String,
+    pub num_retries: u32,
+    pub per_try_timeout: Option<Duration>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Redirect {
+    /// The `service` value: where to send the client.
+    pub host: String,
+    pub path: Option<String>,
+    pub prefix: Option<String>,
+    pub regex: Option<(String, String)>,
+    pub code: u16,
+    /// An insecure request to a Host whose insecure action is `Redirect`.
+    pub https: bool,
+}
+
+impl Route {
+    /// Clusters this route sends traffic to (including mirrors).
+    pub fn clusters(&self) -> impl Iterator<Item = &str> {
+        let (primary, mirrors) = match &self.action {
+            RouteAction::Forward(f) => (Some(f.cluster.as_str()), f.mirrors.as_slice()),
+            RouteAction::Redirect(_) => (None, &[][..]),
+        };
+        primary.into_iter().chain(mirrors.iter().map(|(c, _)| c.as_str()))
+    }
+
+    /// Emissary's route weight, compared in descending order: precedence, prefix length,
+    /// header lengths, query lengths, the prefix itself, the method, header and query names.
+    pub fn route_weight(&self) -> (i32, usize, usize, usize, String, String, Vec<String>, Vec<String>) {
+        let method = self
+            .headers
+            .iter()
+            .find(|h| h.name == ":method")
+            .map(|h| match &h.value {
+                StringMatch::Exact(v) | StringMatch::Regex(v) => v.clone(),
+                StringMatch::Present => String::new(),
+            })
+            .unwrap_or_else(|| "GET".into());
+        (
+            self.precedence,
+            self.path.text().len(),
+            self.headers.iter().map(HeaderMatch::weight).sum(),
+            self.query.iter().map(HeaderMatch::weight).sum(),
+            self.path.text().to_owned(),
+            method,
+            self.headers.iter().map(|h| h.name.clone()).collect(),
+            self.query.iter().map(|h| h.name.clone()).collect(),
+        )
+    }
+}
+
+/// Validates `mapping` into its route and cluster, or says why it cannot serve.
+/// A redirect sends nothing upstream and has no cluster.
+pub fn route(mapping: &Mapping, settings: &Settings) -> Result<(Route, Option<Cluster>), String> {
+    let spec = &mapping.spec;
+    let namespace = mapping.metadata.namespace.clone().unwrap_or_else(|| settings.namespace.clone());
+    let source = ObjectRef {
+        kind: "Mapping".into(),
+        namespace: Some(namespace.clone()),
+        name: mapping.metadata.name.clone().unwrap_or_default(),
+    };
+
+    let path = if spec.prefix_regex == Some(true) {
+        check_regex("prefix", &spec.prefix)?;
+        PathMatch::Regex(spec.prefix.clone())
+    } else if spec.prefix_exact == Some(true) {
+        PathMatch::Exact(spec.prefix.clone())
+    } else {
+        PathMatch::Prefix(spec.prefix.clone())
+    };
+
+    let mut headers = Vec::new();
+    // `hostname` wins over the deprecated `host` (Emissary logs a warning; the schema refuses both).
+    let (hostname, host_regex) = match (&spec.hostname, &spec.host) {
+        (Some(glob), _) => {
+            if let Some(m) = authority_for_glob(glob) {
+                headers.push(m);
+            }
+            (Some(glob.clone()), false)
+        }
+        (None, Some(host)) if spec.host_regex == Some(true) => {
+            check_regex("host", host)?;
+            headers.push(HeaderMatch { name: ":authority".into(), value: StringMatch::Regex(host.clone()) });
+            (None, true)
+        }
+        (None, Some(host)) => {
+            if host.contains('*') {
+                return Err(format!("host {host:?}: '*' is not allowed in an exact host; use hostname for a glob"));
+            }
+            headers.push(HeaderMatch { name: ":authority".into(), value: StringMatch::Exact(host.clone()) });
+            (Some(host.clone()), false)
+        }
+        (None, None) => (None, false),
+    };
+    if let Some(method) = &spec.method {
+        let value = if spec.method_regex == Some(true) {
+            check_regex("method", method)?;
+            StringMatch::Regex(method.clone())
+        } else {
+            StringMatch::Exact(method.clone())
+        };
+        headers.push(HeaderMatch { name: ":method".into(), value });
+    }
+    headers.extend(matchers("headers", &spec.headers, false)?);
+    headers.extend(matchers("regex_headers", &spec.regex_headers, true)?);
+    let query = [
+        matchers("query_parameters", &spec.query_parameters, false)?,
+        matchers("regex_query_parameters", &spec.regex_query_parameters, true)?,
+    ]
+    .concat();
+
+    let originate_tls = match &spec.tls {
+        Some(BoolOrString::Bool(b)) => *b,
+        Some(BoolOrString::String(context)) => {
+            return Err(format!("tls: TLSContext {context:?} for origination is not supported yet; use an https:// service"));
+        }
+        None => false,
+    };
+    let upstream = service::parse(&spec.service, originate_tls)?;
+    let connect_timeout = spec.connect_timeout_ms.map(millis).unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+    let http2 = spec.grpc == Some(true);
+
+    let redirect = spec.host_redirect == Some(true) && spec.shadow != Some(true);
+    let (action, cluster) = if redirect {
+        let action = RouteAction::Redirect(Redirect {
+            host: spec.service.split_once("://").map_or(spec.service.as_str(), |(_, h)| h).to_owned(),
+            path: spec.path_redirect.clone(),
+            prefix: spec.prefix_redirect.clone(),
+            regex: spec.regex_redirect.as_ref().map(|r| (r.pattern.clone(), r.substitution.clone())),
+            code: spec.redirect_response_code.map_or(301, |c| i64::from(c) as u16),
+            https: false,
+        });
+        (action, None)
+    } else {
+        let host = service::qualify(&upstream.host, &namespace, &settings.namespace);
+        let name = service::cluster_name(&host, upstream.port, upstream.tls, http2, connect_timeout);
+        let cluster = Cluster { name: name.clone(), host, port: upstream.port, tls: upstream.tls, http2, connect_timeout };
+        let regex_rewrite = match &spec.regex_rewrite {
+            Some(r) => {
+                check_regex("regex_rewrite.pattern", &r.pattern)?;
+                Some((r.pattern.clone(), r.substitution.clone()))
+            }
+            None => None,
+        };
+        let mut upgrades = spec.allow_upgrade.clone().unwrap_or_default();
+        if spec.use_websocket == Some(true) && !upgrades.iter().any(|u| u.eq_ignore_ascii_case("websocket")) {
+            upgrades.push("websocket".into());
+        }
+        let forward = Forward {
+            cluster: name,
+            // Absent means "/", "" means keep the path (Emissary); regex_rewrite takes precedence.
+            prefix_rewrite: match (&regex_rewrite, spec.rewrite.as_deref()) {
+                (Some(_), _) | (None, Some("")) => None,
+                (None, Some(r)) => Some(r.to_owned()),
+                (None, None) => Some("/".to_owned()),
+            },
+            regex_rewrite,
+            timeout: spec.timeout_ms.map(millis).unwrap_or(DEFAULT_TIMEOUT),
+            idle_timeout: spec.idle_timeout_ms.map(millis),
+            host_rewrite: spec.host_rewrite.clone(),
+            auto_host_rewrite: spec.auto_host_rewrite == Some(true),
+            retry: spec.retry_policy.as_ref().map(|r| Retry {
+                retry_on: retry_on(r.retry_on.unwrap_or(RetryOn::FiveXx)).into(),
+                num_retries: r.num_retries.map_or(1, |n| n.get() as u32),
+                per_try_timeout: r.per_try_timeout.as_deref().and_then(parse_duration),
+            }),
+            upgrades,
+            mirrors: Vec::new(),
+        };
+        (RouteAction::Forward(forward), Some(cluster))
+    };
+    let route = Route {
+        source,
+        labels: mapping.metadata.labels.clone().unwrap_or_default(),
+        created: mapping.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string()),
+        precedence: spec.precedence.unwrap_or(0),
+        path,
+        case_sensitive: spec.case_sensitive.unwrap_or(true),
+        hostname,
+        host_regex,
+        headers,
+        query,
+        weight: spec.weight.map(|w| w.get() as u8),
+        fraction: None,
+        shadow: spec.shadow == Some(true),
+        action,
+        add_request_headers: added(&spec.add_request_headers),
+        remove_request_headers: spec.remove_request_headers.clone().unwrap_or_default(),
+        add_response_headers: added(&spec.add_response_headers),
+        remove_response_headers: spec.remove_response_headers.clone().unwrap_or_default(),
+        require_https: false,
+    };
+    Ok((route, cluster))
+}
+
+/// The `:authority` condition for a hostname glob: none for `*`, a suffix for `*.x`, a prefix
+/// for `x.*`, exact otherwise.
+fn authority_for_glob(glob: &str) -> Option<HeaderMatch> {
+    let value = if glob == "*" {
+        return None;
+    } else if let Some(suffix) = glob.strip_prefix('*') {
+        StringMatch::Regex(format!("^[^:]*{}(:[0-9]+)?$", regex::escape(suffix)))
+    } else if let Some(prefix) = glob.strip_suffix('*') {
+        StringMatch::Regex(format!("^{}.*$", regex::escape(prefix)))
+    } else {
+        StringMatch::Exact(glob.to_owned())
+    };
+    Some(HeaderMatch { name: ":authority".into(), value })
+}
+
+fn matchers(
+    field: &str,
+    map: &Option<BTreeMap<String, BoolOrString>>,
+    regex: bool,
+) -> Result<Vec<HeaderMatch>, String> {
+    let mut out = Vec::new();
+    for (name, value) in map.iter().flatten() {
+        let value = match value {
+            // v2's `true` meant "present"; `false` has no meaning in Emissary either.
+            BoolOrString::Bool(true) => StringMatch::Present,
+            BoolOrString::Bool(false) => return Err(format!("{field}.{name}: false is not a condition")),
+            BoolOrString::String(v) if regex => {
+                check_regex(&format!("{field}.{name}"), v)?;
+                StringMatch::Regex(v.clone())
+            }
+            BoolOrString::String(v) => StringMatch::Exact(v.clone()),
+        };
+        out.push(HeaderMatch { name: name.to_ascii_lowercase(), value });
+    }
+    Ok(out)
+}
+
+fn added(map: &Option<BTreeMap<String, legate_crds::fields::AddedHeader>>) -> Vec<AddedHeader> {
+    map.iter()
+        .flatten()
+        .map(|(name, h)| AddedHeader { name: name.clone(), value: h.value().to_owned(), append: h.append() })
+        .collect()
+}
+
+/// RE2 and Rust's `regex` share their syntax for what both accept; what `regex` refuses is
+/// refused here rather than by Envoy, which would reject the whole update.
+fn check_regex(field: &str, pattern: &str) -> Result<(), String> {
+    regex::Regex::new(pattern)
+        .map(drop)
+        .map_err(|e| format!("{field}: invalid regular expression {pattern:?}: {}", e.to_string().lines().last().unwrap_or_default()))
+}
+
+fn millis(ms: legate_crds::fields::Millis) -> Duration {
+    Duration::from_millis(ms.get() as u64)
+}
+
+fn retry_on(r: RetryOn) -> &'static str {
+    match r {
+        RetryOn::FiveXx => "5xx",
+        RetryOn::GatewayError => "gateway-error",
+        RetryOn::ConnectFailure => "connect-failure",
+        RetryOn::Retriable4xx => "retriable-4xx",
+        RetryOn::RefusedStream => "refused-stream",
+        RetryOn::RetriableStatusCodes => "retriable-status-codes",
+    }
+}
+
+/// `250ms`, `1.5s`, `2m`, `1h` (the schema's pattern).
+fn parse_duration(s: &str) -> Option<Duration> {
+    let split = s.find(|c: char| c.is_ascii_alphabetic())?;
+    let (number, unit) = s.split_at(split);
+    let n: f64 = number.parse().ok()?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return None,
+    };
+    Some(Duration::from_secs_f64(secs))
+}

@@ -1,0 +1,143 @@
+//! The IR: a validated, resolved, conflict-free model of what the gateway serves, built from a
+//! consistent set of resources by pure functions. Semantics are Emissary's
+//! (`../shared/EMISSARY.md` §1–2), except that a bad resource is scoped to itself: it is rejected
+//! with a reason and every other resource keeps serving.
+//!
+//! Stages: [`mapping`] validates each Mapping into a [`Route`]; [`group`] forms route groups,
+//! assigns canary weights and orders them; [`host`] associates groups with Hosts and Hosts with
+//! Listeners; [`service`] turns `service` into clusters.
+
+pub mod group;
+pub mod host;
+pub mod mapping;
+pub mod service;
+
+use std::{collections::BTreeMap, time::Duration};
+
+use legate_crds::{ObjectRef, Resource, listener::SecurityModel};
+
+pub use mapping::{HeaderMatch, PathMatch, Route, RouteAction, StringMatch};
+pub use service::Cluster;
+
+/// What the IR is built for.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Resources whose `ambassador_id` does not list it are ignored.
+    pub ambassador_id: String,
+    /// The gateway's own namespace: unqualified services in other namespaces get theirs.
+    pub namespace: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            ambassador_id: legate_crds::fields::AmbassadorId::DEFAULT.to_owned(),
+            namespace: "default".to_owned(),
+        }
+    }
+}
+
+/// The model Envoy configuration is translated from.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Ir {
+    pub listeners: Vec<Listener>,
+    /// By cluster name; shared by every route that sends to the same upstream.
+    pub clusters: BTreeMap<String, Cluster>,
+    /// Resources refused, each with the reason, for status and logs.
+    pub rejections: Vec<Rejection>,
+    /// Accepted resources that serve no traffic, and why (no Host admits a Mapping, ...).
+    pub unreachable: Vec<Rejection>,
+}
+
+/// A resource and what is wrong with it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Rejection {
+    pub object: ObjectRef,
+    pub reason: String,
+}
+
+/// An HTTP listener: one port, its virtual hosts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Listener {
+    /// Stable across changes: derived from the port, never from a position in a list.
+    pub name: String,
+    pub port: u16,
+    pub security_model: SecurityModel,
+    pub stats_prefix: String,
+    /// `xff_num_trusted_hops`.
+    pub l7_depth: u32,
+    pub virtual_hosts: Vec<VirtualHost>,
+}
+
+/// One Host's routes on one Listener.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VirtualHost {
+    pub name: String,
+    pub domains: Vec<String>,
+    pub routes: Vec<Route>,
+}
+
+/// Emissary's default upstream timeout when neither the Mapping nor the Module sets one.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(3000);
+/// Emissary's default cluster connect timeout.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(3000);
+
+/// Builds the IR from every resource the source holds.
+pub fn build(resources: &[Resource], settings: &Settings) -> Ir {
+    let mut ir = Ir::default();
+    let mine: Vec<&Resource> = resources
+        .iter()
+        .filter(|r| ambassador_id(r).is_none_or(|ids| ids.matches(&settings.ambassador_id)))
+        .collect();
+
+    let mut routes = Vec::new();
+    for resource in &mine {
+        if let Resource::Mapping(m) = resource {
+            match mapping::route(m, settings) {
+                Ok((route, cluster)) => {
+                    if let Some(cluster) = cluster {
+                        ir.clusters.entry(cluster.name.clone()).or_insert(cluster);
+                    }
+                    routes.push(route);
+                }
+                Err(reason) => ir.rejections.push(Rejection {
+                    object: resource.object_ref(),
+                    reason,
+                }),
+            }
+        }
+    }
+    let groups = group::groups(routes, &mut ir.rejections);
+    let hosts = host::hosts(&mine, &mut ir.rejections);
+    let listeners = host::listeners(&mine, &mut ir.rejections);
+    ir.listeners = host::bind(&listeners, &hosts, &groups, &mut ir.unreachable);
+
+    // Clusters no surviving route sends to (a rejected group member) are not served.
+    let used: std::collections::BTreeSet<&str> = ir
+        .listeners
+        .iter()
+        .flat_map(|l| &l.virtual_hosts)
+        .flat_map(|v| &v.routes)
+        .flat_map(|r| r.clusters())
+        .collect();
+    let used: std::collections::BTreeSet<String> = used.into_iter().map(str::to_owned).collect();
+    ir.clusters.retain(|name, _| used.contains(name));
+    ir.rejections.sort();
+    ir.unreachable.sort();
+    ir
+}
+
+/// A resource's `ambassador_id`, for the kinds that have one.
+fn ambassador_id(resource: &Resource) -> Option<&legate_crds::fields::AmbassadorId> {
+    Some(match resource {
+        Resource::Mapping(r) => &r.spec.ambassador_id,
+        Resource::Host(r) => &r.spec.ambassador_id,
+        Resource::Listener(r) => &r.spec.ambassador_id,
+        Resource::TLSContext(r) => &r.spec.ambassador_id,
+        Resource::TCPMapping(r) => &r.spec.ambassador_id,
+        Resource::AuthService(r) => &r.spec.ambassador_id,
+        Resource::RateLimitService(r) => &r.spec.ambassador_id,
+        Resource::Module(r) => &r.spec.ambassador_id,
+        Resource::GatewayInstallation(_) => return None,
+    })
+}

@@ -1,0 +1,9 @@
+//! The gateway agent's pipeline, top to bottom: `source` (a directory of YAML, or Kubernetes)
+//! → `ir` (validated, resolved, conflict-free model) → `envoy` (Envoy resources) → `xds` (the
+//! ADS server Envoy connects to). `bootstrap` prints the Envoy bootstrap that points at it.
+
+pub mod bootstrap;
+pub mod envoy;
+pub mod ir;
+pub mod source;
+pub mod xds;
