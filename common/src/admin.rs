@@ -9,9 +9,11 @@ use std::{
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
 use prometheus_client::{encoding::text::encode, registry::Registry};
 
-/// Whether the program is ready, and if not, why. Cheap to clone; all clones share one state.
+/// Whether the program is ready, and if not, why; a ready program may carry a note (say, a
+/// configuration Envoy refused while it keeps serving the last good one). Cheap to clone; all
+/// clones share one state.
 #[derive(Clone, Debug)]
-pub struct Readiness(Arc<Mutex<Result<(), String>>>);
+pub struct Readiness(Arc<Mutex<Result<Option<String>, String>>>);
 
 impl Readiness {
     /// Starts not ready, with the reason given.
@@ -20,18 +22,23 @@ impl Readiness {
     }
 
     pub fn set_ready(&self) {
-        *self.lock() = Ok(());
+        *self.lock() = Ok(None);
+    }
+
+    /// Ready, with something worth knowing.
+    pub fn set_ready_noting(&self, note: impl Into<String>) {
+        *self.lock() = Ok(Some(note.into()));
     }
 
     pub fn set_not_ready(&self, reason: impl Into<String>) {
         *self.lock() = Err(reason.into());
     }
 
-    pub fn get(&self) -> Result<(), String> {
+    pub fn get(&self) -> Result<Option<String>, String> {
         self.lock().clone()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Result<(), String>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Result<Option<String>, String>> {
         // A panic elsewhere while holding the lock leaves a plain value behind; keep serving it.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -106,7 +113,8 @@ async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
 
 async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
     match state.readiness.get() {
-        Ok(()) => (StatusCode::OK, "ok\n".to_owned()),
+        Ok(None) => (StatusCode::OK, "ok\n".to_owned()),
+        Ok(Some(note)) => (StatusCode::OK, format!("ok; {note}\n")),
         Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("not ready: {reason}\n"),
@@ -155,6 +163,11 @@ mod tests {
         );
         readiness.set_ready();
         assert_eq!(get(address, "/readyz").await, (200, "ok\n".into()));
+        readiness.set_ready_noting("Envoy refused version abc");
+        assert_eq!(
+            get(address, "/readyz").await,
+            (200, "ok; Envoy refused version abc\n".into())
+        );
         let (status, body) = get(address, "/metrics").await;
         assert_eq!(status, 200);
         assert!(body.contains("test_events_total 1"), "{body}");

@@ -5,5 +5,7 @@
 pub mod bootstrap;
 pub mod envoy;
 pub mod ir;
+pub mod pipeline;
+pub mod run;
 pub mod source;
 pub mod xds;

@@ -1,17 +1,18 @@
-//! `legate-agent`: the per-pod gateway agent. Today it loads and validates route resources from
-//! a directory and serves its admin endpoint; the xDS data path is built on top of this.
+//! `legate-agent`: the per-pod gateway agent. Route resources in (a directory of YAML, or
+//! Kubernetes), Envoy configuration out over ADS.
 
-use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
-use legate_common::{AdminServer, CommonArgs, Readiness, shutdown_signal, telemetry};
-use legate_crds::loader::{DirectoryLoad, load_dir};
-use prometheus_client::{
-    encoding::EncodeLabelSet,
-    metrics::{family::Family, gauge::Gauge},
-    registry::Registry,
+use legate_agent::{
+    bootstrap::{AdsApi, BootstrapParams, bootstrap, render_yaml},
+    ir::Settings,
+    run::{Agent, Options},
 };
-use tracing::{error, info, warn};
+use legate_common::{AdminServer, CommonArgs, Readiness, shutdown_signal, telemetry};
+use legate_crds::loader::load_dir;
+use prometheus_client::registry::Registry;
+use tracing::{error, info};
 
 #[derive(Parser)]
 #[command(
@@ -28,6 +29,8 @@ struct Cli {
 enum Command {
     /// Serve routes declared in YAML files under --config-dir (or, without it, from Kubernetes).
     Run(RunArgs),
+    /// Print an Envoy bootstrap that takes all its configuration from this agent over ADS.
+    Bootstrap(BootstrapArgs),
     /// Load every YAML file under DIR and report what would be rejected; exits 1 if anything is.
     Validate { dir: PathBuf },
 }
@@ -43,22 +46,40 @@ struct RunArgs {
     /// Serve only resources whose `ambassador_id` lists this id (absent means `default`).
     #[arg(long, env = "AMBASSADOR_ID", default_value = "default")]
     ambassador_id: String,
+    /// The gateway's namespace: unqualified services in other namespaces get theirs appended.
+    #[arg(long, env = "LEGATE_NAMESPACE", default_value = "default")]
+    namespace: String,
+    /// Quiet period after a change in --config-dir before rebuilding, in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    debounce_ms: u64,
     #[command(flatten)]
     common: CommonArgs,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct KindLabel {
-    kind: String,
+#[derive(clap::Args)]
+struct BootstrapArgs {
+    /// The agent's ADS server.
+    #[arg(long, default_value = "127.0.0.1:18000")]
+    ads_address: SocketAddr,
+    /// Envoy's admin interface; must be loopback.
+    #[arg(long, default_value = "127.0.0.1:19000")]
+    admin_address: SocketAddr,
+    /// The node id Envoy presents to the ADS server.
+    #[arg(long, env = "POD_NAME", default_value = "legate-gateway")]
+    node_id: String,
+    /// State-of-the-world ADS instead of delta (incremental) ADS.
+    #[arg(long)]
+    sotw: bool,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Validate { dir } => validate(&dir),
+        Command::Bootstrap(args) => print_bootstrap(args),
         Command::Run(args) => {
             telemetry::init(args.common.log_format);
-            match run(args).await {
+            match serve(args).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     error!("{e:#}");
@@ -67,6 +88,19 @@ async fn main() -> ExitCode {
             }
         }
     }
+}
+
+fn print_bootstrap(args: BootstrapArgs) -> ExitCode {
+    let mut params = BootstrapParams::new(args.ads_address, args.admin_address, args.node_id);
+    if args.sotw {
+        params.ads_api = AdsApi::Grpc;
+    }
+    if let Err(e) = params.check() {
+        eprintln!("legate-agent bootstrap: {e}");
+        return ExitCode::from(2);
+    }
+    print!("{}", render_yaml(&bootstrap(&params)));
+    ExitCode::SUCCESS
 }
 
 fn validate(dir: &std::path::Path) -> ExitCode {
@@ -101,58 +135,27 @@ fn validate(dir: &std::path::Path) -> ExitCode {
     }
 }
 
-async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let Some(dir) = args.config_dir else {
+async fn serve(args: RunArgs) -> anyhow::Result<()> {
+    let Some(config_dir) = args.config_dir else {
         anyhow::bail!("watching Kubernetes is not built yet; pass --config-dir DIR");
     };
     let mut registry = Registry::with_prefix("legate_agent");
-    let resources = Family::<KindLabel, Gauge>::default();
-    let rejected = Gauge::<i64>::default();
-    registry.register(
-        "resources",
-        "Resources loaded and valid, by kind",
-        resources.clone(),
-    );
-    registry.register(
-        "rejected_documents",
-        "Documents or files rejected at load",
-        rejected.clone(),
-    );
-
-    let DirectoryLoad {
-        loaded,
-        file_errors,
-    } = load_dir(&dir)?;
-    for w in &loaded.warnings {
-        warn!("{w}");
-    }
-    for e in &file_errors {
-        warn!("rejected: {e}");
-    }
-    for e in &loaded.errors {
-        warn!("rejected: {e}");
-    }
-    for r in &loaded.resources {
-        resources
-            .get_or_create(&KindLabel {
-                kind: r.kind().to_owned(),
-            })
-            .inc();
-    }
-    rejected.set((file_errors.len() + loaded.errors.len()) as i64);
-    info!(
-        dir = %dir.display(),
-        accepted = loaded.resources.len(),
-        rejected = file_errors.len() + loaded.errors.len(),
-        ambassador_id = %args.ambassador_id,
-        ads = %args.ads_address,
-        "loaded resources"
-    );
-
-    let readiness = Readiness::new("no Envoy has acknowledged a configuration");
-    let admin = AdminServer::bind(args.common.metrics_address, registry, readiness).await?;
+    let options = Options {
+        config_dir,
+        ads_address: args.ads_address,
+        settings: Settings {
+            ambassador_id: args.ambassador_id,
+            namespace: args.namespace,
+        },
+        debounce: Duration::from_millis(args.debounce_ms),
+    };
+    let agent = Agent::new(options, &mut registry)?;
+    let readiness = Readiness::new("no Envoy has acknowledged a configuration yet");
+    let admin = AdminServer::bind(args.common.metrics_address, registry, readiness.clone()).await?;
     info!(address = %admin.local_addr()?, "serving /metrics, /healthz, /readyz");
-    admin.serve(shutdown_signal()).await?;
+    let admin = tokio::spawn(admin.serve(shutdown_signal()));
+    agent.run(readiness, shutdown_signal()).await?;
+    admin.await??;
     info!("stopped");
     Ok(())
 }

@@ -24,12 +24,19 @@ fn ir_with(yaml: &str, settings: &Settings) -> Ir {
 }
 
 fn mapping(name: &str, extra: &str) -> String {
-    format!("---\napiVersion: getambassador.io/v3alpha1\nkind: Mapping\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  hostname: \"*\"\n{extra}\n")
+    format!(
+        "---\napiVersion: getambassador.io/v3alpha1\nkind: Mapping\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  hostname: \"*\"\n{extra}\n"
+    )
 }
 
 /// The routes of the only virtual host of the only listener, as (mapping name, share).
 fn routes(ir: &Ir) -> Vec<(String, Option<u32>)> {
-    only_vhost(ir).routes.iter().filter(|r| !r.require_https).map(|r| (r.source.name.clone(), r.fraction)).collect()
+    only_vhost(ir)
+        .routes
+        .iter()
+        .filter(|r| !r.require_https)
+        .map(|r| (r.source.name.clone(), r.fraction))
+        .collect()
 }
 
 fn only_vhost(ir: &Ir) -> &ir::VirtualHost {
@@ -39,7 +46,11 @@ fn only_vhost(ir: &Ir) -> &ir::VirtualHost {
 }
 
 fn insecure_route<'a>(ir: &'a Ir, name: &str) -> &'a Route {
-    only_vhost(ir).routes.iter().find(|r| r.source.name == name && !r.require_https).unwrap()
+    only_vhost(ir)
+        .routes
+        .iter()
+        .find(|r| r.source.name == name && !r.require_https)
+        .unwrap()
 }
 
 fn forward(route: &Route) -> &ir::mapping::Forward {
@@ -50,7 +61,10 @@ fn forward(route: &Route) -> &ir::mapping::Forward {
 }
 
 fn rejected(ir: &Ir) -> Vec<(String, String)> {
-    ir.rejections.iter().map(|r| (r.object.name.clone(), r.reason.clone())).collect()
+    ir.rejections
+        .iter()
+        .map(|r| (r.object.name.clone(), r.reason.clone()))
+        .collect()
 }
 
 #[test]
@@ -62,7 +76,10 @@ fn canary_weights_are_cumulative_in_group_order() {
         mapping("bar", "  prefix: /svc/\n  service: bar\n  weight: 10"),
     ]
     .concat();
-    assert_eq!(routes(&ir(&yaml)), vec![("bar".into(), Some(10)), ("foo".into(), Some(100))]);
+    assert_eq!(
+        routes(&ir(&yaml)),
+        vec![("bar".into(), Some(10)), ("foo".into(), Some(100))]
+    );
 }
 
 #[test]
@@ -77,7 +94,12 @@ fn unweighted_members_share_the_remainder_and_a_lone_mapping_gets_everything() {
     .concat();
     assert_eq!(
         routes(&ir(&yaml)),
-        vec![("a".into(), Some(40)), ("b".into(), Some(70)), ("c".into(), Some(100)), ("alone".into(), None)]
+        vec![
+            ("a".into(), Some(40)),
+            ("b".into(), Some(70)),
+            ("c".into(), Some(100)),
+            ("alone".into(), None)
+        ]
     );
 }
 
@@ -91,8 +113,17 @@ fn a_weight_total_over_100_rejects_the_mapping_that_crosses_it() {
     ]
     .concat();
     let ir = ir(&yaml);
-    assert_eq!(rejected(&ir), vec![("second".into(), "weight 50 takes its group's total to 120 (over 100)".into())]);
-    assert_eq!(routes(&ir), vec![("first".into(), Some(70)), ("rest".into(), Some(100))]);
+    assert_eq!(
+        rejected(&ir),
+        vec![(
+            "second".into(),
+            "weight 50 takes its group's total to 120 (over 100)".into()
+        )]
+    );
+    assert_eq!(
+        routes(&ir),
+        vec![("first".into(), Some(70)), ("rest".into(), Some(100))]
+    );
 }
 
 #[test]
@@ -103,7 +134,10 @@ fn routes_are_ordered_by_precedence_then_prefix_length() {
         mapping("long", "  prefix: /api/v1/users/\n  service: users"),
         mapping("short", "  prefix: /api/\n  service: api"),
         mapping("urgent", "  prefix: /z/\n  service: z\n  precedence: 10"),
-        mapping("with-header", "  prefix: /api/\n  service: beta\n  headers: {x-beta: \"1\"}"),
+        mapping(
+            "with-header",
+            "  prefix: /api/\n  service: beta\n  headers: {x-beta: \"1\"}",
+        ),
     ]
     .concat();
     let names: Vec<String> = routes(&ir(&yaml)).into_iter().map(|(n, _)| n).collect();
@@ -114,16 +148,28 @@ fn routes_are_ordered_by_precedence_then_prefix_length() {
 fn ambassador_id_filters_resources_absent_meaning_default() {
     let yaml = [
         LISTENER.to_owned(),
-        mapping("mine", "  prefix: /mine/\n  service: mine\n  ambassador_id: [blue, green]"),
-        mapping("theirs", "  prefix: /theirs/\n  service: theirs\n  ambassador_id: [red]"),
+        mapping(
+            "mine",
+            "  prefix: /mine/\n  service: mine\n  ambassador_id: [blue, green]",
+        ),
+        mapping(
+            "theirs",
+            "  prefix: /theirs/\n  service: theirs\n  ambassador_id: [red]",
+        ),
         mapping("default", "  prefix: /default/\n  service: default"),
     ]
     .concat();
-    let blue = Settings { ambassador_id: "blue".into(), ..Settings::default() };
+    let blue = Settings {
+        ambassador_id: "blue".into(),
+        ..Settings::default()
+    };
     // The Listener has no ambassador_id, so only a `default` agent serves it.
     assert!(ir_with(&yaml, &blue).listeners.is_empty());
     let yaml_blue = yaml.replace("hostBinding:", "ambassador_id: [blue], hostBinding:");
-    let names: Vec<String> = routes(&ir_with(&yaml_blue, &blue)).into_iter().map(|(n, _)| n).collect();
+    let names: Vec<String> = routes(&ir_with(&yaml_blue, &blue))
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     assert_eq!(names, ["mine"]);
     let names: Vec<String> = routes(&ir(&yaml)).into_iter().map(|(n, _)| n).collect();
     assert_eq!(names, ["default"]);
@@ -162,12 +208,24 @@ spec:
     .concat();
     let ir = ir(&yaml);
     let vhost = |domain: &str| -> Vec<String> {
-        let v = ir.listeners[0].virtual_hosts.iter().find(|v| v.domains == [domain]).unwrap();
-        v.routes.iter().filter(|r| !r.require_https).map(|r| r.source.name.clone()).collect()
+        let v = ir.listeners[0]
+            .virtual_hosts
+            .iter()
+            .find(|v| v.domains == [domain])
+            .unwrap();
+        v.routes
+            .iter()
+            .filter(|r| !r.require_https)
+            .map(|r| r.source.name.clone())
+            .collect()
     };
     assert_eq!(vhost("api.example.com"), ["by-name"]);
     assert_eq!(vhost("*.shop.example.com"), ["shop-both"]);
-    let unreachable: Vec<(String, String)> = ir.unreachable.iter().map(|r| (r.object.name.clone(), r.reason.clone())).collect();
+    let unreachable: Vec<(String, String)> = ir
+        .unreachable
+        .iter()
+        .map(|r| (r.object.name.clone(), r.reason.clone()))
+        .collect();
     assert_eq!(
         unreachable,
         vec![
@@ -179,32 +237,59 @@ spec:
 
 #[test]
 fn without_hosts_a_default_host_routes_everything_in_cleartext() {
-    let yaml = [LISTENER.to_owned(), mapping("m", "  prefix: /m/\n  service: m")].concat();
+    let yaml = [
+        LISTENER.to_owned(),
+        mapping("m", "  prefix: /m/\n  service: m"),
+    ]
+    .concat();
     let ir = ir(&yaml);
     let vhost = only_vhost(&ir);
     assert_eq!(vhost.domains, ["*"]);
     // XFP: a secure variant (X-Forwarded-Proto: https) first, then the insecure one, both routed.
-    let kinds: Vec<(bool, bool)> = vhost.routes.iter().map(|r| (r.require_https, matches!(r.action, RouteAction::Forward(_)))).collect();
+    let kinds: Vec<(bool, bool)> = vhost
+        .routes
+        .iter()
+        .map(|r| (r.require_https, matches!(r.action, RouteAction::Forward(_))))
+        .collect();
     assert_eq!(kinds, [(true, true), (false, true)]);
 }
 
 #[test]
 fn insecure_requests_follow_the_host_action_with_the_acme_hole() {
     let host = |action: &str| {
-        format!("---\napiVersion: getambassador.io/v3alpha1\nkind: Host\nmetadata: {{name: h, namespace: default}}\nspec: {{hostname: \"*\", requestPolicy: {{insecure: {{action: {action}}}}}}}\n")
+        format!(
+            "---\napiVersion: getambassador.io/v3alpha1\nkind: Host\nmetadata: {{name: h, namespace: default}}\nspec: {{hostname: \"*\", requestPolicy: {{insecure: {{action: {action}}}}}}}\n"
+        )
     };
     let mappings = [
         mapping("app", "  prefix: /app/\n  service: app"),
-        mapping("acme", "  prefix: /.well-known/acme-challenge/\n  service: acme"),
+        mapping(
+            "acme",
+            "  prefix: /.well-known/acme-challenge/\n  service: acme",
+        ),
     ]
     .concat();
     let redirect = ir(&[LISTENER, &host("Redirect"), &mappings].concat());
-    assert!(matches!(&insecure_route(&redirect, "app").action, RouteAction::Redirect(r) if r.https && r.code == 301));
-    assert!(matches!(insecure_route(&redirect, "acme").action, RouteAction::Forward(_)));
+    assert!(
+        matches!(&insecure_route(&redirect, "app").action, RouteAction::Redirect(r) if r.https && r.code == 301)
+    );
+    assert!(matches!(
+        insecure_route(&redirect, "acme").action,
+        RouteAction::Forward(_)
+    ));
 
     let reject = ir(&[LISTENER, &host("Reject"), &mappings].concat());
-    let insecure: Vec<String> = only_vhost(&reject).routes.iter().filter(|r| !r.require_https).map(|r| r.source.name.clone()).collect();
-    assert_eq!(insecure, ["acme"], "Reject leaves no insecure route (404), except the ACME hole");
+    let insecure: Vec<String> = only_vhost(&reject)
+        .routes
+        .iter()
+        .filter(|r| !r.require_https)
+        .map(|r| r.source.name.clone())
+        .collect();
+    assert_eq!(
+        insecure,
+        ["acme"],
+        "Reject leaves no insecure route (404), except the ACME hole"
+    );
 }
 
 #[test]
@@ -219,10 +304,19 @@ fn service_rewrite_and_timeout_defaults_are_emissarys() {
     .concat();
     let ir = ir(&yaml);
     let f = forward(insecure_route(&ir, "default-rewrite"));
-    assert_eq!((f.prefix_rewrite.as_deref(), f.timeout), (Some("/"), Duration::from_millis(3000)));
-    assert_eq!(forward(insecure_route(&ir, "keep-path")).prefix_rewrite, None);
+    assert_eq!(
+        (f.prefix_rewrite.as_deref(), f.timeout),
+        (Some("/"), Duration::from_millis(3000))
+    );
+    assert_eq!(
+        forward(insecure_route(&ir, "keep-path")).prefix_rewrite,
+        None
+    );
     let f = forward(insecure_route(&ir, "explicit"));
-    assert_eq!((f.prefix_rewrite.as_deref(), f.timeout), (Some("/v3/"), Duration::from_secs(10)));
+    assert_eq!(
+        (f.prefix_rewrite.as_deref(), f.timeout),
+        (Some("/v3/"), Duration::from_secs(10))
+    );
     // An unqualified service in another namespace resolves in the Mapping's namespace.
     let cluster = &ir.clusters[&forward(insecure_route(&ir, "other-ns")).cluster];
     assert_eq!((cluster.host.as_str(), cluster.port), ("four.team-a", 80));
@@ -233,15 +327,30 @@ fn an_invalid_mapping_is_rejected_alone_and_its_neighbours_keep_serving() {
     let yaml = [
         LISTENER.to_owned(),
         mapping("good", "  prefix: /good/\n  service: good"),
-        mapping("bad-regex", "  prefix: \"/users/([0-9+\"\n  prefix_regex: true\n  service: users"),
+        mapping(
+            "bad-regex",
+            "  prefix: \"/users/([0-9+\"\n  prefix_regex: true\n  service: users",
+        ),
         mapping("bad-service", "  prefix: /ftp/\n  service: ftp://files"),
     ]
     .concat();
     let ir = ir(&yaml);
     let reasons = rejected(&ir);
     assert_eq!(reasons.len(), 2, "{reasons:#?}");
-    assert!(reasons[0].0 == "bad-regex" && reasons[0].1.starts_with("prefix: invalid regular expression"), "{reasons:#?}");
-    assert_eq!(reasons[1], ("bad-service".into(), "service \"ftp://files\": scheme \"ftp\" is not http or https".into()));
+    assert!(
+        reasons[0].0 == "bad-regex"
+            && reasons[0]
+                .1
+                .starts_with("prefix: invalid regular expression"),
+        "{reasons:#?}"
+    );
+    assert_eq!(
+        reasons[1],
+        (
+            "bad-service".into(),
+            "service \"ftp://files\": scheme \"ftp\" is not http or https".into()
+        )
+    );
     assert_eq!(routes(&ir), vec![("good".into(), None)]);
 }
 
@@ -249,8 +358,10 @@ fn an_invalid_mapping_is_rejected_alone_and_its_neighbours_keep_serving() {
 fn another_namespace_cannot_join_a_route_group() {
     let yaml = [
         LISTENER.to_owned(),
-        mapping("quote", "  prefix: /quote/\n  service: quote").replace("namespace: default", "namespace: team-a"),
-        mapping("siphon", "  prefix: /quote/\n  service: evil\n  weight: 90").replace("namespace: default", "namespace: team-b"),
+        mapping("quote", "  prefix: /quote/\n  service: quote")
+            .replace("namespace: default", "namespace: team-a"),
+        mapping("siphon", "  prefix: /quote/\n  service: evil\n  weight: 90")
+            .replace("namespace: default", "namespace: team-b"),
     ]
     .concat();
     let ir = ir(&yaml);
@@ -285,7 +396,11 @@ fn matching_details_reach_the_route() {
     let r = insecure_route(&ir, "detailed");
     assert_eq!(r.path, PathMatch::Exact("/items/".into()));
     assert!(!r.case_sensitive);
-    let headers: Vec<(&str, &StringMatch)> = r.headers.iter().map(|h| (h.name.as_str(), &h.value)).collect();
+    let headers: Vec<(&str, &StringMatch)> = r
+        .headers
+        .iter()
+        .map(|h| (h.name.as_str(), &h.value))
+        .collect();
     assert_eq!(
         headers,
         [
@@ -301,5 +416,8 @@ fn matching_details_reach_the_route() {
 fn no_listener_means_nothing_is_served_and_every_mapping_says_so() {
     let ir = ir(&mapping("m", "  prefix: /m/\n  service: m"));
     assert!(ir.listeners.is_empty());
-    assert_eq!(ir.unreachable[0].reason, "no Listener: define an HTTP Listener for Mappings to be served");
+    assert_eq!(
+        ir.unreachable[0].reason,
+        "no Listener: define an HTTP Listener for Mappings to be served"
+    );
 }

@@ -7,8 +7,13 @@ use envoy_types::{
     pb::envoy::{
         config::{
             cluster::v3::{Cluster as EnvoyCluster, cluster},
-            core::v3::{Address, Http2ProtocolOptions, SocketAddress, TransportSocket, address, socket_address, transport_socket},
-            endpoint::v3::{ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint},
+            core::v3::{
+                Address, Http2ProtocolOptions, SocketAddress, TransportSocket, address,
+                socket_address, transport_socket,
+            },
+            endpoint::v3::{
+                ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
+            },
         },
         extensions::{
             transport_sockets::tls::v3::UpstreamTlsContext,
@@ -22,7 +27,11 @@ use super::duration;
 use crate::ir::Cluster;
 
 pub(super) fn cluster(c: &Cluster) -> EnvoyCluster {
-    let discovery = if c.is_ip() { cluster::DiscoveryType::Static } else { cluster::DiscoveryType::StrictDns };
+    let discovery = if c.is_ip() {
+        cluster::DiscoveryType::Static
+    } else {
+        cluster::DiscoveryType::StrictDns
+    };
     let mut options = HashMap::new();
     if c.http2 {
         let http2 = HttpProtocolOptions {
@@ -35,7 +44,10 @@ pub(super) fn cluster(c: &Cluster) -> EnvoyCluster {
             )),
             ..Default::default()
         };
-        options.insert("envoy.extensions.upstreams.http.v3.HttpProtocolOptions".to_owned(), pack_any(http2));
+        options.insert(
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions".to_owned(),
+            pack_any(http2),
+        );
     }
     EnvoyCluster {
         name: c.name.clone(),
@@ -51,7 +63,9 @@ pub(super) fn cluster(c: &Cluster) -> EnvoyCluster {
                         address: Some(Address {
                             address: Some(address::Address::SocketAddress(SocketAddress {
                                 address: c.host.clone(),
-                                port_specifier: Some(socket_address::PortSpecifier::PortValue(u32::from(c.port))),
+                                port_specifier: Some(socket_address::PortSpecifier::PortValue(
+                                    u32::from(c.port),
+                                )),
                                 ..Default::default()
                             })),
                         }),
@@ -66,10 +80,12 @@ pub(super) fn cluster(c: &Cluster) -> EnvoyCluster {
         typed_extension_protocol_options: options,
         transport_socket: c.tls.then(|| TransportSocket {
             name: "envoy.transport_sockets.tls".into(),
-            config_type: Some(transport_socket::ConfigType::TypedConfig(pack_any(UpstreamTlsContext {
-                sni: c.host.clone(),
-                ..Default::default()
-            }))),
+            config_type: Some(transport_socket::ConfigType::TypedConfig(pack_any(
+                UpstreamTlsContext {
+                    sni: c.host.clone(),
+                    ..Default::default()
+                },
+            ))),
         }),
         ..Default::default()
     }

@@ -4,8 +4,8 @@ use envoy_types::{
     pb::envoy::{
         config::{
             core::v3::{
-                AggregatedConfigSource, ApiVersion, ConfigSource, SocketAddress, address, config_source,
-                socket_address,
+                AggregatedConfigSource, ApiVersion, ConfigSource, SocketAddress, address,
+                config_source, socket_address,
             },
             listener::v3::{Filter, FilterChain, Listener as EnvoyListener, filter},
         },
@@ -28,21 +28,27 @@ pub(super) fn listener(l: &Listener) -> EnvoyListener {
         route_specifier: Some(http_connection_manager::RouteSpecifier::Rds(Rds {
             config_source: Some(ConfigSource {
                 resource_api_version: ApiVersion::V3 as i32,
-                config_source_specifier: Some(config_source::ConfigSourceSpecifier::Ads(AggregatedConfigSource {})),
+                config_source_specifier: Some(config_source::ConfigSourceSpecifier::Ads(
+                    AggregatedConfigSource {},
+                )),
                 ..Default::default()
             }),
             route_config_name: route_config_name(&l.name),
         })),
         http_filters: vec![HttpFilter {
             name: "envoy.filters.http.router".into(),
-            config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(Router::default()))),
+            config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(
+                Router::default(),
+            ))),
             ..Default::default()
         }],
         // As Emissary: trust the connection's address, plus `l7Depth` proxies in front.
         use_remote_address: bool_value(true),
         xff_num_trusted_hops: l.l7_depth,
         // `Host: example.com:8080` matches the virtual host `example.com`.
-        strip_port_mode: Some(http_connection_manager::StripPortMode::StripAnyHostPort(true)),
+        strip_port_mode: Some(http_connection_manager::StripPortMode::StripAnyHostPort(
+            true,
+        )),
         ..Default::default()
     };
     EnvoyListener {

@@ -10,9 +10,7 @@ mod listener;
 mod route;
 
 use envoy_types::pb::{
-    envoy::config::{
-        cluster::v3::Cluster, listener::v3::Listener, route::v3::RouteConfiguration,
-    },
+    envoy::config::{cluster::v3::Cluster, listener::v3::Listener, route::v3::RouteConfiguration},
     google::protobuf::{BoolValue, Duration as PbDuration, UInt32Value},
 };
 
@@ -31,7 +29,11 @@ pub fn translate(ir: &Ir) -> EnvoyConfig {
     EnvoyConfig {
         clusters: ir.clusters.values().map(cluster::cluster).collect(),
         listeners: ir.listeners.iter().map(listener::listener).collect(),
-        routes: ir.listeners.iter().map(route::route_configuration).collect(),
+        routes: ir
+            .listeners
+            .iter()
+            .map(route::route_configuration)
+            .collect(),
     }
 }
 

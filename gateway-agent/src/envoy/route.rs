@@ -4,20 +4,27 @@
 //! cumulative share of a per-request random draw (`runtime_fraction`), so members keep their
 //! own rewrites, headers and timeouts.
 
-use envoy_types::pb::{google::protobuf::BoolValue, envoy::{
-    config::{
-        core::v3::{HeaderValue, HeaderValueOption, RuntimeFractionalPercent, header_value_option::HeaderAppendAction},
-        route::v3::{
-            HeaderMatcher, QueryParameterMatcher, RedirectAction, RetryPolicy, Route as EnvoyRoute, RouteAction as EnvoyRouteAction,
-            RouteConfiguration, RouteMatch, VirtualHost as EnvoyVirtualHost, header_matcher, query_parameter_matcher,
-            redirect_action, route, route_action, route_match,
+use envoy_types::pb::{
+    envoy::{
+        config::{
+            core::v3::{
+                HeaderValue, HeaderValueOption, RuntimeFractionalPercent,
+                header_value_option::HeaderAppendAction,
+            },
+            route::v3::{
+                HeaderMatcher, QueryParameterMatcher, RedirectAction, RetryPolicy,
+                Route as EnvoyRoute, RouteAction as EnvoyRouteAction, RouteConfiguration,
+                RouteMatch, VirtualHost as EnvoyVirtualHost, header_matcher,
+                query_parameter_matcher, redirect_action, route, route_action, route_match,
+            },
+        },
+        r#type::{
+            matcher::v3::{RegexMatchAndSubstitute, RegexMatcher, StringMatcher, string_matcher},
+            v3::{FractionalPercent, fractional_percent},
         },
     },
-    r#type::{
-        matcher::v3::{RegexMatchAndSubstitute, RegexMatcher, StringMatcher, string_matcher},
-        v3::{FractionalPercent, fractional_percent},
-    },
-}};
+    google::protobuf::BoolValue,
+};
 
 use super::{bool_value, duration, route_config_name, u32_value};
 use crate::ir::{
@@ -83,15 +90,21 @@ fn forward(f: &Forward) -> EnvoyRouteAction {
     EnvoyRouteAction {
         cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(f.cluster.clone())),
         prefix_rewrite: f.prefix_rewrite.clone().unwrap_or_default(),
-        regex_rewrite: f.regex_rewrite.as_ref().map(|(pattern, substitution)| RegexMatchAndSubstitute {
-            pattern: Some(regex(pattern)),
-            substitution: substitution.clone(),
+        regex_rewrite: f.regex_rewrite.as_ref().map(|(pattern, substitution)| {
+            RegexMatchAndSubstitute {
+                pattern: Some(regex(pattern)),
+                substitution: substitution.clone(),
+            }
         }),
         timeout: Some(duration(f.timeout)),
         idle_timeout: f.idle_timeout.map(duration),
         host_rewrite_specifier: match (&f.host_rewrite, f.auto_host_rewrite) {
-            (Some(host), _) => Some(route_action::HostRewriteSpecifier::HostRewriteLiteral(host.clone())),
-            (None, true) => Some(route_action::HostRewriteSpecifier::AutoHostRewrite(BoolValue { value: true })),
+            (Some(host), _) => Some(route_action::HostRewriteSpecifier::HostRewriteLiteral(
+                host.clone(),
+            )),
+            (None, true) => Some(route_action::HostRewriteSpecifier::AutoHostRewrite(
+                BoolValue { value: true },
+            )),
             (None, false) => None,
         },
         retry_policy: f.retry.as_ref().map(|r| RetryPolicy {
@@ -132,9 +145,13 @@ fn redirect(d: &Redirect) -> RedirectAction {
         _ => Code::MovedPermanently,
     };
     let path = if let Some(p) = &d.path {
-        Some(redirect_action::PathRewriteSpecifier::PathRedirect(p.clone()))
+        Some(redirect_action::PathRewriteSpecifier::PathRedirect(
+            p.clone(),
+        ))
     } else if let Some(p) = &d.prefix {
-        Some(redirect_action::PathRewriteSpecifier::PrefixRewrite(p.clone()))
+        Some(redirect_action::PathRewriteSpecifier::PrefixRewrite(
+            p.clone(),
+        ))
     } else {
         d.regex.as_ref().map(|(pattern, substitution)| {
             redirect_action::PathRewriteSpecifier::RegexRewrite(RegexMatchAndSubstitute {
@@ -147,7 +164,9 @@ fn redirect(d: &Redirect) -> RedirectAction {
         host_redirect: d.host.clone(),
         response_code: code as i32,
         path_rewrite_specifier: path,
-        scheme_rewrite_specifier: d.https.then_some(redirect_action::SchemeRewriteSpecifier::HttpsRedirect(true)),
+        scheme_rewrite_specifier: d
+            .https
+            .then_some(redirect_action::SchemeRewriteSpecifier::HttpsRedirect(true)),
         ..Default::default()
     }
 }
@@ -156,14 +175,18 @@ fn header_matcher(h: &HeaderMatch) -> HeaderMatcher {
     HeaderMatcher {
         name: h.name.clone(),
         header_match_specifier: Some(match &h.value {
-            StringMatch::Exact(v) => header_matcher::HeaderMatchSpecifier::StringMatch(StringMatcher {
-                match_pattern: Some(string_matcher::MatchPattern::Exact(v.clone())),
-                ..Default::default()
-            }),
-            StringMatch::Regex(v) => header_matcher::HeaderMatchSpecifier::StringMatch(StringMatcher {
-                match_pattern: Some(string_matcher::MatchPattern::SafeRegex(regex(v))),
-                ..Default::default()
-            }),
+            StringMatch::Exact(v) => {
+                header_matcher::HeaderMatchSpecifier::StringMatch(StringMatcher {
+                    match_pattern: Some(string_matcher::MatchPattern::Exact(v.clone())),
+                    ..Default::default()
+                })
+            }
+            StringMatch::Regex(v) => {
+                header_matcher::HeaderMatchSpecifier::StringMatch(StringMatcher {
+                    match_pattern: Some(string_matcher::MatchPattern::SafeRegex(regex(v))),
+                    ..Default::default()
+                })
+            }
             StringMatch::Present => header_matcher::HeaderMatchSpecifier::PresentMatch(true),
         }),
         ..Default::default()
@@ -172,21 +195,33 @@ fn header_matcher(h: &HeaderMatch) -> HeaderMatcher {
 
 fn query_matcher(q: &HeaderMatch) -> QueryParameterMatcher {
     let specifier = match &q.value {
-        StringMatch::Present => query_parameter_matcher::QueryParameterMatchSpecifier::PresentMatch(true),
-        StringMatch::Exact(v) => query_parameter_matcher::QueryParameterMatchSpecifier::StringMatch(StringMatcher {
-            match_pattern: Some(string_matcher::MatchPattern::Exact(v.clone())),
-            ..Default::default()
-        }),
-        StringMatch::Regex(v) => query_parameter_matcher::QueryParameterMatchSpecifier::StringMatch(StringMatcher {
-            match_pattern: Some(string_matcher::MatchPattern::SafeRegex(regex(v))),
-            ..Default::default()
-        }),
+        StringMatch::Present => {
+            query_parameter_matcher::QueryParameterMatchSpecifier::PresentMatch(true)
+        }
+        StringMatch::Exact(v) => {
+            query_parameter_matcher::QueryParameterMatchSpecifier::StringMatch(StringMatcher {
+                match_pattern: Some(string_matcher::MatchPattern::Exact(v.clone())),
+                ..Default::default()
+            })
+        }
+        StringMatch::Regex(v) => {
+            query_parameter_matcher::QueryParameterMatchSpecifier::StringMatch(StringMatcher {
+                match_pattern: Some(string_matcher::MatchPattern::SafeRegex(regex(v))),
+                ..Default::default()
+            })
+        }
     };
-    QueryParameterMatcher { name: q.name.clone(), query_parameter_match_specifier: Some(specifier) }
+    QueryParameterMatcher {
+        name: q.name.clone(),
+        query_parameter_match_specifier: Some(specifier),
+    }
 }
 
 fn regex(pattern: &str) -> RegexMatcher {
-    RegexMatcher { regex: pattern.to_owned(), ..Default::default() }
+    RegexMatcher {
+        regex: pattern.to_owned(),
+        ..Default::default()
+    }
 }
 
 fn fraction(percent: u32, cluster: &str) -> RuntimeFractionalPercent {
@@ -201,7 +236,11 @@ fn fraction(percent: u32, cluster: &str) -> RuntimeFractionalPercent {
 
 fn added(h: &AddedHeader) -> HeaderValueOption {
     HeaderValueOption {
-        header: Some(HeaderValue { key: h.name.clone(), value: h.value.clone(), ..Default::default() }),
+        header: Some(HeaderValue {
+            key: h.name.clone(),
+            value: h.value.clone(),
+            ..Default::default()
+        }),
         append_action: if h.append {
             HeaderAppendAction::AppendIfExistsOrAdd
         } else {

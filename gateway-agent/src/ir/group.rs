@@ -28,14 +28,27 @@ fn identity(route: &Route) -> String {
         .map(|h| format!("{}={:?}", h.name, h.value))
         .collect();
     headers.sort();
-    let mut query: Vec<String> = route.query.iter().map(|h| format!("{}={:?}", h.name, h.value)).collect();
+    let mut query: Vec<String> = route
+        .query
+        .iter()
+        .map(|h| format!("{}={:?}", h.name, h.value))
+        .collect();
     query.sort();
     let method = route
         .headers
         .iter()
         .find(|h| h.name == ":method")
-        .map_or_else(|| format!("{:?}", StringMatch::Exact("GET".into())), |h| format!("{:?}", h.value));
-    format!("{method}\0{}\0{}\0{}\0{}", route.path.text(), headers.join("\0"), query.join("\0"), route.precedence)
+        .map_or_else(
+            || format!("{:?}", StringMatch::Exact("GET".into())),
+            |h| format!("{:?}", h.value),
+        );
+    format!(
+        "{method}\0{}\0{}\0{}\0{}",
+        route.path.text(),
+        headers.join("\0"),
+        query.join("\0"),
+        route.precedence
+    )
 }
 
 /// Groups `routes`, assigns canary shares and orders the groups for evaluation. Members that
@@ -52,7 +65,9 @@ pub fn groups(routes: Vec<Route>, rejections: &mut Vec<Rejection>) -> Vec<Group>
     // Descending route weight, ties broken by the first member so the order never depends on input order.
     groups.sort_by(|a, b| {
         let key = |g: &Group| g.routes.iter().map(Route::route_weight).max();
-        key(b).cmp(&key(a)).then_with(|| a.routes[0].source.cmp(&b.routes[0].source))
+        key(b)
+            .cmp(&key(a))
+            .then_with(|| a.routes[0].source.cmp(&b.routes[0].source))
     });
     groups
 }
@@ -62,11 +77,14 @@ fn form(mut members: Vec<Route>, rejections: &mut Vec<Rejection>) -> Option<Grou
     // The namespace that owns the match: oldest Mapping first, then by namespace/name.
     members.sort_by(|a, b| {
         let created = |r: &Route| r.created.clone().unwrap_or_else(|| "~".into());
-        created(a).cmp(&created(b)).then_with(|| a.source.cmp(&b.source))
+        created(a)
+            .cmp(&created(b))
+            .then_with(|| a.source.cmp(&b.source))
     });
     let owner = members[0].source.clone();
-    let (mut members, others): (Vec<Route>, Vec<Route>) =
-        members.into_iter().partition(|r| r.source.namespace == owner.namespace);
+    let (mut members, others): (Vec<Route>, Vec<Route>) = members
+        .into_iter()
+        .partition(|r| r.source.namespace == owner.namespace);
     for r in others {
         rejections.push(reject(&r, format!(
             "route conflict: {owner} already serves this match ({}); a route group never mixes namespaces",
@@ -80,24 +98,47 @@ fn form(mut members: Vec<Route>, rejections: &mut Vec<Rejection>) -> Option<Grou
     let mut kept: Vec<Route> = Vec::new();
     for r in members {
         if std::mem::discriminant(&r.path) != std::mem::discriminant(&first.path) {
-            rejections.push(reject(&r, format!("mismatched prefix_regex/prefix_exact with {} in the same group", first.source)));
-        } else if !r.shadow && kept.iter().any(|k| !k.shadow && is_redirect(k) != is_redirect(&r)) {
-            rejections.push(reject(&r, "a host_redirect Mapping must be the only non-shadow Mapping of its group".into()));
+            rejections.push(reject(
+                &r,
+                format!(
+                    "mismatched prefix_regex/prefix_exact with {} in the same group",
+                    first.source
+                ),
+            ));
+        } else if !r.shadow
+            && kept
+                .iter()
+                .any(|k| !k.shadow && is_redirect(k) != is_redirect(&r))
+        {
+            rejections.push(reject(
+                &r,
+                "a host_redirect Mapping must be the only non-shadow Mapping of its group".into(),
+            ));
         } else if r.shadow && kept.iter().any(|k| k.shadow) {
-            rejections.push(reject(&r, "a group can have only one shadow Mapping".into()));
+            rejections.push(reject(
+                &r,
+                "a group can have only one shadow Mapping".into(),
+            ));
         } else {
             kept.push(r);
         }
     }
 
-    let (shadows, mut primaries): (Vec<Route>, Vec<Route>) = kept.into_iter().partition(|r| r.shadow);
+    let (shadows, mut primaries): (Vec<Route>, Vec<Route>) =
+        kept.into_iter().partition(|r| r.shadow);
     assign_weights(&mut primaries, rejections);
     if let Some(shadow) = shadows.first() {
         if primaries.is_empty() {
-            rejections.push(reject(shadow, "a shadow Mapping needs a non-shadow Mapping with the same match".into()));
+            rejections.push(reject(
+                shadow,
+                "a shadow Mapping needs a non-shadow Mapping with the same match".into(),
+            ));
             return None;
         }
-        let mirror = (shadow.clusters().next().unwrap_or_default().to_owned(), u32::from(shadow.weight.unwrap_or(100)));
+        let mirror = (
+            shadow.clusters().next().unwrap_or_default().to_owned(),
+            u32::from(shadow.weight.unwrap_or(100)),
+        );
         for r in &mut primaries {
             if let RouteAction::Forward(f) = &mut r.action {
                 f.mirrors.push(mirror.clone());
@@ -113,12 +154,20 @@ fn assign_weights(members: &mut Vec<Route>, rejections: &mut Vec<Rejection>) {
     if members.len() <= 1 {
         return;
     }
-    let (weighted, unweighted): (Vec<Route>, Vec<Route>) = std::mem::take(members).into_iter().partition(|r| r.weight.is_some());
+    let (weighted, unweighted): (Vec<Route>, Vec<Route>) = std::mem::take(members)
+        .into_iter()
+        .partition(|r| r.weight.is_some());
     let mut total = 0u32;
     for mut r in weighted {
         let w = u32::from(r.weight.unwrap_or(0));
         if total + w > 100 {
-            rejections.push(reject(&r, format!("weight {w} takes its group's total to {} (over 100)", total + w)));
+            rejections.push(reject(
+                &r,
+                format!(
+                    "weight {w} takes its group's total to {} (over 100)",
+                    total + w
+                ),
+            ));
             continue;
         }
         total += w;
@@ -129,7 +178,11 @@ fn assign_weights(members: &mut Vec<Route>, rejections: &mut Vec<Rejection>) {
     for (i, mut r) in unweighted.into_iter().enumerate() {
         let i = i as u32 + 1;
         // The remainder in equal, rounded steps; the last reaches exactly 100.
-        r.fraction = Some(if i == n { 100 } else { total + ((100 - total) * i + n / 2) / n });
+        r.fraction = Some(if i == n {
+            100
+        } else {
+            total + ((100 - total) * i + n / 2) / n
+        });
         members.push(r);
     }
     if members.len() == 1 {
@@ -142,7 +195,10 @@ fn is_redirect(r: &Route) -> bool {
 }
 
 fn reject(r: &Route, reason: String) -> Rejection {
-    Rejection { object: r.source.clone(), reason }
+    Rejection {
+        object: r.source.clone(),
+        reason,
+    }
 }
 
 fn describe(r: &Route) -> String {

@@ -53,9 +53,18 @@ pub fn hosts(resources: &[&Resource], rejections: &mut Vec<Rejection>) -> Vec<Ho
             Resource::Host(h) => Some(Host {
                 source: r.object_ref(),
                 namespace: h.metadata.namespace.clone().unwrap_or_default(),
-                hostname: h.spec.hostname.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| "*".into()),
+                hostname: h
+                    .spec
+                    .hostname
+                    .clone()
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| "*".into()),
                 labels: h.metadata.labels.clone().unwrap_or_default(),
-                mapping_selector: h.spec.mapping_selector.clone().or_else(|| h.spec.selector.clone()),
+                mapping_selector: h
+                    .spec
+                    .mapping_selector
+                    .clone()
+                    .or_else(|| h.spec.selector.clone()),
                 insecure: h
                     .spec
                     .request_policy
@@ -69,7 +78,11 @@ pub fn hosts(resources: &[&Resource], rejections: &mut Vec<Rejection>) -> Vec<Ho
         .collect();
     if hosts.is_empty() {
         return vec![Host {
-            source: ObjectRef { kind: "Host".into(), namespace: None, name: "default-host".into() },
+            source: ObjectRef {
+                kind: "Host".into(),
+                namespace: None,
+                name: "default-host".into(),
+            },
             namespace: String::new(),
             hostname: "*".into(),
             labels: BTreeMap::new(),
@@ -99,17 +112,26 @@ pub fn hosts(resources: &[&Resource], rejections: &mut Vec<Rejection>) -> Vec<Ho
 /// The HTTP Listeners, one per port (the first by namespace/name wins a port).
 pub fn listeners(resources: &[&Resource], rejections: &mut Vec<Rejection>) -> Vec<ListenerSpec> {
     let mut out: Vec<ListenerSpec> = Vec::new();
-    let mut sorted: Vec<&&Resource> = resources.iter().filter(|r| matches!(r, Resource::Listener(_))).collect();
+    let mut sorted: Vec<&&Resource> = resources
+        .iter()
+        .filter(|r| matches!(r, Resource::Listener(_)))
+        .collect();
     sorted.sort_by_key(|r| r.object_ref());
     for r in sorted {
         let Resource::Listener(l) = r else { continue };
         let source = r.object_ref();
-        let reject = |reason: String| Rejection { object: source.clone(), reason };
+        let reject = |reason: String| Rejection {
+            object: source.clone(),
+            reason,
+        };
         let http = match (&l.spec.protocol_stack, l.spec.protocol) {
             (Some(stack), _) => stack.contains(&ProtocolStackElement::Http),
             (None, Some(p)) => matches!(
                 p,
-                ListenerProtocol::Http | ListenerProtocol::Https | ListenerProtocol::HttpProxy | ListenerProtocol::HttpsProxy
+                ListenerProtocol::Http
+                    | ListenerProtocol::Https
+                    | ListenerProtocol::HttpProxy
+                    | ListenerProtocol::HttpsProxy
             ),
             (None, None) => false,
         };
@@ -117,14 +139,22 @@ pub fn listeners(resources: &[&Resource], rejections: &mut Vec<Rejection>) -> Ve
             rejections.push(reject("only HTTP listeners are served so far; TCP and TLS listeners come with TCPMapping support".into()));
             continue;
         }
-        let from = l.spec.host_binding.namespace.from.unwrap_or(NamespaceFrom::OwnNamespace);
+        let from = l
+            .spec
+            .host_binding
+            .namespace
+            .from
+            .unwrap_or(NamespaceFrom::OwnNamespace);
         if from == NamespaceFrom::Selector {
             rejections.push(reject("hostBinding.namespace.from: SELECTOR is not supported; use ALL with hostBinding.selector".into()));
             continue;
         }
         let port = l.spec.port.get() as u16;
         if let Some(first) = out.iter().find(|o| o.port == port) {
-            rejections.push(reject(format!("port {port} is already used by {}", first.source)));
+            rejections.push(reject(format!(
+                "port {port} is already used by {}",
+                first.source
+            )));
             continue;
         }
         out.push(ListenerSpec {
@@ -132,7 +162,11 @@ pub fn listeners(resources: &[&Resource], rejections: &mut Vec<Rejection>) -> Ve
             namespace: l.metadata.namespace.clone().unwrap_or_default(),
             port,
             security_model: l.spec.security_model,
-            stats_prefix: l.spec.stats_prefix.clone().unwrap_or_else(|| "ingress_http".into()),
+            stats_prefix: l
+                .spec
+                .stats_prefix
+                .clone()
+                .unwrap_or_else(|| "ingress_http".into()),
             l7_depth: l.spec.l7_depth.map_or(0, |d| d.get() as u32),
             host_namespaces: from,
             host_selector: l.spec.host_binding.selector.clone(),
@@ -144,13 +178,21 @@ pub fn listeners(resources: &[&Resource], rejections: &mut Vec<Rejection>) -> Ve
 
 /// Binds Hosts to Listeners and groups to Hosts. Accepted Mappings that end up in no virtual
 /// host are reported in `unreachable`, with the reason.
-pub fn bind(listeners: &[ListenerSpec], hosts: &[Host], groups: &[Group], unreachable: &mut Vec<Rejection>) -> Vec<Listener> {
+pub fn bind(
+    listeners: &[ListenerSpec],
+    hosts: &[Host],
+    groups: &[Group],
+    unreachable: &mut Vec<Rejection>,
+) -> Vec<Listener> {
     let mut served: BTreeSet<ObjectRef> = BTreeSet::new();
     let mut out = Vec::new();
     for l in listeners {
         let bound: Vec<&Host> = hosts.iter().filter(|h| binds(l, h)).collect();
         if bound.is_empty() {
-            unreachable.push(Rejection { object: l.source.clone(), reason: "no Host binds to this Listener".into() });
+            unreachable.push(Rejection {
+                object: l.source.clone(),
+                reason: "no Host binds to this Listener".into(),
+            });
             continue;
         }
         let virtual_hosts = bound
@@ -166,7 +208,11 @@ pub fn bind(listeners: &[ListenerSpec], hosts: &[Host], groups: &[Group], unreac
                         routes.extend(variants);
                     }
                 }
-                VirtualHost { name: format!("{}-{}", l.port, h.hostname), domains: vec![h.hostname.clone()], routes }
+                VirtualHost {
+                    name: format!("{}-{}", l.port, h.hostname),
+                    domains: vec![h.hostname.clone()],
+                    routes,
+                }
             })
             .collect();
         out.push(Listener {
@@ -180,7 +226,10 @@ pub fn bind(listeners: &[ListenerSpec], hosts: &[Host], groups: &[Group], unreac
     }
     for r in groups.iter().flat_map(|g| &g.routes) {
         if !served.contains(&r.source) {
-            unreachable.push(Rejection { object: r.source.clone(), reason: why_unreachable(r, listeners, hosts) });
+            unreachable.push(Rejection {
+                object: r.source.clone(),
+                reason: why_unreachable(r, listeners, hosts),
+            });
         }
     }
     out
@@ -193,7 +242,10 @@ fn why_unreachable(r: &Route, listeners: &[ListenerSpec], hosts: &[Host]) -> Str
     match &r.hostname {
         Some(h) => {
             let names: Vec<&str> = hosts.iter().map(|h| h.hostname.as_str()).collect();
-            format!("no Host admits hostname {h:?} (Hosts: {})", names.join(", "))
+            format!(
+                "no Host admits hostname {h:?} (Hosts: {})",
+                names.join(", ")
+            )
         }
         None => "no hostname, and no Host's mappingSelector selects it".into(),
     }
@@ -202,13 +254,20 @@ fn why_unreachable(r: &Route, listeners: &[ListenerSpec], hosts: &[Host]) -> Str
 /// A Listener's `hostBinding`: namespace (SELF or ALL) and selector must both admit the Host.
 fn binds(l: &ListenerSpec, h: &Host) -> bool {
     let synthesized = h.source.namespace.is_none();
-    let namespace_ok = synthesized || l.host_namespaces == NamespaceFrom::All || h.namespace == l.namespace;
-    namespace_ok && l.host_selector.as_ref().is_none_or(|s| synthesized || selects(s, &h.labels))
+    let namespace_ok =
+        synthesized || l.host_namespaces == NamespaceFrom::All || h.namespace == l.namespace;
+    namespace_ok
+        && l.host_selector
+            .as_ref()
+            .is_none_or(|s| synthesized || selects(s, &h.labels))
 }
 
 /// Emissary's strict association table (§2.4).
 fn associates(h: &Host, r: &Route) -> bool {
-    let by_name = r.host_regex || r.hostname.as_deref().is_some_and(|n| hostglob_matches(&h.hostname, n));
+    let by_name = r.host_regex
+        || r.hostname
+            .as_deref()
+            .is_some_and(|n| hostglob_matches(&h.hostname, n));
     match (&h.mapping_selector, r.hostname.is_some() || r.host_regex) {
         (Some(s), true) => by_name && selects(s, &r.labels),
         (Some(s), false) => selects(s, &r.labels),
@@ -219,20 +278,32 @@ fn associates(h: &Host, r: &Route) -> bool {
 
 /// The route as this Listener serves it for this Host: secure first, then insecure.
 fn variants(model: SecurityModel, insecure: InsecureAction, r: &Route) -> Vec<Route> {
-    let secure = || Route { require_https: model == SecurityModel::Xfp, ..r.clone() };
+    let secure = || Route {
+        require_https: model == SecurityModel::Xfp,
+        ..r.clone()
+    };
     let acme = matches!(&r.path, PathMatch::Prefix(p) if p == "/.well-known/acme-challenge/");
     let insecure_variant = || match (insecure, acme) {
         (InsecureAction::Route, _) | (_, true) => Some(r.clone()),
         (InsecureAction::Reject, false) => None, // no route: the client gets a 404, as in Emissary
         (InsecureAction::Redirect, false) => Some(Route {
-            action: RouteAction::Redirect(Redirect { host: String::new(), path: None, prefix: None, regex: None, code: 301, https: true }),
+            action: RouteAction::Redirect(Redirect {
+                host: String::new(),
+                path: None,
+                prefix: None,
+                regex: None,
+                code: 301,
+                https: true,
+            }),
             ..r.clone()
         }),
     };
     match model {
         SecurityModel::Secure => vec![secure()],
         SecurityModel::Insecure => insecure_variant().into_iter().collect(),
-        SecurityModel::Xfp => std::iter::once(secure()).chain(insecure_variant()).collect(),
+        SecurityModel::Xfp => std::iter::once(secure())
+            .chain(insecure_variant())
+            .collect(),
     }
 }
 
@@ -248,7 +319,12 @@ pub fn hostglob_matches(a: &str, b: &str) -> bool {
     if both_ends(a) || both_ends(b) {
         return false; // only equal to itself, handled above
     }
-    match (a.strip_prefix('*'), a.strip_suffix('*'), b.strip_prefix('*'), b.strip_suffix('*')) {
+    match (
+        a.strip_prefix('*'),
+        a.strip_suffix('*'),
+        b.strip_prefix('*'),
+        b.strip_suffix('*'),
+    ) {
         (Some(sa), _, Some(sb), _) => sa.ends_with(sb) || sb.ends_with(sa),
         (_, Some(pa), _, Some(pb)) => pa.starts_with(pb) || pb.starts_with(pa),
         (Some(_), _, _, Some(_)) | (_, Some(_), Some(_), _) => true, // *.x and y.* overlap on y.x
@@ -262,7 +338,11 @@ pub fn hostglob_matches(a: &str, b: &str) -> bool {
 
 /// Kubernetes label-selector semantics: every `matchLabels` pair and every expression.
 pub fn selects(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
-    let pairs = selector.match_labels.iter().flatten().all(|(k, v)| labels.get(k) == Some(v));
+    let pairs = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
     let expressions = selector.match_expressions.iter().flatten().all(|e| {
         let values = e.values.as_deref().unwrap_or_default();
         match (e.operator.as_str(), labels.get(&e.key)) {

@@ -145,12 +145,25 @@ impl Route {
             RouteAction::Forward(f) => (Some(f.cluster.as_str()), f.mirrors.as_slice()),
             RouteAction::Redirect(_) => (None, &[][..]),
         };
-        primary.into_iter().chain(mirrors.iter().map(|(c, _)| c.as_str()))
+        primary
+            .into_iter()
+            .chain(mirrors.iter().map(|(c, _)| c.as_str()))
     }
 
     /// Emissary's route weight, compared in descending order: precedence, prefix length,
     /// header lengths, query lengths, the prefix itself, the method, header and query names.
-    pub fn route_weight(&self) -> (i32, usize, usize, usize, String, String, Vec<String>, Vec<String>) {
+    pub fn route_weight(
+        &self,
+    ) -> (
+        i32,
+        usize,
+        usize,
+        usize,
+        String,
+        String,
+        Vec<String>,
+        Vec<String>,
+    ) {
         let method = self
             .headers
             .iter()
@@ -177,7 +190,11 @@ impl Route {
 /// A redirect sends nothing upstream and has no cluster.
 pub fn route(mapping: &Mapping, settings: &Settings) -> Result<(Route, Option<Cluster>), String> {
     let spec = &mapping.spec;
-    let namespace = mapping.metadata.namespace.clone().unwrap_or_else(|| settings.namespace.clone());
+    let namespace = mapping
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| settings.namespace.clone());
     let source = ObjectRef {
         kind: "Mapping".into(),
         namespace: Some(namespace.clone()),
@@ -204,14 +221,22 @@ pub fn route(mapping: &Mapping, settings: &Settings) -> Result<(Route, Option<Cl
         }
         (None, Some(host)) if spec.host_regex == Some(true) => {
             check_regex("host", host)?;
-            headers.push(HeaderMatch { name: ":authority".into(), value: StringMatch::Regex(host.clone()) });
+            headers.push(HeaderMatch {
+                name: ":authority".into(),
+                value: StringMatch::Regex(host.clone()),
+            });
             (None, true)
         }
         (None, Some(host)) => {
             if host.contains('*') {
-                return Err(format!("host {host:?}: '*' is not allowed in an exact host; use hostname for a glob"));
+                return Err(format!(
+                    "host {host:?}: '*' is not allowed in an exact host; use hostname for a glob"
+                ));
             }
-            headers.push(HeaderMatch { name: ":authority".into(), value: StringMatch::Exact(host.clone()) });
+            headers.push(HeaderMatch {
+                name: ":authority".into(),
+                value: StringMatch::Exact(host.clone()),
+            });
             (Some(host.clone()), false)
         }
         (None, None) => (None, false),
@@ -223,7 +248,10 @@ pub fn route(mapping: &Mapping, settings: &Settings) -> Result<(Route, Option<Cl
         } else {
             StringMatch::Exact(method.clone())
         };
-        headers.push(HeaderMatch { name: ":method".into(), value });
+        headers.push(HeaderMatch {
+            name: ":method".into(),
+            value,
+        });
     }
     headers.extend(matchers("headers", &spec.headers, false)?);
     headers.extend(matchers("regex_headers", &spec.regex_headers, true)?);
@@ -236,29 +264,51 @@ pub fn route(mapping: &Mapping, settings: &Settings) -> Result<(Route, Option<Cl
     let originate_tls = match &spec.tls {
         Some(BoolOrString::Bool(b)) => *b,
         Some(BoolOrString::String(context)) => {
-            return Err(format!("tls: TLSContext {context:?} for origination is not supported yet; use an https:// service"));
+            return Err(format!(
+                "tls: TLSContext {context:?} for origination is not supported yet; use an https:// service"
+            ));
         }
         None => false,
     };
     let upstream = service::parse(&spec.service, originate_tls)?;
-    let connect_timeout = spec.connect_timeout_ms.map(millis).unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+    let connect_timeout = spec
+        .connect_timeout_ms
+        .map(millis)
+        .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
     let http2 = spec.grpc == Some(true);
 
     let redirect = spec.host_redirect == Some(true) && spec.shadow != Some(true);
     let (action, cluster) = if redirect {
         let action = RouteAction::Redirect(Redirect {
-            host: spec.service.split_once("://").map_or(spec.service.as_str(), |(_, h)| h).to_owned(),
+            host: spec
+                .service
+                .split_once("://")
+                .map_or(spec.service.as_str(), |(_, h)| h)
+                .to_owned(),
             path: spec.path_redirect.clone(),
             prefix: spec.prefix_redirect.clone(),
-            regex: spec.regex_redirect.as_ref().map(|r| (r.pattern.clone(), r.substitution.clone())),
-            code: spec.redirect_response_code.map_or(301, |c| i64::from(c) as u16),
+            regex: spec
+                .regex_redirect
+                .as_ref()
+                .map(|r| (r.pattern.clone(), r.substitution.clone())),
+            code: spec
+                .redirect_response_code
+                .map_or(301, |c| i64::from(c) as u16),
             https: false,
         });
         (action, None)
     } else {
         let host = service::qualify(&upstream.host, &namespace, &settings.namespace);
-        let name = service::cluster_name(&host, upstream.port, upstream.tls, http2, connect_timeout);
-        let cluster = Cluster { name: name.clone(), host, port: upstream.port, tls: upstream.tls, http2, connect_timeout };
+        let name =
+            service::cluster_name(&host, upstream.port, upstream.tls, http2, connect_timeout);
+        let cluster = Cluster {
+            name: name.clone(),
+            host,
+            port: upstream.port,
+            tls: upstream.tls,
+            http2,
+            connect_timeout,
+        };
         let regex_rewrite = match &spec.regex_rewrite {
             Some(r) => {
                 check_regex("regex_rewrite.pattern", &r.pattern)?;
@@ -267,7 +317,9 @@ pub fn route(mapping: &Mapping, settings: &Settings) -> Result<(Route, Option<Cl
             None => None,
         };
         let mut upgrades = spec.allow_upgrade.clone().unwrap_or_default();
-        if spec.use_websocket == Some(true) && !upgrades.iter().any(|u| u.eq_ignore_ascii_case("websocket")) {
+        if spec.use_websocket == Some(true)
+            && !upgrades.iter().any(|u| u.eq_ignore_ascii_case("websocket"))
+        {
             upgrades.push("websocket".into());
         }
         let forward = Forward {
@@ -296,7 +348,11 @@ pub fn route(mapping: &Mapping, settings: &Settings) -> Result<(Route, Option<Cl
     let route = Route {
         source,
         labels: mapping.metadata.labels.clone().unwrap_or_default(),
-        created: mapping.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string()),
+        created: mapping
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0.to_string()),
         precedence: spec.precedence.unwrap_or(0),
         path,
         case_sensitive: spec.case_sensitive.unwrap_or(true),
@@ -329,7 +385,10 @@ fn authority_for_glob(glob: &str) -> Option<HeaderMatch> {
     } else {
         StringMatch::Exact(glob.to_owned())
     };
-    Some(HeaderMatch { name: ":authority".into(), value })
+    Some(HeaderMatch {
+        name: ":authority".into(),
+        value,
+    })
 }
 
 fn matchers(
@@ -342,14 +401,19 @@ fn matchers(
         let value = match value {
             // v2's `true` meant "present"; `false` has no meaning in Emissary either.
             BoolOrString::Bool(true) => StringMatch::Present,
-            BoolOrString::Bool(false) => return Err(format!("{field}.{name}: false is not a condition")),
+            BoolOrString::Bool(false) => {
+                return Err(format!("{field}.{name}: false is not a condition"));
+            }
             BoolOrString::String(v) if regex => {
                 check_regex(&format!("{field}.{name}"), v)?;
                 StringMatch::Regex(v.clone())
             }
             BoolOrString::String(v) => StringMatch::Exact(v.clone()),
         };
-        out.push(HeaderMatch { name: name.to_ascii_lowercase(), value });
+        out.push(HeaderMatch {
+            name: name.to_ascii_lowercase(),
+            value,
+        });
     }
     Ok(out)
 }
@@ -357,16 +421,23 @@ fn matchers(
 fn added(map: &Option<BTreeMap<String, legate_crds::fields::AddedHeader>>) -> Vec<AddedHeader> {
     map.iter()
         .flatten()
-        .map(|(name, h)| AddedHeader { name: name.clone(), value: h.value().to_owned(), append: h.append() })
+        .map(|(name, h)| AddedHeader {
+            name: name.clone(),
+            value: h.value().to_owned(),
+            append: h.append(),
+        })
         .collect()
 }
 
 /// RE2 and Rust's `regex` share their syntax for what both accept; what `regex` refuses is
 /// refused here rather than by Envoy, which would reject the whole update.
 fn check_regex(field: &str, pattern: &str) -> Result<(), String> {
-    regex::Regex::new(pattern)
-        .map(drop)
-        .map_err(|e| format!("{field}: invalid regular expression {pattern:?}: {}", e.to_string().lines().last().unwrap_or_default()))
+    regex::Regex::new(pattern).map(drop).map_err(|e| {
+        format!(
+            "{field}: invalid regular expression {pattern:?}: {}",
+            e.to_string().lines().last().unwrap_or_default()
+        )
+    })
 }
 
 fn millis(ms: legate_crds::fields::Millis) -> Duration {

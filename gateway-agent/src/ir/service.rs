@@ -41,12 +41,18 @@ pub fn parse(service: &str, originate_tls: bool) -> Result<Upstream, String> {
         Some((scheme, rest)) => match scheme.to_ascii_lowercase().as_str() {
             "https" => (Some(true), rest),
             "http" => (Some(false), rest),
-            other => return Err(format!("service {service:?}: scheme {other:?} is not http or https")),
+            other => {
+                return Err(format!(
+                    "service {service:?}: scheme {other:?} is not http or https"
+                ));
+            }
         },
         None => (None, service),
     };
     if rest.contains('/') {
-        return Err(format!("service {service:?}: a path is not allowed, only [scheme://]host[:port]"));
+        return Err(format!(
+            "service {service:?}: a path is not allowed, only [scheme://]host[:port]"
+        ));
     }
     if scheme_tls == Some(false) && originate_tls {
         return Err(format!("service {service:?}: http:// contradicts tls"));
@@ -66,7 +72,9 @@ pub fn parse(service: &str, originate_tls: bool) -> Result<Upstream, String> {
 fn split_host_port(s: &str) -> Result<(&str, Option<u16>), String> {
     // [v6]:port, [v6], host:port, host
     if let Some(rest) = s.strip_prefix('[') {
-        let (host, after) = rest.split_once(']').ok_or("unclosed '[' in an IPv6 address")?;
+        let (host, after) = rest
+            .split_once(']')
+            .ok_or("unclosed '[' in an IPv6 address")?;
         return match after.strip_prefix(':') {
             Some(port) => Ok((host, Some(parse_port(port)?))),
             None if after.is_empty() => Ok((host, None)),
@@ -99,9 +107,18 @@ pub fn qualify(host: &str, mapping_namespace: &str, gateway_namespace: &str) -> 
 }
 
 /// A cluster name that reads as its upstream and changes only with its parameters.
-pub fn cluster_name(host: &str, port: u16, tls: bool, http2: bool, connect_timeout: Duration) -> String {
+pub fn cluster_name(
+    host: &str,
+    port: u16,
+    tls: bool,
+    http2: bool,
+    connect_timeout: Duration,
+) -> String {
     let mut hasher = Sha256::new();
-    hasher.update(format!("{host}\0{port}\0{tls}\0{http2}\0{}", connect_timeout.as_millis()));
+    hasher.update(format!(
+        "{host}\0{port}\0{tls}\0{http2}\0{}",
+        connect_timeout.as_millis()
+    ));
     let digest = hasher.finalize();
     let readable: String = host
         .chars()
@@ -109,7 +126,10 @@ pub fn cluster_name(host: &str, port: u16, tls: bool, http2: bool, connect_timeo
         .take(40)
         .collect();
     let scheme = if tls { "_otls" } else { "" };
-    format!("cluster_{readable}_{port}{scheme}_{:02x}{:02x}{:02x}{:02x}", digest[0], digest[1], digest[2], digest[3])
+    format!(
+        "cluster_{readable}_{port}{scheme}_{:02x}{:02x}{:02x}{:02x}",
+        digest[0], digest[1], digest[2], digest[3]
+    )
 }
 
 #[cfg(test)]
@@ -118,22 +138,48 @@ mod tests {
 
     #[test]
     fn parses_emissary_service_forms() {
-        let up = |host: &str, port, tls| Upstream { host: host.into(), port, tls };
+        let up = |host: &str, port, tls| Upstream {
+            host: host.into(),
+            port,
+            tls,
+        };
         assert_eq!(parse("quote", false), Ok(up("quote", 80, false)));
         assert_eq!(parse("quote:8080", false), Ok(up("quote", 8080, false)));
         assert_eq!(parse("https://quote", false), Ok(up("quote", 443, true)));
         assert_eq!(parse("quote", true), Ok(up("quote", 443, true)));
-        assert_eq!(parse("HTTP://quote.ns:81", false), Ok(up("quote.ns", 81, false)));
+        assert_eq!(
+            parse("HTTP://quote.ns:81", false),
+            Ok(up("quote.ns", 81, false))
+        );
         assert_eq!(parse("[::1]:9000", false), Ok(up("::1", 9000, false)));
-        assert_eq!(parse("127.0.0.1:9000", false), Ok(up("127.0.0.1", 9000, false)));
+        assert_eq!(
+            parse("127.0.0.1:9000", false),
+            Ok(up("127.0.0.1", 9000, false))
+        );
     }
 
     #[test]
     fn refuses_what_emissary_flags() {
-        assert!(parse("ftp://quote", false).unwrap_err().contains("scheme \"ftp\""));
-        assert!(parse("quote:99999", false).unwrap_err().contains("port \"99999\""));
-        assert!(parse("quote/path", false).unwrap_err().contains("a path is not allowed"));
-        assert!(parse("http://quote", true).unwrap_err().contains("contradicts tls"));
+        assert!(
+            parse("ftp://quote", false)
+                .unwrap_err()
+                .contains("scheme \"ftp\"")
+        );
+        assert!(
+            parse("quote:99999", false)
+                .unwrap_err()
+                .contains("port \"99999\"")
+        );
+        assert!(
+            parse("quote/path", false)
+                .unwrap_err()
+                .contains("a path is not allowed")
+        );
+        assert!(
+            parse("http://quote", true)
+                .unwrap_err()
+                .contains("contradicts tls")
+        );
         assert!(parse(":80", false).unwrap_err().contains("no host"));
     }
 
@@ -149,8 +195,14 @@ mod tests {
     #[test]
     fn cluster_names_are_stable_and_parameter_specific() {
         let a = cluster_name("quote.default", 80, false, false, Duration::from_secs(3));
-        assert_eq!(a, cluster_name("quote.default", 80, false, false, Duration::from_secs(3)));
+        assert_eq!(
+            a,
+            cluster_name("quote.default", 80, false, false, Duration::from_secs(3))
+        );
         assert!(a.starts_with("cluster_quote_default_80_"), "{a}");
-        assert_ne!(a, cluster_name("quote.default", 80, false, true, Duration::from_secs(3)));
+        assert_ne!(
+            a,
+            cluster_name("quote.default", 80, false, true, Duration::from_secs(3))
+        );
     }
 }

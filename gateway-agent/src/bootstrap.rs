@@ -1,0 +1,299 @@
+//! The Envoy bootstrap that points Envoy at the agent's ADS server.
+//!
+//! Everything but the ADS cluster itself comes over one aggregated stream: clusters (CDS) and
+//! listeners (LDS) name ADS as their source, and the routes, endpoints and secrets they reference
+//! follow on the same stream. [`bootstrap`] is a pure function so tests can assert its shape;
+//! [`render_yaml`] turns it into what `legate-agent bootstrap` prints.
+
+use std::net::SocketAddr;
+
+use serde_json::{Value, json};
+
+/// The name of the static cluster that reaches the agent's ADS server.
+pub const XDS_CLUSTER: &str = "legate_xds";
+
+/// Which ADS protocol Envoy speaks: state-of-the-world or incremental (delta).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AdsApi {
+    /// State-of-the-world: every response carries the full set of resources of a type.
+    Grpc,
+    /// Incremental: only changed and removed resources are sent.
+    #[default]
+    DeltaGrpc,
+}
+
+impl AdsApi {
+    /// The `api_type` value in Envoy's `ApiConfigSource`.
+    pub fn as_envoy(self) -> &'static str {
+        match self {
+            Self::Grpc => "GRPC",
+            Self::DeltaGrpc => "DELTA_GRPC",
+        }
+    }
+}
+
+/// What the bootstrap needs to know.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BootstrapParams {
+    /// The agent's ADS server; Envoy reaches it through a STATIC cluster, so an IP address.
+    pub ads_address: SocketAddr,
+    /// Where Envoy's admin interface listens; must be loopback (DESIGN.md, security rules).
+    pub admin_address: SocketAddr,
+    /// `node.id`, as the ADS server sees it.
+    pub node_id: String,
+    /// `node.cluster`: the gateway (installation) this Envoy belongs to.
+    pub node_cluster: String,
+    pub ads_api: AdsApi,
+    /// Upper bound on active downstream connections (the overload manager's limit; Envoy
+    /// warns at start-up when there is none).
+    pub max_downstream_connections: u64,
+}
+
+impl BootstrapParams {
+    /// Defaults for everything but the addresses and the node id: cluster `legate`, delta
+    /// ADS, at most 50,000 downstream connections.
+    pub fn new(
+        ads_address: SocketAddr,
+        admin_address: SocketAddr,
+        node_id: impl Into<String>,
+    ) -> Self {
+        Self {
+            ads_address,
+            admin_address,
+            node_id: node_id.into(),
+            node_cluster: "legate".to_owned(),
+            ads_api: AdsApi::default(),
+            max_downstream_connections: 50_000,
+        }
+    }
+
+    /// Refuses what the security rules forbid: an admin interface beyond loopback, and an
+    /// empty node id (the ADS server tells Envoys apart by it).
+    pub fn check(&self) -> Result<(), BootstrapError> {
+        if !self.admin_address.ip().is_loopback() {
+            return Err(BootstrapError::AdminNotLoopback(self.admin_address));
+        }
+        if self.node_id.trim().is_empty() {
+            return Err(BootstrapError::EmptyNodeId);
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BootstrapError {
+    #[error("the Envoy admin address {0} is not a loopback address; admin must stay on loopback")]
+    AdminNotLoopback(SocketAddr),
+    #[error("the node id must not be empty")]
+    EmptyNodeId,
+}
+
+fn socket_address(address: SocketAddr) -> Value {
+    json!({
+        "socket_address": {
+            "address": address.ip().to_string(),
+            "port_value": address.port(),
+        }
+    })
+}
+
+/// The bootstrap as JSON (Envoy's proto3 JSON mapping, which is also what its YAML reads).
+pub fn bootstrap(params: &BootstrapParams) -> Value {
+    let ads_source = json!({ "ads": {}, "resource_api_version": "V3" });
+    json!({
+        "node": {
+            "id": params.node_id,
+            "cluster": params.node_cluster,
+        },
+        "admin": {
+            "address": socket_address(params.admin_address),
+        },
+        "dynamic_resources": {
+            "ads_config": {
+                "api_type": params.ads_api.as_envoy(),
+                "transport_api_version": "V3",
+                "grpc_services": [
+                    { "envoy_grpc": { "cluster_name": XDS_CLUSTER } }
+                ],
+                "set_node_on_first_message_only": true,
+            },
+            "cds_config": ads_source,
+            "lds_config": ads_source,
+        },
+        "static_resources": {
+            "clusters": [{
+                "name": XDS_CLUSTER,
+                "type": "STATIC",
+                "connect_timeout": "1s",
+                "load_assignment": {
+                    "cluster_name": XDS_CLUSTER,
+                    "endpoints": [{
+                        "lb_endpoints": [{
+                            "endpoint": { "address": socket_address(params.ads_address) }
+                        }]
+                    }]
+                },
+                // gRPC needs HTTP/2; keepalives notice a dead agent on an idle stream.
+                "typed_extension_protocol_options": {
+                    "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                        "explicit_http_config": {
+                            "http2_protocol_options": {
+                                "connection_keepalive": { "interval": "30s", "timeout": "5s" }
+                            }
+                        }
+                    }
+                },
+            }]
+        },
+        // A static layer to pin values in and the admin layer for live debugging
+        // (`/runtime_modify` on the loopback admin interface).
+        "layered_runtime": {
+            "layers": [
+                { "name": "static", "static_layer": {} },
+                { "name": "admin", "admin_layer": {} },
+            ]
+        },
+        "overload_manager": {
+            "resource_monitors": [{
+                "name": "envoy.resource_monitors.global_downstream_max_connections",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig",
+                    "max_active_downstream_connections": params.max_downstream_connections,
+                }
+            }]
+        },
+    })
+}
+
+/// The bootstrap as YAML, as `legate-agent bootstrap` prints it.
+pub fn render_yaml(bootstrap: &Value) -> String {
+    serde_saphyr::to_string(bootstrap).expect("a JSON value always renders as YAML")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pretty_assertions::assert_eq;
+
+    fn params() -> BootstrapParams {
+        BootstrapParams::new(
+            "127.0.0.1:18000".parse().unwrap(),
+            "127.0.0.1:19000".parse().unwrap(),
+            "gw-0",
+        )
+    }
+
+    #[test]
+    fn everything_comes_over_ads() {
+        let b = bootstrap(&params());
+        assert_eq!(b["node"], json!({"id": "gw-0", "cluster": "legate"}));
+        assert_eq!(
+            b["dynamic_resources"],
+            json!({
+                "ads_config": {
+                    "api_type": "DELTA_GRPC",
+                    "transport_api_version": "V3",
+                    "grpc_services": [{"envoy_grpc": {"cluster_name": "legate_xds"}}],
+                    "set_node_on_first_message_only": true,
+                },
+                "cds_config": {"ads": {}, "resource_api_version": "V3"},
+                "lds_config": {"ads": {}, "resource_api_version": "V3"},
+            })
+        );
+        assert_eq!(
+            b["admin"]["address"],
+            json!({"socket_address": {"address": "127.0.0.1", "port_value": 19000}})
+        );
+    }
+
+    #[test]
+    fn the_xds_cluster_is_static_http2_at_the_ads_address() {
+        let b = bootstrap(&params());
+        let clusters = b["static_resources"]["clusters"].as_array().unwrap();
+        assert_eq!(clusters.len(), 1);
+        let c = &clusters[0];
+        assert_eq!(c["name"], "legate_xds");
+        assert_eq!(c["type"], "STATIC");
+        assert_eq!(c["connect_timeout"], "1s");
+        assert_eq!(
+            c["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"],
+            json!({"socket_address": {"address": "127.0.0.1", "port_value": 18000}})
+        );
+        let options = &c["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
+        assert_eq!(
+            options["@type"],
+            "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+        );
+        assert!(options["explicit_http_config"]["http2_protocol_options"].is_object());
+    }
+
+    #[test]
+    fn state_of_the_world_is_a_parameter() {
+        let mut p = params();
+        p.ads_api = AdsApi::Grpc;
+        assert_eq!(
+            bootstrap(&p)["dynamic_resources"]["ads_config"]["api_type"],
+            "GRPC"
+        );
+    }
+
+    #[test]
+    fn admin_must_be_loopback() {
+        assert_eq!(params().check(), Ok(()));
+        let mut p = params();
+        p.admin_address = "0.0.0.0:19000".parse().unwrap();
+        assert_eq!(
+            p.check(),
+            Err(BootstrapError::AdminNotLoopback(p.admin_address))
+        );
+        let mut p = params();
+        p.admin_address = "[::1]:19000".parse().unwrap();
+        assert_eq!(p.check(), Ok(()));
+        assert_eq!(
+            bootstrap(&p)["admin"]["address"]["socket_address"]["address"],
+            "::1"
+        );
+        let mut p = params();
+        p.node_id = " ".into();
+        assert_eq!(p.check(), Err(BootstrapError::EmptyNodeId));
+    }
+
+    #[test]
+    fn yaml_reads_back_as_the_same_value() {
+        let b = bootstrap(&params());
+        let yaml = render_yaml(&b);
+        let back: Value = serde_saphyr::from_str(&yaml).unwrap();
+        assert_eq!(back, b);
+    }
+
+    /// The real Envoy accepts the bootstrap, in both ADS modes.
+    #[test]
+    fn envoy_validates_the_bootstrap() {
+        let envoy =
+            std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.tools/bin/envoy"));
+        assert!(
+            envoy.exists(),
+            "{} is missing: run `make envoy`",
+            envoy.display()
+        );
+        for api in [AdsApi::DeltaGrpc, AdsApi::Grpc] {
+            let mut p = params();
+            p.ads_api = api;
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("bootstrap.yaml");
+            std::fs::write(&file, render_yaml(&bootstrap(&p))).unwrap();
+            let out = std::process::Command::new(envoy)
+                .args(["--mode", "validate", "--log-level", "warn", "-c"])
+                .arg(&file)
+                .output()
+                .expect("run envoy");
+            assert!(
+                out.status.success(),
+                "envoy --mode validate rejected the bootstrap ({api:?}):\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}

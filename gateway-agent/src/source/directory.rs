@@ -1,0 +1,170 @@
+//! The state of a directory of YAML files, file by file: what each file last yielded, and which
+//! files are currently broken. Pure apart from reading the files; the watcher drives it.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    io,
+    path::{Path, PathBuf},
+};
+
+use legate_crds::{
+    Resource,
+    loader::{FileError, load_str},
+};
+
+use super::{Rejection, SourceError, SourceSnapshot};
+
+/// Directories nested deeper than this are not read (a guard against symlink loops).
+const MAX_DEPTH: usize = 32;
+
+/// What one file yielded the last time it parsed.
+#[derive(Clone, Debug, Default)]
+struct Parsed {
+    resources: Vec<Resource>,
+    rejected: Vec<Rejection>,
+    warnings: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+struct FileState {
+    /// The text last read, good or bad: an unchanged file is not parsed again.
+    last_text: Option<Vec<u8>>,
+    /// The last contents that parsed as YAML; they keep serving while the file is broken.
+    good: Option<Parsed>,
+    /// Why the file's current contents are not used.
+    error: Option<Rejection>,
+}
+
+/// Every YAML file under one directory, and what each yielded.
+#[derive(Debug)]
+pub struct DirectoryState {
+    dir: PathBuf,
+    files: BTreeMap<PathBuf, FileState>,
+}
+
+impl DirectoryState {
+    pub fn new(dir: PathBuf) -> Self {
+        Self {
+            dir,
+            files: BTreeMap::new(),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Reads the directory again: new files are loaded, changed files reloaded, deleted files
+    /// dropped. Fails only when the directory itself cannot be listed (the state is then
+    /// unchanged).
+    pub fn rescan(&mut self) -> Result<(), SourceError> {
+        let mut paths = Vec::new();
+        list_yaml(&self.dir, 0, &mut paths).map_err(|source| SourceError::Directory {
+            path: self.dir.clone(),
+            source,
+        })?;
+        let present: BTreeSet<&PathBuf> = paths.iter().collect();
+        self.files.retain(|path, _| present.contains(path));
+        for path in paths {
+            match std::fs::read(&path) {
+                Ok(bytes) => self.update(path, bytes),
+                // Deleted between listing and reading.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    self.files.remove(&path);
+                }
+                Err(source) => {
+                    let origin = path.display().to_string();
+                    let state = self.files.entry(path).or_default();
+                    state.last_text = None;
+                    let kept = state.good.as_ref().map(|g| g.resources.len());
+                    state.error = Some(Rejection::from_file(
+                        &FileError::Read { origin, source },
+                        kept,
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn update(&mut self, path: PathBuf, bytes: Vec<u8>) {
+        let origin = path.display().to_string();
+        let state = self.files.entry(path).or_default();
+        if state.last_text.as_ref() == Some(&bytes) {
+            return;
+        }
+        let parsed = match std::str::from_utf8(&bytes) {
+            Ok(text) => load_str(&origin, text),
+            Err(e) => Err(FileError::Read {
+                origin,
+                source: io::Error::new(io::ErrorKind::InvalidData, e),
+            }),
+        };
+        state.last_text = Some(bytes);
+        match parsed {
+            Ok(loaded) => {
+                state.error = None;
+                state.good = Some(Parsed {
+                    resources: loaded.resources,
+                    rejected: loaded.errors.iter().map(Rejection::from_document).collect(),
+                    warnings: loaded.warnings.iter().map(ToString::to_string).collect(),
+                });
+            }
+            Err(e) => {
+                let kept = state.good.as_ref().map(|g| g.resources.len());
+                state.error = Some(Rejection::from_file(&e, kept));
+            }
+        }
+    }
+
+    /// The current content, with generation 0 (the publisher numbers snapshots).
+    pub fn snapshot(&self) -> SourceSnapshot {
+        let mut snapshot = SourceSnapshot::default();
+        for state in self.files.values() {
+            if let Some(error) = &state.error {
+                snapshot.rejected.push(error.clone());
+            }
+            if let Some(good) = &state.good {
+                snapshot.resources.extend(good.resources.iter().cloned());
+                snapshot.rejected.extend(good.rejected.iter().cloned());
+                snapshot.warnings.extend(good.warnings.iter().cloned());
+            }
+        }
+        snapshot
+    }
+}
+
+/// Hidden files and folders are skipped (editors and `kubectl` leave swap and temporary files
+/// there, and a Kubernetes ConfigMap volume keeps its real files under `..data`), as are files
+/// not named `*.yaml`/`*.yml` (`file.yaml~`, `file.yaml.swp`, `#file.yaml#`).
+pub(crate) fn is_hidden(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.'))
+}
+
+fn list_yaml(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> io::Result<()> {
+    let mut entries = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        entries.push(entry?.path());
+    }
+    entries.sort();
+    for path in entries {
+        if is_hidden(&path) {
+            continue;
+        }
+        // Follows symlinks, as a ConfigMap volume's files are links.
+        if path.is_dir() {
+            if depth < MAX_DEPTH {
+                // A subdirectory removed while listing is simply gone.
+                match list_yaml(&path, depth + 1, out) {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    other => other?,
+                }
+            }
+        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}

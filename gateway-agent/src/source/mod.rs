@@ -1,0 +1,136 @@
+//! Where resources come from: a directory of YAML files (this module), or Kubernetes.
+//!
+//! A source publishes [`SourceSnapshot`]s on a `tokio::sync::watch` channel: the complete,
+//! consistent set of resources it currently holds, what it rejected and why, and a generation
+//! that grows with every published change.
+
+mod directory;
+mod watcher;
+
+use std::{fmt, path::PathBuf};
+
+use legate_crds::{
+    ObjectRef, Resource,
+    loader::{DocumentError, FileError},
+};
+
+pub use directory::DirectoryState;
+pub use watcher::{DirectorySource, SourceGuard};
+
+/// Everything a source holds at one moment.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SourceSnapshot {
+    /// Valid resources, in a deterministic order: by file path, then document index.
+    pub resources: Vec<Resource>,
+    /// Documents and files that were rejected, in the same order.
+    pub rejected: Vec<Rejection>,
+    /// Things skipped or ignored (unknown kinds, unknown fields), as log lines.
+    pub warnings: Vec<String>,
+    /// 1 for the first snapshot, then one more for every published change.
+    pub generation: u64,
+}
+
+impl SourceSnapshot {
+    /// The same content, regardless of generation.
+    pub fn same_content(&self, other: &Self) -> bool {
+        self.resources == other.resources
+            && self.rejected == other.rejected
+            && self.warnings == other.warnings
+    }
+}
+
+/// Whether a whole file or one document of it was rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RejectionScope {
+    /// The file could not be read or is not YAML; its last good contents (if any) still serve.
+    File,
+    /// One document did not validate; the rest of its file loaded.
+    Document,
+}
+
+/// Something that was not loaded, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    pub scope: RejectionScope,
+    /// The file it came from.
+    pub origin: String,
+    /// 1-based document position, for a document rejection.
+    pub index: Option<usize>,
+    /// The object, as far as the document says who it is.
+    pub object: Option<ObjectRef>,
+    /// Why, in words (for status, events and logs).
+    pub message: String,
+}
+
+impl Rejection {
+    pub fn from_document(e: &DocumentError) -> Self {
+        let message = e
+            .problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
+        Self {
+            scope: RejectionScope::Document,
+            origin: e.origin.clone(),
+            index: Some(e.index),
+            object: e.object.clone(),
+            message,
+        }
+    }
+
+    /// A file error; `kept` says how many resources of its last good contents still serve.
+    pub fn from_file(e: &FileError, kept: Option<usize>) -> Self {
+        let (origin, what) = match e {
+            FileError::Read { origin, source } => {
+                (origin.clone(), format!("cannot read: {source}"))
+            }
+            FileError::Yaml { origin, message } => {
+                (origin.clone(), format!("not valid YAML: {message}"))
+            }
+        };
+        let message = match kept {
+            Some(n) => format!("{what} (keeping its last good contents: {n} resources)"),
+            None => what,
+        };
+        Self {
+            scope: RejectionScope::File,
+            origin,
+            index: None,
+            object: None,
+            message,
+        }
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.origin)?;
+        if let Some(index) = self.index {
+            write!(f, ": document {index}")?;
+        }
+        if let Some(object) = &self.object {
+            write!(f, " ({object})")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("{}: not a readable directory: {source}", path.display())]
+    Directory {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot watch {}: {source}", path.display())]
+    Watch {
+        path: PathBuf,
+        source: notify::Error,
+    },
+    #[error("cannot start the directory watcher thread: {0}")]
+    Thread(std::io::Error),
+}
+
+#[cfg(test)]
+mod tests;

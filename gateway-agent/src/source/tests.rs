@@ -1,0 +1,324 @@
+//! The directory source against real files in temporary directories.
+
+use std::{
+    path::Path,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use pretty_assertions::assert_eq;
+use tokio::sync::watch;
+
+use super::*;
+
+const DEBOUNCE: Duration = Duration::from_millis(50);
+const WAIT: Duration = Duration::from_secs(10);
+
+fn mapping(name: &str, prefix: &str) -> String {
+    format!(
+        "apiVersion: getambassador.io/v3alpha1\nkind: Mapping\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  prefix: {prefix}\n  service: upstream:80\n"
+    )
+}
+
+fn docs(docs: &[String]) -> String {
+    docs.join("---\n")
+}
+
+fn write(dir: &Path, file: &str, text: &str) {
+    let path = dir.join(file);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+fn names(snapshot: &SourceSnapshot) -> Vec<String> {
+    snapshot
+        .resources
+        .iter()
+        .map(|r| r.meta().name.clone().unwrap_or_default())
+        .collect()
+}
+
+/// Waits (boundedly) until a published snapshot satisfies `ok`.
+fn wait_for(
+    rx: &watch::Receiver<Arc<SourceSnapshot>>,
+    what: &str,
+    ok: impl Fn(&SourceSnapshot) -> bool,
+) -> Arc<SourceSnapshot> {
+    let start = Instant::now();
+    loop {
+        let snapshot = rx.borrow().clone();
+        if ok(&snapshot) {
+            return snapshot;
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "timed out waiting for {what}; last snapshot: {snapshot:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn initial_load_is_ready_when_spawn_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "b.yaml",
+        &docs(&[mapping("b1", "/b1/"), mapping("b2", "/b2/")]),
+    );
+    write(dir.path(), "a.yml", &mapping("a", "/a/"));
+    write(dir.path(), "nested/deeper/c.yaml", &mapping("c", "/c/"));
+    let (rx, _guard) = DirectorySource::spawn(dir.path().to_owned(), DEBOUNCE).unwrap();
+    let snapshot = rx.borrow().clone();
+    assert_eq!(snapshot.generation, 1);
+    // By file path, then document index.
+    assert_eq!(names(&snapshot), ["a", "b1", "b2", "c"]);
+    assert!(snapshot.rejected.is_empty(), "{:?}", snapshot.rejected);
+}
+
+#[test]
+fn missing_directory_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = DirectorySource::spawn(dir.path().join("nope"), DEBOUNCE)
+        .err()
+        .expect("a missing directory fails");
+    assert!(matches!(err, SourceError::Directory { .. }), "{err}");
+    let file = dir.path().join("file.yaml");
+    write(dir.path(), "file.yaml", "");
+    assert!(DirectorySource::spawn(file, DEBOUNCE).is_err());
+}
+
+#[test]
+fn added_changed_and_removed_files_are_picked_up() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "a.yaml", &mapping("a", "/a/"));
+    let (rx, _guard) = DirectorySource::spawn(dir.path().to_owned(), DEBOUNCE).unwrap();
+
+    write(dir.path(), "b.yaml", &mapping("b", "/b/"));
+    let s = wait_for(&rx, "b added", |s| names(s) == ["a", "b"]);
+    assert_eq!(s.generation, 2);
+
+    write(dir.path(), "a.yaml", &mapping("a-renamed", "/a/"));
+    wait_for(&rx, "a changed", |s| names(s) == ["a-renamed", "b"]);
+
+    std::fs::remove_file(dir.path().join("a.yaml")).unwrap();
+    wait_for(&rx, "a removed", |s| names(s) == ["b"]);
+
+    // A new nested directory, created after the watch started.
+    write(dir.path(), "team/x/c.yaml", &mapping("c", "/c/"));
+    wait_for(&rx, "nested file added", |s| names(s) == ["b", "c"]);
+
+    std::fs::remove_dir_all(dir.path().join("team")).unwrap();
+    let s = wait_for(&rx, "nested directory removed", |s| names(s) == ["b"]);
+    assert!(s.rejected.is_empty(), "{:?}", s.rejected);
+}
+
+#[test]
+fn a_bad_document_is_rejected_while_its_neighbours_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad_version = "apiVersion: getambassador.io/v2\nkind: Mapping\nmetadata:\n  name: old\n  namespace: default\nspec:\n  prefix: /old/\n  service: x\n".to_owned();
+    let no_service = "apiVersion: getambassador.io/v3alpha1\nkind: Mapping\nmetadata:\n  name: noservice\n  namespace: team\nspec:\n  prefix: /n/\n".to_owned();
+    write(
+        dir.path(),
+        "mixed.yaml",
+        &docs(&[
+            mapping("first", "/1/"),
+            bad_version,
+            mapping("last", "/2/"),
+            no_service,
+        ]),
+    );
+    let (rx, _guard) = DirectorySource::spawn(dir.path().to_owned(), DEBOUNCE).unwrap();
+    let s = rx.borrow().clone();
+    assert_eq!(names(&s), ["first", "last"]);
+    assert_eq!(s.rejected.len(), 2, "{:#?}", s.rejected);
+    let old = &s.rejected[0];
+    assert_eq!(old.scope, RejectionScope::Document);
+    assert_eq!(old.index, Some(2));
+    assert_eq!(
+        old.object.as_ref().unwrap().to_string(),
+        "Mapping default/old"
+    );
+    assert!(old.message.contains("apiVersion"), "{old}");
+    let noservice = &s.rejected[1];
+    assert_eq!(noservice.index, Some(4));
+    assert_eq!(
+        noservice.object.as_ref().unwrap().to_string(),
+        "Mapping team/noservice"
+    );
+    assert!(noservice.message.contains("spec.service"), "{noservice}");
+    assert!(noservice.origin.ends_with("mixed.yaml"));
+}
+
+#[test]
+fn unknown_kinds_are_warnings() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "a.yaml",
+        &docs(&[
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\n".to_owned(),
+            mapping("a", "/a/"),
+        ]),
+    );
+    let (rx, _guard) = DirectorySource::spawn(dir.path().to_owned(), DEBOUNCE).unwrap();
+    let s = rx.borrow().clone();
+    assert_eq!(names(&s), ["a"]);
+    assert!(s.rejected.is_empty());
+    assert_eq!(s.warnings.len(), 1);
+    assert!(s.warnings[0].contains("ConfigMap"), "{:?}", s.warnings);
+}
+
+#[test]
+fn a_half_written_file_keeps_its_last_good_resources() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "a.yaml",
+        &docs(&[mapping("a1", "/a1/"), mapping("a2", "/a2/")]),
+    );
+    write(dir.path(), "b.yaml", &mapping("b", "/b/"));
+    let (rx, _guard) = DirectorySource::spawn(dir.path().to_owned(), DEBOUNCE).unwrap();
+    assert_eq!(names(&rx.borrow()), ["a1", "a2", "b"]);
+
+    // Not YAML at all: an unterminated flow mapping.
+    write(
+        dir.path(),
+        "a.yaml",
+        "apiVersion: getambassador.io/v3alpha1\nkind: Mapping\nmetadata: {name: a1, namespace: default\n",
+    );
+    let s = wait_for(&rx, "the file error", |s| !s.rejected.is_empty());
+    assert_eq!(
+        names(&s),
+        ["a1", "a2", "b"],
+        "the last good contents keep serving"
+    );
+    assert_eq!(s.rejected.len(), 1, "{:#?}", s.rejected);
+    let r = &s.rejected[0];
+    assert_eq!(r.scope, RejectionScope::File);
+    assert!(r.origin.ends_with("a.yaml"));
+    assert!(r.message.contains("not valid YAML"), "{r}");
+    assert!(
+        r.message
+            .contains("keeping its last good contents: 2 resources"),
+        "{r}"
+    );
+
+    // Neighbours still change while it is broken.
+    write(dir.path(), "b.yaml", &mapping("b2", "/b/"));
+    wait_for(&rx, "b changed", |s| {
+        names(s) == ["a1", "a2", "b2"] && s.rejected.len() == 1
+    });
+
+    // Fixed: the new contents replace the old, and the error is gone.
+    write(dir.path(), "a.yaml", &mapping("a3", "/a3/"));
+    wait_for(&rx, "a fixed", |s| {
+        names(s) == ["a3", "b2"] && s.rejected.is_empty()
+    });
+}
+
+#[test]
+fn a_new_broken_file_is_reported_and_serves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "bad.yaml", "key: [unclosed\n");
+    write(dir.path(), "binary.yaml", "");
+    std::fs::write(dir.path().join("binary.yaml"), [0xff, 0xfe, 0x00, 0x41]).unwrap();
+    write(dir.path(), "good.yaml", &mapping("good", "/g/"));
+    let (rx, _guard) = DirectorySource::spawn(dir.path().to_owned(), DEBOUNCE).unwrap();
+    let s = rx.borrow().clone();
+    assert_eq!(names(&s), ["good"]);
+    assert_eq!(s.rejected.len(), 2, "{:#?}", s.rejected);
+    assert!(s.rejected.iter().all(|r| r.scope == RejectionScope::File));
+    assert!(s.rejected.iter().all(|r| !r.message.contains("keeping")));
+}
+
+#[test]
+fn hidden_and_temporary_files_are_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "a.yaml", &mapping("a", "/a/"));
+    write(dir.path(), ".a.yaml.swp", "garbage: [");
+    write(dir.path(), ".hidden.yaml", &mapping("hidden", "/h/"));
+    write(dir.path(), ".git/config.yaml", &mapping("in-git", "/g/"));
+    write(dir.path(), "a.yaml~", &mapping("backup", "/b/"));
+    write(dir.path(), "#a.yaml#", &mapping("emacs", "/e/"));
+    write(dir.path(), "notes.txt", "not yaml: [");
+    let (rx, guard) = DirectorySource::spawn(dir.path().to_owned(), DEBOUNCE).unwrap();
+    let s = rx.borrow().clone();
+    assert_eq!(names(&s), ["a"]);
+    assert!(s.rejected.is_empty(), "{:?}", s.rejected);
+
+    // Writing ignored files publishes nothing new; a real change after them still does.
+    write(dir.path(), ".b.yaml.swp", "more garbage: [");
+    write(dir.path(), "b.yaml~", &mapping("backup2", "/b/"));
+    guard.rescan();
+    write(dir.path(), "z.yaml", &mapping("z", "/z/"));
+    let s = wait_for(&rx, "z added", |s| names(s) == ["a", "z"]);
+    assert_eq!(s.generation, 2, "ignored files did not publish snapshots");
+}
+
+#[test]
+fn unchanged_content_is_not_published_again() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "a.yaml", &mapping("a", "/a/"));
+    let (rx, guard) = DirectorySource::spawn(dir.path().to_owned(), DEBOUNCE).unwrap();
+    // Rewrite with the same bytes, and touch a second copy in and out of existence.
+    write(dir.path(), "a.yaml", &mapping("a", "/a/"));
+    guard.rescan();
+    std::thread::sleep(DEBOUNCE * 6);
+    assert_eq!(rx.borrow().generation, 1);
+    write(dir.path(), "a.yaml", &mapping("a", "/changed/"));
+    wait_for(&rx, "a changed", |s| s.generation == 2);
+}
+
+#[test]
+fn a_burst_of_writes_is_one_rebuild() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rx, guard) =
+        DirectorySource::spawn(dir.path().to_owned(), Duration::from_millis(500)).unwrap();
+    assert!(rx.borrow().resources.is_empty());
+    for i in 0..5 {
+        write(
+            dir.path(),
+            &format!("m{i}.yaml"),
+            &mapping(&format!("m{i}"), "/m/"),
+        );
+    }
+    let s = wait_for(&rx, "all five", |s| s.resources.len() == 5);
+    assert_eq!(s.generation, 2, "one snapshot for the burst");
+    guard.stop();
+}
+
+/// A Kubernetes ConfigMap volume: the visible files are links through `..data`, which the
+/// kubelet swaps atomically to a new hidden directory on every update.
+#[cfg(unix)]
+#[test]
+fn a_configmap_volume_update_is_picked_up() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "..2024_01/routes.yaml", &mapping("v1", "/v1/"));
+    symlink("..2024_01", d.join("..data")).unwrap();
+    symlink("..data/routes.yaml", d.join("routes.yaml")).unwrap();
+    let (rx, _guard) = DirectorySource::spawn(d.to_owned(), DEBOUNCE).unwrap();
+    assert_eq!(names(&rx.borrow()), ["v1"], "read once, through the link");
+
+    write(d, "..2024_02/routes.yaml", &mapping("v2", "/v2/"));
+    symlink("..2024_02", d.join("..data_tmp")).unwrap();
+    std::fs::rename(d.join("..data_tmp"), d.join("..data")).unwrap();
+    std::fs::remove_dir_all(d.join("..2024_01")).unwrap();
+    let s = wait_for(&rx, "the swapped contents", |s| names(s) == ["v2"]);
+    assert!(s.rejected.is_empty(), "{:?}", s.rejected);
+}
+
+#[test]
+fn dropping_the_guard_stops_publishing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rx, guard) = DirectorySource::spawn(dir.path().to_owned(), DEBOUNCE).unwrap();
+    guard.stop();
+    write(dir.path(), "a.yaml", &mapping("a", "/a/"));
+    std::thread::sleep(DEBOUNCE * 6);
+    assert_eq!(rx.borrow().generation, 1);
+    assert!(rx.has_changed().is_err(), "the sender is gone");
+}

@@ -1,0 +1,365 @@
+//! One ADS stream's state, independent of the wire variant (state of the world or delta): what
+//! Envoy subscribed to, what it acknowledged, what is in flight, and what to send next.
+//!
+//! The planner ([`Session::plan`]) walks the types in [`ORDER`] and stops at the first one that is
+//! waiting for an answer (a response in flight) or blocked (its next content is what Envoy NACKed);
+//! it sends at most one response at a time. So a type is only updated once every type before it
+//! has been acknowledged at its new content.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use super::cache::{Res, Snapshot, set_version};
+use super::type_url::{self, CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET};
+
+/// The push order: clusters before the endpoints that fill them, secrets before the listeners
+/// that use them, listeners before the route configurations they name.
+pub(crate) const ORDER: [&str; 5] = [CLUSTER, ENDPOINT, SECRET, LISTENER, ROUTE];
+
+/// What one type serves to this stream right now.
+pub(crate) struct Served<'a> {
+    pub version: String,
+    pub resources: Cow<'a, BTreeMap<String, Arc<Res>>>,
+}
+
+/// A response sent and not answered yet.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    /// The served set's version (SotW `version_info`, delta `system_version_info`).
+    pub version: String,
+    /// SotW: the whole set sent. Delta: only the added or changed resources.
+    pub resources: BTreeMap<String, Arc<Res>>,
+    /// Delta only: names sent in `removed_resources`.
+    pub removed: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct TypeState {
+    pub subscribed: bool,
+    /// Every resource of the type (CDS and LDS always in state of the world; `*` or the legacy
+    /// empty first subscription in delta).
+    pub wildcard: bool,
+    pub names: BTreeSet<String>,
+    /// SotW: the `version_info` Envoy acknowledged (or reported on a new stream).
+    pub acked_version: Option<String>,
+    /// Name → resource version Envoy has (delta: acknowledged or `initial_resource_versions`).
+    pub acked: BTreeMap<String, String>,
+    /// The acknowledged resources this stream sent itself (their content is needed to keep
+    /// clusters and endpoints alive while routes move off them).
+    pub acked_res: BTreeMap<String, Arc<Res>>,
+    pub last_nonce: String,
+    pub pending: Option<Pending>,
+    /// The served-set version Envoy refused: never sent again.
+    pub nacked: Option<String>,
+}
+
+impl TypeState {
+    pub fn in_scope(&self, name: &str) -> bool {
+        self.wildcard || self.names.contains(name)
+    }
+}
+
+/// Envoy's refusal of one response.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Refusal {
+    pub type_url: &'static str,
+    pub version: String,
+    pub message: String,
+}
+
+#[derive(Debug)]
+pub(crate) struct Session {
+    pub delta: bool,
+    pub target: Option<Arc<Snapshot>>,
+    pub types: BTreeMap<&'static str, TypeState>,
+    nonce: u64,
+}
+
+impl Session {
+    pub fn new(target: Option<Arc<Snapshot>>, delta: bool) -> Self {
+        Self {
+            delta,
+            target,
+            types: type_url::ALL
+                .iter()
+                .map(|t| (*t, TypeState::default()))
+                .collect(),
+            nonce: 0,
+        }
+    }
+
+    pub fn set_target(&mut self, target: Option<Arc<Snapshot>>) {
+        self.target = target;
+    }
+
+    pub fn state(&mut self, url: &'static str) -> &mut TypeState {
+        self.types.entry(url).or_default()
+    }
+
+    pub fn next_nonce(&mut self) -> String {
+        self.nonce += 1;
+        self.nonce.to_string()
+    }
+
+    /// What `url` serves: the target's resources in the subscription's scope, plus, for clusters
+    /// and endpoints, those Envoy acknowledged and the target dropped, until routing has moved
+    /// to the target (make before break).
+    pub fn served(&self, url: &'static str) -> Served<'_> {
+        let Some(target) = &self.target else {
+            return Served {
+                version: set_version(std::iter::empty()),
+                resources: Cow::Owned(BTreeMap::new()),
+            };
+        };
+        let ts = &self.types[url];
+        let tt = target.of(url);
+        let retain = (url == CLUSTER || url == ENDPOINT)
+            && ts.acked_res.keys().any(|n| !tt.resources.contains_key(n))
+            && !self.routing_converged();
+        if ts.wildcard && !retain {
+            return Served {
+                version: tt.version.clone(),
+                resources: Cow::Borrowed(&tt.resources),
+            };
+        }
+        let mut resources: BTreeMap<String, Arc<Res>> = if ts.wildcard {
+            tt.resources.clone()
+        } else {
+            ts.names
+                .iter()
+                .filter_map(|n| tt.resources.get(n).map(|r| (n.clone(), r.clone())))
+                .collect()
+        };
+        if retain {
+            for (n, r) in &ts.acked_res {
+                if ts.in_scope(n) && !tt.resources.contains_key(n) {
+                    resources.insert(n.clone(), r.clone());
+                }
+            }
+        }
+        Served {
+            version: set_version(&resources),
+            resources: Cow::Owned(resources),
+        }
+    }
+
+    /// Whether Envoy has exactly what `url` serves.
+    pub fn current(&self, url: &'static str, served: &Served<'_>) -> bool {
+        let ts = &self.types[url];
+        if self.delta {
+            ts.acked.len() == served.resources.len()
+                && served
+                    .resources
+                    .iter()
+                    .all(|(n, r)| ts.acked.get(n) == Some(&r.version))
+        } else {
+            ts.acked_version.as_deref() == Some(served.version.as_str())
+        }
+    }
+
+    /// Whether Envoy routes by the target: its listeners and every route configuration of the
+    /// target are acknowledged at their target content. Until then, clusters and endpoints the
+    /// target dropped stay served, as the old routes may still send traffic to them.
+    pub fn routing_converged(&self) -> bool {
+        let Some(target) = &self.target else {
+            return true;
+        };
+        let listeners = &self.types[LISTENER];
+        if listeners.subscribed && !self.current(LISTENER, &self.served(LISTENER)) {
+            return false;
+        }
+        let routes = &self.types[ROUTE];
+        let wanted = &target.of(ROUTE).resources;
+        if !routes.subscribed {
+            // Envoy subscribes to route configurations once it has the listeners naming them.
+            return !listeners.subscribed || wanted.is_empty();
+        }
+        (routes.wildcard || wanted.keys().all(|n| routes.names.contains(n)))
+            && self.current(ROUTE, &self.served(ROUTE))
+    }
+
+    /// The next type to push and what it serves, if any: see the module documentation.
+    pub fn plan(&self) -> Option<(&'static str, Served<'_>)> {
+        self.target.as_ref()?;
+        for url in ORDER {
+            let ts = &self.types[url];
+            if !ts.subscribed {
+                continue;
+            }
+            if ts.pending.is_some() {
+                return None;
+            }
+            let served = self.served(url);
+            if self.current(url, &served) {
+                continue;
+            }
+            if ts.nacked.as_deref() == Some(served.version.as_str()) {
+                return None;
+            }
+            return Some((url, served));
+        }
+        None
+    }
+
+    /// The target's version once Envoy acknowledged all of it on every type it subscribed to
+    /// (and the make-before-break clean-up is done).
+    pub fn converged_version(&self) -> Option<&str> {
+        let target = self.target.as_ref()?;
+        let mut any = false;
+        for url in ORDER {
+            let ts = &self.types[url];
+            if !ts.subscribed {
+                continue;
+            }
+            any = true;
+            if ts.pending.is_some() || !self.current(url, &self.served(url)) {
+                return None;
+            }
+        }
+        (any && self.routing_converged()).then_some(target.version.as_str())
+    }
+
+    /// Records Envoy's answer to the response of `url` in flight. `refusal` is Envoy's
+    /// error message for a NACK. Returns the refusal to report, if any.
+    pub fn answer(&mut self, url: &'static str, refusal: Option<String>) -> Option<Refusal> {
+        let delta = self.delta;
+        let ts = self.state(url);
+        let p = ts.pending.take()?;
+        match refusal {
+            Some(message) => {
+                ts.nacked = Some(p.version.clone());
+                Some(Refusal {
+                    type_url: url,
+                    version: p.version,
+                    message,
+                })
+            }
+            None if delta => {
+                for (n, r) in p.resources {
+                    if ts.in_scope(&n) {
+                        ts.acked.insert(n.clone(), r.version.clone());
+                        ts.acked_res.insert(n, r);
+                    }
+                }
+                for n in p.removed {
+                    ts.acked.remove(&n);
+                    ts.acked_res.remove(&n);
+                }
+                ts.nacked = None;
+                None
+            }
+            None => {
+                ts.acked_version = Some(p.version);
+                ts.acked = p
+                    .resources
+                    .iter()
+                    .map(|(n, r)| (n.clone(), r.version.clone()))
+                    .collect();
+                ts.acked_res = p.resources;
+                ts.nacked = None;
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xds::cache::ResourceSet;
+    use envoy_types::pb::google::protobuf::Any;
+
+    fn snap(clusters: &[&str], routes: &[(&str, &str)]) -> Arc<Snapshot> {
+        let mut s = ResourceSet::default();
+        for c in clusters {
+            s.insert_any(
+                CLUSTER,
+                *c,
+                Any {
+                    type_url: CLUSTER.into(),
+                    value: c.as_bytes().to_vec(),
+                },
+            );
+        }
+        for (r, body) in routes {
+            s.insert_any(
+                ROUTE,
+                *r,
+                Any {
+                    type_url: ROUTE.into(),
+                    value: body.as_bytes().to_vec(),
+                },
+            );
+        }
+        Arc::new(Snapshot::build(s, None))
+    }
+
+    /// Sends whatever is planned and acknowledges it; returns the type pushed.
+    fn step(s: &mut Session) -> Option<&'static str> {
+        let (url, served) = s.plan()?;
+        let pending = Pending {
+            version: served.version.clone(),
+            resources: served.resources.into_owned(),
+            removed: vec![],
+        };
+        s.state(url).pending = Some(pending);
+        s.answer(url, None);
+        Some(url)
+    }
+
+    #[test]
+    fn nothing_is_served_before_the_first_publish() {
+        let mut s = Session::new(None, false);
+        s.state(CLUSTER).subscribed = true;
+        s.state(CLUSTER).wildcard = true;
+        assert!(s.plan().is_none());
+        assert!(s.converged_version().is_none());
+    }
+
+    #[test]
+    fn dropped_clusters_stay_until_routes_converge() {
+        let mut s = Session::new(Some(snap(&["a", "b"], &[("r", "a,b")])), false);
+        for (url, wildcard) in [(CLUSTER, true), (ROUTE, false)] {
+            let ts = s.state(url);
+            ts.subscribed = true;
+            ts.wildcard = wildcard;
+        }
+        s.state(ROUTE).names.insert("r".into());
+        assert_eq!(step(&mut s), Some(CLUSTER));
+        assert_eq!(step(&mut s), Some(ROUTE));
+        assert_eq!(step(&mut s), None);
+        let v1 = s.converged_version().map(str::to_owned);
+        assert!(v1.is_some());
+
+        s.set_target(Some(snap(&["a"], &[("r", "a")])));
+        assert!(s.served(CLUSTER).resources.contains_key("b"));
+        // Clusters unchanged (b retained): routes go first.
+        assert_eq!(step(&mut s), Some(ROUTE));
+        assert!(!s.served(CLUSTER).resources.contains_key("b"));
+        assert_eq!(step(&mut s), Some(CLUSTER));
+        assert_eq!(step(&mut s), None);
+        assert_ne!(s.converged_version().map(str::to_owned), v1);
+    }
+
+    #[test]
+    fn a_refused_version_blocks_later_types_and_is_not_resent() {
+        let mut s = Session::new(Some(snap(&["a"], &[("r", "a")])), false);
+        for url in [CLUSTER, ROUTE] {
+            s.state(url).subscribed = true;
+            s.state(url).wildcard = true;
+        }
+        let (url, served) = s.plan().unwrap();
+        assert_eq!(url, CLUSTER);
+        let version = served.version.clone();
+        s.state(CLUSTER).pending = Some(Pending {
+            version: version.clone(),
+            resources: BTreeMap::new(),
+            removed: vec![],
+        });
+        let refusal = s.answer(CLUSTER, Some("bad".into())).unwrap();
+        assert_eq!(refusal.version, version);
+        assert!(s.plan().is_none());
+        assert!(s.converged_version().is_none());
+    }
+}

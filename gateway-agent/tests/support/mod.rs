@@ -1,0 +1,712 @@
+//! The test harness for data-path tests: real processes and servers on 127.0.0.1 ports chosen
+//! at run time, torn down when they go out of scope, also when a test fails.
+//!
+//! - [`Upstream`]: an in-process HTTP/1.1 + h2c server that echoes each request as JSON.
+//! - [`Agent`]: the built `legate-agent run --config-dir DIR` process.
+//! - [`Envoy`]: the real Envoy (`make envoy`) with the bootstrap from `legate_agent::bootstrap`.
+//! - [`Client`]: HTTP requests with a chosen `Host` header, answers with status, headers, body.
+//!
+//! Child processes are killed when their handle is dropped; if the test is panicking, the tail
+//! of the process's log is printed first so the failure explains itself.
+
+#![allow(dead_code)] // each test file uses a different part of the harness
+
+use std::{
+    collections::BTreeMap,
+    convert::Infallible,
+    fs::File,
+    net::{SocketAddr, TcpListener as StdTcpListener},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicU32, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Response, body::Bytes, service::service_fn};
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo},
+    server::conn::auto,
+};
+use legate_agent::bootstrap::{AdsApi, BootstrapParams, bootstrap, render_yaml};
+use serde_json::{Value, json};
+
+/// How long a process may take to come up before the test fails.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A port on 127.0.0.1 that was free a moment ago (bind to port 0, read it, let it go).
+pub fn free_port() -> u16 {
+    StdTcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// `127.0.0.1:<free port>`.
+pub fn free_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, or panics after `timeout` naming `what`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upstream
+
+/// An HTTP server on 127.0.0.1 (HTTP/1.1 and h2c, chosen per connection) that answers every
+/// request with `{"upstream", "method", "path", "query", "version", "headers", "body"}` and the
+/// response header `x-upstream: <name>`. `?ms=N` on `/slow` sleeps N ms first; `?status=N`
+/// on any path answers with that status.
+pub struct Upstream {
+    pub name: String,
+    pub addr: SocketAddr,
+    requests: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Upstream {
+    pub async fn start(name: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind an upstream port");
+        let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let (name_owned, counter) = (Arc::<str>::from(name), requests.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (name, counter) = (name_owned.clone(), counter.clone());
+                tokio::spawn(async move {
+                    let service = service_fn(move |request| {
+                        counter.fetch_add(1, Ordering::Relaxed);
+                        echo(name.clone(), request)
+                    });
+                    let _ = auto::Builder::new(TokioExecutor::new())
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self {
+            name: name.to_owned(),
+            addr,
+            requests,
+            task,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `127.0.0.1:PORT`, as a Mapping's `service` names it.
+    pub fn service(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// How many requests it has answered (or is answering).
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn echo(
+    name: Arc<str>,
+    request: Request<hyper::body::Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = request.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let query = parts.uri.query().map(str::to_owned);
+    let params: BTreeMap<String, String> = query
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    if parts.uri.path() == "/slow" {
+        let ms = params
+            .get("ms")
+            .and_then(|ms| ms.parse().ok())
+            .unwrap_or(1000);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    let status = params
+        .get("status")
+        .and_then(|s| s.parse::<u16>().ok())
+        .and_then(|s| hyper::StatusCode::from_u16(s).ok())
+        .unwrap_or(hyper::StatusCode::OK);
+    let mut headers = serde_json::Map::new();
+    for (key, value) in &parts.headers {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        match headers.get_mut(key.as_str()) {
+            Some(Value::String(existing)) => {
+                existing.push(',');
+                existing.push_str(&value);
+            }
+            _ => {
+                headers.insert(key.as_str().to_owned(), Value::String(value));
+            }
+        }
+    }
+    // HTTP/2 carries the host as :authority, which hyper leaves in the URI.
+    if let Some(authority) = parts.uri.authority() {
+        headers
+            .entry("host")
+            .or_insert_with(|| Value::String(authority.to_string()));
+    }
+    let answer = json!({
+        "upstream": &*name,
+        "method": parts.method.as_str(),
+        "path": parts.uri.path(),
+        "query": query,
+        "version": format!("{:?}", parts.version),
+        "headers": headers,
+        "body": String::from_utf8_lossy(&body),
+    });
+    let response = Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .header("x-upstream", &*name)
+        .body(Full::new(Bytes::from(answer.to_string())))
+        .expect("a valid response");
+    Ok(response)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child processes
+
+/// A child process that is killed when dropped, with its output in a log file.
+pub struct ChildProcess {
+    what: String,
+    child: Child,
+    log: PathBuf,
+}
+
+impl ChildProcess {
+    fn spawn(what: &str, mut command: Command, log: PathBuf) -> Self {
+        let out = File::create(&log).expect("create a log file");
+        let err = out.try_clone().expect("clone the log file handle");
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err));
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what} ({command:?}): {e}"));
+        Self {
+            what: what.to_owned(),
+            child,
+            log,
+        }
+    }
+
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything the process has written to stdout and stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// The last `n` lines of the log.
+    pub fn log_tail(&self, n: usize) -> String {
+        let log = self.log();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    /// `Some(status)` once the process has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Panics with the log if the process has exited.
+    pub fn assert_running(&mut self) {
+        if let Some(status) = self.exited() {
+            panic!(
+                "{} exited ({status}); its log:\n{}",
+                self.what,
+                self.log_tail(80)
+            );
+        }
+    }
+
+    /// Kills the process (SIGKILL) and reaps it. Idempotent.
+    pub fn kill(&mut self) {
+        if self.exited().is_none() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ChildProcess {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "---- {} (pid {}) log, last 80 lines ({}):\n{}\n----",
+                self.what,
+                self.child.id(),
+                self.log.display(),
+                self.log_tail(80)
+            );
+        }
+        self.kill();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Agent
+
+/// The `legate-agent` binary running `run --config-dir DIR` on free loopback ports.
+pub struct Agent {
+    pub process: ChildProcess,
+    pub ads_address: SocketAddr,
+    pub metrics_address: SocketAddr,
+    /// `http://127.0.0.1:PORT` of `/metrics`, `/healthz`, `/readyz`.
+    pub metrics_url: String,
+    client: Client,
+    _logs: tempfile::TempDir,
+}
+
+impl Agent {
+    /// Starts the agent on `config_dir` and waits until its admin endpoint answers.
+    pub async fn start(config_dir: &Path) -> Self {
+        Self::start_with_args(config_dir, &[]).await
+    }
+
+    /// As [`Agent::start`], with extra arguments to `run` (e.g. `--ambassador-id`).
+    pub async fn start_with_args(config_dir: &Path, extra: &[&str]) -> Self {
+        // Another process may take a "free" port before the agent binds it: try again then.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match Self::try_start(config_dir, extra).await {
+                Ok(agent) => return agent,
+                Err(agent) if attempts < 3 && agent.process.log().contains("in use") => continue,
+                Err(mut agent) => {
+                    agent.process.assert_running();
+                    unreachable!("try_start fails only when the agent exited");
+                }
+            }
+        }
+    }
+
+    async fn try_start(config_dir: &Path, extra: &[&str]) -> Result<Self, Self> {
+        let logs = tempfile::tempdir().expect("a log directory");
+        let ads_address = free_addr();
+        let metrics_address = free_addr();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_legate-agent"));
+        command
+            .arg("run")
+            .arg("--config-dir")
+            .arg(config_dir)
+            .arg("--ads-address")
+            .arg(ads_address.to_string())
+            .arg("--metrics-address")
+            .arg(metrics_address.to_string())
+            .args(extra)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .env_remove("LEGATE_METRICS_ADDRESS")
+            .env_remove("AMBASSADOR_ID");
+        let process = ChildProcess::spawn("legate-agent", command, logs.path().join("agent.log"));
+        let mut agent = Self {
+            process,
+            ads_address,
+            metrics_address,
+            metrics_url: format!("http://{metrics_address}"),
+            client: Client::new(),
+            _logs: logs,
+        };
+        let start = Instant::now();
+        loop {
+            if agent.process.exited().is_some() {
+                return Err(agent);
+            }
+            if agent.healthz().await.is_some_and(|s| s == 200) {
+                return Ok(agent);
+            }
+            if start.elapsed() > START_TIMEOUT {
+                panic!(
+                    "legate-agent did not answer /healthz within {START_TIMEOUT:?}; log:\n{}",
+                    agent.process.log_tail(80)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Status of `/healthz`, or `None` when nothing answers.
+    pub async fn healthz(&self) -> Option<u16> {
+        let url = format!("{}/healthz", self.metrics_url);
+        self.client.get(&url, None).await.ok().map(|r| r.status)
+    }
+
+    /// Status and body of `/readyz` (200 when Envoy has acknowledged a configuration).
+    pub async fn readyz(&self) -> (u16, String) {
+        let url = format!("{}/readyz", self.metrics_url);
+        let reply = self.client.get(&url, None).await.expect("GET /readyz");
+        (reply.status, reply.text)
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub async fn wait_ready(&self) {
+        let mut last = (0, String::new());
+        let start = Instant::now();
+        while start.elapsed() < START_TIMEOUT {
+            last = self.readyz().await;
+            if last.0 == 200 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "the agent was not ready within {START_TIMEOUT:?}: {} {}; log:\n{}",
+            last.0,
+            last.1,
+            self.process.log_tail(80)
+        );
+    }
+
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let url = format!("{}/metrics", self.metrics_url);
+        self.client
+            .get(&url, None)
+            .await
+            .expect("GET /metrics")
+            .text
+    }
+
+    /// The value of one sample (`name{labels}` exactly as exposed, or a bare name).
+    pub async fn metric(&self, sample: &str) -> Option<f64> {
+        let text = self.metrics().await;
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.rsplit_once(' '))
+            .find(|(name, _)| *name == sample)
+            .and_then(|(_, value)| value.parse().ok())
+    }
+
+    pub fn log(&self) -> String {
+        self.process.log()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Envoy
+
+/// The Envoy binary: `$LEGATE_ENVOY` if set, else `.tools/bin/envoy` from `make envoy`.
+pub fn envoy_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("LEGATE_ENVOY") {
+        return PathBuf::from(path);
+    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/bin/envoy");
+    assert!(
+        path.exists(),
+        "{} is missing: run `make envoy`",
+        path.display()
+    );
+    path
+}
+
+static ENVOYS: AtomicU32 = AtomicU32::new(0);
+
+/// A real Envoy whose bootstrap points at an ADS server, with its admin on a free port.
+pub struct Envoy {
+    pub process: ChildProcess,
+    pub admin_address: SocketAddr,
+    pub node_id: String,
+    pub bootstrap_path: PathBuf,
+    client: Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Envoy {
+    /// Starts Envoy (delta ADS) and waits until its admin interface answers.
+    pub async fn start(ads_address: SocketAddr) -> Self {
+        Self::start_with(ads_address, AdsApi::DeltaGrpc).await
+    }
+
+    pub async fn start_with(ads_address: SocketAddr, ads_api: AdsApi) -> Self {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match Self::try_start(ads_address, ads_api).await {
+                Ok(envoy) => return envoy,
+                Err(envoy) if attempts < 3 && envoy.process.log().contains("in use") => continue,
+                Err(mut envoy) => {
+                    envoy.process.assert_running();
+                    unreachable!("try_start fails only when Envoy exited");
+                }
+            }
+        }
+    }
+
+    async fn try_start(ads_address: SocketAddr, ads_api: AdsApi) -> Result<Self, Self> {
+        let dir = tempfile::tempdir().expect("an Envoy directory");
+        let admin_address = free_addr();
+        let n = ENVOYS.fetch_add(1, Ordering::Relaxed);
+        let node_id = format!("test-{}-{n}", std::process::id());
+        let mut params = BootstrapParams::new(ads_address, admin_address, node_id.clone());
+        params.ads_api = ads_api;
+        let bootstrap_path = dir.path().join("bootstrap.yaml");
+        std::fs::write(&bootstrap_path, render_yaml(&bootstrap(&params)))
+            .expect("write the bootstrap");
+        // Unique among the Envoys of this machine: the admin port is ours while it runs.
+        let base_id = u32::from(admin_address.port());
+        let mut command = Command::new(envoy_binary());
+        command
+            .arg("-c")
+            .arg(&bootstrap_path)
+            .args(["--base-id", &base_id.to_string()])
+            .args(["--log-level", "warn"])
+            .arg("--disable-hot-restart")
+            // Two shared cores: a couple of workers is plenty.
+            .args(["--concurrency", "2"]);
+        let process = ChildProcess::spawn("envoy", command, dir.path().join("envoy.log"));
+        let mut envoy = Self {
+            process,
+            admin_address,
+            node_id,
+            bootstrap_path,
+            client: Client::new(),
+            _dir: dir,
+        };
+        let start = Instant::now();
+        loop {
+            if envoy.process.exited().is_some() {
+                return Err(envoy);
+            }
+            if envoy.admin_get("/ready").await.is_some() {
+                return Ok(envoy);
+            }
+            if start.elapsed() > START_TIMEOUT {
+                panic!(
+                    "Envoy's admin did not answer within {START_TIMEOUT:?}; log:\n{}",
+                    envoy.process.log_tail(80)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` of the admin interface.
+    pub fn admin_url(&self) -> String {
+        format!("http://{}", self.admin_address)
+    }
+
+    /// An admin GET; `None` when nothing answers.
+    pub async fn admin_get(&self, path: &str) -> Option<Reply> {
+        let url = format!("{}{path}", self.admin_url());
+        self.client.get(&url, None).await.ok()
+    }
+
+    /// Status and body of `/ready` (200 `LIVE` once initialized; 503 while initializing).
+    pub async fn ready(&self) -> (u16, String) {
+        let reply = self.admin_get("/ready").await.expect("Envoy admin answers");
+        (reply.status, reply.text.trim().to_owned())
+    }
+
+    /// Waits until `/ready` says `LIVE`.
+    pub async fn wait_ready(&mut self) {
+        let start = Instant::now();
+        let mut last = (0, String::new());
+        while start.elapsed() < START_TIMEOUT {
+            self.process.assert_running();
+            if let Some(reply) = self.admin_get("/ready").await {
+                last = (reply.status, reply.text.trim().to_owned());
+                if last.0 == 200 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "Envoy was not ready within {START_TIMEOUT:?} (last: {} {}); log:\n{}",
+            last.0,
+            last.1,
+            self.process.log_tail(80)
+        );
+    }
+
+    /// `/config_dump` as JSON (add `?resource=...` or `?include_eds` through [`Self::admin_get`]).
+    pub async fn config_dump(&self) -> Value {
+        self.admin_get("/config_dump")
+            .await
+            .expect("Envoy admin answers")
+            .json()
+    }
+
+    /// One counter or gauge from `/stats`, e.g. `cluster_manager.cds.update_rejected`.
+    pub async fn stat(&self, name: &str) -> Option<u64> {
+        let reply = self.admin_get(&format!("/stats?filter=^{name}$")).await?;
+        reply
+            .text
+            .lines()
+            .filter_map(|l| l.split_once(": "))
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, v)| v.trim().parse().ok())
+    }
+
+    pub fn log(&self) -> String {
+        self.process.log()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Reply {
+    /// The body as JSON; panics with the body when it is not.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}); status {}, body: {}",
+                self.status, self.text
+            )
+        })
+    }
+
+    /// A response header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The upstream that answered (the echo server's `x-upstream`).
+    pub fn upstream(&self) -> Option<&str> {
+        self.header("x-upstream")
+    }
+}
+
+/// HTTP requests with a chosen `Host`, never through a proxy, with a bounded timeout.
+#[derive(Clone)]
+pub struct Client {
+    http1: reqwest::Client,
+    h2c: reqwest::Client,
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Client {
+    pub fn new() -> Self {
+        Self::with_timeout(Duration::from_secs(10))
+    }
+
+    pub fn with_timeout(timeout: Duration) -> Self {
+        let builder = || {
+            reqwest::Client::builder()
+                .no_proxy()
+                .timeout(timeout)
+                .connect_timeout(Duration::from_secs(2))
+                .redirect(reqwest::redirect::Policy::none())
+        };
+        Self {
+            http1: builder().http1_only().build().expect("an HTTP/1.1 client"),
+            h2c: builder()
+                .http2_prior_knowledge()
+                .build()
+                .expect("an h2c client"),
+        }
+    }
+
+    /// GET over HTTP/1.1, with `Host: host` when given.
+    pub async fn get(&self, url: &str, host: Option<&str>) -> reqwest::Result<Reply> {
+        self.send(reqwest::Method::GET, url, host, &[], None).await
+    }
+
+    /// GET over HTTP/2 without TLS (prior knowledge); `host` becomes `:authority`.
+    pub async fn get_h2(&self, url: &str, host: Option<&str>) -> reqwest::Result<Reply> {
+        let mut request = self.h2c.get(url);
+        if let Some(host) = host {
+            request = request.header(reqwest::header::HOST, host);
+        }
+        Self::reply(request.send().await?).await
+    }
+
+    /// Any method, with extra request headers and an optional body, over HTTP/1.1.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        host: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<String>,
+    ) -> reqwest::Result<Reply> {
+        let mut request = self.http1.request(method, url);
+        if let Some(host) = host {
+            request = request.header(reqwest::header::HOST, host);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        Self::reply(request.send().await?).await
+    }
+
+    async fn reply(response: reqwest::Response) -> reqwest::Result<Reply> {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await?;
+        Ok(Reply {
+            status,
+            headers,
+            text,
+        })
+    }
+}
