@@ -44,16 +44,8 @@ kube-down: ## Stop it
 e2e: ## End-to-end tests: against $$KUBECONFIG if set, else a fresh local API server
 	e2e/run.sh
 
-demo: ## Run the agent on config/samples/local (Ctrl-C stops it)
-	$(CARGO) build -q -p legate-agent
-	target/debug/legate-agent validate config/samples/local
-	@echo
-	@echo "legate-agent is serving its admin endpoint; try:"
-	@echo "  curl -s localhost:9090/healthz"
-	@echo "  curl -s localhost:9090/readyz     # 503 until an Envoy acknowledges a configuration"
-	@echo "  curl -s localhost:9090/metrics"
-	@echo
-	target/debug/legate-agent run --config-dir config/samples/local --ads-address 127.0.0.1:18000 --metrics-address 127.0.0.1:9090
+demo: ## A local gateway: example upstreams, the agent on config/samples/local, real Envoy (Ctrl-C stops it)
+	hack/demo.sh
 
 bench: ## Benchmarks (criterion)
 	$(CARGO) bench --workspace

@@ -172,7 +172,8 @@ async fn wait(mut stopped: tokio::sync::watch::Receiver<bool>) {
     let _ = stopped.wait_for(|s| *s).await;
 }
 
-/// Logs each rejection once (not on every rebuild) and updates the gauges.
+/// Logs each IR rejection once, not on every rebuild (the source logs its own), and updates
+/// the gauges.
 fn report(
     snapshot: &SourceSnapshot,
     config: &Configuration,
@@ -180,19 +181,6 @@ fn report(
     logged: &mut BTreeSet<String>,
 ) {
     let mut now = BTreeSet::new();
-    for r in &snapshot.rejected {
-        let what = r
-            .object
-            .as_ref()
-            .map_or_else(String::new, |o| format!(" ({o})"));
-        let index = r
-            .index
-            .map_or_else(String::new, |i| format!(" document {i}"));
-        now.insert(format!(
-            "rejected: {}{index}{what}: {}",
-            r.origin, r.message
-        ));
-    }
     for r in &config.ir.rejections {
         now.insert(format!("rejected: {}: {}", r.object, r.reason));
     }
@@ -202,13 +190,7 @@ fn report(
     for line in now.difference(logged) {
         warn!("{line}");
     }
-    for w in &snapshot.warnings {
-        if logged.insert(w.clone()) {
-            warn!("{w}");
-        }
-    }
-    logged.retain(|l| now.contains(l) || snapshot.warnings.contains(l));
-    logged.extend(now);
+    *logged = now;
 
     metrics.resources.clear();
     for r in &snapshot.resources {

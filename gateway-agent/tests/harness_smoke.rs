@@ -126,3 +126,20 @@ async fn agent_serves_healthz_on_its_metrics_address() {
         "the agent (pid {pid}) is gone after drop"
     );
 }
+
+#[tokio::test]
+async fn a_failing_test_still_tears_envoy_down() {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let failed = tokio::spawn(async move {
+        let envoy = Envoy::start(free_addr()).await;
+        tx.send(envoy.process.id()).unwrap();
+        panic!("a test failing while Envoy runs (expected)");
+    })
+    .await;
+    assert!(failed.unwrap_err().is_panic());
+    let pid = rx.await.unwrap();
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "Envoy (pid {pid}) is gone after the panic"
+    );
+}

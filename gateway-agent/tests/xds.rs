@@ -706,3 +706,62 @@ async fn delta_nack_is_not_resent() {
             .contains("legate_xds_nacks_total{type=\"cds\"} 1")
     );
 }
+
+#[tokio::test]
+async fn shutdown_closes_open_streams_and_returns() {
+    let mut registry = Registry::default();
+    let xds = Xds::new(&mut registry);
+    xds.publish(config(&["a"], &[], "v1"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let served = tokio::spawn(xds.clone().serve_on(listener, async move {
+        let _ = stopped.await;
+    }));
+    let mut envoy = Sotw::connect(addr).await;
+    envoy.subscribe(type_url::CLUSTER, &[]);
+    envoy.recv().await;
+    stop.send(()).unwrap();
+    tokio::time::timeout(WAIT, served)
+        .await
+        .expect("server did not stop")
+        .unwrap()
+        .unwrap();
+    let end = tokio::time::timeout(WAIT, envoy.rx.message())
+        .await
+        .unwrap();
+    assert!(matches!(end, Ok(None) | Err(_)), "{end:?}");
+    assert_eq!(xds.status().borrow().connected, 0);
+}
+
+#[tokio::test]
+#[ignore = "measurement, run by hand"]
+async fn one_change_among_ten_thousand_clusters() {
+    let server = start().await;
+    let names: Vec<String> = (0..10_000).map(|i| format!("cluster-{i}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let set = config(&refs, &[], "v1");
+    server.xds.publish(set.clone());
+    let mut envoy = Delta::connect(server.addr).await;
+    envoy.send(DeltaDiscoveryRequest {
+        type_url: type_url::CLUSTER.into(),
+        ..Default::default()
+    });
+    let r = envoy.recv().await;
+    envoy.ack(&r);
+    let mut changed = set;
+    changed.insert(
+        "cluster-5",
+        &Cluster {
+            name: "cluster-5".into(),
+            alt_stat_name: "x".into(),
+            ..Default::default()
+        },
+    );
+    let t = std::time::Instant::now();
+    server.xds.publish(changed);
+    let published = t.elapsed();
+    let r = envoy.recv().await;
+    eprintln!("publish {published:?}, on the wire {:?}", t.elapsed());
+    assert_eq!(r.resources.len(), 1);
+}
