@@ -13,8 +13,12 @@ pub enum LogFormat {
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter);
+    // Colours only for a person at a terminal, never into files or `kubectl logs`.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     match format {
-        LogFormat::Text => registry.with(fmt::layer().with_target(true)).init(),
+        LogFormat::Text => registry
+            .with(fmt::layer().with_target(true).with_ansi(ansi))
+            .init(),
         LogFormat::Json => registry
             .with(
                 fmt::layer()

@@ -421,3 +421,83 @@ fn no_listener_means_nothing_is_served_and_every_mapping_says_so() {
         "no Listener: define an HTTP Listener for Mappings to be served"
     );
 }
+
+#[test]
+fn what_envoy_would_refuse_is_refused_here_naming_the_field() {
+    let yaml = [
+        LISTENER.to_owned(),
+        mapping("good", "  prefix: /good/\n  service: good"),
+        mapping(
+            "huge-regex",
+            "  prefix: \"^/bad/[a-z]{1000}$\"\n  prefix_regex: true\n  service: bad",
+        ),
+        mapping(
+            "pseudo-header",
+            "  prefix: /p/\n  service: p\n  add_request_headers: {\":path\": /elsewhere}",
+        ),
+        mapping(
+            "host-header",
+            "  prefix: /h/\n  service: h\n  remove_request_headers: [Host]",
+        ),
+        mapping(
+            "bad-name",
+            "  prefix: /n/\n  service: names\n  add_response_headers: {\"x bad\": v}",
+        ),
+        mapping(
+            "small-regex",
+            "  prefix: \"^/api/v[0-9]+/users/[^/]+/.*$\"\n  prefix_regex: true\n  service: api",
+        ),
+    ]
+    .concat();
+    let ir = ir(&yaml);
+    let reasons = rejected(&ir);
+    assert_eq!(reasons.len(), 4, "{reasons:#?}");
+    let reason = |name: &str| {
+        reasons
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, r)| r.as_str())
+            .unwrap()
+    };
+    assert!(
+        reason("huge-regex").starts_with(
+            "prefix: regular expression \"^/bad/[a-z]{1000}$\" is too large for Envoy (about 10"
+        ),
+        "{reasons:#?}"
+    );
+    assert_eq!(
+        reason("pseudo-header"),
+        "add_request_headers: \":path\" cannot be added or removed; use host_rewrite or rewrite for the host and path"
+    );
+    assert!(
+        reason("host-header")
+            .starts_with("remove_request_headers: \"Host\" cannot be added or removed")
+    );
+    assert_eq!(
+        reason("bad-name"),
+        "add_response_headers: \"x bad\" is not a valid header name"
+    );
+    let names: Vec<String> = routes(&ir).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["small-regex", "good"]);
+}
+
+#[test]
+fn host_names_compare_case_insensitively() {
+    let yaml = [
+        LISTENER.to_owned(),
+        "---\napiVersion: getambassador.io/v3alpha1\nkind: Host\nmetadata: {name: api, namespace: default}\nspec: {hostname: API.Example.com}\n".to_owned(),
+        "---\napiVersion: getambassador.io/v3alpha1\nkind: Host\nmetadata: {name: api-again, namespace: default}\nspec: {hostname: api.example.COM}\n".to_owned(),
+        mapping("m", "  prefix: /m/\n  service: m").replace("\"*\"", "api.EXAMPLE.com"),
+    ]
+    .concat();
+    let ir = ir(&yaml);
+    assert_eq!(only_vhost(&ir).domains, ["api.example.com"]);
+    assert_eq!(routes(&ir), vec![("m".into(), None)]);
+    assert_eq!(
+        rejected(&ir),
+        vec![(
+            "api-again".into(),
+            "hostname \"api.example.com\" is already served by Host default/api".into()
+        )]
+    );
+}

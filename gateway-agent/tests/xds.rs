@@ -749,6 +749,7 @@ async fn one_change_among_ten_thousand_clusters() {
     });
     let r = envoy.recv().await;
     envoy.ack(&r);
+    server.status_until(|s| s.acked_version.is_some()).await;
     let mut changed = set;
     changed.insert(
         "cluster-5",

@@ -174,47 +174,43 @@ fn redirect(d: &Redirect) -> RedirectAction {
 fn header_matcher(h: &HeaderMatch) -> HeaderMatcher {
     HeaderMatcher {
         name: h.name.clone(),
-        header_match_specifier: Some(match &h.value {
-            StringMatch::Exact(v) => {
-                header_matcher::HeaderMatchSpecifier::StringMatch(StringMatcher {
-                    match_pattern: Some(string_matcher::MatchPattern::Exact(v.clone())),
-                    ..Default::default()
-                })
-            }
-            StringMatch::Regex(v) => {
-                header_matcher::HeaderMatchSpecifier::StringMatch(StringMatcher {
-                    match_pattern: Some(string_matcher::MatchPattern::SafeRegex(regex(v))),
-                    ..Default::default()
-                })
-            }
-            StringMatch::Present => header_matcher::HeaderMatchSpecifier::PresentMatch(true),
+        header_match_specifier: Some(match string_matcher(&h.value) {
+            Some(m) => header_matcher::HeaderMatchSpecifier::StringMatch(m),
+            None => header_matcher::HeaderMatchSpecifier::PresentMatch(true),
         }),
         ..Default::default()
     }
 }
 
 fn query_matcher(q: &HeaderMatch) -> QueryParameterMatcher {
-    let specifier = match &q.value {
-        StringMatch::Present => {
-            query_parameter_matcher::QueryParameterMatchSpecifier::PresentMatch(true)
-        }
-        StringMatch::Exact(v) => {
-            query_parameter_matcher::QueryParameterMatchSpecifier::StringMatch(StringMatcher {
-                match_pattern: Some(string_matcher::MatchPattern::Exact(v.clone())),
-                ..Default::default()
-            })
-        }
-        StringMatch::Regex(v) => {
-            query_parameter_matcher::QueryParameterMatchSpecifier::StringMatch(StringMatcher {
-                match_pattern: Some(string_matcher::MatchPattern::SafeRegex(regex(v))),
-                ..Default::default()
-            })
-        }
-    };
+    use query_parameter_matcher::QueryParameterMatchSpecifier as Spec;
     QueryParameterMatcher {
         name: q.name.clone(),
-        query_parameter_match_specifier: Some(specifier),
+        query_parameter_match_specifier: Some(match string_matcher(&q.value) {
+            Some(m) => Spec::StringMatch(m),
+            None => Spec::PresentMatch(true),
+        }),
     }
+}
+
+/// The value condition; `None` for "present", which Envoy spells differently per matcher.
+fn string_matcher(value: &StringMatch) -> Option<StringMatcher> {
+    use string_matcher::MatchPattern;
+    let (pattern, ignore_case) = match value {
+        StringMatch::Present => return None,
+        StringMatch::Exact(v) => (MatchPattern::Exact(v.clone()), false),
+        StringMatch::Regex(v) => (MatchPattern::SafeRegex(regex(v)), false),
+        // The listener strips any port from the authority before routing.
+        StringMatch::HostGlob(glob) => match (glob.strip_prefix('*'), glob.strip_suffix('*')) {
+            (Some(suffix), _) => (MatchPattern::Suffix(suffix.to_owned()), true),
+            (None, Some(prefix)) => (MatchPattern::Prefix(prefix.to_owned()), true),
+            (None, None) => (MatchPattern::Exact(glob.clone()), true),
+        },
+    };
+    Some(StringMatcher {
+        match_pattern: Some(pattern),
+        ignore_case,
+    })
 }
 
 fn regex(pattern: &str) -> RegexMatcher {

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use super::{
     Rejection,
-    mapping::{PathMatch, Route, RouteAction, StringMatch},
+    mapping::{HeaderMatch, PathMatch, Route, RouteAction, StringMatch},
 };
 
 /// One group: its members in canary order, each with its cumulative share.
@@ -21,34 +21,33 @@ pub struct Group {
 /// The identity Emissary groups by: method (GET when unset), prefix, header and query
 /// conditions, and a nonzero precedence. The path's kind (regex, exact) is not part of it.
 fn identity(route: &Route) -> String {
-    let mut headers: Vec<String> = route
+    use std::fmt::Write;
+    let condition = |out: &mut String, h: &HeaderMatch| {
+        let _ = match &h.value {
+            StringMatch::Exact(v) => write!(out, "\0{}=e:{v}", h.name),
+            StringMatch::Regex(v) => write!(out, "\0{}=r:{v}", h.name),
+            StringMatch::Present => write!(out, "\0{}=p", h.name),
+            StringMatch::HostGlob(v) => write!(out, "\0{}=h:{v}", h.name),
+        };
+    };
+    let mut id = String::with_capacity(64);
+    match route.headers.iter().find(|h| h.name == ":method") {
+        Some(m) => condition(&mut id, m),
+        None => id.push_str("\0:method=e:GET"),
+    }
+    let _ = write!(id, "\0{}\0{}", route.path.text(), route.precedence);
+    let mut headers: Vec<&HeaderMatch> = route
         .headers
         .iter()
         .filter(|h| h.name != ":method")
-        .map(|h| format!("{}={:?}", h.name, h.value))
         .collect();
     headers.sort();
-    let mut query: Vec<String> = route
-        .query
-        .iter()
-        .map(|h| format!("{}={:?}", h.name, h.value))
-        .collect();
+    headers.into_iter().for_each(|h| condition(&mut id, h));
+    id.push_str("\0?");
+    let mut query: Vec<&HeaderMatch> = route.query.iter().collect();
     query.sort();
-    let method = route
-        .headers
-        .iter()
-        .find(|h| h.name == ":method")
-        .map_or_else(
-            || format!("{:?}", StringMatch::Exact("GET".into())),
-            |h| format!("{:?}", h.value),
-        );
-    format!(
-        "{method}\0{}\0{}\0{}\0{}",
-        route.path.text(),
-        headers.join("\0"),
-        query.join("\0"),
-        route.precedence
-    )
+    query.into_iter().for_each(|h| condition(&mut id, h));
+    id
 }
 
 /// Groups `routes`, assigns canary shares and orders the groups for evaluation. Members that
@@ -62,18 +61,21 @@ pub fn groups(routes: Vec<Route>, rejections: &mut Vec<Rejection>) -> Vec<Group>
         .into_values()
         .filter_map(|members| form(members, rejections))
         .collect();
-    // Descending route weight, ties broken by the first member so the order never depends on input order.
-    groups.sort_by(|a, b| {
-        let key = |g: &Group| g.routes.iter().map(Route::route_weight).max();
-        key(b)
-            .cmp(&key(a))
-            .then_with(|| a.routes[0].source.cmp(&b.routes[0].source))
+    // Descending route weight, ties broken by the first member so the order never depends on
+    // input order. Keys are computed once per group, not once per comparison.
+    groups.sort_by_cached_key(|g| {
+        let weight = g.routes.iter().map(Route::route_weight).max();
+        (std::cmp::Reverse(weight), g.routes[0].source.clone())
     });
     groups
 }
 
 /// Forms one group from the Mappings sharing an identity; `None` when nothing in it can serve.
 fn form(mut members: Vec<Route>, rejections: &mut Vec<Rejection>) -> Option<Group> {
+    // Most groups have one member: nothing to reconcile, no canary share, no mirror.
+    if members.len() == 1 && !members[0].shadow {
+        return Some(Group { routes: members });
+    }
     // The namespace that owns the match: oldest Mapping first, then by namespace/name.
     members.sort_by(|a, b| {
         let created = |r: &Route| r.created.clone().unwrap_or_else(|| "~".into());
@@ -94,15 +96,17 @@ fn form(mut members: Vec<Route>, rejections: &mut Vec<Rejection>) -> Option<Grou
     members.sort_by(|a, b| a.source.cmp(&b.source));
 
     // Core keys must agree (Emissary: "mismatched ..."): the path's kind, redirect vs proxy.
-    let first = members[0].clone();
+    let (first_path, first_source) = (
+        std::mem::discriminant(&members[0].path),
+        members[0].source.clone(),
+    );
     let mut kept: Vec<Route> = Vec::new();
     for r in members {
-        if std::mem::discriminant(&r.path) != std::mem::discriminant(&first.path) {
+        if std::mem::discriminant(&r.path) != first_path {
             rejections.push(reject(
                 &r,
                 format!(
-                    "mismatched prefix_regex/prefix_exact with {} in the same group",
-                    first.source
+                    "mismatched prefix_regex/prefix_exact with {first_source} in the same group"
                 ),
             ));
         } else if !r.shadow

@@ -5,7 +5,7 @@
 //! One deliberate difference: a `mappingSelector` (and a Listener's `hostBinding.selector`)
 //! honours `matchExpressions` as Kubernetes defines them; Emissary silently ignores them (#4175).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use legate_crds::{
@@ -53,12 +53,14 @@ pub fn hosts(resources: &[&Resource], rejections: &mut Vec<Rejection>) -> Vec<Ho
             Resource::Host(h) => Some(Host {
                 source: r.object_ref(),
                 namespace: h.metadata.namespace.clone().unwrap_or_default(),
+                // Host names compare case-insensitively.
                 hostname: h
                     .spec
                     .hostname
-                    .clone()
+                    .as_deref()
                     .filter(|n| !n.is_empty())
-                    .unwrap_or_else(|| "*".into()),
+                    .unwrap_or("*")
+                    .to_ascii_lowercase(),
                 labels: h.metadata.labels.clone().unwrap_or_default(),
                 mapping_selector: h
                     .spec
@@ -186,6 +188,7 @@ pub fn bind(
 ) -> Vec<Listener> {
     let mut served: BTreeSet<ObjectRef> = BTreeSet::new();
     let mut out = Vec::new();
+    let index = GroupIndex::new(groups);
     for l in listeners {
         let bound: Vec<&Host> = hosts.iter().filter(|h| binds(l, h)).collect();
         if bound.is_empty() {
@@ -199,7 +202,11 @@ pub fn bind(
             .iter()
             .map(|h| {
                 let mut routes = Vec::new();
-                for g in groups.iter().filter(|g| associates(h, &g.routes[0])) {
+                for g in index
+                    .candidates(&h.hostname)
+                    .map(|i| &groups[i])
+                    .filter(|g| associates(h, &g.routes[0]))
+                {
                     for r in &g.routes {
                         let variants = variants(l.security_model, h.insecure, r);
                         if !variants.is_empty() {
@@ -233,6 +240,49 @@ pub fn bind(
         }
     }
     out
+}
+
+/// Which groups could associate with a hostname, without testing every group against every
+/// Host: a Host with an exact hostname can only admit groups with that exact hostname, or with
+/// a glob, a regex host or no hostname at all.
+struct GroupIndex<'a> {
+    exact: HashMap<&'a str, Vec<usize>>,
+    others: Vec<usize>,
+    all: usize,
+}
+
+impl<'a> GroupIndex<'a> {
+    fn new(groups: &'a [Group]) -> Self {
+        let mut index = Self {
+            exact: HashMap::new(),
+            others: Vec::new(),
+            all: groups.len(),
+        };
+        for (i, g) in groups.iter().enumerate() {
+            match g.routes[0].hostname.as_deref() {
+                Some(name) if !name.contains('*') && !g.routes[0].host_regex => {
+                    index.exact.entry(name).or_default().push(i)
+                }
+                _ => index.others.push(i),
+            }
+        }
+        index
+    }
+
+    /// Candidate group indices for `hostname`, in group (evaluation) order.
+    fn candidates(&self, hostname: &str) -> Box<dyn Iterator<Item = usize> + '_> {
+        if hostname.contains('*') {
+            return Box::new(0..self.all);
+        }
+        let exact = self
+            .exact
+            .get(hostname)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let mut merged: Vec<usize> = exact.iter().chain(&self.others).copied().collect();
+        merged.sort_unstable();
+        Box::new(merged.into_iter())
+    }
 }
 
 fn why_unreachable(r: &Route, listeners: &[ListenerSpec], hosts: &[Host]) -> String {

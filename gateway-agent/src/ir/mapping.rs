@@ -36,6 +36,9 @@ pub enum StringMatch {
     Exact(String),
     Regex(String),
     Present,
+    /// A DNS glob on the `:authority`: `*.x` (suffix), `x.*` (prefix) or exact, compared
+    /// case-insensitively as host names are.
+    HostGlob(String),
 }
 
 /// A header (or, in `query`, a query parameter) condition.
@@ -50,7 +53,7 @@ impl HeaderMatch {
     fn weight(&self) -> usize {
         self.name.len()
             + match &self.value {
-                StringMatch::Exact(v) => v.len(),
+                StringMatch::Exact(v) | StringMatch::HostGlob(v) => v.len(),
                 StringMatch::Regex(v) => v.len() + 1,
                 StringMatch::Present => 1,
             }
@@ -169,7 +172,9 @@ impl Route {
             .iter()
             .find(|h| h.name == ":method")
             .map(|h| match &h.value {
-                StringMatch::Exact(v) | StringMatch::Regex(v) => v.clone(),
+                StringMatch::Exact(v) | StringMatch::Regex(v) | StringMatch::HostGlob(v) => {
+                    v.clone()
+                }
                 StringMatch::Present => String::new(),
             })
             .unwrap_or_else(|| "GET".into());
@@ -217,7 +222,7 @@ pub fn route(mapping: &Mapping, settings: &Settings) -> Result<(Route, Option<Cl
             if let Some(m) = authority_for_glob(glob) {
                 headers.push(m);
             }
-            (Some(glob.clone()), false)
+            (Some(glob.to_ascii_lowercase()), false)
         }
         (None, Some(host)) if spec.host_regex == Some(true) => {
             check_regex("host", host)?;
@@ -235,9 +240,9 @@ pub fn route(mapping: &Mapping, settings: &Settings) -> Result<(Route, Option<Cl
             }
             headers.push(HeaderMatch {
                 name: ":authority".into(),
-                value: StringMatch::Exact(host.clone()),
+                value: StringMatch::HostGlob(host.to_ascii_lowercase()),
             });
-            (Some(host.clone()), false)
+            (Some(host.to_ascii_lowercase()), false)
         }
         (None, None) => (None, false),
     };
@@ -364,30 +369,36 @@ pub fn route(mapping: &Mapping, settings: &Settings) -> Result<(Route, Option<Cl
         fraction: None,
         shadow: spec.shadow == Some(true),
         action,
-        add_request_headers: added(&spec.add_request_headers),
-        remove_request_headers: spec.remove_request_headers.clone().unwrap_or_default(),
-        add_response_headers: added(&spec.add_response_headers),
-        remove_response_headers: spec.remove_response_headers.clone().unwrap_or_default(),
+        add_request_headers: added(
+            "add_request_headers",
+            &spec.add_request_headers,
+            Side::Request,
+        )?,
+        remove_request_headers: removed(
+            "remove_request_headers",
+            &spec.remove_request_headers,
+            Side::Request,
+        )?,
+        add_response_headers: added(
+            "add_response_headers",
+            &spec.add_response_headers,
+            Side::Response,
+        )?,
+        remove_response_headers: removed(
+            "remove_response_headers",
+            &spec.remove_response_headers,
+            Side::Response,
+        )?,
         require_https: false,
     };
     Ok((route, cluster))
 }
 
-/// The `:authority` condition for a hostname glob: none for `*`, a suffix for `*.x`, a prefix
-/// for `x.*`, exact otherwise.
+/// The `:authority` condition for a hostname glob; none for `*`, which matches every host.
 fn authority_for_glob(glob: &str) -> Option<HeaderMatch> {
-    let value = if glob == "*" {
-        return None;
-    } else if let Some(suffix) = glob.strip_prefix('*') {
-        StringMatch::Regex(format!("^[^:]*{}(:[0-9]+)?$", regex::escape(suffix)))
-    } else if let Some(prefix) = glob.strip_suffix('*') {
-        StringMatch::Regex(format!("^{}.*$", regex::escape(prefix)))
-    } else {
-        StringMatch::Exact(glob.to_owned())
-    };
-    Some(HeaderMatch {
+    (glob != "*").then(|| HeaderMatch {
         name: ":authority".into(),
-        value,
+        value: StringMatch::HostGlob(glob.to_ascii_lowercase()),
     })
 }
 
@@ -418,26 +429,111 @@ fn matchers(
     Ok(out)
 }
 
-fn added(map: &Option<BTreeMap<String, legate_crds::fields::AddedHeader>>) -> Vec<AddedHeader> {
+/// Headers to add, with names Envoy accepts on that side.
+fn added(
+    field: &str,
+    map: &Option<BTreeMap<String, legate_crds::fields::AddedHeader>>,
+    side: Side,
+) -> Result<Vec<AddedHeader>, String> {
     map.iter()
         .flatten()
-        .map(|(name, h)| AddedHeader {
-            name: name.clone(),
-            value: h.value().to_owned(),
-            append: h.append(),
+        .map(|(name, h)| {
+            check_header_name(field, name, side)?;
+            Ok(AddedHeader {
+                name: name.clone(),
+                value: h.value().to_owned(),
+                append: h.append(),
+            })
         })
         .collect()
 }
 
-/// RE2 and Rust's `regex` share their syntax for what both accept; what `regex` refuses is
-/// refused here rather than by Envoy, which would reject the whole update.
+/// Header names to remove, with names Envoy accepts on that side.
+fn removed(field: &str, names: &Option<Vec<String>>, side: Side) -> Result<Vec<String>, String> {
+    let names = names.clone().unwrap_or_default();
+    names
+        .iter()
+        .try_for_each(|n| check_header_name(field, n, side))?;
+    Ok(names)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Request,
+    Response,
+}
+
+/// Envoy refuses to add or remove pseudo-headers (`:path`), and `host` on requests; a name must
+/// be an HTTP token. Refusing them here keeps them from failing the whole route table in Envoy.
+fn check_header_name(field: &str, name: &str, side: Side) -> Result<(), String> {
+    let token = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if name.starts_with(':') || (side == Side::Request && name.eq_ignore_ascii_case("host")) {
+        Err(format!(
+            "{field}: {name:?} cannot be added or removed; use host_rewrite or rewrite for the host and path"
+        ))
+    } else if !token {
+        Err(format!("{field}: {name:?} is not a valid header name"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Envoy's RE2 refuses a regex whose program is larger than 100 instructions (its default
+/// `re2.max_program_size.error_level`), and with it the whole route table.
+const RE2_MAX_PROGRAM_SIZE: usize = 100;
+
+/// RE2 and Rust's `regex` share their syntax for what both accept; what is refused here would
+/// otherwise be refused by Envoy, which would reject the whole update.
 fn check_regex(field: &str, pattern: &str) -> Result<(), String> {
-    regex::Regex::new(pattern).map(drop).map_err(|e| {
-        format!(
-            "{field}: invalid regular expression {pattern:?}: {}",
-            e.to_string().lines().last().unwrap_or_default()
-        )
-    })
+    let invalid = |e: &dyn std::fmt::Display| {
+        let detail = e.to_string().lines().last().unwrap_or_default().to_owned();
+        format!("{field}: invalid regular expression {pattern:?}: {detail}")
+    };
+    regex::Regex::new(pattern).map_err(|e| invalid(&e))?;
+    let hir = regex_syntax::Parser::new()
+        .parse(pattern)
+        .map_err(|e| invalid(&e))?;
+    let size = re2_program_size(&hir) + 2; // RE2 adds a start and a match instruction
+    if size > RE2_MAX_PROGRAM_SIZE {
+        return Err(format!(
+            "{field}: regular expression {pattern:?} is too large for Envoy (about {size} RE2 instructions, at most {RE2_MAX_PROGRAM_SIZE}); simplify it"
+        ));
+    }
+    Ok(())
+}
+
+/// An estimate of RE2's program size: one instruction per literal byte and per UTF-8 range of
+/// a class, repetitions unrolled, one split per alternative or optional copy.
+fn re2_program_size(hir: &regex_syntax::hir::Hir) -> usize {
+    use regex_syntax::hir::{Class, HirKind};
+    match hir.kind() {
+        HirKind::Empty => 0,
+        HirKind::Literal(l) => l.0.len(),
+        HirKind::Class(Class::Unicode(c)) => c
+            .ranges()
+            .iter()
+            .map(|r| regex_syntax::utf8::Utf8Sequences::new(r.start(), r.end()).count())
+            .sum::<usize>()
+            .max(1),
+        HirKind::Class(Class::Bytes(c)) => c.ranges().len().max(1),
+        HirKind::Look(_) => 1,
+        HirKind::Capture(c) => re2_program_size(&c.sub) + 2,
+        HirKind::Concat(parts) => parts.iter().map(re2_program_size).sum(),
+        HirKind::Alternation(parts) => {
+            parts.iter().map(re2_program_size).sum::<usize>() + parts.len() - 1
+        }
+        HirKind::Repetition(r) => {
+            let one = re2_program_size(&r.sub);
+            let min = r.min as usize;
+            match r.max {
+                Some(max) => one * (max as usize).max(1) + (max as usize).saturating_sub(min),
+                None => one * min.max(1) + 1,
+            }
+        }
+    }
 }
 
 fn millis(ms: legate_crds::fields::Millis) -> Duration {
