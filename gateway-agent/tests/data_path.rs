@@ -1009,7 +1009,6 @@ async fn websocket_upgrades_only_where_allowed() {
 // Known bugs (run with `--ignored`)
 
 #[tokio::test]
-#[ignore = "bug: delta xDS sends no empty CDS answer when there are no clusters; Envoy waits 15 s"]
 async fn envoy_initializes_promptly_without_any_mapping() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();

@@ -52,6 +52,10 @@ pub(crate) struct TypeState {
     pub pending: Option<Pending>,
     /// The served-set version Envoy refused: never sent again.
     pub nacked: Option<String>,
+    /// Delta: Envoy has acknowledged a response of this type on this stream. Until then even an
+    /// empty set must be sent: Envoy's initialization waits for a first answer to each wildcard
+    /// subscription (without it, 15 s of `PRE_INITIALIZING` when there are no clusters).
+    pub answered: bool,
 }
 
 impl TypeState {
@@ -148,7 +152,9 @@ impl Session {
     pub fn current(&self, url: &'static str, served: &Served<'_>) -> bool {
         let ts = &self.types[url];
         if self.delta {
-            ts.acked.len() == served.resources.len()
+            // Versions Envoy reported on a new stream count as an answer: it already has them.
+            (ts.answered || !ts.acked.is_empty())
+                && ts.acked.len() == served.resources.len()
                 && served
                     .resources
                     .iter()
@@ -247,6 +253,7 @@ impl Session {
                     ts.acked_res.remove(&n);
                 }
                 ts.nacked = None;
+                ts.answered = true;
                 None
             }
             None => {

@@ -1,0 +1,70 @@
+//! Golden tests of the pure stages: each folder under `tests/golden/` holds resources
+//! (`input.yaml`, or an `input/` directory) and what they become: `ir.txt` (the IR) and
+//! `envoy.txt` (the Envoy resources), both as Rust's `{:#?}` of the values. Reviewed by eye once;
+//! a change shows as a diff. `UPDATE_GOLDEN=1 cargo test --test golden` rewrites them.
+
+use std::path::{Path, PathBuf};
+
+use legate_agent::{ir::Settings, pipeline::Configuration};
+
+fn load(input: &Path) -> Vec<legate_crds::Resource> {
+    let loaded = if input.is_dir() {
+        let d = legate_crds::loader::load_dir(input).unwrap();
+        assert!(d.file_errors.is_empty(), "{:?}", d.file_errors);
+        d.loaded
+    } else {
+        legate_crds::loader::load_file(input).unwrap()
+    };
+    assert!(loaded.errors.is_empty(), "{:#?}", loaded.errors);
+    loaded.resources
+}
+
+fn check(path: &Path, actual: &str, failures: &mut Vec<String>) {
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(path).unwrap_or_default();
+    if expected != actual {
+        let first = expected
+            .lines()
+            .zip(actual.lines())
+            .position(|(e, a)| e != a)
+            .unwrap_or(0);
+        failures.push(format!(
+            "{} differs from line {}: expected {:?}, got {:?} (UPDATE_GOLDEN=1 to accept)",
+            path.display(),
+            first + 1,
+            expected.lines().nth(first),
+            actual.lines().nth(first)
+        ));
+    }
+}
+
+#[test]
+fn pure_stages_match_their_golden_files() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let mut failures = Vec::new();
+    let mut cases = 0;
+    for case in std::fs::read_dir(&root).unwrap() {
+        let case = case.unwrap().path();
+        let input = [case.join("input.yaml"), case.join("input")]
+            .into_iter()
+            .find(|p| p.exists())
+            .unwrap();
+        let config = Configuration::build(&load(&input), &Settings::default());
+        check(
+            &case.join("ir.txt"),
+            &format!("{:#?}\n", config.ir),
+            &mut failures,
+        );
+        check(
+            &case.join("envoy.txt"),
+            &format!("{:#?}\n", config.envoy),
+            &mut failures,
+        );
+        cases += 1;
+    }
+    assert!(cases >= 2);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
