@@ -15,7 +15,7 @@ help: ## List the targets
 build: ## Build every crate
 	$(CARGO) build --workspace --all-targets
 
-test: ## Unit and integration tests (no cluster needed)
+test: envoy ## Unit and integration tests, real Envoy included (no cluster needed)
 	$(CARGO) test --workspace --exclude legate-e2e
 
 lint: ## rustfmt check and clippy with warnings as errors
