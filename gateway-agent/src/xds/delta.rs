@@ -97,12 +97,14 @@ pub(crate) fn next(s: &mut Session) -> Option<DeltaDiscoveryResponse> {
         nonce: nonce.clone(),
         ..Default::default()
     };
-    let ts = s.state(url);
-    ts.last_nonce = nonce;
-    ts.pending = Some(Pending {
-        version,
-        resources: changed,
-        removed,
-    });
+    s.sent(
+        url,
+        nonce,
+        Pending {
+            version,
+            resources: changed,
+            removed,
+        },
+    );
     Some(response)
 }

@@ -101,6 +101,13 @@ impl Session {
         self.types.entry(url).or_default()
     }
 
+    /// Records a response sent for `url`: its nonce, and what it carried until Envoy answers.
+    pub fn sent(&mut self, url: &'static str, nonce: String, pending: Pending) {
+        let ts = self.state(url);
+        ts.last_nonce = nonce;
+        ts.pending = Some(pending);
+    }
+
     pub fn next_nonce(&mut self) -> String {
         self.nonce += 1;
         self.nonce.to_string()

@@ -70,12 +70,14 @@ pub(crate) fn next(s: &mut Session) -> Option<DiscoveryResponse> {
         nonce: nonce.clone(),
         ..Default::default()
     };
-    let ts = s.state(url);
-    ts.last_nonce = nonce;
-    ts.pending = Some(Pending {
-        version,
-        resources,
-        removed: Vec::new(),
-    });
+    s.sent(
+        url,
+        nonce,
+        Pending {
+            version,
+            resources,
+            removed: Vec::new(),
+        },
+    );
     Some(response)
 }
