@@ -8,14 +8,11 @@
 
 mod support;
 
-use std::{
-    path::Path,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use pretty_assertions::assert_eq;
 use reqwest::Method;
-use support::{Agent, Client, Envoy, Reply, Upstream, free_port};
+use support::{Agent, Client, Envoy, Reply, Upstream, free_port, write_config as write_file};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// How long a configuration change may take to reach Envoy's data path.
@@ -172,13 +169,6 @@ spec: {{port: {port}, protocol: HTTP, securityModel: XFP, {listener_spec}hostBin
         let what = format!("{path} to answer {status}");
         self.wait_for(path, &what, |r| r.status == status).await
     }
-}
-
-fn write_file(dir: &Path, name: &str, yaml: &str) {
-    // A hidden temporary name is not read by the agent; the rename makes the change atomic.
-    let tmp = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, yaml).expect("write a config file");
-    std::fs::rename(&tmp, dir.join(name)).expect("rename a config file");
 }
 
 fn describe(reply: &Reply) -> String {

@@ -5,9 +5,7 @@
 mod support;
 
 use std::{
-    net::SocketAddr,
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    path::Path,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicUsize, Ordering},
@@ -15,21 +13,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use support::{Agent, Client, Envoy, Upstream, eventually, free_addr, free_port};
+use support::{
+    Agent, Client, Envoy, Upstream, eventually, free_addr, free_port, write_config as write,
+};
 
 /// How long one configuration may take to reach Envoy and be acknowledged.
 const ACK_TIMEOUT: Duration = Duration::from_secs(15);
 
 // ---------------------------------------------------------------------------------------------
 // Configuration files
-
-/// Writes `name` in `dir` atomically (a hidden temporary file renamed into place), so the
-/// watcher never reads half a file.
-fn write(dir: &Path, name: &str, content: &str) {
-    let tmp = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, content).unwrap_or_else(|e| panic!("write {}: {e}", tmp.display()));
-    std::fs::rename(&tmp, dir.join(name)).unwrap_or_else(|e| panic!("rename to {name}: {e}"));
-}
 
 fn remove(dir: &Path, name: &str) {
     std::fs::remove_file(dir.join(name)).unwrap_or_else(|e| panic!("remove {name}: {e}"));
@@ -676,95 +668,6 @@ async fn a_configuration_envoy_refuses_keeps_the_last_good_one() {
 // ---------------------------------------------------------------------------------------------
 // 3. Restart
 
-/// The agent on a fixed ADS address (the harness chooses a new one per start; a restarted agent
-/// must come back where Envoy looks for it). Killed when dropped; its log printed on a panic.
-struct FixedAgent {
-    child: Child,
-    log: PathBuf,
-    metrics_url: String,
-    client: Client,
-    _dir: tempfile::TempDir,
-}
-
-impl FixedAgent {
-    async fn start(config_dir: &Path, ads: SocketAddr) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let metrics = free_addr();
-        let log = dir.path().join("agent.log");
-        let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_legate-agent"))
-            .arg("run")
-            .arg("--config-dir")
-            .arg(config_dir)
-            .args(["--ads-address", &ads.to_string()])
-            .args(["--metrics-address", &metrics.to_string()])
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .env_remove("LEGATE_METRICS_ADDRESS")
-            .env_remove("AMBASSADOR_ID")
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out.try_clone().unwrap()))
-            .stderr(Stdio::from(out))
-            .spawn()
-            .expect("start legate-agent");
-        let mut agent = Self {
-            child,
-            log,
-            metrics_url: format!("http://{metrics}"),
-            client: Client::new(),
-            _dir: dir,
-        };
-        let url = format!("{}/healthz", agent.metrics_url);
-        let start = Instant::now();
-        loop {
-            if let Ok(Some(status)) = agent.child.try_wait() {
-                panic!(
-                    "legate-agent exited ({status}); log:\n{}",
-                    std::fs::read_to_string(&agent.log).unwrap_or_default()
-                );
-            }
-            if agent.client.get(&url, None).await.is_ok() {
-                return agent;
-            }
-            assert!(
-                start.elapsed() < support::START_TIMEOUT,
-                "legate-agent did not answer /healthz"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn readyz(&self) -> (u16, String) {
-        let url = format!("{}/readyz", self.metrics_url);
-        let reply = self.client.get(&url, None).await.expect("GET /readyz");
-        (reply.status, reply.text)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for FixedAgent {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "---- legate-agent (pid {}) log:\n{}\n----",
-                self.child.id(),
-                self.log()
-            );
-        }
-        self.kill();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_agent_serves_the_same_versions_and_traffic_never_stops() {
     let up = Upstream::start("up").await;
@@ -783,7 +686,7 @@ async fn a_restarted_agent_serves_the_same_versions_and_traffic_never_stops() {
         &mapping("more", "/more/", &up.service(), &["rewrite: /v1/"]),
     );
     let ads = free_addr();
-    let mut a = FixedAgent::start(d, ads).await;
+    let mut a = Agent::start_on(d, ads).await;
     let mut envoy = Envoy::start(ads).await;
     envoy.wait_ready().await;
     let version_a = wait_acked("agent A's configuration", None, || a.readyz()).await;
@@ -815,7 +718,7 @@ async fn a_restarted_agent_serves_the_same_versions_and_traffic_never_stops() {
         "up",
         &[Mode::KeepAlive, Mode::NewConnection],
     );
-    a.kill();
+    a.process.kill();
     let killed = Instant::now();
     eventually(
         "Envoy to notice the agent is gone",
@@ -834,7 +737,7 @@ async fn a_restarted_agent_serves_the_same_versions_and_traffic_never_stops() {
     );
     assert_eq!(load.failed(), 0, "no request fails while the agent is gone");
 
-    let b = FixedAgent::start(d, ads).await;
+    let b = Agent::start_on(d, ads).await;
     let version_b = wait_acked("agent B's configuration", None, || b.readyz()).await;
     let gap = killed.elapsed();
     eventually(

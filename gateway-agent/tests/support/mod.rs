@@ -26,6 +26,14 @@ use serde_json::Value;
 /// How long a process may take to come up before the test fails.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Writes `name` in `dir` atomically: a hidden temporary file (which the agent does not read)
+/// renamed into place, so the watcher never sees half a file.
+pub fn write_config(dir: &Path, name: &str, content: &str) {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, content).unwrap_or_else(|e| panic!("write {}: {e}", tmp.display()));
+    std::fs::rename(&tmp, dir.join(name)).unwrap_or_else(|e| panic!("rename to {name}: {e}"));
+}
+
 /// A port on 127.0.0.1 that was free a moment ago (bind to port 0, read it, let it go).
 pub fn free_port() -> u16 {
     StdTcpListener::bind("127.0.0.1:0")
@@ -175,11 +183,25 @@ impl Agent {
 
     /// As [`Agent::start`], with extra arguments to `run` (e.g. `--ambassador-id`).
     pub async fn start_with_args(config_dir: &Path, extra: &[&str]) -> Self {
+        Self::start_inner(config_dir, None, extra).await
+    }
+
+    /// As [`Agent::start`], serving ADS on a given address: a restarted agent must come back
+    /// where Envoy looks for it.
+    pub async fn start_on(config_dir: &Path, ads_address: SocketAddr) -> Self {
+        Self::start_inner(config_dir, Some(ads_address), &[]).await
+    }
+
+    async fn start_inner(
+        config_dir: &Path,
+        ads_address: Option<SocketAddr>,
+        extra: &[&str],
+    ) -> Self {
         // Another process may take a "free" port before the agent binds it: try again then.
         let mut attempts = 0;
         loop {
             attempts += 1;
-            match Self::try_start(config_dir, extra).await {
+            match Self::try_start(config_dir, ads_address, extra).await {
                 Ok(agent) => return agent,
                 Err(agent) if attempts < 3 && agent.process.log().contains("in use") => continue,
                 Err(mut agent) => {
@@ -190,9 +212,13 @@ impl Agent {
         }
     }
 
-    async fn try_start(config_dir: &Path, extra: &[&str]) -> Result<Self, Self> {
+    async fn try_start(
+        config_dir: &Path,
+        ads_address: Option<SocketAddr>,
+        extra: &[&str],
+    ) -> Result<Self, Self> {
         let logs = tempfile::tempdir().expect("a log directory");
-        let ads_address = free_addr();
+        let ads_address = ads_address.unwrap_or_else(free_addr);
         let metrics_address = free_addr();
         let mut command = Command::new(env!("CARGO_BIN_EXE_legate-agent"));
         command
