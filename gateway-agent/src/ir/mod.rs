@@ -113,15 +113,18 @@ pub fn build(resources: &[Resource], settings: &Settings) -> Ir {
     ir.listeners = host::bind(&listeners, &hosts, &groups, &mut ir.unreachable);
 
     // Clusters no surviving route sends to (a rejected group member) are not served.
-    let used: std::collections::BTreeSet<&str> = ir
-        .listeners
+    let Ir {
+        listeners,
+        clusters,
+        ..
+    } = &mut ir;
+    let used: std::collections::BTreeSet<&str> = listeners
         .iter()
         .flat_map(|l| &l.virtual_hosts)
         .flat_map(|v| &v.routes)
         .flat_map(|r| r.clusters())
         .collect();
-    let used: std::collections::BTreeSet<String> = used.into_iter().map(str::to_owned).collect();
-    ir.clusters.retain(|name, _| used.contains(name));
+    clusters.retain(|name, _| used.contains(name.as_str()));
     ir.rejections.sort();
     ir.unreachable.sort();
     ir
