@@ -139,6 +139,13 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     let Some(config_dir) = args.config_dir else {
         anyhow::bail!("watching Kubernetes is not built yet; pass --config-dir DIR");
     };
+    // Envoy reaches its agent on the pod's loopback; nothing else may configure it.
+    if !args.ads_address.ip().is_loopback() {
+        anyhow::bail!(
+            "--ads-address {}: the ADS server listens on loopback only",
+            args.ads_address
+        );
+    }
     let mut registry = Registry::with_prefix("legate_agent");
     let options = Options {
         config_dir,

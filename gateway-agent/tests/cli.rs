@@ -1,0 +1,64 @@
+//! The command-line contract (DESIGN.md): what the agent refuses before it starts.
+
+use std::process::Command;
+
+fn agent(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_legate-agent"))
+        .args(args)
+        .output()
+        .expect("run legate-agent");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code(), text)
+}
+
+#[test]
+fn ads_and_envoy_admin_listen_on_loopback_only() {
+    let (code, text) = agent(&[
+        "run",
+        "--config-dir",
+        ".",
+        "--ads-address",
+        "0.0.0.0:18000",
+        "--metrics-address",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("--ads-address 0.0.0.0:18000: the ADS server listens on loopback only"),
+        "{text}"
+    );
+
+    let (code, text) = agent(&[
+        "bootstrap",
+        "--ads-address",
+        "127.0.0.1:18000",
+        "--admin-address",
+        "0.0.0.0:19000",
+        "--node-id",
+        "n",
+    ]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("0.0.0.0:19000"), "{text}");
+}
+
+#[test]
+fn validate_reports_each_rejected_document_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("routes.yaml"),
+        "apiVersion: getambassador.io/v3alpha1\nkind: Mapping\nmetadata: {name: ok, namespace: default}\nspec: {prefix: /ok/, service: ok}\n---\n\
+         apiVersion: getambassador.io/v3alpha1\nkind: Mapping\nmetadata: {name: heavy, namespace: default}\nspec: {prefix: /h/, service: h, weight: 150}\n",
+    )
+    .unwrap();
+    let (code, text) = agent(&["validate", dir.path().to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("ok: Mapping default/ok"), "{text}");
+    assert!(
+        text.contains(
+            "document 2 (Mapping default/heavy): spec.weight: must be at most 100, got 150"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("1 accepted, 1 rejected"), "{text}");
+}
