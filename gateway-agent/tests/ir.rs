@@ -501,3 +501,25 @@ fn host_names_compare_case_insensitively() {
         )]
     );
 }
+
+#[test]
+fn a_host_asking_for_tls_says_it_is_served_in_cleartext_only() {
+    let yaml = [
+        LISTENER.to_owned(),
+        "---\napiVersion: getambassador.io/v3alpha1\nkind: Host\nmetadata: {name: secure, namespace: default}\nspec: {hostname: secure.example.com, tlsSecret: {name: secure-cert}}\n".to_owned(),
+    ]
+    .concat();
+    let ir = ir(&yaml);
+    let notes: Vec<(String, String)> = ir
+        .unreachable
+        .iter()
+        .map(|r| (r.object.name.clone(), r.reason.clone()))
+        .collect();
+    assert!(
+        notes.contains(&(
+            "secure".into(),
+            "TLS termination is not served yet: this Host answers in cleartext only".into()
+        )),
+        "{notes:#?}"
+    );
+}

@@ -109,6 +109,18 @@ pub fn build(resources: &[Resource], settings: &Settings) -> Ir {
     }
     let groups = group::groups(routes, &mut ir.rejections);
     let hosts = host::hosts(&mine, &mut ir.rejections);
+    // Accepted, but not everything they ask for is served yet: say so where users look.
+    for r in &mine {
+        if let Resource::Host(h) = r
+            && (h.spec.tls_secret.is_some() || h.spec.tls_context.is_some() || h.spec.tls.is_some())
+        {
+            ir.unreachable.push(Rejection {
+                object: r.object_ref(),
+                reason: "TLS termination is not served yet: this Host answers in cleartext only"
+                    .into(),
+            });
+        }
+    }
     let listeners = host::listeners(&mine, &mut ir.rejections);
     ir.listeners = host::bind(&listeners, &hosts, &groups, &mut ir.unreachable);
 
