@@ -1,0 +1,3 @@
+//! Library half of the operator: the pure builders.
+
+pub mod build;
