@@ -13,16 +13,7 @@ use serde_json::{Value, json};
 
 /// The permissions the operator grants each gateway's agent (in a ClusterRole it creates).
 fn agent_cluster_role(name: &str) -> Value {
-    let kinds = [
-        "mappings",
-        "hosts",
-        "listeners",
-        "tlscontexts",
-        "tcpmappings",
-        "authservices",
-        "ratelimitservices",
-        "modules",
-    ];
+    let kinds = legate_operator::build::ROUTE_RESOURCES;
     let status: Vec<String> = kinds.iter().map(|k| format!("{k}/status")).collect();
     json!({
         "apiVersion": "rbac.authorization.k8s.io/v1",

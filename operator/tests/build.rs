@@ -712,3 +712,19 @@ fn metadata_the_builders_cannot_do_without_is_named() {
     gwi.metadata.name = Some("g".repeat(63));
     assert!(objects(&gwi, &Settings::default()).is_ok());
 }
+
+#[test]
+fn the_agent_is_granted_every_route_kind_the_crds_define() {
+    let mut defined: Vec<String> = legate_crds::crds()
+        .into_iter()
+        .filter(|crd| crd.spec.group == "getambassador.io")
+        .map(|crd| crd.spec.names.plural)
+        .collect();
+    defined.sort();
+    let mut granted: Vec<String> = legate_operator::build::ROUTE_RESOURCES
+        .iter()
+        .map(|r| r.to_string())
+        .collect();
+    granted.sort();
+    assert_eq!(granted, defined);
+}

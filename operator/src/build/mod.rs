@@ -40,6 +40,7 @@ pub use labels::{
     COMPONENT_LABEL, INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL, NAME, NAME_LABEL,
     OWNER_NAMESPACE_LABEL,
 };
+pub use rbac::ROUTE_RESOURCES;
 
 /// Defaults the operator release carries, so tests (and a future `--envoy-image` flag) can vary
 /// them.

@@ -11,7 +11,8 @@ use k8s_openapi::api::rbac::v1::{
 
 use super::{Context, Rbac, labels};
 
-/// The Emissary-compatible route and policy resources the agent watches.
+/// The Emissary-compatible route and policy resources the agent watches (a test keeps this equal
+/// to the `getambassador.io` CRDs).
 pub const ROUTE_RESOURCES: [&str; 8] = [
     "mappings",
     "hosts",
