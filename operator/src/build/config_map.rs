@@ -33,7 +33,7 @@ pub fn config_hash(bootstrap: &str) -> String {
 
 pub fn build(cx: &Context, bootstrap: &str) -> ConfigMap {
     ConfigMap {
-        metadata: labels::namespaced(cx, format!("{}-bootstrap", cx.name)),
+        metadata: labels::namespaced(cx, labels::bootstrap_config_map_name(&cx.name)),
         data: Some(BTreeMap::from([(
             BOOTSTRAP_KEY.to_owned(),
             bootstrap.to_owned(),

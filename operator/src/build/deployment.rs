@@ -223,7 +223,7 @@ pub fn build(cx: &Context, config_hash: &str) -> Result<Deployment, BuildError> 
                         Volume {
                             name: BOOTSTRAP_VOLUME.to_owned(),
                             config_map: Some(ConfigMapVolumeSource {
-                                name: format!("{}-bootstrap", cx.name),
+                                name: labels::bootstrap_config_map_name(&cx.name),
                                 ..ConfigMapVolumeSource::default()
                             }),
                             ..Volume::default()

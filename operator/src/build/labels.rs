@@ -54,8 +54,18 @@ pub fn cluster_scoped(cx: &Context) -> ObjectMeta {
     let mut labels = labels(cx);
     labels.insert(OWNER_NAMESPACE_LABEL.to_owned(), cx.namespace.clone());
     ObjectMeta {
-        name: Some(format!("legate-{}-{}", cx.namespace, cx.name)),
+        name: Some(cluster_scoped_name(&cx.namespace, &cx.name)),
         labels: Some(labels),
         ..ObjectMeta::default()
     }
+}
+
+/// The name of the installation `namespace/name`'s cluster-scoped children.
+pub fn cluster_scoped_name(namespace: &str, name: &str) -> String {
+    format!("legate-{namespace}-{name}")
+}
+
+/// The name of the installation `name`'s bootstrap ConfigMap.
+pub fn bootstrap_config_map_name(name: &str) -> String {
+    format!("{name}-bootstrap")
 }

@@ -38,7 +38,7 @@ pub use deployment::{
 pub use image::is_valid_image_reference;
 pub use labels::{
     COMPONENT_LABEL, INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL, NAME, NAME_LABEL,
-    OWNER_NAMESPACE_LABEL,
+    OWNER_NAMESPACE_LABEL, bootstrap_config_map_name, cluster_scoped_name,
 };
 pub use rbac::ROUTE_RESOURCES;
 

@@ -1,0 +1,165 @@
+//! The installation's status, computed from its children: pure, so every condition is a unit
+//! test. A condition keeps its `lastTransitionTime` while its status stays the same, so the
+//! computed status equals the current one when nothing changed, and the reconciler writes nothing.
+
+use k8s_openapi::{
+    api::apps::v1::Deployment,
+    apimachinery::pkg::apis::meta::v1::{Condition, Time},
+};
+use legate_crds::{gateway_installation::GatewayInstallationStatus, status::condition};
+
+/// A spec the operator cannot fully honour, for the `Degraded` condition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// CamelCase, stable: the condition's and the Warning Event's reason.
+    pub reason: &'static str,
+    /// For a person: names the field and says what to do.
+    pub message: String,
+}
+
+/// Reasons of [`Problem`]s.
+pub mod reason {
+    /// `spec` cannot be built into objects (a bad image, clashing ports, ...).
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// The API server lacks an API version the spec needs (policy/v1, autoscaling/v2).
+    pub const UNSUPPORTED_BY_SERVER: &str = "UnsupportedByServer";
+}
+
+/// What the reconciler saw.
+#[derive(Clone, Debug, Default)]
+pub struct Observed<'a> {
+    /// `metadata.generation` of the installation.
+    pub generation: Option<i64>,
+    /// The gateway's Deployment as the API server returned it, if it exists.
+    pub deployment: Option<&'a Deployment>,
+    pub problems: &'a [Problem],
+}
+
+/// The status `observed` calls for, keeping from `current` what others write (the config version
+/// and route counts reported by the agents) and unchanged conditions' transition times.
+pub fn compute(
+    current: Option<&GatewayInstallationStatus>,
+    observed: &Observed,
+    now: &Time,
+) -> GatewayInstallationStatus {
+    let current = current.cloned().unwrap_or_default();
+    let replicas = observed.deployment.map(replicas);
+    let mut conditions = vec![
+        ready(replicas.as_ref()),
+        progressing(replicas.as_ref()),
+        degraded(observed.problems),
+    ];
+    for c in &mut conditions {
+        c.observed_generation = observed.generation;
+        c.last_transition_time = current
+            .conditions
+            .iter()
+            .find(|old| old.type_ == c.type_ && old.status == c.status)
+            .map_or_else(|| now.clone(), |old| old.last_transition_time.clone());
+    }
+    GatewayInstallationStatus {
+        conditions,
+        observed_generation: observed.generation,
+        replicas: replicas.as_ref().map(|r| r.desired),
+        ready_replicas: replicas.as_ref().map(|r| r.ready),
+        ..current
+    }
+}
+
+/// Replica counts of the Deployment, and whether its latest spec is rolled out.
+struct Replicas {
+    desired: i32,
+    ready: i32,
+    updated: i32,
+    rolled_out: bool,
+}
+
+fn replicas(deployment: &Deployment) -> Replicas {
+    let status = deployment.status.clone().unwrap_or_default();
+    // With an HPA the Deployment leaves `replicas` unset: the server defaults it to 1, and the
+    // HPA's choice shows in the spec as soon as it scales.
+    let desired = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .unwrap_or(1);
+    let updated = status.updated_replicas.unwrap_or(0);
+    let seen = status.observed_generation >= deployment.metadata.generation;
+    Replicas {
+        desired,
+        ready: status.ready_replicas.unwrap_or(0),
+        updated,
+        // Old pods gone too: `replicas` counts every pod of the Deployment.
+        rolled_out: seen && updated >= desired && status.replicas.unwrap_or(0) <= desired,
+    }
+}
+
+fn condition(type_: &str, status: bool, reason: &str, message: String) -> Condition {
+    Condition {
+        type_: type_.to_owned(),
+        status: if status { "True" } else { "False" }.to_owned(),
+        reason: reason.to_owned(),
+        message,
+        observed_generation: None,
+        last_transition_time: Time(Default::default()),
+    }
+}
+
+fn ready(replicas: Option<&Replicas>) -> Condition {
+    let Some(r) = replicas else {
+        return condition(
+            condition::READY,
+            false,
+            "NotDeployed",
+            "the gateway's Deployment does not exist yet".to_owned(),
+        );
+    };
+    let counts = format!("{}/{} replicas ready", r.ready, r.desired);
+    if r.desired == 0 {
+        condition(condition::READY, false, "ScaledToZero", counts)
+    } else if r.ready >= r.desired && r.rolled_out {
+        condition(condition::READY, true, "AllReplicasReady", counts)
+    } else {
+        condition(condition::READY, false, "ReplicasNotReady", counts)
+    }
+}
+
+fn progressing(replicas: Option<&Replicas>) -> Condition {
+    let Some(r) = replicas else {
+        return condition(
+            condition::PROGRESSING,
+            false,
+            "NotDeployed",
+            "the gateway's Deployment does not exist yet".to_owned(),
+        );
+    };
+    if !r.rolled_out {
+        let message = format!("rolling out: {}/{} replicas updated", r.updated, r.desired);
+        condition(condition::PROGRESSING, true, "RollingOut", message)
+    } else if r.ready < r.desired {
+        let message = format!("{}/{} replicas ready", r.ready, r.desired);
+        condition(condition::PROGRESSING, true, "WaitingForReplicas", message)
+    } else {
+        let message = format!("{} replicas up to date", r.desired);
+        condition(condition::PROGRESSING, false, "RolloutComplete", message)
+    }
+}
+
+fn degraded(problems: &[Problem]) -> Condition {
+    match problems {
+        [] => condition(
+            condition::DEGRADED,
+            false,
+            "AsExpected",
+            "the spec is honoured".to_owned(),
+        ),
+        [first, ..] => {
+            let message = problems
+                .iter()
+                .map(|p| p.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; ");
+            condition(condition::DEGRADED, true, first.reason, message)
+        }
+    }
+}
