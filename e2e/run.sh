@@ -27,7 +27,9 @@ stop_cluster() {
 trap stop_cluster EXIT
 trap 'exit 130' INT TERM
 
-# Compile first: a build error should not cost a cluster start.
+# Compile first: a build error should not cost a cluster start. The operator runs as a local
+# process in tests/operator.rs (no kubelet runs pods here).
+cargo build -p legate-operator --bin legate-operator
 cargo test -p legate-e2e --no-run
 
 # The CRDs the tests install; generate them if this checkout has none yet.

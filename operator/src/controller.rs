@@ -31,7 +31,7 @@ use kube::{
     api::{Patch, PatchParams},
     runtime::{
         Controller,
-        controller::Action,
+        controller::{Action, Error as ControllerError},
         events::{Event as KubeEvent, EventType, Recorder, Reporter},
         finalizer::{Event, finalizer},
         reflector::ObjectRef,
@@ -42,7 +42,7 @@ use legate_crds::{
     gateway_installation::{GatewayInstallation, GatewayInstallationStatus},
     status::condition,
 };
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::{
     apply::{self, Change, FIELD_MANAGER},
@@ -373,8 +373,13 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
-            if let Err(e) = result {
-                warn!("controller: {e}");
+            match result {
+                Ok(_) => {}
+                // A child's event after its installation is gone: nothing to do.
+                Err(ControllerError::ObjectNotFound(object)) => {
+                    debug!("{object} is gone");
+                }
+                Err(e) => warn!("controller: {e}"),
             }
         })
         .await;
