@@ -40,7 +40,7 @@ struct Operator {
 
 impl Operator {
     /// Starts `legate-operator run` with a kubeconfig that acts as the operator's ServiceAccount.
-    fn start() -> Result<Self> {
+    fn start(identity: &str) -> Result<Self> {
         let binary = std::env::var_os("LEGATE_OPERATOR_BIN")
             .map(PathBuf::from)
             .unwrap_or_else(|| repo_root().join("target/debug/legate-operator"));
@@ -53,7 +53,7 @@ impl Operator {
         let metrics = format!("127.0.0.1:{port}");
         let process = Command::new(&binary)
             .args(["run", "--metrics-address", &metrics])
-            .args(["--identity", "e2e-operator"])
+            .args(["--identity", identity])
             .env("KUBECONFIG", &kubeconfig)
             .env("RUST_LOG", "info,legate_operator=debug")
             .stdout(Stdio::from(std::fs::File::create(&log)?))
@@ -67,6 +67,23 @@ impl Operator {
             log,
             metrics,
         })
+    }
+
+    /// SIGTERM, and the exit status within 10 s.
+    fn stop(&mut self) -> Result<std::process::ExitStatus> {
+        if let Some(status) = self.process.try_wait()? {
+            return Ok(status);
+        }
+        Command::new("kill")
+            .args(["-TERM", &self.process.id().to_string()])
+            .status()?;
+        for _ in 0..100 {
+            if let Some(status) = self.process.try_wait()? {
+                return Ok(status);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bail!("the operator did not stop within 10 s of SIGTERM")
     }
 
     fn log(&self) -> String {
@@ -89,8 +106,11 @@ impl Operator {
 
 impl Drop for Operator {
     fn drop(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
+        // Gracefully first, so the lease is released for the next test.
+        if self.stop().is_err() {
+            let _ = self.process.kill();
+            let _ = self.process.wait();
+        }
         if std::thread::panicking() {
             eprintln!("--- operator log ---\n{}", self.log());
         }
@@ -166,14 +186,9 @@ fn condition(gwi: &Value, type_: &str) -> Option<(String, String, String)> {
     Some((s("status"), s("reason"), s("message")))
 }
 
-#[tokio::test]
-#[ignore = "needs a Kubernetes API server: run e2e/run.sh"]
-async fn an_installation_becomes_a_fleet_is_kept_in_shape_and_is_collected() -> Result<()> {
-    let client = client().await?;
-    let minor = server_minor(&client).await?;
-
-    // Install: CRDs, RBAC and the operator's Deployment, which stays at zero here: the operator
-    // runs as a local process instead.
+/// Installs CRDs, RBAC and the operator's Deployment from `config/default`; the Deployment stays
+/// at zero replicas here: the operator runs as a local process instead.
+fn install(minor: u32) -> Result<()> {
     // Before 1.25 kubectl refuses the CRDs' CEL rules; the server drops them (README).
     let default = repo_root().join("config/default");
     let validate = if minor < 25 {
@@ -189,7 +204,85 @@ async fn an_installation_becomes_a_fleet_is_kept_in_shape_and_is_collected() -> 
         "legate-system",
         "--replicas=0",
     ])?;
-    let operator = Operator::start()?;
+    Ok(())
+}
+
+/// Who holds the operator's Lease.
+fn lease_holder() -> Result<String> {
+    kubectl_ok(&[
+        "get",
+        "lease",
+        "legate-operator",
+        "-n",
+        "legate-system",
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ])
+}
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes API server: run e2e/run.sh"]
+async fn two_operators_never_both_reconcile_and_a_stopped_leader_hands_over() -> Result<()> {
+    let client = client().await?;
+    install(server_minor(&client).await?)?;
+    let a = Operator::start("e2e-a")?;
+    let b = Operator::start("e2e-b")?;
+    let first = wait_for("a lease holder", WAIT, || async {
+        let holder = lease_holder()?;
+        Ok(["e2e-a", "e2e-b"]
+            .contains(&holder.as_str())
+            .then_some(holder))
+    })
+    .await
+    .with_context(|| format!("a:\n{}\nb:\n{}", a.log(), b.log()))?;
+    // Give the other one time to (wrongly) start too.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let leading = |o: &Operator| o.log().contains("holding the lease");
+    assert_eq!(
+        (leading(&a), leading(&b)),
+        (first == "e2e-a", first == "e2e-b")
+    );
+
+    // A stopped leader releases the lease on its way out; the standby, which looks again when
+    // the lease would have expired (15 s), takes over.
+    let (mut leader, standby, next) = if first == "e2e-a" {
+        (a, b, "e2e-b")
+    } else {
+        (b, a, "e2e-a")
+    };
+    let status = leader.stop()?;
+    assert!(
+        status.success(),
+        "the leader exited with {status}:\n{}",
+        leader.log()
+    );
+    let holder = lease_holder()?;
+    assert!(
+        holder.is_empty() || holder == next,
+        "still held by {holder:?}"
+    );
+    wait_for(
+        "the standby to take over",
+        Duration::from_secs(25),
+        || async { Ok((lease_holder()? == next).then_some(())) },
+    )
+    .await
+    .with_context(|| standby.log())?;
+    wait_for("the standby reconciling", WAIT, || async {
+        Ok(leading(&standby).then_some(()))
+    })
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes API server: run e2e/run.sh"]
+async fn an_installation_becomes_a_fleet_is_kept_in_shape_and_is_collected() -> Result<()> {
+    let client = client().await?;
+    let minor = server_minor(&client).await?;
+
+    install(minor)?;
+    let operator = Operator::start("e2e-operator")?;
 
     // The sample installation, in a namespace of the test's own.
     let ns = TestNamespace::create(&client, "legate-e2e-operator").await?;
