@@ -163,3 +163,113 @@ fn degraded(problems: &[Problem]) -> Condition {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::jiff::Timestamp;
+    use serde_json::json;
+
+    use super::*;
+
+    fn deployment(status: serde_json::Value) -> Deployment {
+        serde_json::from_value(json!({
+            "metadata": {"name": "edge", "generation": 1},
+            "spec": {"replicas": 2, "selector": {}, "template": {}},
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    fn at(seconds: i64) -> Time {
+        Time(Timestamp::from_second(seconds).unwrap())
+    }
+
+    fn find<'a>(status: &'a GatewayInstallationStatus, type_: &str) -> &'a Condition {
+        status.conditions.iter().find(|c| c.type_ == type_).unwrap()
+    }
+
+    #[test]
+    fn a_condition_keeps_its_transition_time_until_its_status_flips() {
+        let rolling = deployment(
+            json!({"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2, "readyReplicas": 1}),
+        );
+        let observed = Observed {
+            generation: Some(1),
+            deployment: Some(&rolling),
+            problems: &[],
+        };
+        let first = compute(None, &observed, &at(100));
+        assert_eq!(find(&first, "Ready").last_transition_time, at(100));
+
+        // Same inputs later: the very same status, so nothing to write.
+        assert_eq!(compute(Some(&first), &observed, &at(200)), first);
+
+        let ready = deployment(
+            json!({"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2, "readyReplicas": 2}),
+        );
+        let observed = Observed {
+            deployment: Some(&ready),
+            ..observed
+        };
+        let second = compute(Some(&first), &observed, &at(300));
+        assert_eq!(find(&second, "Ready").status, "True");
+        assert_eq!(find(&second, "Ready").last_transition_time, at(300));
+        assert_eq!(find(&second, "Degraded").last_transition_time, at(100));
+    }
+
+    #[test]
+    fn what_the_agents_report_is_kept() {
+        let current = GatewayInstallationStatus {
+            config_version: Some("v1-abc".to_owned()),
+            ..GatewayInstallationStatus::default()
+        };
+        let status = compute(Some(&current), &Observed::default(), &at(1));
+        assert_eq!(status.config_version.as_deref(), Some("v1-abc"));
+        assert_eq!(find(&status, "Ready").reason, "NotDeployed");
+    }
+
+    #[test]
+    fn problems_make_one_degraded_condition_with_every_message() {
+        let problems = [
+            Problem {
+                reason: reason::UNSUPPORTED_BY_SERVER,
+                message: "a".to_owned(),
+            },
+            Problem {
+                reason: reason::INVALID_SPEC,
+                message: "b".to_owned(),
+            },
+        ];
+        let observed = Observed {
+            problems: &problems,
+            ..Observed::default()
+        };
+        let status = compute(None, &observed, &at(1));
+        let degraded = find(&status, "Degraded");
+        assert_eq!(
+            (
+                degraded.status.as_str(),
+                degraded.reason.as_str(),
+                degraded.message.as_str()
+            ),
+            ("True", "UnsupportedByServer", "a; b")
+        );
+    }
+
+    #[test]
+    fn scaled_to_zero_is_not_ready_and_says_so() {
+        let zero: Deployment = serde_json::from_value(json!({
+            "metadata": {"generation": 1},
+            "spec": {"replicas": 0, "selector": {}, "template": {}},
+            "status": {"observedGeneration": 1},
+        }))
+        .unwrap();
+        let observed = Observed {
+            deployment: Some(&zero),
+            ..Observed::default()
+        };
+        let status = compute(None, &observed, &at(1));
+        assert_eq!(find(&status, "Ready").reason, "ScaledToZero");
+        assert_eq!(find(&status, "Progressing").status, "False");
+    }
+}
