@@ -5,6 +5,7 @@
 pub mod bootstrap;
 pub mod envoy;
 pub mod ir;
+mod memo;
 pub mod pipeline;
 pub mod run;
 pub mod source;

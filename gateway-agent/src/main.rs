@@ -14,6 +14,11 @@ use legate_crds::loader::load_dir;
 use prometheus_client::registry::Registry;
 use tracing::{error, info};
 
+/// Translation allocates and frees hundreds of thousands of small values per configuration;
+/// mimalloc does that about twice as fast as the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "legate-agent",

@@ -1,10 +1,12 @@
 //! The pure middle of the agent: resources in, the IR (with every rejection and its reason) and
 //! the Envoy resources for ADS out. No I/O, so a test can drive it with plain values.
 
+use std::sync::Arc;
+
 use legate_crds::Resource;
 
 use crate::{
-    envoy::{self, EnvoyConfig},
+    envoy::Encoder,
     ir::{self, Ir, Settings},
     xds::ResourceSet,
 };
@@ -13,28 +15,38 @@ use crate::{
 #[derive(Clone, Debug, PartialEq)]
 pub struct Configuration {
     pub ir: Ir,
-    pub envoy: EnvoyConfig,
+    /// What the ADS server serves: the Envoy resources, encoded and versioned.
+    pub resources: ResourceSet,
 }
 
 impl Configuration {
+    /// From scratch: nothing kept from an earlier build.
     pub fn build(resources: &[Resource], settings: &Settings) -> Self {
-        let ir = ir::build(resources, settings);
-        let envoy = envoy::translate(&ir);
-        Self { ir, envoy }
+        let shared: Vec<Arc<Resource>> = resources.iter().cloned().map(Arc::new).collect();
+        Translator::new(settings.clone()).build(&shared)
+    }
+}
+
+/// Builds one configuration after the other, each from the whole set of resources, recomputing
+/// only what changed since the last: a resource the source left as it was (the same `Arc`) keeps
+/// its compiled route and its Envoy encoding. The result is the same as from scratch.
+#[derive(Debug)]
+pub struct Translator {
+    ir: ir::Builder,
+    envoy: Encoder,
+}
+
+impl Translator {
+    pub fn new(settings: Settings) -> Self {
+        Self {
+            ir: ir::Builder::new(settings),
+            envoy: Encoder::default(),
+        }
     }
 
-    /// What the ADS server serves.
-    pub fn resource_set(&self) -> ResourceSet {
-        let mut set = ResourceSet::new();
-        for c in &self.envoy.clusters {
-            set.insert(c.name.clone(), c);
-        }
-        for l in &self.envoy.listeners {
-            set.insert(l.name.clone(), l);
-        }
-        for r in &self.envoy.routes {
-            set.insert(r.name.clone(), r);
-        }
-        set
+    pub fn build(&mut self, resources: &[Arc<Resource>]) -> Configuration {
+        let ir = self.ir.build(resources);
+        let resources = self.envoy.encode(&ir);
+        Configuration { ir, resources }
     }
 }

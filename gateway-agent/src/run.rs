@@ -20,7 +20,7 @@ use tracing::{info, warn};
 
 use crate::{
     ir::Settings,
-    pipeline::Configuration,
+    pipeline::{Configuration, Translator},
     source::{DirectorySource, SourceSnapshot},
     xds::{AckStatus, Xds},
 };
@@ -126,8 +126,10 @@ impl Agent {
         ));
 
         let mut logged = BTreeSet::new();
+        // Kept across snapshots: a change recomputes only what it touched.
+        let mut translator = Translator::new(options.settings.clone());
         let snapshot = self.snapshots.borrow_and_update().clone();
-        self.apply(&snapshot, &mut logged);
+        self.apply(&mut translator, &snapshot, &mut logged);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -138,7 +140,7 @@ impl Agent {
                         break;
                     }
                     let snapshot = self.snapshots.borrow_and_update().clone();
-                    self.apply(&snapshot, &mut logged);
+                    self.apply(&mut translator, &snapshot, &mut logged);
                 }
             }
         }
@@ -148,10 +150,14 @@ impl Agent {
     }
 
     /// Builds a configuration from one snapshot and publishes it.
-    fn apply(&self, snapshot: &SourceSnapshot, logged: &mut BTreeSet<String>) {
+    fn apply(
+        &self,
+        translator: &mut Translator,
+        snapshot: &SourceSnapshot,
+        logged: &mut BTreeSet<String>,
+    ) {
         let started = Instant::now();
-        let config = Configuration::build(&snapshot.resources, &self.options.settings);
-        let set = config.resource_set();
+        let config = translator.build(&snapshot.resources);
         self.metrics
             .build_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -159,12 +165,12 @@ impl Agent {
         info!(
             generation = snapshot.generation,
             resources = snapshot.resources.len(),
-            listeners = config.envoy.listeners.len(),
-            clusters = config.envoy.clusters.len(),
+            listeners = config.ir.listeners.len(),
+            clusters = config.ir.clusters.len(),
             build_ms = started.elapsed().as_millis() as u64,
             "configuration built"
         );
-        self.xds.publish(set);
+        self.xds.publish(config.resources);
     }
 }
 

@@ -1,11 +1,12 @@
 //! Golden tests of the pure stages: each folder under `tests/golden/` holds resources
 //! (`input.yaml`, or an `input/` directory) and what they become: `ir.txt` (the IR) and
-//! `envoy.txt` (the Envoy resources), both as Rust's `{:#?}` of the values. Reviewed by eye once;
-//! a change shows as a diff. `UPDATE_GOLDEN=1 cargo test --test golden` rewrites them.
+//! `envoy.txt` (the Envoy resources), both as Rust's `{:#?}` of the values; what ADS serves must
+//! be those Envoy resources, encoded. Reviewed by eye once; a change shows as a diff.
+//! `UPDATE_GOLDEN=1 cargo test --test golden` rewrites them.
 
 use std::path::{Path, PathBuf};
 
-use legate_agent::{ir::Settings, pipeline::Configuration};
+use legate_agent::{envoy, ir::Settings, pipeline::Configuration, xds::ResourceSet};
 
 fn load(input: &Path) -> Vec<legate_crds::Resource> {
     let loaded = if input.is_dir() {
@@ -41,6 +42,20 @@ fn check(path: &Path, actual: &str, failures: &mut Vec<String>) {
     }
 }
 
+fn encoded(messages: &envoy::EnvoyConfig) -> ResourceSet {
+    let mut set = ResourceSet::new();
+    for c in &messages.clusters {
+        set.insert(c.name.clone(), c);
+    }
+    for l in &messages.listeners {
+        set.insert(l.name.clone(), l);
+    }
+    for r in &messages.routes {
+        set.insert(r.name.clone(), r);
+    }
+    set
+}
+
 #[test]
 fn pure_stages_match_their_golden_files() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
@@ -58,11 +73,14 @@ fn pure_stages_match_their_golden_files() {
             &format!("{:#?}\n", config.ir),
             &mut failures,
         );
+        let messages = envoy::translate(&config.ir);
         check(
             &case.join("envoy.txt"),
-            &format!("{:#?}\n", config.envoy),
+            &format!("{messages:#?}\n"),
             &mut failures,
         );
+        // What ADS serves is exactly those messages, encoded.
+        assert_eq!(config.resources, encoded(&messages), "{}", case.display());
         cases += 1;
     }
     assert!(cases >= 2);

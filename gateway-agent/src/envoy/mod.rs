@@ -9,14 +9,22 @@ mod cluster;
 mod listener;
 mod route;
 
+use std::sync::Arc;
+
 use envoy_types::pb::{
     envoy::config::{cluster::v3::Cluster, listener::v3::Listener, route::v3::RouteConfiguration},
-    google::protobuf::{BoolValue, Duration as PbDuration, UInt32Value},
+    google::protobuf::{Any, BoolValue, Duration as PbDuration, UInt32Value},
+};
+use prost::Message;
+
+use crate::{
+    ir::{Cluster as IrCluster, Ir, Route},
+    memo::{ByAddress, Memo},
+    xds::{Res, ResourceSet, type_url},
 };
 
-use crate::ir::Ir;
-
-/// Every Envoy resource one IR becomes, in the order Envoy needs them.
+/// Every Envoy resource one IR becomes, as messages, in the order Envoy needs them: what
+/// [`Encoder::encode`] serves, in a form to read (golden tests print it).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct EnvoyConfig {
     pub clusters: Vec<Cluster>,
@@ -27,13 +35,54 @@ pub struct EnvoyConfig {
 /// Translates the IR.
 pub fn translate(ir: &Ir) -> EnvoyConfig {
     EnvoyConfig {
-        clusters: ir.clusters.values().map(cluster::cluster).collect(),
+        clusters: ir.clusters.values().map(|c| cluster::cluster(c)).collect(),
         listeners: ir.listeners.iter().map(listener::listener).collect(),
         routes: ir
             .listeners
             .iter()
             .map(route::route_configuration)
             .collect(),
+    }
+}
+
+/// Translates IRs one after the other into the resources ADS serves, keeping what the next
+/// translation can reuse: the encoding of every route and every cluster, by identity (an IR
+/// built by [`crate::ir::Builder`] shares an unchanged route or cluster with the last one). The
+/// result is the encoding of [`translate`]'s, with or without what was kept.
+#[derive(Debug, Default)]
+pub struct Encoder {
+    routes: Memo<ByAddress<Route>, Arc<[u8]>>,
+    clusters: Memo<ByAddress<IrCluster>, Arc<Res>>,
+}
+
+impl Encoder {
+    pub fn encode(&mut self, ir: &Ir) -> ResourceSet {
+        let mut set = ResourceSet::new();
+        for (name, c) in &ir.clusters {
+            let res = self.clusters.get_or_insert_with(ByAddress(c.clone()), || {
+                Arc::new(Res::encode(&cluster::cluster(c)))
+            });
+            set.insert_res(name.clone(), res);
+        }
+        for l in &ir.listeners {
+            set.insert(l.name.clone(), &listener::listener(l));
+            let routes = route::encode_route_configuration(l, |r| {
+                self.routes.get_or_insert_with(ByAddress(r.clone()), || {
+                    route::route(r).encode_to_vec().into()
+                })
+            });
+            set.insert_any(
+                type_url::ROUTE,
+                route_config_name(&l.name),
+                Any {
+                    type_url: type_url::ROUTE.to_owned(),
+                    value: routes,
+                },
+            );
+        }
+        self.routes.finish();
+        self.clusters.finish();
+        set
     }
 }
 

@@ -26,6 +26,8 @@ use envoy_types::pb::{
     google::protobuf::BoolValue,
 };
 
+use std::sync::Arc;
+
 use super::{bool_value, duration, route_config_name, u32_value};
 use crate::ir::{
     Listener, PathMatch, Route, RouteAction, StringMatch, VirtualHost,
@@ -44,12 +46,48 @@ fn virtual_host(v: &VirtualHost) -> EnvoyVirtualHost {
     EnvoyVirtualHost {
         name: v.name.clone(),
         domains: v.domains.clone(),
-        routes: v.routes.iter().map(route).collect(),
+        routes: v.routes.iter().map(|r| route(r)).collect(),
         ..Default::default()
     }
 }
 
-fn route(r: &Route) -> EnvoyRoute {
+/// [`route_configuration`]'s encoding, assembled from each route's own (`encoded`): a table of
+/// thousands of routes is then never held as messages, and a route's encoding can be kept from
+/// one build to the next. Only the fields [`route_configuration`] and [`virtual_host`] set are
+/// written, in field-number order as prost writes them; a test holds the two equal.
+pub(super) fn encode_route_configuration(
+    l: &Listener,
+    mut encoded: impl FnMut(&Arc<Route>) -> Arc<[u8]>,
+) -> Vec<u8> {
+    use prost::encoding::string;
+    // RouteConfiguration: name = 1, virtual_hosts = 2. VirtualHost: name = 1, domains = 2,
+    // routes = 3.
+    let mut out = Vec::new();
+    string::encode(1, &route_config_name(&l.name), &mut out);
+    let mut vhost = Vec::new();
+    for v in &l.virtual_hosts {
+        vhost.clear();
+        if !v.name.is_empty() {
+            string::encode(1, &v.name, &mut vhost);
+        }
+        string::encode_repeated(2, &v.domains, &mut vhost);
+        for r in &v.routes {
+            length_delimited(3, &encoded(r), &mut vhost);
+        }
+        length_delimited(2, &vhost, &mut out);
+    }
+    out
+}
+
+/// An embedded message field: its key, its length, its bytes.
+fn length_delimited(tag: u32, bytes: &[u8], out: &mut Vec<u8>) {
+    use prost::encoding::{WireType, encode_key, encode_varint};
+    encode_key(tag, WireType::LengthDelimited, out);
+    encode_varint(bytes.len() as u64, out);
+    out.extend_from_slice(bytes);
+}
+
+pub(super) fn route(r: &Route) -> EnvoyRoute {
     let mut headers: Vec<HeaderMatcher> = r.headers.iter().map(header_matcher).collect();
     if r.require_https {
         headers.push(header_matcher(&HeaderMatch {

@@ -5,7 +5,7 @@
 //! cannot join a route as a canary and siphon its traffic. The namespace whose Mapping is oldest
 //! (then first by namespace/name) keeps the match; the others are rejected and say why.
 
-use std::collections::BTreeMap;
+use std::{collections::HashMap, sync::Arc};
 
 use super::{
     Rejection,
@@ -15,7 +15,24 @@ use super::{
 /// One group: its members in canary order, each with its cumulative share.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Group {
-    pub routes: Vec<Route>,
+    pub routes: Vec<Arc<Route>>,
+}
+
+/// A route with the key it is grouped by, computed once per Mapping (and kept from one build
+/// to the next with it).
+#[derive(Debug)]
+pub struct Keyed {
+    pub route: Arc<Route>,
+    identity: String,
+}
+
+impl Keyed {
+    pub fn new(route: Route) -> Self {
+        Self {
+            identity: identity(&route),
+            route: Arc::new(route),
+        }
+    }
 }
 
 /// The identity Emissary groups by: method (GET when unset), prefix, header and query
@@ -52,30 +69,44 @@ fn identity(route: &Route) -> String {
 
 /// Groups `routes`, assigns canary shares and orders the groups for evaluation. Members that
 /// cannot join their group are moved to `rejections`.
-pub fn groups(routes: Vec<Route>, rejections: &mut Vec<Rejection>) -> Vec<Group> {
-    let mut by_identity: BTreeMap<String, Vec<Route>> = BTreeMap::new();
+pub fn groups<'a>(
+    routes: impl IntoIterator<Item = &'a Keyed>,
+    rejections: &mut Vec<Rejection>,
+) -> Vec<Group> {
+    let mut by_identity: HashMap<&str, Vec<&Keyed>> = HashMap::new();
     for route in routes {
-        by_identity.entry(identity(&route)).or_default().push(route);
+        by_identity.entry(&route.identity).or_default().push(route);
     }
-    let mut groups: Vec<Group> = by_identity
-        .into_values()
-        .filter_map(|members| form(members, rejections))
+    let mut formed: Vec<(&str, Arc<Route>, Group)> = by_identity
+        .into_iter()
+        .filter_map(|(identity, members)| {
+            let group = form(members, rejections)?;
+            let heaviest = group.routes.iter().max_by(|a, b| a.cmp_weight(b))?.clone();
+            Some((identity, heaviest, group))
+        })
         .collect();
-    // Descending route weight, ties broken by the first member so the order never depends on
-    // input order. Keys are computed once per group, not once per comparison.
-    groups.sort_by_cached_key(|g| {
-        let weight = g.routes.iter().map(Route::route_weight).max();
-        (std::cmp::Reverse(weight), g.routes[0].source.clone())
+    // Descending route weight, ties broken by the first member and then the identity, so the
+    // order never depends on input order.
+    formed.sort_unstable_by(|(ia, wa, a), (ib, wb, b)| {
+        wb.cmp_weight(wa)
+            .then_with(|| a.routes[0].source.cmp(&b.routes[0].source))
+            .then_with(|| ia.cmp(ib))
     });
-    groups
+    formed.into_iter().map(|(_, _, g)| g).collect()
 }
 
 /// Forms one group from the Mappings sharing an identity; `None` when nothing in it can serve.
-fn form(mut members: Vec<Route>, rejections: &mut Vec<Rejection>) -> Option<Group> {
-    // Most groups have one member: nothing to reconcile, no canary share, no mirror.
-    if members.len() == 1 && !members[0].shadow {
-        return Some(Group { routes: members });
+fn form(members: Vec<&Keyed>, rejections: &mut Vec<Rejection>) -> Option<Group> {
+    // Most groups have one member: nothing to reconcile, no canary share, no mirror, and the
+    // route is shared as it is.
+    if let [only] = members[..]
+        && !only.route.shadow
+    {
+        return Some(Group {
+            routes: vec![only.route.clone()],
+        });
     }
+    let mut members: Vec<Route> = members.iter().map(|k| Route::clone(&k.route)).collect();
     // The namespace that owns the match: oldest Mapping first, then by namespace/name.
     members.sort_by(|a, b| {
         let created = |r: &Route| r.created.clone().unwrap_or_else(|| "~".into());
@@ -149,7 +180,9 @@ fn form(mut members: Vec<Route>, rejections: &mut Vec<Rejection>) -> Option<Grou
             }
         }
     }
-    (!primaries.is_empty()).then_some(Group { routes: primaries })
+    (!primaries.is_empty()).then(|| Group {
+        routes: primaries.into_iter().map(Arc::new).collect(),
+    })
 }
 
 /// Cumulative canary shares: weighted members in order, then the unweighted ones sharing the

@@ -5,7 +5,10 @@
 //! One deliberate difference: a `mappingSelector` (and a Listener's `hostBinding.selector`)
 //! honours `matchExpressions` as Kubernetes defines them; Emissary silently ignores them (#4175).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    sync::Arc,
+};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use legate_crds::{
@@ -179,14 +182,17 @@ pub fn listeners(resources: &[&Resource], rejections: &mut Vec<Rejection>) -> Ve
 }
 
 /// Binds Hosts to Listeners and groups to Hosts. Accepted Mappings that end up in no virtual
-/// host are reported in `unreachable`, with the reason.
+/// host are reported in `unreachable`, with the reason. `derive` makes a [`Variant`] of a route
+/// (a build may keep them from the last one).
 pub fn bind(
     listeners: &[ListenerSpec],
     hosts: &[Host],
     groups: &[Group],
     unreachable: &mut Vec<Rejection>,
+    derive: &mut impl FnMut(&Arc<Route>, Variant) -> Arc<Route>,
 ) -> Vec<Listener> {
-    let mut served: BTreeSet<ObjectRef> = BTreeSet::new();
+    // Members of a group are served together: they share a path, so the same variants.
+    let mut served = vec![false; groups.len()];
     let mut out = Vec::new();
     let index = GroupIndex::new(groups);
     for l in listeners {
@@ -202,17 +208,15 @@ pub fn bind(
             .iter()
             .map(|h| {
                 let mut routes = Vec::new();
-                for g in index
+                for i in index
                     .candidates(&h.hostname)
-                    .map(|i| &groups[i])
-                    .filter(|g| associates(h, &g.routes[0]))
+                    .filter(|i| associates(h, &groups[*i].routes[0]))
                 {
-                    for r in &g.routes {
-                        let variants = variants(l.security_model, h.insecure, r);
-                        if !variants.is_empty() {
-                            served.insert(r.source.clone());
-                        }
-                        routes.extend(variants);
+                    for r in &groups[i].routes {
+                        let (secure, insecure) = variants(l.security_model, h.insecure, r, derive);
+                        served[i] |= secure.is_some() || insecure.is_some();
+                        routes.extend(secure);
+                        routes.extend(insecure);
                     }
                 }
                 VirtualHost {
@@ -231,6 +235,12 @@ pub fn bind(
             virtual_hosts,
         });
     }
+    let served: HashSet<&ObjectRef> = groups
+        .iter()
+        .zip(&served)
+        .filter(|(_, s)| **s)
+        .flat_map(|(g, _)| g.routes.iter().map(|r| &r.source))
+        .collect();
     for r in groups.iter().flat_map(|g| &g.routes) {
         if !served.contains(&r.source) {
             unreachable.push(Rejection {
@@ -326,35 +336,58 @@ fn associates(h: &Host, r: &Route) -> bool {
     }
 }
 
-/// The route as this Listener serves it for this Host: secure first, then insecure.
-fn variants(model: SecurityModel, insecure: InsecureAction, r: &Route) -> Vec<Route> {
-    let secure = || Route {
-        require_https: model == SecurityModel::Xfp,
-        ..r.clone()
+/// A route as a Listener serves it for a Host, where that differs from the route itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Variant {
+    /// Matches only requests that came over HTTPS (`X-Forwarded-Proto: https`).
+    Secure,
+    /// Redirects an insecure request to HTTPS.
+    Redirect,
+}
+
+impl Variant {
+    pub fn of(self, r: &Route) -> Route {
+        match self {
+            Self::Secure => Route {
+                require_https: true,
+                ..r.clone()
+            },
+            Self::Redirect => Route {
+                action: RouteAction::Redirect(Redirect {
+                    host: String::new(),
+                    path: None,
+                    prefix: None,
+                    regex: None,
+                    code: 301,
+                    https: true,
+                }),
+                ..r.clone()
+            },
+        }
+    }
+}
+
+/// The route as this Listener serves it for this Host: secure, then insecure. A variant equal
+/// to the route is the route itself (compiled routes never require HTTPS on their own).
+fn variants(
+    model: SecurityModel,
+    insecure: InsecureAction,
+    r: &Arc<Route>,
+    derive: &mut impl FnMut(&Arc<Route>, Variant) -> Arc<Route>,
+) -> (Option<Arc<Route>>, Option<Arc<Route>>) {
+    let secure = match model {
+        SecurityModel::Secure => Some(r.clone()),
+        SecurityModel::Xfp => Some(derive(r, Variant::Secure)),
+        SecurityModel::Insecure => None,
     };
     let acme = matches!(&r.path, PathMatch::Prefix(p) if p == "/.well-known/acme-challenge/");
-    let insecure_variant = || match (insecure, acme) {
-        (InsecureAction::Route, _) | (_, true) => Some(r.clone()),
-        (InsecureAction::Reject, false) => None, // no route: the client gets a 404, as in Emissary
-        (InsecureAction::Redirect, false) => Some(Route {
-            action: RouteAction::Redirect(Redirect {
-                host: String::new(),
-                path: None,
-                prefix: None,
-                regex: None,
-                code: 301,
-                https: true,
-            }),
-            ..r.clone()
-        }),
+    let insecure = match (model, insecure, acme) {
+        (SecurityModel::Secure, _, _) => None,
+        (_, InsecureAction::Route, _) | (_, _, true) => Some(r.clone()),
+        (_, InsecureAction::Reject, false) => None, // no route: the client gets a 404, as in Emissary
+        (_, InsecureAction::Redirect, false) => Some(derive(r, Variant::Redirect)),
     };
-    match model {
-        SecurityModel::Secure => vec![secure()],
-        SecurityModel::Insecure => insecure_variant().into_iter().collect(),
-        SecurityModel::Xfp => std::iter::once(secure())
-            .chain(insecure_variant())
-            .collect(),
-    }
+    (secure, insecure)
 }
 
 /// Whether some hostname could match both globs (Emissary's `hostglob_matches`).

@@ -153,41 +153,38 @@ impl Route {
             .chain(mirrors.iter().map(|(c, _)| c.as_str()))
     }
 
-    /// Emissary's route weight, compared in descending order: precedence, prefix length,
-    /// header lengths, query lengths, the prefix itself, the method, header and query names.
-    pub fn route_weight(
-        &self,
-    ) -> (
-        i32,
-        usize,
-        usize,
-        usize,
-        String,
-        String,
-        Vec<String>,
-        Vec<String>,
-    ) {
-        let method = self
-            .headers
+    /// Compares Emissary's route weights (routes are evaluated in descending order):
+    /// precedence, prefix length, header lengths, query lengths, the prefix itself, the method,
+    /// header and query names. Compared part by part, without building the weights.
+    pub fn cmp_weight(&self, other: &Self) -> std::cmp::Ordering {
+        let lengths = |r: &Self| {
+            (
+                r.precedence,
+                r.path.text().len(),
+                r.headers.iter().map(HeaderMatch::weight).sum::<usize>(),
+                r.query.iter().map(HeaderMatch::weight).sum::<usize>(),
+            )
+        };
+        let names = |m: &[HeaderMatch], n: &[HeaderMatch]| {
+            m.iter().map(|h| &h.name).cmp(n.iter().map(|h| &h.name))
+        };
+        lengths(self)
+            .cmp(&lengths(other))
+            .then_with(|| self.path.text().cmp(other.path.text()))
+            .then_with(|| self.method().cmp(other.method()))
+            .then_with(|| names(&self.headers, &other.headers))
+            .then_with(|| names(&self.query, &other.query))
+    }
+
+    /// The method matched, GET when none is.
+    fn method(&self) -> &str {
+        self.headers
             .iter()
             .find(|h| h.name == ":method")
-            .map(|h| match &h.value {
-                StringMatch::Exact(v) | StringMatch::Regex(v) | StringMatch::HostGlob(v) => {
-                    v.clone()
-                }
-                StringMatch::Present => String::new(),
+            .map_or("GET", |h| match &h.value {
+                StringMatch::Exact(v) | StringMatch::Regex(v) | StringMatch::HostGlob(v) => v,
+                StringMatch::Present => "",
             })
-            .unwrap_or_else(|| "GET".into());
-        (
-            self.precedence,
-            self.path.text().len(),
-            self.headers.iter().map(HeaderMatch::weight).sum(),
-            self.query.iter().map(HeaderMatch::weight).sum(),
-            self.path.text().to_owned(),
-            method,
-            self.headers.iter().map(|h| h.name.clone()).collect(),
-            self.query.iter().map(|h| h.name.clone()).collect(),
-        )
     }
 }
 

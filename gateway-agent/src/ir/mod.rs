@@ -12,12 +12,20 @@ pub mod host;
 pub mod mapping;
 pub mod service;
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{
+    collections::{BTreeMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use legate_crds::{ObjectRef, Resource, listener::SecurityModel};
 
+pub use host::Variant;
 pub use mapping::{HeaderMatch, PathMatch, Route, RouteAction, StringMatch};
 pub use service::Cluster;
+
+use crate::memo::{ByAddress, Memo};
+use group::Keyed;
 
 /// What the IR is built for.
 #[derive(Clone, Debug)]
@@ -42,7 +50,7 @@ impl Default for Settings {
 pub struct Ir {
     pub listeners: Vec<Listener>,
     /// By cluster name; shared by every route that sends to the same upstream.
-    pub clusters: BTreeMap<String, Cluster>,
+    pub clusters: BTreeMap<String, Arc<Cluster>>,
     /// Resources refused, each with the reason, for status and logs.
     pub rejections: Vec<Rejection>,
     /// Accepted resources that serve no traffic, and why (no Host admits a Mapping, ...).
@@ -74,7 +82,8 @@ pub struct Listener {
 pub struct VirtualHost {
     pub name: String,
     pub domains: Vec<String>,
-    pub routes: Vec<Route>,
+    /// Shared with the compiled Mapping (or the variant) they come from.
+    pub routes: Vec<Arc<Route>>,
 }
 
 /// Emissary's default upstream timeout when neither the Mapping nor the Module sets one.
@@ -84,62 +93,123 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(3000);
 
 /// Builds the IR from every resource the source holds.
 pub fn build(resources: &[Resource], settings: &Settings) -> Ir {
-    let mut ir = Ir::default();
-    let mine: Vec<&Resource> = resources
-        .iter()
-        .filter(|r| ambassador_id(r).is_none_or(|ids| ids.matches(&settings.ambassador_id)))
-        .collect();
+    let shared: Vec<Arc<Resource>> = resources.iter().cloned().map(Arc::new).collect();
+    Builder::new(settings.clone()).build(&shared)
+}
 
-    let mut routes = Vec::new();
-    for resource in &mine {
-        if let Resource::Mapping(m) = resource {
-            match mapping::route(m, settings) {
+/// Builds IRs one after the other, keeping from each build what the next can reuse: the
+/// compiled route of every Mapping (by the identity of the resource the source shares, which
+/// stays the same while the Mapping does) and the variants of every route. A build gives the
+/// same IR with or without what was kept.
+#[derive(Debug)]
+pub struct Builder {
+    settings: Settings,
+    mappings: Memo<ByAddress<Resource>, Arc<Compiled>>,
+    variants: Memo<(ByAddress<Route>, Variant), Arc<Route>>,
+}
+
+/// A Mapping's route (with its grouping keys) and cluster, or why it cannot serve.
+type Compiled = Result<(Keyed, Option<Arc<Cluster>>), String>;
+
+impl Builder {
+    pub fn new(settings: Settings) -> Self {
+        Self {
+            settings,
+            mappings: Memo::default(),
+            variants: Memo::default(),
+        }
+    }
+
+    pub fn build(&mut self, resources: &[Arc<Resource>]) -> Ir {
+        let settings = &self.settings;
+        let mut ir = Ir::default();
+        let mine: Vec<&Arc<Resource>> = resources
+            .iter()
+            .filter(|r| ambassador_id(r).is_none_or(|ids| ids.matches(&settings.ambassador_id)))
+            .collect();
+
+        let compiled: Vec<(&Arc<Resource>, Arc<Compiled>)> = mine
+            .iter()
+            .filter_map(|r| match &***r {
+                Resource::Mapping(m) => {
+                    let c =
+                        self.mappings
+                            .get_or_insert_with(ByAddress(Arc::clone(r)), || {
+                                Arc::new(mapping::route(m, settings).map(|(route, cluster)| {
+                                    (Keyed::new(route), cluster.map(Arc::new))
+                                }))
+                            });
+                    Some((*r, c))
+                }
+                _ => None,
+            })
+            .collect();
+        let mut routes = Vec::with_capacity(compiled.len());
+        for (resource, c) in &compiled {
+            match &**c {
                 Ok((route, cluster)) => {
-                    if let Some(cluster) = cluster {
-                        ir.clusters.entry(cluster.name.clone()).or_insert(cluster);
+                    if let Some(cluster) = cluster
+                        && !ir.clusters.contains_key(&cluster.name)
+                    {
+                        ir.clusters.insert(cluster.name.clone(), cluster.clone());
                     }
                     routes.push(route);
                 }
                 Err(reason) => ir.rejections.push(Rejection {
                     object: resource.object_ref(),
-                    reason,
+                    reason: reason.clone(),
                 }),
             }
         }
-    }
-    let groups = group::groups(routes, &mut ir.rejections);
-    let hosts = host::hosts(&mine, &mut ir.rejections);
-    // Accepted, but not everything they ask for is served yet: say so where users look.
-    for r in &mine {
-        if let Resource::Host(h) = r
-            && (h.spec.tls_secret.is_some() || h.spec.tls_context.is_some() || h.spec.tls.is_some())
-        {
-            ir.unreachable.push(Rejection {
-                object: r.object_ref(),
-                reason: "TLS termination is not served yet: this Host answers in cleartext only"
-                    .into(),
-            });
+        let groups = group::groups(routes, &mut ir.rejections);
+        let mine: Vec<&Resource> = mine.into_iter().map(|r| &**r).collect();
+        let hosts = host::hosts(&mine, &mut ir.rejections);
+        // Accepted, but not everything they ask for is served yet: say so where users look.
+        for r in &mine {
+            if let Resource::Host(h) = r
+                && (h.spec.tls_secret.is_some()
+                    || h.spec.tls_context.is_some()
+                    || h.spec.tls.is_some())
+            {
+                ir.unreachable.push(Rejection {
+                    object: r.object_ref(),
+                    reason:
+                        "TLS termination is not served yet: this Host answers in cleartext only"
+                            .into(),
+                });
+            }
         }
-    }
-    let listeners = host::listeners(&mine, &mut ir.rejections);
-    ir.listeners = host::bind(&listeners, &hosts, &groups, &mut ir.unreachable);
+        let listeners = host::listeners(&mine, &mut ir.rejections);
+        let variants = &mut self.variants;
+        ir.listeners = host::bind(
+            &listeners,
+            &hosts,
+            &groups,
+            &mut ir.unreachable,
+            &mut |r, v| {
+                variants.get_or_insert_with((ByAddress(r.clone()), v), || Arc::new(v.of(r)))
+            },
+        );
 
-    // Clusters no surviving route sends to (a rejected group member) are not served.
-    let Ir {
-        listeners,
-        clusters,
-        ..
-    } = &mut ir;
-    let used: std::collections::BTreeSet<&str> = listeners
-        .iter()
-        .flat_map(|l| &l.virtual_hosts)
-        .flat_map(|v| &v.routes)
-        .flat_map(|r| r.clusters())
-        .collect();
-    clusters.retain(|name, _| used.contains(name.as_str()));
-    ir.rejections.sort();
-    ir.unreachable.sort();
-    ir
+        // Clusters no surviving route sends to (a rejected group member) are not served.
+        let Ir {
+            listeners,
+            clusters,
+            ..
+        } = &mut ir;
+        let used: HashSet<&str> = listeners
+            .iter()
+            .flat_map(|l| &l.virtual_hosts)
+            .flat_map(|v| &v.routes)
+            .flat_map(|r| r.clusters())
+            .collect();
+        clusters.retain(|name, _| used.contains(name.as_str()));
+        ir.rejections.sort();
+        ir.unreachable.sort();
+        self.mappings.finish();
+        self.variants.finish();
+        ir
+    }
 }
 
 /// A resource's `ambassador_id`, for the kinds that have one.

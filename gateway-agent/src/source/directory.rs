@@ -2,13 +2,14 @@
 //! files are currently broken. Pure apart from reading the files; the watcher drives it.
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::{BTreeMap, BTreeSet, HashMap},
     io,
     path::{Path, PathBuf},
+    sync::Arc,
 };
 
 use legate_crds::{
-    Resource,
+    ObjectRef, Resource,
     loader::{FileError, load_str},
 };
 
@@ -20,7 +21,7 @@ const MAX_DEPTH: usize = 32;
 /// What one file yielded the last time it parsed.
 #[derive(Clone, Debug, Default)]
 struct Parsed {
-    resources: Vec<Resource>,
+    resources: Vec<Arc<Resource>>,
     rejected: Vec<Rejection>,
     warnings: Vec<String>,
 }
@@ -104,8 +105,9 @@ impl DirectoryState {
         match parsed {
             Ok(loaded) => {
                 state.error = None;
+                let previous = state.good.as_ref().map(|g| g.resources.as_slice());
                 state.good = Some(Parsed {
-                    resources: loaded.resources,
+                    resources: reuse_unchanged(loaded.resources, previous.unwrap_or_default()),
                     rejected: loaded.errors.iter().map(Rejection::from_document).collect(),
                     warnings: loaded.warnings.iter().map(ToString::to_string).collect(),
                 });
@@ -132,6 +134,24 @@ impl DirectoryState {
         }
         snapshot
     }
+}
+
+/// `parsed`, with every resource equal to one the file held before replaced by that one: a
+/// resource that did not change stays the same `Arc` (consumers keep their work on it).
+fn reuse_unchanged(parsed: Vec<Resource>, previous: &[Arc<Resource>]) -> Vec<Arc<Resource>> {
+    let mut before: HashMap<ObjectRef, Vec<&Arc<Resource>>> = HashMap::new();
+    for r in previous {
+        before.entry(r.object_ref()).or_default().push(r);
+    }
+    parsed
+        .into_iter()
+        .map(|r| {
+            before
+                .get(&r.object_ref())
+                .and_then(|old| old.iter().find(|o| ****o == r))
+                .map_or_else(|| Arc::new(r), |o| Arc::clone(o))
+        })
+        .collect()
 }
 
 /// Hidden files and folders are skipped (editors and `kubectl` leave swap and temporary files

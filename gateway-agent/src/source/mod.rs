@@ -7,7 +7,7 @@
 mod directory;
 mod watcher;
 
-use std::{fmt, path::PathBuf};
+use std::{fmt, path::PathBuf, sync::Arc};
 
 use legate_crds::{
     ObjectRef, Resource,
@@ -20,8 +20,10 @@ pub use watcher::{DirectorySource, SourceGuard};
 /// Everything a source holds at one moment.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SourceSnapshot {
-    /// Valid resources, in a deterministic order: by file path, then document index.
-    pub resources: Vec<Resource>,
+    /// Valid resources, in a deterministic order: by file path, then document index. Shared
+    /// between snapshots while unchanged, so a consumer can tell an unchanged resource by its
+    /// address.
+    pub resources: Vec<Arc<Resource>>,
     /// Documents and files that were rejected, in the same order.
     pub rejected: Vec<Rejection>,
     /// Things skipped or ignored (unknown kinds, unknown fields), as log lines.

@@ -14,10 +14,12 @@ use sha2::{Digest, Sha256};
 
 use super::type_url;
 
-/// One complete configuration: for each type URL, resources by name, already encoded as `Any`.
+/// One complete configuration: for each type URL, resources by name, already encoded as `Any`
+/// and versioned. A resource is shared (`Arc`), so a configuration built from the parts of the
+/// last one costs neither copies nor hashes for the parts that did not change.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ResourceSet {
-    pub by_type: BTreeMap<&'static str, BTreeMap<String, Any>>,
+    by_type: BTreeMap<&'static str, BTreeMap<String, Arc<Res>>>,
 }
 
 impl ResourceSet {
@@ -30,15 +32,7 @@ impl ResourceSet {
     /// # Panics
     /// If `M` is not one of the types ADS serves ([`type_url::ALL`]): a programming error.
     pub fn insert<M: prost::Name>(&mut self, name: impl Into<String>, msg: &M) -> &mut Self {
-        let url = M::type_url();
-        let Some(known) = type_url::known(&url) else {
-            panic!("ADS does not serve {url}; known types: {:?}", type_url::ALL)
-        };
-        let any = Any {
-            type_url: url,
-            value: msg.encode_to_vec(),
-        };
-        self.insert_any(known, name, any)
+        self.insert_res(name, Arc::new(Res::encode(msg)))
     }
 
     /// Stores an already encoded resource.
@@ -51,13 +45,33 @@ impl ResourceSet {
         self.by_type
             .entry(type_url)
             .or_default()
-            .insert(name.into(), any);
+            .insert(name.into(), Arc::new(Res::new(any)));
+        self
+    }
+
+    /// Stores an encoded, versioned resource (kept from an earlier configuration, say).
+    ///
+    /// # Panics
+    /// If its type is not one ADS serves.
+    pub fn insert_res(&mut self, name: impl Into<String>, res: Arc<Res>) -> &mut Self {
+        let url = &res.any.type_url;
+        let Some(known) = type_url::known(url) else {
+            panic!("ADS does not serve {url}; known types: {:?}", type_url::ALL)
+        };
+        self.by_type
+            .entry(known)
+            .or_default()
+            .insert(name.into(), res);
         self
     }
 
     /// The resources of one type (empty if none).
     pub fn of_type(&self, type_url: &str) -> impl Iterator<Item = (&String, &Any)> {
-        self.by_type.get(type_url).into_iter().flatten()
+        self.by_type
+            .get(type_url)
+            .into_iter()
+            .flatten()
+            .map(|(name, res)| (name, &res.any))
     }
 
     pub fn len(&self) -> usize {
@@ -69,11 +83,28 @@ impl ResourceSet {
     }
 }
 
-/// One resource with its content-derived version.
+/// One encoded resource with its content-derived version, computed once when it is made.
 #[derive(Debug, PartialEq)]
-pub(crate) struct Res {
+pub struct Res {
     pub version: String,
     pub any: Any,
+}
+
+impl Res {
+    pub fn new(any: Any) -> Self {
+        Self {
+            version: resource_version(&any),
+            any,
+        }
+    }
+
+    /// `msg`, encoded under its own type URL.
+    pub fn encode<M: prost::Name>(msg: &M) -> Self {
+        Self::new(Any {
+            type_url: M::type_url(),
+            value: msg.encode_to_vec(),
+        })
+    }
 }
 
 /// The resources of one type, with the type's version.
@@ -120,43 +151,26 @@ pub(crate) fn set_version<'a>(
 }
 
 impl Snapshot {
-    /// Builds the snapshot of `set`, reusing the versions of `previous` for unchanged bytes (a
-    /// compare is cheaper than a hash, and one changed resource among thousands stays fast).
-    pub fn build(set: ResourceSet, previous: Option<&Snapshot>) -> Self {
+    /// Builds the snapshot of `set`: its resources already carry their versions, so this costs
+    /// one pass over names and versions, whatever the size of the resources.
+    pub fn build(set: ResourceSet) -> Self {
         let mut by_type = set.by_type;
-        for url in by_type.keys() {
-            if type_url::known(url).is_none() {
-                tracing::warn!(
-                    type_url = url,
-                    "ignoring resources of a type ADS does not serve"
-                );
-            }
-        }
         let mut types = BTreeMap::new();
         let mut all = Sha256::new();
         for url in type_url::ALL {
-            let prev = previous.and_then(|p| p.types.get(url));
-            let resources: BTreeMap<String, Arc<Res>> = by_type
-                .remove(url)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(name, any)| {
-                    let res = match prev.and_then(|p| p.resources.get(&name)) {
-                        Some(old) if old.any == any => old.clone(),
-                        _ => Arc::new(Res {
-                            version: resource_version(&any),
-                            any,
-                        }),
-                    };
-                    (name, res)
-                })
-                .collect();
+            let resources = by_type.remove(url).unwrap_or_default();
             let version = set_version(&resources);
             all.update(url.as_bytes());
             all.update([0]);
             all.update(version.as_bytes());
             all.update([0]);
             types.insert(url, TypeSnapshot { version, resources });
+        }
+        for url in by_type.keys() {
+            tracing::warn!(
+                type_url = url,
+                "ignoring resources of a type ADS does not serve"
+            );
         }
         Snapshot {
             version: short_hex(&all.finalize()),
@@ -193,8 +207,8 @@ mod tests {
 
     #[test]
     fn versions_are_a_function_of_content_only() {
-        let a = Snapshot::build(set(&[("a", b"1"), ("b", b"2")]), None);
-        let b = Snapshot::build(set(&[("b", b"2"), ("a", b"1")]), None);
+        let a = Snapshot::build(set(&[("a", b"1"), ("b", b"2")]));
+        let b = Snapshot::build(set(&[("b", b"2"), ("a", b"1")]));
         assert_eq!(a.version, b.version);
         assert_eq!(
             a.of(type_url::CLUSTER).version,
@@ -205,10 +219,10 @@ mod tests {
 
     #[test]
     fn one_change_moves_its_resource_type_and_config_versions_only() {
-        let a = Snapshot::build(set(&[("a", b"1"), ("b", b"2")]), None);
-        let b = Snapshot::build(set(&[("a", b"1"), ("b", b"3")]), Some(&a));
+        let a = Snapshot::build(set(&[("a", b"1"), ("b", b"2")]));
+        let b = Snapshot::build(set(&[("a", b"1"), ("b", b"3")]));
         let (ca, cb) = (a.of(type_url::CLUSTER), b.of(type_url::CLUSTER));
-        assert!(Arc::ptr_eq(&ca.resources["a"], &cb.resources["a"]));
+        assert_eq!(ca.resources["a"].version, cb.resources["a"].version);
         assert_ne!(ca.resources["b"].version, cb.resources["b"].version);
         assert_ne!(ca.version, cb.version);
         assert_ne!(a.version, b.version);
@@ -220,8 +234,8 @@ mod tests {
 
     #[test]
     fn renaming_a_resource_changes_the_type_version() {
-        let a = Snapshot::build(set(&[("a", b"1")]), None);
-        let b = Snapshot::build(set(&[("z", b"1")]), None);
+        let a = Snapshot::build(set(&[("a", b"1")]));
+        let b = Snapshot::build(set(&[("z", b"1")]));
         assert_ne!(a.version, b.version);
     }
 }

@@ -48,7 +48,7 @@ use std::sync::Arc;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer;
 use tokio::sync::watch;
 
-pub use cache::ResourceSet;
+pub use cache::{Res, ResourceSet};
 pub use server::AdsService;
 
 use cache::Snapshot;
@@ -133,8 +133,7 @@ impl Xds {
     /// A new desired configuration. Its versions derive from its content; an identical one is a
     /// no-op.
     pub fn publish(&self, set: ResourceSet) {
-        let previous = self.inner.target.borrow().clone();
-        let snapshot = Snapshot::build(set, previous.as_deref());
+        let snapshot = Snapshot::build(set);
         self.inner.target.send_if_modified(|current| {
             if current
                 .as_ref()
