@@ -8,27 +8,27 @@
 
 use std::{
     collections::HashMap,
-    hash::{Hash, Hasher},
+    hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState},
     sync::Arc,
 };
 
 /// Values by key: those the running build used, and those the previous one used.
 #[derive(Debug)]
-pub struct Memo<K, V> {
-    previous: HashMap<K, V>,
-    current: HashMap<K, V>,
+pub struct Memo<K, V, S = RandomState> {
+    previous: HashMap<K, V, S>,
+    current: HashMap<K, V, S>,
 }
 
-impl<K, V> Default for Memo<K, V> {
+impl<K, V, S: Default> Default for Memo<K, V, S> {
     fn default() -> Self {
         Self {
-            previous: HashMap::new(),
-            current: HashMap::new(),
+            previous: HashMap::default(),
+            current: HashMap::default(),
         }
     }
 }
 
-impl<K: Hash + Eq, V: Clone> Memo<K, V> {
+impl<K: Hash + Eq, V: Clone, S: BuildHasher + Default> Memo<K, V, S> {
     /// The value for `key`, computed by `f` only if neither this build nor the last one has it.
     pub fn get_or_insert_with(&mut self, key: K, f: impl FnOnce() -> V) -> V {
         if let Some(v) = self.current.get(&key) {
@@ -41,7 +41,40 @@ impl<K: Hash + Eq, V: Clone> Memo<K, V> {
 
     /// Ends a build: what it did not use is dropped.
     pub fn finish(&mut self) {
-        self.previous = std::mem::take(&mut self.current);
+        // The next build needs about as many entries.
+        let capacity = self.current.len();
+        self.previous = std::mem::replace(
+            &mut self.current,
+            HashMap::with_capacity_and_hasher(capacity, S::default()),
+        );
+    }
+}
+
+/// Memos keyed by [`ByAddress`] (alone or with a small tag): tens of thousands of look-ups per
+/// build, and an address needs no keyed hash (the keys are not chosen by anyone).
+pub type ByAddressMemo<K, V> = Memo<K, V, BuildHasherDefault<AddressHasher>>;
+
+/// Mixes the words written (addresses, small tags) with a multiply; see [`ByAddressMemo`].
+#[derive(Debug, Default)]
+pub struct AddressHasher(u64);
+
+impl Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
     }
 }
 

@@ -19,7 +19,7 @@ use prost::Message;
 
 use crate::{
     ir::{Cluster as IrCluster, Ir, Route},
-    memo::{ByAddress, Memo},
+    memo::{ByAddress, ByAddressMemo},
     xds::{Res, ResourceSet, type_url},
 };
 
@@ -51,8 +51,8 @@ pub fn translate(ir: &Ir) -> EnvoyConfig {
 /// result is the encoding of [`translate`]'s, with or without what was kept.
 #[derive(Debug, Default)]
 pub struct Encoder {
-    routes: Memo<ByAddress<Route>, Arc<[u8]>>,
-    clusters: Memo<ByAddress<IrCluster>, Arc<Res>>,
+    routes: ByAddressMemo<ByAddress<Route>, Arc<[u8]>>,
+    clusters: ByAddressMemo<ByAddress<IrCluster>, Arc<Res>>,
 }
 
 impl Encoder {

@@ -77,22 +77,36 @@ pub fn groups<'a>(
     for route in routes {
         by_identity.entry(&route.identity).or_default().push(route);
     }
-    let mut formed: Vec<(&str, Arc<Route>, Group)> = by_identity
+    let mut formed: Vec<Formed> = by_identity
         .into_iter()
         .filter_map(|(identity, members)| {
             let group = form(members, rejections)?;
             let heaviest = group.routes.iter().max_by(|a, b| a.cmp_weight(b))?.clone();
-            Some((identity, heaviest, group))
+            Some(Formed {
+                lengths: heaviest.weight_lengths(),
+                heaviest,
+                identity,
+                group,
+            })
         })
         .collect();
     // Descending route weight, ties broken by the first member and then the identity, so the
-    // order never depends on input order.
-    formed.sort_unstable_by(|(ia, wa, a), (ib, wb, b)| {
-        wb.cmp_weight(wa)
-            .then_with(|| a.routes[0].source.cmp(&b.routes[0].source))
-            .then_with(|| ia.cmp(ib))
+    // order never depends on input order. The numeric part of the weight is computed once.
+    formed.sort_unstable_by(|a, b| {
+        (b.lengths.cmp(&a.lengths))
+            .then_with(|| b.heaviest.cmp_weight_names(&a.heaviest))
+            .then_with(|| a.group.routes[0].source.cmp(&b.group.routes[0].source))
+            .then_with(|| a.identity.cmp(b.identity))
     });
-    formed.into_iter().map(|(_, _, g)| g).collect()
+    formed.into_iter().map(|f| f.group).collect()
+}
+
+/// A group with what it is ordered by: its heaviest route (and that route's numeric weight).
+struct Formed<'a> {
+    lengths: (i32, usize, usize, usize),
+    heaviest: Arc<Route>,
+    identity: &'a str,
+    group: Group,
 }
 
 /// Forms one group from the Mappings sharing an identity; `None` when nothing in it can serve.

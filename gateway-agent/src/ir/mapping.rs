@@ -157,20 +157,29 @@ impl Route {
     /// precedence, prefix length, header lengths, query lengths, the prefix itself, the method,
     /// header and query names. Compared part by part, without building the weights.
     pub fn cmp_weight(&self, other: &Self) -> std::cmp::Ordering {
-        let lengths = |r: &Self| {
-            (
-                r.precedence,
-                r.path.text().len(),
-                r.headers.iter().map(HeaderMatch::weight).sum::<usize>(),
-                r.query.iter().map(HeaderMatch::weight).sum::<usize>(),
-            )
-        };
+        self.weight_lengths()
+            .cmp(&other.weight_lengths())
+            .then_with(|| self.cmp_weight_names(other))
+    }
+
+    /// The numeric head of the route weight: precedence and the lengths.
+    pub fn weight_lengths(&self) -> (i32, usize, usize, usize) {
+        (
+            self.precedence,
+            self.path.text().len(),
+            self.headers.iter().map(HeaderMatch::weight).sum(),
+            self.query.iter().map(HeaderMatch::weight).sum(),
+        )
+    }
+
+    /// The rest of the route weight: the prefix, the method, header and query names.
+    pub fn cmp_weight_names(&self, other: &Self) -> std::cmp::Ordering {
         let names = |m: &[HeaderMatch], n: &[HeaderMatch]| {
             m.iter().map(|h| &h.name).cmp(n.iter().map(|h| &h.name))
         };
-        lengths(self)
-            .cmp(&lengths(other))
-            .then_with(|| self.path.text().cmp(other.path.text()))
+        self.path
+            .text()
+            .cmp(other.path.text())
             .then_with(|| self.method().cmp(other.method()))
             .then_with(|| names(&self.headers, &other.headers))
             .then_with(|| names(&self.query, &other.query))

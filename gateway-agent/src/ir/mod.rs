@@ -24,7 +24,7 @@ pub use host::Variant;
 pub use mapping::{HeaderMatch, PathMatch, Route, RouteAction, StringMatch};
 pub use service::Cluster;
 
-use crate::memo::{ByAddress, Memo};
+use crate::memo::{ByAddress, ByAddressMemo};
 use group::Keyed;
 
 /// What the IR is built for.
@@ -104,8 +104,8 @@ pub fn build(resources: &[Resource], settings: &Settings) -> Ir {
 #[derive(Debug)]
 pub struct Builder {
     settings: Settings,
-    mappings: Memo<ByAddress<Resource>, Arc<Compiled>>,
-    variants: Memo<(ByAddress<Route>, Variant), Arc<Route>>,
+    mappings: ByAddressMemo<ByAddress<Resource>, Arc<Compiled>>,
+    variants: ByAddressMemo<(ByAddress<Route>, Variant), Arc<Route>>,
 }
 
 /// A Mapping's route (with its grouping keys) and cluster, or why it cannot serve.
@@ -115,8 +115,8 @@ impl Builder {
     pub fn new(settings: Settings) -> Self {
         Self {
             settings,
-            mappings: Memo::default(),
-            variants: Memo::default(),
+            mappings: ByAddressMemo::default(),
+            variants: ByAddressMemo::default(),
         }
     }
 
