@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     fields::{AmbassadorId, Bounded},
-    tls_context::{PortOrZero, TlsVersion},
+    tls_context::{PortOrZero, TlsContextSpec, TlsVersion},
 };
 
 #[allow(clippy::duplicated_attributes)] // one `printcolumn(...)` per column
@@ -261,4 +261,28 @@ pub enum HostPhase {
     AcmeUserRegistered,
     #[serde(rename = "ACMECertificateChallenge")]
     AcmeCertificateChallenge,
+}
+
+impl HostTls {
+    /// The implicit TLSContext these settings stand for (Emissary: "an inline TLSContext"); the
+    /// Host supplies its certificate (`tlsSecret`) and hostname itself.
+    pub fn to_context(&self) -> TlsContextSpec {
+        let t = self.clone();
+        TlsContextSpec {
+            cert_chain_file: t.cert_chain_file,
+            private_key_file: t.private_key_file,
+            ca_secret: t.ca_secret,
+            cacert_chain_file: t.cacert_chain_file,
+            crl_secret: t.crl_secret,
+            alpn_protocols: t.alpn_protocols,
+            cert_required: t.cert_required,
+            min_tls_version: t.min_tls_version,
+            max_tls_version: t.max_tls_version,
+            cipher_suites: t.cipher_suites,
+            ecdh_curves: t.ecdh_curves,
+            redirect_cleartext_from: t.redirect_cleartext_from,
+            sni: t.sni,
+            ..TlsContextSpec::default()
+        }
+    }
 }

@@ -13,6 +13,7 @@ pub mod listener;
 pub mod mapping;
 pub mod module;
 pub mod rate_limit_service;
+pub mod secret;
 pub mod tcp_mapping;
 pub mod tls_context;
 
@@ -30,6 +31,7 @@ pub use loader::{DocumentError, FileError, Loaded, Warning};
 pub use mapping::{Mapping, MappingSpec};
 pub use module::{Module, ModuleSpec};
 pub use rate_limit_service::{RateLimitService, RateLimitServiceSpec};
+pub use secret::TlsSecret;
 pub use tcp_mapping::{TcpMapping, TcpMappingSpec};
 pub use tls_context::{TlsContext, TlsContextSpec};
 
@@ -38,9 +40,14 @@ use std::fmt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 /// Declares every kind once: the `Resource` enum, its accessors, the CRD list and the loader's
-/// dispatch all come from this table, so adding a kind is one line here.
+/// dispatch all come from this table, so adding a kind is one line here. `crds` are Legate's
+/// own kinds (each with a CRD, decoded by its derived type); `core` are Kubernetes kinds Legate
+/// reads, each with its `apiVersion` and its own decoder (no CRD).
 macro_rules! kinds {
-    ($($variant:ident($ty:ty)),* $(,)?) => {
+    (
+        crds { $($variant:ident($ty:ty)),* $(,)? }
+        core { $($cvariant:ident($cty:ty) = $capi:literal by $cdecode:path),* $(,)? }
+    ) => {
         /// Any resource Legate reads.
         // Every variant is a large object of about the same size; boxing one would only move
         // the lint to the next.
@@ -48,18 +55,21 @@ macro_rules! kinds {
         #[derive(Clone, Debug, PartialEq)]
         pub enum Resource {
             $($variant($ty),)*
+            $($cvariant($cty),)*
         }
 
         impl Resource {
             pub fn kind(&self) -> &'static str {
                 match self {
                     $(Self::$variant(_) => stringify!($variant),)*
+                    $(Self::$cvariant(_) => stringify!($cvariant),)*
                 }
             }
 
             pub fn meta(&self) -> &ObjectMeta {
                 match self {
                     $(Self::$variant(r) => &r.metadata,)*
+                    $(Self::$cvariant(r) => &r.metadata,)*
                 }
             }
 
@@ -67,6 +77,7 @@ macro_rules! kinds {
             pub fn to_json(&self) -> serde_json::Value {
                 let value = match self {
                     $(Self::$variant(r) => serde_json::to_value(r),)*
+                    $(Self::$cvariant(r) => serde_json::to_value(r),)*
                 };
                 value.expect("API types serialize to JSON")
             }
@@ -76,6 +87,13 @@ macro_rules! kinds {
             impl From<$ty> for Resource {
                 fn from(r: $ty) -> Self {
                     Self::$variant(r)
+                }
+            }
+        )*
+        $(
+            impl From<$cty> for Resource {
+                fn from(r: $cty) -> Self {
+                    Self::$cvariant(r)
                 }
             }
         )*
@@ -93,6 +111,8 @@ macro_rules! kinds {
             match kind {
                 $(k if k == <$ty as kube::Resource>::kind(&()) =>
                     Some(loader::decode::<$ty>(value, warn).map(Resource::$variant)),)*
+                $(k if k == stringify!($cvariant) =>
+                    Some($cdecode(value, warn).map(Resource::$cvariant)),)*
                 _ => None,
             }
         }
@@ -102,6 +122,7 @@ macro_rules! kinds {
             match kind {
                 $(k if k == <$ty as kube::Resource>::kind(&()) =>
                     Some(<$ty as kube::Resource>::api_version(&()).into_owned()),)*
+                $(k if k == stringify!($cvariant) => Some($capi.to_owned()),)*
                 _ => None,
             }
         }
@@ -109,15 +130,21 @@ macro_rules! kinds {
 }
 
 kinds! {
-    GatewayInstallation(GatewayInstallation),
-    Mapping(Mapping),
-    Host(Host),
-    Listener(Listener),
-    TLSContext(TlsContext),
-    TCPMapping(TcpMapping),
-    AuthService(AuthService),
-    RateLimitService(RateLimitService),
-    Module(Module),
+    crds {
+        GatewayInstallation(GatewayInstallation),
+        Mapping(Mapping),
+        Host(Host),
+        Listener(Listener),
+        TLSContext(TlsContext),
+        TCPMapping(TcpMapping),
+        AuthService(AuthService),
+        RateLimitService(RateLimitService),
+        Module(Module),
+    }
+    core {
+        // Only `kubernetes.io/tls` Secrets; the loader skips the others with a warning.
+        Secret(TlsSecret) = "v1" by secret::decode,
+    }
 }
 
 /// `Kind namespace/name`, how every message names an object.

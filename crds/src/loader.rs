@@ -218,6 +218,19 @@ fn load_document(origin: &str, index: usize, document: Value, loaded: &mut Loade
         let message = format!("{api_version} is not served for {kind}; use {served}");
         return reject(vec![problem("apiVersion", &message)], object);
     }
+    // Secrets of other types (service-account tokens, Opaque, ...) are common in a dumped
+    // namespace and none of Legate's business.
+    if kind == "Secret"
+        && let Some(message) = crate::secret::skip_reason(&document)
+    {
+        loaded.warnings.push(Warning {
+            origin: origin.to_owned(),
+            index,
+            object,
+            message,
+        });
+        return;
+    }
     if str_at(&document, "/metadata/name").is_none_or(str::is_empty) {
         return reject(vec![problem("metadata.name", "is required")], object);
     }

@@ -223,6 +223,6 @@ fn ambassador_id(resource: &Resource) -> Option<&legate_crds::fields::Ambassador
         Resource::AuthService(r) => &r.spec.ambassador_id,
         Resource::RateLimitService(r) => &r.spec.ambassador_id,
         Resource::Module(r) => &r.spec.ambassador_id,
-        Resource::GatewayInstallation(_) => return None,
+        Resource::GatewayInstallation(_) | Resource::Secret(_) => return None,
     })
 }

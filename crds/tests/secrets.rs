@@ -1,0 +1,170 @@
+//! `kubernetes.io/tls` Secrets through the loader: certificates generated here, at test time;
+//! every bad one is an error naming the file, the document, the Secret and the field, and never
+//! quoting key material.
+
+use k8s_openapi::ByteString;
+use legate_crds::{Resource, loader::load_str};
+
+struct Pair {
+    cert: String,
+    key: String,
+}
+
+fn self_signed(name: &str) -> Pair {
+    let c = rcgen::generate_simple_self_signed(vec![name.to_owned()]).unwrap();
+    Pair {
+        cert: c.cert.pem(),
+        key: c.signing_key.serialize_pem(),
+    }
+}
+
+fn base64(text: &str) -> String {
+    serde_json::to_value(ByteString(text.as_bytes().to_vec()))
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn secret(type_: &str, data: &[(&str, String)]) -> String {
+    let mut out = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: tls-a, namespace: team}}\ntype: {type_}\ndata:\n"
+    );
+    for (k, v) in data {
+        out.push_str(&format!("  {k}: {v}\n"));
+    }
+    out
+}
+
+/// The only error of a one-document file, as text.
+fn error_of(yaml: &str) -> String {
+    let loaded = load_str("secrets.yaml", yaml).unwrap();
+    assert!(loaded.resources.is_empty(), "{:?}", loaded.resources);
+    assert_eq!(loaded.errors.len(), 1, "{:#?}", loaded.errors);
+    loaded.errors[0].to_string()
+}
+
+#[test]
+fn a_tls_secret_loads_with_its_pem_and_never_prints_its_key() {
+    let p = self_signed("a.example.com");
+    let yaml = secret(
+        "kubernetes.io/tls",
+        &[("tls.crt", base64(&p.cert)), ("tls.key", base64(&p.key))],
+    );
+    let loaded = load_str("secrets.yaml", &yaml).unwrap();
+    assert!(loaded.errors.is_empty(), "{:#?}", loaded.errors);
+    let [Resource::Secret(s)] = loaded.resources.as_slice() else {
+        panic!("{:?}", loaded.resources)
+    };
+    assert_eq!(s.certificate_chain, p.cert);
+    assert_eq!(s.private_key.expose(), p.key);
+    let printed = format!("{:?}", loaded.resources);
+    assert!(
+        !printed.contains(p.key.lines().nth(1).unwrap()),
+        "{printed}"
+    );
+    assert!(printed.contains("redacted"), "{printed}");
+
+    // Written back (as stringData), it reads back the same.
+    let again = serde_saphyr::to_string(&loaded.resources[0].to_json()).unwrap();
+    let reloaded = load_str("again.yaml", &again).unwrap();
+    assert_eq!(reloaded.resources, loaded.resources);
+}
+
+#[test]
+fn string_data_serves_as_data_does() {
+    let p = self_signed("a.example.com");
+    let indent = |t: &str| t.replace('\n', "\n    ");
+    let yaml = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: tls-a, namespace: team}}\n\
+         type: kubernetes.io/tls\nstringData:\n  tls.crt: |\n    {}\n  tls.key: |\n    {}\n",
+        indent(p.cert.trim_end()),
+        indent(p.key.trim_end())
+    );
+    let loaded = load_str("secrets.yaml", &yaml).unwrap();
+    assert!(loaded.errors.is_empty(), "{:#?}", loaded.errors);
+    assert_eq!(loaded.resources.len(), 1);
+}
+
+#[test]
+fn bad_base64_names_the_field_and_not_the_value() {
+    let p = self_signed("a.example.com");
+    let error = error_of(&secret(
+        "kubernetes.io/tls",
+        &[
+            ("tls.crt", "not*base64!".into()),
+            ("tls.key", base64(&p.key)),
+        ],
+    ));
+    assert_eq!(
+        error,
+        "secrets.yaml: document 1 (Secret team/tls-a): data.tls.crt: is not valid base64"
+    );
+}
+
+#[test]
+fn a_missing_key_is_named() {
+    let p = self_signed("a.example.com");
+    let error = error_of(&secret(
+        "kubernetes.io/tls",
+        &[("tls.crt", base64(&p.cert))],
+    ));
+    assert!(
+        error.ends_with(
+            "(Secret team/tls-a): data.tls.key: is required in a kubernetes.io/tls Secret"
+        ),
+        "{error}"
+    );
+}
+
+#[test]
+fn text_that_is_not_pem_is_named() {
+    let p = self_signed("a.example.com");
+    let error = error_of(&secret(
+        "kubernetes.io/tls",
+        &[("tls.crt", base64("hello")), ("tls.key", base64(&p.key))],
+    ));
+    assert!(
+        error.ends_with("data.tls.crt: has no PEM CERTIFICATE block"),
+        "{error}"
+    );
+    let error = error_of(&secret(
+        "kubernetes.io/tls",
+        &[("tls.crt", base64(&p.cert)), ("tls.key", base64(&p.cert))],
+    ));
+    assert!(
+        error.contains("data.tls.key: has no PEM private key block"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_key_of_another_certificate_is_refused() {
+    let (a, b) = (self_signed("a.example.com"), self_signed("b.example.com"));
+    let error = error_of(&secret(
+        "kubernetes.io/tls",
+        &[("tls.crt", base64(&a.cert)), ("tls.key", base64(&b.key))],
+    ));
+    assert!(
+        error.ends_with("data.tls.key: does not match the first certificate of tls.crt"),
+        "{error}"
+    );
+}
+
+#[test]
+fn secrets_of_other_types_are_skipped_with_a_warning() {
+    let loaded = load_str(
+        "secrets.yaml",
+        &secret("Opaque", &[("password", base64("hunter2"))]),
+    )
+    .unwrap();
+    assert!(loaded.resources.is_empty() && loaded.errors.is_empty());
+    assert_eq!(loaded.warnings.len(), 1);
+    assert!(
+        loaded.warnings[0]
+            .to_string()
+            .contains("Secret of type \"Opaque\" skipped"),
+        "{}",
+        loaded.warnings[0]
+    );
+}
