@@ -47,6 +47,9 @@ fn encoded(messages: &envoy::EnvoyConfig) -> ResourceSet {
     for c in &messages.clusters {
         set.insert(c.name.clone(), c);
     }
+    for s in &messages.secrets {
+        set.insert(s.0.name.clone(), &s.0);
+    }
     for l in &messages.listeners {
         set.insert(l.name.clone(), l);
     }

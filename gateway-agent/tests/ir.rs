@@ -502,24 +502,218 @@ fn host_names_compare_case_insensitively() {
     );
 }
 
+// ---------------------------------------------------------------------------------------------
+// TLS termination
+
+/// An HTTPS listener on 8443 beside the HTTP one on 8080.
+const HTTPS_LISTENER: &str = "
+---
+apiVersion: getambassador.io/v3alpha1
+kind: Listener
+metadata: {name: https, namespace: default}
+spec: {port: 8443, protocol: HTTPS, securityModel: XFP, hostBinding: {namespace: {from: ALL}}}
+";
+
+/// A `kubernetes.io/tls` Secret with a fresh self-signed certificate, as `stringData`.
+fn tls_secret(namespace: &str, name: &str) -> String {
+    let c = rcgen::generate_simple_self_signed(vec!["example.com".to_owned()]).unwrap();
+    let indent = |t: String| t.trim_end().replace('\n', "\n    ");
+    format!(
+        "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: {namespace}}}\n\
+         type: kubernetes.io/tls\nstringData:\n  tls.crt: |\n    {}\n  tls.key: |\n    {}\n",
+        indent(c.cert.pem()),
+        indent(c.signing_key.serialize_pem())
+    )
+}
+
+fn tls_host(name: &str, spec: &str) -> String {
+    format!(
+        "---\napiVersion: getambassador.io/v3alpha1\nkind: Host\nmetadata: {{name: {name}, namespace: default}}\nspec: {spec}\n"
+    )
+}
+
+fn listener(ir: &Ir, port: u16) -> &ir::Listener {
+    ir.listeners.iter().find(|l| l.port == port).unwrap()
+}
+
 #[test]
-fn a_host_asking_for_tls_says_it_is_served_in_cleartext_only() {
+fn a_tls_host_gets_an_sni_chain_on_tls_listeners_with_its_context_settings() {
     let yaml = [
-        LISTENER.to_owned(),
-        "---\napiVersion: getambassador.io/v3alpha1\nkind: Host\nmetadata: {name: secure, namespace: default}\nspec: {hostname: secure.example.com, tlsSecret: {name: secure-cert}}\n".to_owned(),
+        LISTENER,
+        HTTPS_LISTENER,
+        &tls_secret("default", "tls-a"),
+        &tls_host(
+            "a",
+            "{hostname: a.example.com, tlsSecret: {name: tls-a}, tlsContext: {name: modern}}",
+        ),
+        "---\napiVersion: getambassador.io/v3alpha1\nkind: TLSContext\nmetadata: {name: modern, namespace: default}\n\
+         spec: {secret: tls-a, min_tls_version: v1.2, alpn_protocols: \"h2, http/1.1\", cipher_suites: [ECDHE-RSA-AES128-GCM-SHA256]}\n",
+        &mapping("m", "  prefix: /\n  service: up"),
     ]
     .concat();
     let ir = ir(&yaml);
-    let notes: Vec<(String, String)> = ir
-        .unreachable
-        .iter()
-        .map(|r| (r.object.name.clone(), r.reason.clone()))
-        .collect();
+    assert_eq!(rejected(&ir), vec![]);
+    assert!(ir.unreachable.is_empty(), "{:#?}", ir.unreachable);
     assert!(
-        notes.contains(&(
-            "secure".into(),
-            "TLS termination is not served yet: this Host answers in cleartext only".into()
-        )),
-        "{notes:#?}"
+        listener(&ir, 8080).tls_chains.is_empty(),
+        "HTTP listeners terminate no TLS"
     );
+    let https = listener(&ir, 8443);
+    let [chain] = https.tls_chains.as_slice() else {
+        panic!("{:#?}", https.tls_chains)
+    };
+    assert_eq!(chain.name, "listener-8443-tls-a.example.com");
+    assert_eq!(chain.server_names, vec!["a.example.com".to_owned()]);
+    assert_eq!(
+        chain.tls,
+        ir::DownstreamTls {
+            certificate: "default/tls-a".into(),
+            min_version: Some(legate_crds::tls_context::TlsVersion::V1_2),
+            cipher_suites: vec!["ECDHE-RSA-AES128-GCM-SHA256".into()],
+            alpn_protocols: vec!["h2".into(), "http/1.1".into()],
+            ..Default::default()
+        }
+    );
+    // The chain serves the Host's own virtual host, the same routes as in cleartext.
+    assert_eq!(chain.virtual_hosts, https.virtual_hosts);
+    assert_eq!(
+        ir.certificates.keys().collect::<Vec<_>>(),
+        vec!["default/tls-a"]
+    );
+    assert_eq!(
+        ir.certificates["default/tls-a"].source.to_string(),
+        "Secret default/tls-a"
+    );
+}
+
+#[test]
+fn a_star_host_with_inline_tls_matches_any_sni() {
+    let yaml = [
+        HTTPS_LISTENER,
+        &tls_secret("default", "tls-any"),
+        &tls_host(
+            "any",
+            "{hostname: \"*\", tlsSecret: {name: tls-any}, tls: {max_tls_version: v1.2}}",
+        ),
+    ]
+    .concat();
+    let ir = ir(&yaml);
+    assert_eq!(rejected(&ir), vec![]);
+    let chain = &listener(&ir, 8443).tls_chains[0];
+    assert_eq!(
+        (chain.name.as_str(), chain.server_names.len()),
+        ("listener-8443-tls-*", 0)
+    );
+    assert_eq!(
+        chain.tls.max_version,
+        Some(legate_crds::tls_context::TlsVersion::V1_2)
+    );
+}
+
+#[test]
+fn a_host_whose_tls_cannot_be_served_keeps_its_cleartext_side_and_says_why() {
+    let context = |name: &str, spec: &str| {
+        format!(
+            "---\napiVersion: getambassador.io/v3alpha1\nkind: TLSContext\nmetadata: {{name: {name}, namespace: default}}\nspec: {spec}\n"
+        )
+    };
+    let cases = [
+        (
+            "{hostname: a.example.com, tlsSecret: {name: nowhere}}",
+            "tlsSecret: Secret default/nowhere not found",
+        ),
+        (
+            "{hostname: a.example.com, tlsSecret: {name: tls-o, namespace: other}}",
+            "tlsSecret: Secret other/tls-o is in another namespace; a Host may use Secrets of its own namespace (default) only, and Legate has no cross-namespace delegation",
+        ),
+        (
+            "{hostname: a.example.com, tlsContext: {name: elsewhere}}",
+            "tlsSecret: Secret other/tls-o is in another namespace",
+        ),
+        (
+            "{hostname: a.example.com, tlsSecret: {name: tls-a}, tlsContext: {name: other-secret}}",
+            "tlsContext: TLSContext default/other-secret uses Secret default/tls-b, not the Host's tlsSecret default/tls-a",
+        ),
+        (
+            "{hostname: a.example.com, tlsContext: {name: missing}}",
+            "tlsContext: TLSContext default/missing not found",
+        ),
+        (
+            "{hostname: a.example.com, tls: {cert_chain_file: /c.pem, private_key_file: /k.pem}}",
+            "cert_chain_file/private_key_file: keys reach Envoy over SDS only",
+        ),
+        (
+            "{hostname: a.example.com, tlsSecret: {name: tls-a}, tls: {ca_secret: ca}}",
+            "ca_secret: client certificate validation is not served yet",
+        ),
+        (
+            "{hostname: a.example.com, tls: {min_tls_version: v1.2}}",
+            "no certificate: set tlsSecret",
+        ),
+        (
+            "{hostname: \"api.*\", tlsSecret: {name: tls-a}}",
+            "hostname \"api.*\": SNI can match",
+        ),
+    ];
+    for (spec, reason) in cases {
+        let yaml = [
+            HTTPS_LISTENER,
+            &tls_secret("default", "tls-a"),
+            &tls_secret("default", "tls-b"),
+            &tls_secret("other", "tls-o"),
+            &context("elsewhere", "{secret: tls-o.other}"),
+            &context("other-secret", "{secret: tls-b}"),
+            &tls_host("a", spec),
+        ]
+        .concat();
+        let ir = ir(&yaml);
+        let prefix = "TLS is not served, the Host answers cleartext only: ";
+        let reasons = rejected(&ir);
+        assert!(
+            reasons.len() == 1
+                && reasons[0].0 == "a"
+                && reasons[0].1.starts_with(&format!("{prefix}{reason}")),
+            "{spec}: {reasons:#?}"
+        );
+        let l = listener(&ir, 8443);
+        assert!(
+            l.tls_chains.is_empty() && ir.certificates.is_empty(),
+            "{spec}"
+        );
+        assert_eq!(l.virtual_hosts.len(), 1, "{spec}: the cleartext side stays");
+    }
+}
+
+#[test]
+fn hosts_with_one_sni_share_a_chain_only_with_the_same_tls() {
+    let two = |second_secret: &str| {
+        [
+            HTTPS_LISTENER,
+            &tls_secret("default", "tls-a"),
+            &tls_secret("default", "tls-b"),
+            &tls_host("a", "{hostname: a.example.com, tlsSecret: {name: tls-a}}"),
+            &tls_host(
+                "a-port",
+                &format!(
+                    "{{hostname: \"a.example.com:8443\", tlsSecret: {{name: {second_secret}}}}}"
+                ),
+            ),
+        ]
+        .concat()
+    };
+    let shared = ir(&two("tls-a"));
+    assert_eq!(rejected(&shared), vec![]);
+    let chains = &listener(&shared, 8443).tls_chains;
+    assert_eq!(chains.len(), 1);
+    assert_eq!(chains[0].virtual_hosts.len(), 2);
+
+    let ir = ir(&two("tls-b"));
+    assert_eq!(
+        rejected(&ir),
+        vec![(
+            "a-port".into(),
+            "TLS is not served, the Host answers cleartext only: SNI \"a.example.com\" is already terminated on port 8443 with other TLS settings".into()
+        )]
+    );
+    assert_eq!(listener(&ir, 8443).tls_chains[0].virtual_hosts.len(), 1);
 }

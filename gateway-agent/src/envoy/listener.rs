@@ -1,4 +1,5 @@
-//! An IR listener → an Envoy listener with the HTTP connection manager, its routes over RDS.
+//! An IR listener → an Envoy listener with the HTTP connection manager, its routes over RDS:
+//! one chain per TLS SNI name (each with its own route configuration), then the cleartext chain.
 
 use envoy_types::{
     pb::envoy::{
@@ -7,7 +8,9 @@ use envoy_types::{
                 AggregatedConfigSource, ApiVersion, ConfigSource, SocketAddress, address,
                 config_source, socket_address,
             },
-            listener::v3::{Filter, FilterChain, Listener as EnvoyListener, filter},
+            listener::v3::{
+                Filter, FilterChain, FilterChainMatch, Listener as EnvoyListener, filter,
+            },
         },
         extensions::filters::{
             http::router::v3::Router,
@@ -19,10 +22,57 @@ use envoy_types::{
     util::pack_any,
 };
 
-use super::{bool_value, route_config_name};
+use super::{bool_value, route_config_name, tls};
 use crate::ir::Listener;
 
 pub(super) fn listener(l: &Listener) -> EnvoyListener {
+    let mut filter_chains: Vec<FilterChain> = l
+        .tls_chains
+        .iter()
+        .map(|c| FilterChain {
+            name: c.name.clone(),
+            filter_chain_match: Some(FilterChainMatch {
+                server_names: c.server_names.clone(),
+                transport_protocol: "tls".into(),
+                ..Default::default()
+            }),
+            transport_socket: Some(tls::transport_socket(&c.tls)),
+            filters: vec![hcm(l, route_config_name(&c.name))],
+            ..Default::default()
+        })
+        .collect();
+    // With TLS chains, cleartext is what the TLS inspector did not recognise as TLS; a TLS
+    // connection whose SNI no chain matches is then closed rather than parsed as HTTP.
+    let tls = !l.tls_chains.is_empty();
+    filter_chains.push(FilterChain {
+        filter_chain_match: tls.then(|| FilterChainMatch {
+            transport_protocol: "raw_buffer".into(),
+            ..Default::default()
+        }),
+        filters: vec![hcm(l, route_config_name(&l.name))],
+        ..Default::default()
+    });
+    EnvoyListener {
+        name: l.name.clone(),
+        address: Some(envoy_types::pb::envoy::config::core::v3::Address {
+            address: Some(address::Address::SocketAddress(SocketAddress {
+                address: "0.0.0.0".into(),
+                port_specifier: Some(socket_address::PortSpecifier::PortValue(u32::from(l.port))),
+                ..Default::default()
+            })),
+        }),
+        listener_filters: if tls {
+            vec![tls::tls_inspector()]
+        } else {
+            Vec::new()
+        },
+        filter_chains,
+        ..Default::default()
+    }
+}
+
+/// The HTTP connection manager of one chain, routing by the route configuration `rds`.
+fn hcm(l: &Listener, rds: String) -> Filter {
     let hcm = HttpConnectionManager {
         stat_prefix: l.stats_prefix.clone(),
         route_specifier: Some(http_connection_manager::RouteSpecifier::Rds(Rds {
@@ -33,7 +83,7 @@ pub(super) fn listener(l: &Listener) -> EnvoyListener {
                 )),
                 ..Default::default()
             }),
-            route_config_name: route_config_name(&l.name),
+            route_config_name: rds,
         })),
         http_filters: vec![HttpFilter {
             name: "envoy.filters.http.router".into(),
@@ -51,22 +101,8 @@ pub(super) fn listener(l: &Listener) -> EnvoyListener {
         )),
         ..Default::default()
     };
-    EnvoyListener {
-        name: l.name.clone(),
-        address: Some(envoy_types::pb::envoy::config::core::v3::Address {
-            address: Some(address::Address::SocketAddress(SocketAddress {
-                address: "0.0.0.0".into(),
-                port_specifier: Some(socket_address::PortSpecifier::PortValue(u32::from(l.port))),
-                ..Default::default()
-            })),
-        }),
-        filter_chains: vec![FilterChain {
-            filters: vec![Filter {
-                name: "envoy.filters.network.http_connection_manager".into(),
-                config_type: Some(filter::ConfigType::TypedConfig(pack_any(hcm))),
-            }],
-            ..Default::default()
-        }],
-        ..Default::default()
+    Filter {
+        name: "envoy.filters.network.http_connection_manager".into(),
+        config_type: Some(filter::ConfigType::TypedConfig(pack_any(hcm))),
     }
 }

@@ -8,6 +8,9 @@
 mod cluster;
 mod listener;
 mod route;
+mod tls;
+
+pub use tls::SdsSecret;
 
 use std::sync::Arc;
 
@@ -18,7 +21,7 @@ use envoy_types::pb::{
 use prost::Message;
 
 use crate::{
-    ir::{Cluster as IrCluster, Ir, Route},
+    ir::{Cluster as IrCluster, Ir, Listener as IrListener, Route, VirtualHost},
     memo::{ByAddress, ByAddressMemo},
     xds::{Res, ResourceSet, type_url},
 };
@@ -28,6 +31,8 @@ use crate::{
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct EnvoyConfig {
     pub clusters: Vec<Cluster>,
+    /// Before the listeners that use them.
+    pub secrets: Vec<SdsSecret>,
     pub listeners: Vec<Listener>,
     pub routes: Vec<RouteConfiguration>,
 }
@@ -36,11 +41,17 @@ pub struct EnvoyConfig {
 pub fn translate(ir: &Ir) -> EnvoyConfig {
     EnvoyConfig {
         clusters: ir.clusters.values().map(|c| cluster::cluster(c)).collect(),
+        secrets: ir
+            .certificates
+            .iter()
+            .map(|(name, c)| tls::secret(name, c))
+            .collect(),
         listeners: ir.listeners.iter().map(listener::listener).collect(),
         routes: ir
             .listeners
             .iter()
-            .map(route::route_configuration)
+            .flat_map(route_tables)
+            .map(|(chain, vhosts)| route::route_configuration(chain, vhosts))
             .collect(),
     }
 }
@@ -64,21 +75,26 @@ impl Encoder {
             });
             set.insert_res(name.clone(), res);
         }
+        for (name, c) in &ir.certificates {
+            set.insert(name.clone(), &tls::secret(name, c).0);
+        }
         for l in &ir.listeners {
             set.insert(l.name.clone(), &listener::listener(l));
-            let routes = route::encode_route_configuration(l, |r| {
-                self.routes.get_or_insert_with(ByAddress(r.clone()), || {
-                    route::route(r).encode_to_vec().into()
-                })
-            });
-            set.insert_any(
-                type_url::ROUTE,
-                route_config_name(&l.name),
-                Any {
-                    type_url: type_url::ROUTE.to_owned(),
-                    value: routes,
-                },
-            );
+            for (chain, virtual_hosts) in route_tables(l) {
+                let routes = route::encode_route_configuration(chain, virtual_hosts, |r| {
+                    self.routes.get_or_insert_with(ByAddress(r.clone()), || {
+                        route::route(r).encode_to_vec().into()
+                    })
+                });
+                set.insert_any(
+                    type_url::ROUTE,
+                    route_config_name(chain),
+                    Any {
+                        type_url: type_url::ROUTE.to_owned(),
+                        value: routes,
+                    },
+                );
+            }
         }
         self.routes.finish();
         self.clusters.finish();
@@ -86,7 +102,17 @@ impl Encoder {
     }
 }
 
-/// The route configuration a listener loads over RDS.
+/// The route tables of a listener, by the chain that loads them: the cleartext chain (named as
+/// the listener), then each TLS chain.
+fn route_tables(l: &IrListener) -> impl Iterator<Item = (&str, &[VirtualHost])> {
+    let tls = l
+        .tls_chains
+        .iter()
+        .map(|c| (c.name.as_str(), c.virtual_hosts.as_slice()));
+    std::iter::once((l.name.as_str(), l.virtual_hosts.as_slice())).chain(tls)
+}
+
+/// The route configuration a chain loads over RDS.
 pub fn route_config_name(listener_name: &str) -> String {
     format!("{listener_name}-routes")
 }

@@ -30,14 +30,18 @@ use std::sync::Arc;
 
 use super::{bool_value, duration, route_config_name, u32_value};
 use crate::ir::{
-    Listener, PathMatch, Route, RouteAction, StringMatch, VirtualHost,
+    PathMatch, Route, RouteAction, StringMatch, VirtualHost,
     mapping::{AddedHeader, Forward, HeaderMatch, Redirect},
 };
 
-pub(super) fn route_configuration(l: &Listener) -> RouteConfiguration {
+/// The route configuration of one chain, named after it.
+pub(super) fn route_configuration(
+    chain: &str,
+    virtual_hosts: &[VirtualHost],
+) -> RouteConfiguration {
     RouteConfiguration {
-        name: route_config_name(&l.name),
-        virtual_hosts: l.virtual_hosts.iter().map(virtual_host).collect(),
+        name: route_config_name(chain),
+        virtual_hosts: virtual_hosts.iter().map(virtual_host).collect(),
         ..Default::default()
     }
 }
@@ -56,16 +60,17 @@ fn virtual_host(v: &VirtualHost) -> EnvoyVirtualHost {
 /// one build to the next. Only the fields [`route_configuration`] and [`virtual_host`] set are
 /// written, in field-number order as prost writes them; a test holds the two equal.
 pub(super) fn encode_route_configuration(
-    l: &Listener,
+    chain: &str,
+    virtual_hosts: &[VirtualHost],
     mut encoded: impl FnMut(&Arc<Route>) -> Arc<[u8]>,
 ) -> Vec<u8> {
     use prost::encoding::string;
     // RouteConfiguration: name = 1, virtual_hosts = 2. VirtualHost: name = 1, domains = 2,
     // routes = 3.
     let mut out = Vec::new();
-    string::encode(1, &route_config_name(&l.name), &mut out);
+    string::encode(1, &route_config_name(chain), &mut out);
     let mut vhost = Vec::new();
-    for v in &l.virtual_hosts {
+    for v in virtual_hosts {
         vhost.clear();
         if !v.name.is_empty() {
             string::encode(1, &v.name, &mut vhost);

@@ -45,6 +45,8 @@ pub struct ListenerSpec {
     pub l7_depth: u32,
     pub host_namespaces: NamespaceFrom,
     pub host_selector: Option<LabelSelector>,
+    /// The protocol stack has TLS (`HTTPS`, `HTTPSPROXY`): TLS Hosts get SNI chains here.
+    pub tls: bool,
 }
 
 /// The Hosts, or Emissary's synthesized `default-host` (`*`, insecure action Route) when
@@ -129,16 +131,22 @@ pub fn listeners(resources: &[&Resource], rejections: &mut Vec<Rejection>) -> Ve
             object: source.clone(),
             reason,
         };
-        let http = match (&l.spec.protocol_stack, l.spec.protocol) {
-            (Some(stack), _) => stack.contains(&ProtocolStackElement::Http),
-            (None, Some(p)) => matches!(
-                p,
-                ListenerProtocol::Http
-                    | ListenerProtocol::Https
-                    | ListenerProtocol::HttpProxy
-                    | ListenerProtocol::HttpsProxy
+        let (http, tls) = match (&l.spec.protocol_stack, l.spec.protocol) {
+            (Some(stack), _) => (
+                stack.contains(&ProtocolStackElement::Http),
+                stack.contains(&ProtocolStackElement::Tls),
             ),
-            (None, None) => false,
+            (None, Some(p)) => (
+                matches!(
+                    p,
+                    ListenerProtocol::Http
+                        | ListenerProtocol::Https
+                        | ListenerProtocol::HttpProxy
+                        | ListenerProtocol::HttpsProxy
+                ),
+                matches!(p, ListenerProtocol::Https | ListenerProtocol::HttpsProxy),
+            ),
+            (None, None) => (false, false),
         };
         if !http {
             rejections.push(reject("only HTTP listeners are served so far; TCP and TLS listeners come with TCPMapping support".into()));
@@ -175,6 +183,7 @@ pub fn listeners(resources: &[&Resource], rejections: &mut Vec<Rejection>) -> Ve
             l7_depth: l.spec.l7_depth.map_or(0, |d| d.get() as u32),
             host_namespaces: from,
             host_selector: l.spec.host_binding.selector.clone(),
+            tls,
         });
     }
     out.sort_by_key(|l| l.port);
@@ -233,6 +242,7 @@ pub fn bind(
             stats_prefix: l.stats_prefix.clone(),
             l7_depth: l.l7_depth,
             virtual_hosts,
+            tls_chains: Vec::new(),
         });
     }
     let served: HashSet<&ObjectRef> = groups

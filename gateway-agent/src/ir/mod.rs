@@ -5,12 +5,14 @@
 //!
 //! Stages: [`mapping`] validates each Mapping into a [`Route`]; [`group`] forms route groups,
 //! assigns canary weights and orders them; [`host`] associates groups with Hosts and Hosts with
-//! Listeners; [`service`] turns `service` into clusters.
+//! Listeners; [`service`] turns `service` into clusters; [`tls`] resolves the Hosts' TLS and adds
+//! the SNI-matched chains that terminate it.
 
 pub mod group;
 pub mod host;
 pub mod mapping;
 pub mod service;
+pub mod tls;
 
 use std::{
     collections::{BTreeMap, HashSet},
@@ -23,6 +25,7 @@ use legate_crds::{ObjectRef, Resource, listener::SecurityModel};
 pub use host::Variant;
 pub use mapping::{HeaderMatch, PathMatch, Route, RouteAction, StringMatch};
 pub use service::Cluster;
+pub use tls::{Certificate, DownstreamTls, TlsChain};
 
 use crate::memo::{ByAddress, ByAddressMemo};
 use group::Keyed;
@@ -53,8 +56,11 @@ pub struct Ir {
     pub clusters: BTreeMap<String, Arc<Cluster>>,
     /// Resources refused, each with the reason, for status and logs.
     pub rejections: Vec<Rejection>,
-    /// Accepted resources that serve no traffic, and why (no Host admits a Mapping, ...).
+    /// Accepted resources that serve no traffic, and why (no Host admits a Mapping, ...), and
+    /// settings accepted but ignored.
     pub unreachable: Vec<Rejection>,
+    /// The certificates TLS chains use, by SDS name.
+    pub certificates: BTreeMap<String, Certificate>,
 }
 
 /// A resource and what is wrong with it.
@@ -74,7 +80,10 @@ pub struct Listener {
     pub stats_prefix: String,
     /// `xff_num_trusted_hops`.
     pub l7_depth: u32,
+    /// The cleartext chain's virtual hosts, one per Host bound to the listener.
     pub virtual_hosts: Vec<VirtualHost>,
+    /// TLS-terminating chains by SNI; with any, cleartext is what is not TLS.
+    pub tls_chains: Vec<TlsChain>,
 }
 
 /// One Host's routes on one Listener.
@@ -164,21 +173,7 @@ impl Builder {
         let groups = group::groups(routes, &mut ir.rejections);
         let mine: Vec<&Resource> = mine.into_iter().map(|r| &**r).collect();
         let hosts = host::hosts(&mine, &mut ir.rejections);
-        // Accepted, but not everything they ask for is served yet: say so where users look.
-        for r in &mine {
-            if let Resource::Host(h) = r
-                && (h.spec.tls_secret.is_some()
-                    || h.spec.tls_context.is_some()
-                    || h.spec.tls.is_some())
-            {
-                ir.unreachable.push(Rejection {
-                    object: r.object_ref(),
-                    reason:
-                        "TLS termination is not served yet: this Host answers in cleartext only"
-                            .into(),
-                });
-            }
-        }
+        let terminations = tls::resolve(&mine, &mut ir.rejections, &mut ir.unreachable);
         let listeners = host::listeners(&mine, &mut ir.rejections);
         let variants = &mut self.variants;
         ir.listeners = host::bind(
@@ -189,6 +184,14 @@ impl Builder {
             &mut |r, v| {
                 variants.get_or_insert_with((ByAddress(r.clone()), v), || Arc::new(v.of(r)))
             },
+        );
+        let tls_ports: Vec<u16> = listeners.iter().filter(|l| l.tls).map(|l| l.port).collect();
+        ir.certificates = tls::add_chains(
+            &mut ir.listeners,
+            &tls_ports,
+            &hosts,
+            &terminations,
+            &mut ir.rejections,
         );
 
         // Clusters no surviving route sends to (a rejected group member) are not served.
@@ -205,6 +208,8 @@ impl Builder {
             .collect();
         clusters.retain(|name, _| used.contains(name.as_str()));
         ir.rejections.sort();
+        // An SNI conflict is reported once per Listener it happens on.
+        ir.rejections.dedup();
         ir.unreachable.sort();
         self.mappings.finish();
         self.variants.finish();

@@ -5,6 +5,7 @@
 //! - [`Agent`]: the built `legate-agent run --config-dir DIR` process.
 //! - [`Envoy`]: the real Envoy (`make envoy`) with the bootstrap from `legate_agent::bootstrap`.
 //! - [`Client`]: HTTP requests with a chosen `Host` header, answers with status, headers, body.
+//! - [`tls`]: a test CA, its leaf certificates as Secret documents, and an HTTPS client.
 //!
 //! Child processes are killed when their handle is dropped; if the test is panicking, the tail
 //! of the process's log is printed first so the failure explains itself.
@@ -72,6 +73,11 @@ where
 mod upstream;
 
 pub use upstream::Upstream;
+
+// ---------------------------------------------------------------------------------------------
+// TLS
+
+pub mod tls;
 
 // ---------------------------------------------------------------------------------------------
 // Child processes
