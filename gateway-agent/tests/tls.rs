@@ -262,8 +262,7 @@ async fn a_host_without_a_usable_secret_loses_tls_alone() {
 
 /// Rewriting a Secret's file rotates the certificate: new connections get the new one, an open
 /// connection keeps working, and the listener is not touched (the secret travels alone, SDS).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rotated_secret_is_served_without_a_restart_or_a_dropped_connection() {
+async fn a_rotated_secret_is_served_without_a_restart_or_a_dropped_connection(ads: AdsApi) {
     let ca = Ca::new();
     let (old, new) = (ca.leaf(&["a.example.com"]), ca.leaf(&["a.example.com"]));
     let up = Upstream::start("a").await;
@@ -272,12 +271,16 @@ async fn a_rotated_secret_is_served_without_a_restart_or_a_dropped_connection() 
         ("hosts.yaml", host("a", "a.example.com", "{name: tls-a}")),
         ("mappings.yaml", mapping("a", "a.example.com", &up)),
     ];
-    let gw = Gateway::start(&ca, &files, AdsApi::DeltaGrpc).await;
+    let gw = Gateway::start(&ca, &files, ads).await;
     gw.wait_served("a.example.com", "a", &old).await;
     let mut open = gw.https.connect(gw.addr(), "a.example.com").await.unwrap();
     assert_eq!(open.peer, old.der);
     assert_eq!(open.get("/", "a.example.com").await.unwrap().status, 200);
     let listener_updates = gw.envoy.stat("listener_manager.lds.update_success").await;
+    assert!(
+        listener_updates.is_some_and(|n| n > 0),
+        "{listener_updates:?}"
+    );
 
     gw.write("secret.yaml", &secret_yaml("default", "tls-a", &new));
     gw.wait_served("a.example.com", "a", &new).await;
@@ -292,4 +295,14 @@ async fn a_rotated_secret_is_served_without_a_restart_or_a_dropped_connection() 
         listener_updates,
         "a rotation changes the secret only, never the listener"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_secret_is_served_without_a_restart_or_a_dropped_connection_delta() {
+    a_rotated_secret_is_served_without_a_restart_or_a_dropped_connection(AdsApi::DeltaGrpc).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_secret_is_served_without_a_restart_or_a_dropped_connection_state_of_the_world() {
+    a_rotated_secret_is_served_without_a_restart_or_a_dropped_connection(AdsApi::Grpc).await;
 }
