@@ -996,7 +996,7 @@ async fn websocket_upgrades_only_where_allowed() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Known bugs (run with `--ignored`)
+// Regressions: bugs found earlier, each pinned by the scenario that showed it
 
 #[tokio::test]
 async fn envoy_initializes_promptly_without_any_mapping() {
