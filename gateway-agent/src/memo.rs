@@ -1,7 +1,7 @@
 //! Results of pure functions kept from one build to the next, so that a build after one change
 //! recomputes only what that change touched.
 //!
-//! A [`Memo`] keeps what the last build used and drops the rest when the next build finishes:
+//! A [`Memo`] keeps what the last build used and drops the rest when a build finishes:
 //! its size follows the configuration, never its history. Keys are either values or
 //! [`ByAddress`]: an `Arc` compared by pointer, which the key itself keeps alive, so an address
 //! cannot be reused for other content while it is a key.
@@ -12,41 +12,36 @@ use std::{
     sync::Arc,
 };
 
-/// Values by key: those the running build used, and those the previous one used.
+/// Values by key, each stamped with the last build that used it.
 #[derive(Debug)]
 pub struct Memo<K, V, S = RandomState> {
-    previous: HashMap<K, V, S>,
-    current: HashMap<K, V, S>,
+    values: HashMap<K, (V, u64), S>,
+    build: u64,
 }
 
 impl<K, V, S: Default> Default for Memo<K, V, S> {
     fn default() -> Self {
         Self {
-            previous: HashMap::default(),
-            current: HashMap::default(),
+            values: HashMap::default(),
+            build: 0,
         }
     }
 }
 
-impl<K: Hash + Eq, V: Clone, S: BuildHasher + Default> Memo<K, V, S> {
+impl<K: Hash + Eq, V: Clone, S: BuildHasher> Memo<K, V, S> {
     /// The value for `key`, computed by `f` only if neither this build nor the last one has it.
     pub fn get_or_insert_with(&mut self, key: K, f: impl FnOnce() -> V) -> V {
-        if let Some(v) = self.current.get(&key) {
-            return v.clone();
-        }
-        let v = self.previous.remove(&key).unwrap_or_else(f);
-        self.current.insert(key, v.clone());
-        v
+        // One look-up per call: a hit is restamped in place.
+        let (v, used) = self.values.entry(key).or_insert_with(|| (f(), self.build));
+        *used = self.build;
+        v.clone()
     }
 
     /// Ends a build: what it did not use is dropped.
     pub fn finish(&mut self) {
-        // The next build needs about as many entries.
-        let capacity = self.current.len();
-        self.previous = std::mem::replace(
-            &mut self.current,
-            HashMap::with_capacity_and_hasher(capacity, S::default()),
-        );
+        let build = self.build;
+        self.values.retain(|_, (_, used)| *used == build);
+        self.build += 1;
     }
 }
 

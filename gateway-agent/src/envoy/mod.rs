@@ -58,34 +58,41 @@ pub fn translate(ir: &Ir) -> EnvoyConfig {
 
 /// Translates IRs one after the other into the resources ADS serves, keeping what the next
 /// translation can reuse: the encoding of every route and every cluster, by identity (an IR
-/// built by [`crate::ir::Builder`] shares an unchanged route or cluster with the last one). The
-/// result is the encoding of [`translate`]'s, with or without what was kept.
+/// built by [`crate::ir::Builder`] shares an unchanged route or cluster with the last one), and
+/// of every virtual host, by its name, domains and the identities of its routes (so one changed
+/// route re-encodes its virtual host, not its table). The result is the encoding of
+/// [`translate`]'s, with or without what was kept.
 #[derive(Debug, Default)]
 pub struct Encoder {
     routes: ByAddressMemo<ByAddress<Route>, Arc<[u8]>>,
+    virtual_hosts: ByAddressMemo<VirtualHostKey, Arc<[u8]>>,
     clusters: ByAddressMemo<ByAddress<IrCluster>, Arc<Res>>,
 }
 
 impl Encoder {
     pub fn encode(&mut self, ir: &Ir) -> ResourceSet {
         let mut set = ResourceSet::new();
-        for (name, c) in &ir.clusters {
-            let res = self.clusters.get_or_insert_with(ByAddress(c.clone()), || {
-                Arc::new(Res::encode(&cluster::cluster(c)))
-            });
-            set.insert_res(name.clone(), res);
-        }
+        let clusters: Vec<(String, Arc<Res>)> = ir
+            .clusters
+            .iter()
+            .map(|(name, c)| {
+                let res = self.clusters.get_or_insert_with(ByAddress(c.clone()), || {
+                    Arc::new(Res::encode(&cluster::cluster(c)))
+                });
+                (name.clone(), res)
+            })
+            .collect();
+        set.extend_res(type_url::CLUSTER, clusters);
         for (name, c) in &ir.certificates {
             set.insert(name.clone(), &tls::secret(name, c).0);
         }
         for l in &ir.listeners {
             set.insert(l.name.clone(), &listener::listener(l));
             for (chain, virtual_hosts) in route_tables(l) {
-                let routes = route::encode_route_configuration(chain, virtual_hosts, |r| {
-                    self.routes.get_or_insert_with(ByAddress(r.clone()), || {
-                        route::route(r).encode_to_vec().into()
-                    })
-                });
+                let encoded: Vec<Arc<[u8]>> =
+                    virtual_hosts.iter().map(|v| self.virtual_host(v)).collect();
+                let routes =
+                    route::encode_route_configuration(chain, encoded.iter().map(|v| &v[..]));
                 set.insert_any(
                     type_url::ROUTE,
                     route_config_name(chain),
@@ -97,8 +104,41 @@ impl Encoder {
             }
         }
         self.routes.finish();
+        self.virtual_hosts.finish();
         self.clusters.finish();
         set
+    }
+
+    fn virtual_host(&mut self, v: &VirtualHost) -> Arc<[u8]> {
+        let routes = &mut self.routes;
+        self.virtual_hosts
+            .get_or_insert_with(VirtualHostKey::of(v), || {
+                route::encode_virtual_host(v, |r| {
+                    routes.get_or_insert_with(ByAddress(r.clone()), || {
+                        route::route(r).encode_to_vec().into()
+                    })
+                })
+                .into()
+            })
+    }
+}
+
+/// What a virtual host's encoding depends on: its name, its domains and its routes (by
+/// identity: an unchanged route is the same `Arc` from one IR to the next).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct VirtualHostKey {
+    name: String,
+    domains: Vec<String>,
+    routes: Vec<ByAddress<Route>>,
+}
+
+impl VirtualHostKey {
+    fn of(v: &VirtualHost) -> Self {
+        Self {
+            name: v.name.clone(),
+            domains: v.domains.clone(),
+            routes: v.routes.iter().cloned().map(ByAddress).collect(),
+        }
     }
 }
 

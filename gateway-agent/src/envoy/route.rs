@@ -55,31 +55,41 @@ fn virtual_host(v: &VirtualHost) -> EnvoyVirtualHost {
     }
 }
 
-/// [`route_configuration`]'s encoding, assembled from each route's own (`encoded`): a table of
-/// thousands of routes is then never held as messages, and a route's encoding can be kept from
-/// one build to the next. Only the fields [`route_configuration`] and [`virtual_host`] set are
-/// written, in field-number order as prost writes them; a test holds the two equal.
-pub(super) fn encode_route_configuration(
+/// [`route_configuration`]'s encoding, assembled from each virtual host's own (from
+/// [`encode_virtual_host`]): a repeated message field is the concatenation of its elements, so a
+/// table of thousands of routes is never held as messages and a virtual host's encoding can be
+/// kept from one build to the next. Only the fields [`route_configuration`] and
+/// [`virtual_host`] set are written, in field-number order as prost writes them; a test holds
+/// the two equal.
+pub(super) fn encode_route_configuration<'a>(
     chain: &str,
-    virtual_hosts: &[VirtualHost],
+    virtual_hosts: impl IntoIterator<Item = &'a [u8]>,
+) -> Vec<u8> {
+    // RouteConfiguration: name = 1, virtual_hosts = 2.
+    let vhosts: Vec<&[u8]> = virtual_hosts.into_iter().collect();
+    let mut out = Vec::with_capacity(vhosts.iter().map(|v| v.len() + 8).sum::<usize>() + 64);
+    prost::encoding::string::encode(1, &route_config_name(chain), &mut out);
+    for v in vhosts {
+        length_delimited(2, v, &mut out);
+    }
+    out
+}
+
+/// [`virtual_host`]'s encoding, assembled from each route's own (`encoded`), which can be kept
+/// from one build to the next.
+pub(super) fn encode_virtual_host(
+    v: &VirtualHost,
     mut encoded: impl FnMut(&Arc<Route>) -> Arc<[u8]>,
 ) -> Vec<u8> {
     use prost::encoding::string;
-    // RouteConfiguration: name = 1, virtual_hosts = 2. VirtualHost: name = 1, domains = 2,
-    // routes = 3.
+    // VirtualHost: name = 1, domains = 2, routes = 3.
     let mut out = Vec::new();
-    string::encode(1, &route_config_name(chain), &mut out);
-    let mut vhost = Vec::new();
-    for v in virtual_hosts {
-        vhost.clear();
-        if !v.name.is_empty() {
-            string::encode(1, &v.name, &mut vhost);
-        }
-        string::encode_repeated(2, &v.domains, &mut vhost);
-        for r in &v.routes {
-            length_delimited(3, &encoded(r), &mut vhost);
-        }
-        length_delimited(2, &vhost, &mut out);
+    if !v.name.is_empty() {
+        string::encode(1, &v.name, &mut out);
+    }
+    string::encode_repeated(2, &v.domains, &mut out);
+    for r in &v.routes {
+        length_delimited(3, &encoded(r), &mut out);
     }
     out
 }

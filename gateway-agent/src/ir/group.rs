@@ -5,7 +5,9 @@
 //! cannot join a route as a canary and siphon its traffic. The namespace whose Mapping is oldest
 //! (then first by namespace/name) keeps the match; the others are rejected and say why.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{cmp::Ordering, collections::HashSet, hash::BuildHasherDefault, sync::Arc};
+
+use crate::memo::{AddressHasher, ByAddress, ByAddressMemo};
 
 use super::{
     Rejection,
@@ -67,46 +69,122 @@ fn identity(route: &Route) -> String {
     id
 }
 
-/// Groups `routes`, assigns canary shares and orders the groups for evaluation. Members that
-/// cannot join their group are moved to `rejections`.
-pub fn groups<'a>(
-    routes: impl IntoIterator<Item = &'a Keyed>,
-    rejections: &mut Vec<Rejection>,
-) -> Vec<Group> {
-    let mut by_identity: HashMap<&str, Vec<&Keyed>> = HashMap::new();
-    for route in routes {
-        by_identity.entry(&route.identity).or_default().push(route);
-    }
-    let mut formed: Vec<Formed> = by_identity
-        .into_iter()
-        .filter_map(|(identity, members)| {
-            let group = form(members, rejections)?;
-            let heaviest = group.routes.iter().max_by(|a, b| a.cmp_weight(b))?.clone();
-            Some(Formed {
-                lengths: heaviest.weight_lengths(),
-                heaviest,
-                identity,
-                group,
-            })
-        })
-        .collect();
-    // Descending route weight, ties broken by the first member and then the identity, so the
-    // order never depends on input order. The numeric part of the weight is computed once.
-    formed.sort_unstable_by(|a, b| {
-        (b.lengths.cmp(&a.lengths))
-            .then_with(|| b.heaviest.cmp_weight_names(&a.heaviest))
-            .then_with(|| a.group.routes[0].source.cmp(&b.group.routes[0].source))
-            .then_with(|| a.identity.cmp(b.identity))
-    });
-    formed.into_iter().map(|f| f.group).collect()
+/// Groups routes, assigns canary shares and orders the groups for evaluation, one build after
+/// the other: a group whose members are the same routes as in the last build (by identity) is
+/// kept as formed, and keeps its place in the order, so a build after one change forms and
+/// places only the groups that change touched. The result is the same as from scratch.
+#[derive(Debug, Default)]
+pub struct Grouper {
+    formed: ByAddressMemo<Vec<ByAddress<Route>>, Arc<Formed>>,
+    /// The last build's groups that serve, in evaluation order.
+    order: Vec<Arc<Formed>>,
 }
 
-/// A group with what it is ordered by: its heaviest route (and that route's numeric weight).
-struct Formed<'a> {
-    lengths: (i32, usize, usize, usize),
-    heaviest: Arc<Route>,
-    identity: &'a str,
+impl Grouper {
+    /// The groups of `routes` in evaluation order. Members that cannot join their group are
+    /// moved to `rejections`.
+    pub fn groups<'a>(
+        &mut self,
+        routes: impl IntoIterator<Item = &'a Keyed>,
+        rejections: &mut Vec<Rejection>,
+    ) -> Vec<Arc<Formed>> {
+        // Identities are long strings: a fast hash (seeded, so not chosen by whoever names routes).
+        let mut by_identity: foldhash::HashMap<&str, Vec<&Keyed>> = Default::default();
+        for route in routes {
+            by_identity.entry(&route.identity).or_default().push(route);
+        }
+        let mut kept: HashSet<*const Formed, BuildHasherDefault<AddressHasher>> =
+            HashSet::with_capacity_and_hasher(by_identity.len(), Default::default());
+        let mut fresh = Vec::new();
+        for (identity, members) in by_identity {
+            let key = members.iter().map(|k| ByAddress(k.route.clone())).collect();
+            let mut formed_now = false;
+            let formed = self.formed.get_or_insert_with(key, || {
+                formed_now = true;
+                Arc::new(Formed::new(identity, members))
+            });
+            rejections.extend_from_slice(&formed.rejections);
+            if formed.order.is_some() {
+                if formed_now {
+                    fresh.push(formed);
+                } else {
+                    kept.insert(Arc::as_ptr(&formed));
+                }
+            }
+        }
+        self.formed.finish();
+        let capacity = kept.len() + fresh.len();
+        fresh.sort_unstable_by(|a, b| a.cmp_order(b));
+        // What was kept is still in order: merge what was formed now into it.
+        let mut kept = std::mem::take(&mut self.order)
+            .into_iter()
+            .filter(|f| kept.contains(&Arc::as_ptr(f)))
+            .peekable();
+        let mut fresh = fresh.into_iter().peekable();
+        let mut order = Vec::with_capacity(capacity);
+        loop {
+            let next = match (kept.peek(), fresh.peek()) {
+                (Some(k), Some(f)) if k.cmp_order(f).is_le() => kept.next(),
+                (_, Some(_)) => fresh.next(),
+                (Some(_), None) => kept.next(),
+                (None, None) => break,
+            };
+            order.extend(next);
+        }
+        self.order = order.clone();
+        order
+    }
+}
+
+/// One identity's group as formed from its members (or why none can serve), with what it is
+/// ordered by: its heaviest route (and that route's numeric weight).
+#[derive(Debug)]
+pub struct Formed {
+    identity: String,
+    order: Option<OrderKey>,
     group: Group,
+    rejections: Vec<Rejection>,
+}
+
+/// A group's heaviest route, and that route's numeric weight.
+type OrderKey = ((i32, usize, usize, usize), Arc<Route>);
+
+impl Formed {
+    fn new(identity: &str, members: Vec<&Keyed>) -> Self {
+        let mut rejections = Vec::new();
+        let group = form(members, &mut rejections);
+        let order = group
+            .as_ref()
+            .and_then(|g| g.routes.iter().max_by(|a, b| a.cmp_weight(b)))
+            .map(|heaviest| (heaviest.weight_lengths(), heaviest.clone()));
+        Self {
+            identity: identity.to_owned(),
+            order,
+            group: group.unwrap_or(Group { routes: Vec::new() }),
+            rejections,
+        }
+    }
+
+    pub fn group(&self) -> &Group {
+        &self.group
+    }
+
+    /// Descending route weight, ties broken by the first member and then the identity, so the
+    /// order never depends on input order. The numeric part of the weight is computed once.
+    /// Only for groups that serve (with an order key).
+    fn cmp_order(&self, other: &Self) -> Ordering {
+        let (Some((a_lengths, a)), Some((b_lengths, b))) = (&self.order, &other.order) else {
+            unreachable!("only groups that serve are ordered")
+        };
+        (b_lengths.cmp(a_lengths))
+            .then_with(|| b.cmp_weight_names(a))
+            .then_with(|| {
+                self.group.routes[0]
+                    .source
+                    .cmp(&other.group.routes[0].source)
+            })
+            .then_with(|| self.identity.cmp(&other.identity))
+    }
 }
 
 /// Forms one group from the Mappings sharing an identity; `None` when nothing in it can serve.

@@ -6,7 +6,7 @@
 //! honours `matchExpressions` as Kubernetes defines them; Emissary silently ignores them (#4175).
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{BTreeMap, HashSet},
     sync::Arc,
 };
 
@@ -196,7 +196,7 @@ pub fn listeners(resources: &[&Resource], rejections: &mut Vec<Rejection>) -> Ve
 pub fn bind(
     listeners: &[ListenerSpec],
     hosts: &[Host],
-    groups: &[Group],
+    groups: &[&Group],
     unreachable: &mut Vec<Rejection>,
     derive: &mut impl FnMut(&Arc<Route>, Variant) -> Arc<Route>,
 ) -> Vec<Listener> {
@@ -245,6 +245,10 @@ pub fn bind(
             tls_chains: Vec::new(),
         });
     }
+    // Usually every group is served: then there is nothing to report, and no set to build.
+    if served.iter().all(|s| *s) {
+        return out;
+    }
     let served: HashSet<&ObjectRef> = groups
         .iter()
         .zip(&served)
@@ -266,15 +270,15 @@ pub fn bind(
 /// Host: a Host with an exact hostname can only admit groups with that exact hostname, or with
 /// a glob, a regex host or no hostname at all.
 struct GroupIndex<'a> {
-    exact: HashMap<&'a str, Vec<usize>>,
+    exact: foldhash::HashMap<&'a str, Vec<usize>>,
     others: Vec<usize>,
     all: usize,
 }
 
 impl<'a> GroupIndex<'a> {
-    fn new(groups: &'a [Group]) -> Self {
+    fn new(groups: &[&'a Group]) -> Self {
         let mut index = Self {
-            exact: HashMap::new(),
+            exact: Default::default(),
             others: Vec::new(),
             all: groups.len(),
         };

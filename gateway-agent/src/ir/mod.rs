@@ -14,11 +14,7 @@ pub mod mapping;
 pub mod service;
 pub mod tls;
 
-use std::{
-    collections::{BTreeMap, HashSet},
-    sync::Arc,
-    time::Duration,
-};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use legate_crds::{ObjectRef, Resource, listener::SecurityModel};
 
@@ -115,6 +111,7 @@ pub struct Builder {
     settings: Settings,
     mappings: ByAddressMemo<ByAddress<Resource>, Arc<Compiled>>,
     variants: ByAddressMemo<(ByAddress<Route>, Variant), Arc<Route>>,
+    groups: group::Grouper,
 }
 
 /// A Mapping's route (with its grouping keys) and cluster, or why it cannot serve.
@@ -126,6 +123,7 @@ impl Builder {
             settings,
             mappings: ByAddressMemo::default(),
             variants: ByAddressMemo::default(),
+            groups: group::Grouper::default(),
         }
     }
 
@@ -154,14 +152,11 @@ impl Builder {
             })
             .collect();
         let mut routes = Vec::with_capacity(compiled.len());
+        let mut clusters = Vec::with_capacity(compiled.len());
         for (resource, c) in &compiled {
             match &**c {
                 Ok((route, cluster)) => {
-                    if let Some(cluster) = cluster
-                        && !ir.clusters.contains_key(&cluster.name)
-                    {
-                        ir.clusters.insert(cluster.name.clone(), cluster.clone());
-                    }
+                    clusters.extend(cluster);
                     routes.push(route);
                 }
                 Err(reason) => ir.rejections.push(Rejection {
@@ -170,7 +165,8 @@ impl Builder {
                 }),
             }
         }
-        let groups = group::groups(routes, &mut ir.rejections);
+        let formed = self.groups.groups(routes, &mut ir.rejections);
+        let groups: Vec<&group::Group> = formed.iter().map(|f| f.group()).collect();
         let mine: Vec<&Resource> = mine.into_iter().map(|r| &**r).collect();
         let hosts = host::hosts(&mine, &mut ir.rejections);
         let terminations = tls::resolve(&mine, &mut ir.rejections, &mut ir.unreachable);
@@ -194,19 +190,7 @@ impl Builder {
             &mut ir.rejections,
         );
 
-        // Clusters no surviving route sends to (a rejected group member) are not served.
-        let Ir {
-            listeners,
-            clusters,
-            ..
-        } = &mut ir;
-        let used: HashSet<&str> = listeners
-            .iter()
-            .flat_map(|l| &l.virtual_hosts)
-            .flat_map(|v| &v.routes)
-            .flat_map(|r| r.clusters())
-            .collect();
-        clusters.retain(|name, _| used.contains(name.as_str()));
+        ir.clusters = served_clusters(clusters, &ir.listeners);
         ir.rejections.sort();
         // An SNI conflict is reported once per Listener it happens on.
         ir.rejections.dedup();
@@ -215,6 +199,29 @@ impl Builder {
         self.variants.finish();
         ir
     }
+}
+
+/// The clusters by name, the first Mapping's where several name the same, without those no
+/// served route sends to (a rejected group member's).
+fn served_clusters(
+    mut clusters: Vec<&Arc<Cluster>>,
+    listeners: &[Listener],
+) -> BTreeMap<String, Arc<Cluster>> {
+    let used: foldhash::HashSet<&str> = listeners
+        .iter()
+        .flat_map(|l| &l.virtual_hosts)
+        .flat_map(|v| &v.routes)
+        .flat_map(|r| r.clusters())
+        .collect();
+    // Sorted and unique, the map is built in one go (far cheaper than one insertion each);
+    // the sort is stable, so the first of equal names is the one kept.
+    clusters.sort_by(|a, b| a.name.cmp(&b.name));
+    clusters.dedup_by(|a, b| a.name == b.name);
+    clusters
+        .into_iter()
+        .filter(|c| used.contains(c.name.as_str()))
+        .map(|c| (c.name.clone(), c.clone()))
+        .collect()
 }
 
 /// A resource's `ambassador_id`, for the kinds that have one.
