@@ -150,13 +150,14 @@ pub(crate) struct Snapshot {
 
 /// Short hex of a SHA-256 digest: 16 hex digits (64 bits) are plenty to tell versions apart.
 fn short_hex(digest: &[u8]) -> String {
-    use std::fmt::Write;
+    // By hand: one version per resource, and the formatting machinery costs more than the hash
+    // of a small resource.
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     digest[..8]
         .iter()
-        .fold(String::with_capacity(16), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+        .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]])
+        .map(char::from)
+        .collect()
 }
 
 pub(crate) fn resource_version(any: &Any) -> String {
@@ -257,6 +258,12 @@ mod tests {
             a.of(type_url::LISTENER).version,
             b.of(type_url::LISTENER).version
         );
+    }
+
+    #[test]
+    fn versions_are_the_first_eight_digest_bytes_in_lowercase_hex() {
+        let digest = [0x01, 0xab, 0x10, 0xff, 0x00, 0x7e, 0xc3, 0x5d, 0x99];
+        assert_eq!(short_hex(&digest), "01ab10ff007ec35d");
     }
 
     #[test]
