@@ -11,6 +11,9 @@ use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
 };
 
+use std::{collections::BTreeMap, sync::Arc};
+
+use super::Res;
 use super::session::{Pending, Refusal, Session};
 use super::type_url;
 
@@ -64,21 +67,32 @@ pub(crate) fn on_request(s: &mut Session, req: DeltaDiscoveryRequest) -> Option<
     refusal
 }
 
+/// What Envoy lacks of `served` (absent, or at another version) and what it has that `served`
+/// does not. Both sides are sorted by name: one walk side by side, not a look-up per resource
+/// (a configuration has thousands of clusters).
+fn diff(
+    acked: &BTreeMap<String, String>,
+    served: &BTreeMap<String, Arc<Res>>,
+) -> (BTreeMap<String, Arc<Res>>, Vec<String>) {
+    let mut changed = BTreeMap::new();
+    let mut removed = Vec::new();
+    let mut acked = acked.iter().peekable();
+    for (name, res) in served {
+        while let Some((gone, _)) = acked.next_if(|(n, _)| *n < name) {
+            removed.push(gone.clone());
+        }
+        if acked.next_if(|(n, _)| *n == name).map(|(_, v)| v) != Some(&res.version) {
+            changed.insert(name.clone(), res.clone());
+        }
+    }
+    removed.extend(acked.map(|(n, _)| n.clone()));
+    (changed, removed)
+}
+
 /// The next response, if the plan has one; records it as in flight.
 pub(crate) fn next(s: &mut Session) -> Option<DeltaDiscoveryResponse> {
     let (url, served) = s.plan()?;
-    let acked = &s.types[url].acked;
-    let changed: std::collections::BTreeMap<_, _> = served
-        .resources
-        .iter()
-        .filter(|(n, r)| acked.get(*n) != Some(&r.version))
-        .map(|(n, r)| (n.clone(), r.clone()))
-        .collect();
-    let removed: Vec<String> = acked
-        .keys()
-        .filter(|n| !served.resources.contains_key(*n))
-        .cloned()
-        .collect();
+    let (changed, removed) = diff(&s.types[url].acked, &served.resources);
     let version = served.version;
     let nonce = s.next_nonce();
     let response = DeltaDiscoveryResponse {
@@ -107,4 +121,39 @@ pub(crate) fn next(s: &mut Session) -> Option<DeltaDiscoveryResponse> {
         },
     );
     Some(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use envoy_types::pb::google::protobuf::Any;
+
+    use super::*;
+
+    #[test]
+    fn diff_finds_new_changed_and_removed_names_in_one_walk() {
+        let res = |v: &[u8]| {
+            Arc::new(Res::new(Any {
+                type_url: super::type_url::CLUSTER.into(),
+                value: v.to_vec(),
+            }))
+        };
+        let served: BTreeMap<String, Arc<Res>> =
+            [("b", res(b"1")), ("c", res(b"2")), ("e", res(b"3"))]
+                .into_iter()
+                .map(|(n, r)| (n.to_owned(), r))
+                .collect();
+        let acked: BTreeMap<String, String> = [
+            ("a", "old".to_owned()),
+            ("b", served["b"].version.clone()),
+            ("c", "old".to_owned()),
+            ("d", "old".to_owned()),
+            ("f", "old".to_owned()),
+        ]
+        .into_iter()
+        .map(|(n, v)| (n.to_owned(), v))
+        .collect();
+        let (changed, removed) = diff(&acked, &served);
+        assert_eq!(changed.keys().collect::<Vec<_>>(), ["c", "e"]);
+        assert_eq!(removed, ["a", "d", "f"]);
+    }
 }
