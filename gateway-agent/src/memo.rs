@@ -8,7 +8,7 @@
 
 use std::{
     collections::HashMap,
-    hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState},
+    hash::{BuildHasher, Hash, Hasher, RandomState},
     sync::Arc,
 };
 
@@ -46,32 +46,11 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Memo<K, V, S> {
 }
 
 /// Memos keyed by [`ByAddress`] (alone or with a small tag): tens of thousands of look-ups per
-/// build, and an address needs no keyed hash (the keys are not chosen by anyone).
-pub type ByAddressMemo<K, V> = Memo<K, V, BuildHasherDefault<AddressHasher>>;
+/// build, and an address needs no keyed hash (the keys are not chosen by anyone), so a fixed seed.
+pub type ByAddressMemo<K, V> = Memo<K, V, AddressHasher>;
 
-/// Mixes the words written (addresses, small tags) with a multiply; see [`ByAddressMemo`].
-#[derive(Debug, Default)]
-pub struct AddressHasher(u64);
-
-impl Hasher for AddressHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.write_u64(u64::from(*b));
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
-}
+/// The hasher of address keys; see [`ByAddressMemo`].
+pub type AddressHasher = foldhash::fast::FixedState;
 
 /// An `Arc` as a key by identity: cheap to hash and compare whatever the size of its content.
 #[derive(Debug)]

@@ -5,7 +5,7 @@
 //! cannot join a route as a canary and siphon its traffic. The namespace whose Mapping is oldest
 //! (then first by namespace/name) keeps the match; the others are rejected and say why.
 
-use std::{cmp::Ordering, collections::HashSet, hash::BuildHasherDefault, sync::Arc};
+use std::{cmp::Ordering, collections::HashSet, sync::Arc};
 
 use crate::memo::{AddressHasher, ByAddress, ByAddressMemo};
 
@@ -93,7 +93,7 @@ impl Grouper {
         for route in routes {
             by_identity.entry(&route.identity).or_default().push(route);
         }
-        let mut kept: HashSet<*const Formed, BuildHasherDefault<AddressHasher>> =
+        let mut kept: HashSet<*const Formed, AddressHasher> =
             HashSet::with_capacity_and_hasher(by_identity.len(), Default::default());
         let mut fresh = Vec::new();
         for (identity, members) in by_identity {

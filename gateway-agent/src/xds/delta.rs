@@ -70,9 +70,9 @@ pub(crate) fn on_request(s: &mut Session, req: DeltaDiscoveryRequest) -> Option<
 /// What Envoy lacks of `served` (absent, or at another version) and what it has that `served`
 /// does not. Both sides are sorted by name: one walk side by side, not a look-up per resource
 /// (a configuration has thousands of clusters).
-fn diff(
+fn diff<'a>(
     acked: &BTreeMap<String, String>,
-    served: &BTreeMap<String, Arc<Res>>,
+    served: impl IntoIterator<Item = (&'a String, &'a Arc<Res>)>,
 ) -> (BTreeMap<String, Arc<Res>>, Vec<String>) {
     let mut changed = BTreeMap::new();
     let mut removed = Vec::new();
@@ -92,8 +92,8 @@ fn diff(
 /// The next response, if the plan has one; records it as in flight.
 pub(crate) fn next(s: &mut Session) -> Option<DeltaDiscoveryResponse> {
     let (url, served) = s.plan()?;
-    let (changed, removed) = diff(&s.types[url].acked, &served.resources);
-    let version = served.version;
+    let (changed, removed) = diff(&s.types[url].acked, served.resources.iter());
+    let (version, _) = served.into_parts();
     let nonce = s.next_nonce();
     let response = DeltaDiscoveryResponse {
         system_version_info: version.clone(),

@@ -7,6 +7,7 @@
 //! has been acknowledged at its new content.
 
 use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -19,8 +20,60 @@ pub(crate) const ORDER: [&str; 5] = [CLUSTER, ENDPOINT, SECRET, LISTENER, ROUTE]
 
 /// What one type serves to this stream right now.
 pub(crate) struct Served<'a> {
-    pub version: String,
-    pub resources: Cow<'a, BTreeMap<String, Arc<Res>>>,
+    pub resources: ServedSet<'a>,
+    /// Computed when first asked: with retained extras it hashes every name, and delta streams
+    /// rarely need it.
+    version: OnceCell<String>,
+}
+
+impl<'a> Served<'a> {
+    pub fn version(&self) -> &str {
+        self.version
+            .get_or_init(|| set_version(self.resources.iter()))
+    }
+
+    pub fn into_parts(self) -> (String, ServedSet<'a>) {
+        self.version();
+        (
+            self.version.into_inner().unwrap_or_default(),
+            self.resources,
+        )
+    }
+}
+
+/// The served resources as the target's (borrowed: thousands of clusters are not copied on every
+/// message) plus the few dropped ones retained until routing converges, names disjoint.
+pub(crate) struct ServedSet<'a> {
+    base: Cow<'a, BTreeMap<String, Arc<Res>>>,
+    extras: BTreeMap<String, Arc<Res>>,
+}
+
+impl ServedSet<'_> {
+    pub fn len(&self) -> usize {
+        self.base.len() + self.extras.len()
+    }
+
+    #[cfg(test)]
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.base.contains_key(name) || self.extras.contains_key(name)
+    }
+
+    /// Every resource, sorted by name (a merge of the two sorted maps).
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Arc<Res>)> {
+        let mut extras = self.extras.iter().peekable();
+        let mut base = self.base.iter().peekable();
+        std::iter::from_fn(move || match (base.peek(), extras.peek()) {
+            (Some((b, _)), Some((e, _))) if e < b => extras.next(),
+            (Some(_), _) => base.next(),
+            (None, _) => extras.next(),
+        })
+    }
+
+    pub fn into_owned(self) -> BTreeMap<String, Arc<Res>> {
+        let mut all = self.base.into_owned();
+        all.extend(self.extras);
+        all
+    }
 }
 
 /// A response sent and not answered yet.
@@ -119,40 +172,45 @@ impl Session {
     pub fn served(&self, url: &'static str) -> Served<'_> {
         let Some(target) = &self.target else {
             return Served {
-                version: set_version(std::iter::empty()),
-                resources: Cow::Owned(BTreeMap::new()),
+                resources: ServedSet {
+                    base: Cow::Owned(BTreeMap::new()),
+                    extras: BTreeMap::new(),
+                },
+                version: OnceCell::new(),
             };
         };
         let ts = &self.types[url];
         let tt = target.of(url);
-        let retain = (url == CLUSTER || url == ENDPOINT)
-            && any_missing(ts.acked_res.keys(), tt.resources.keys())
-            && !self.routing_converged();
-        if ts.wildcard && !retain {
-            return Served {
-                version: tt.version.clone(),
-                resources: Cow::Borrowed(&tt.resources),
-            };
-        }
-        let mut resources: BTreeMap<String, Arc<Res>> = if ts.wildcard {
-            tt.resources.clone()
+        let base = if ts.wildcard {
+            Cow::Borrowed(&tt.resources)
         } else {
-            ts.names
-                .iter()
-                .filter_map(|n| tt.resources.get(n).map(|r| (n.clone(), r.clone())))
-                .collect()
+            Cow::Owned(
+                ts.names
+                    .iter()
+                    .filter_map(|n| tt.resources.get(n).map(|r| (n.clone(), r.clone())))
+                    .collect(),
+            )
         };
-        if retain {
-            for (n, r) in &ts.acked_res {
-                if ts.in_scope(n) && !tt.resources.contains_key(n) {
-                    resources.insert(n.clone(), r.clone());
-                }
-            }
-        }
-        Served {
-            version: set_version(&resources),
-            resources: Cow::Owned(resources),
-        }
+        let retain = (url == CLUSTER || url == ENDPOINT)
+            && missing(ts.acked_res.keys(), tt.resources.keys())
+                .next()
+                .is_some()
+            && !self.routing_converged();
+        let extras: BTreeMap<String, Arc<Res>> = if retain {
+            missing(ts.acked_res.keys(), tt.resources.keys())
+                .filter(|n| ts.in_scope(n))
+                .map(|n| (n.clone(), ts.acked_res[n].clone()))
+                .collect()
+        } else {
+            BTreeMap::new()
+        };
+        let resources = ServedSet { base, extras };
+        // The target's resources as they are: the target's version, computed once.
+        let version = match (&resources.base, resources.extras.is_empty()) {
+            (Cow::Borrowed(_), true) => OnceCell::from(tt.version.clone()),
+            _ => OnceCell::new(),
+        };
+        Served { version, resources }
     }
 
     /// Whether Envoy has exactly what `url` serves.
@@ -169,7 +227,7 @@ impl Session {
                     .zip(served.resources.iter())
                     .all(|((an, av), (sn, sr))| an == sn && *av == sr.version)
         } else {
-            ts.acked_version.as_deref() == Some(served.version.as_str())
+            ts.acked_version.as_deref() == Some(served.version())
         }
     }
 
@@ -209,7 +267,7 @@ impl Session {
             if self.current(url, &served) {
                 continue;
             }
-            if ts.nacked.as_deref() == Some(served.version.as_str()) {
+            if ts.nacked.as_deref() == Some(served.version()) {
                 return None;
             }
             return Some((url, served));
@@ -280,20 +338,17 @@ impl Session {
     }
 }
 
-/// Whether some name of `a` is not in `b`, both sorted (a walk side by side: a configuration
-/// has thousands of clusters, and this is asked on every message of a stream).
-fn any_missing<'a>(
+/// The names of `a` not in `b`, both sorted (a walk side by side: a configuration has thousands
+/// of clusters, and this is asked on every message of a stream).
+fn missing<'a>(
     a: impl Iterator<Item = &'a String>,
     b: impl Iterator<Item = &'a String>,
-) -> bool {
+) -> impl Iterator<Item = &'a String> {
     let mut b = b.peekable();
-    for name in a {
-        while b.next_if(|n| *n < name).is_some() {}
-        if b.next_if(|n| *n == name).is_none() {
-            return true;
-        }
-    }
-    false
+    a.filter(move |name| {
+        while b.next_if(|n| n < name).is_some() {}
+        b.next_if(|n| n == name).is_none()
+    })
 }
 
 #[cfg(test)]
@@ -331,7 +386,7 @@ mod tests {
     fn step(s: &mut Session) -> Option<&'static str> {
         let (url, served) = s.plan()?;
         let pending = Pending {
-            version: served.version.clone(),
+            version: served.version().to_owned(),
             resources: served.resources.into_owned(),
             removed: vec![],
         };
@@ -343,7 +398,8 @@ mod tests {
     #[test]
     fn missing_names_are_found_in_sorted_lists() {
         let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let missing = |a: &[&str], b: &[&str]| any_missing(names(a).iter(), names(b).iter());
+        let missing =
+            |a: &[&str], b: &[&str]| missing(names(a).iter(), names(b).iter()).next().is_some();
         assert!(!missing(&["a", "c"], &["a", "b", "c"]));
         assert!(!missing(&[], &["a"]));
         assert!(missing(&["b"], &["a", "c"]));
@@ -394,7 +450,7 @@ mod tests {
         }
         let (url, served) = s.plan().unwrap();
         assert_eq!(url, CLUSTER);
-        let version = served.version.clone();
+        let version = served.version().to_owned();
         s.state(CLUSTER).pending = Some(Pending {
             version: version.clone(),
             resources: BTreeMap::new(),

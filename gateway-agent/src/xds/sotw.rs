@@ -60,8 +60,8 @@ pub(crate) fn on_request(s: &mut Session, req: DiscoveryRequest) -> Option<Refus
 /// The next response, if the plan has one; records it as in flight.
 pub(crate) fn next(s: &mut Session) -> Option<DiscoveryResponse> {
     let (url, served) = s.plan()?;
-    let version = served.version;
-    let resources = served.resources.into_owned();
+    let (version, resources) = served.into_parts();
+    let resources = resources.into_owned();
     let nonce = s.next_nonce();
     let response = DiscoveryResponse {
         version_info: version.clone(),
