@@ -54,14 +54,19 @@ fn api(client: &Client, slot: &Slot) -> Api<DynamicObject> {
     }
 }
 
+/// The live object in `slot`, if there is one.
+pub async fn read(client: &Client, slot: &Slot) -> Result<Option<DynamicObject>, Error> {
+    api(client, slot)
+        .get_opt(&slot.name)
+        .await
+        .map_err(|e| Error::kube(Verb::Read, slot, e))
+}
+
 /// Applies `child` unless the live object is already up to date; returns the live object after.
 pub async fn apply(client: &Client, child: &Child) -> Result<(Change, DynamicObject), Error> {
     let api = api(client, &child.slot);
     let manifest = with_applied_hash(&child.manifest);
-    let live = api
-        .get_opt(&child.slot.name)
-        .await
-        .map_err(|e| Error::kube(Verb::Read, &child.slot, e))?;
+    let live = read(client, &child.slot).await?;
     if let Some(live) = live.as_ref().filter(|l| up_to_date(&manifest, l)) {
         return Ok((Change::Unchanged, live.clone()));
     }
@@ -86,15 +91,14 @@ pub async fn delete(
     namespace: &str,
     name: &str,
 ) -> Result<Change, Error> {
-    let api = api(client, slot);
-    let live = api
-        .get_opt(&slot.name)
-        .await
-        .map_err(|e| Error::kube(Verb::Read, slot, e))?;
+    let live = read(client, slot).await?;
     if !live.is_some_and(|l| belongs_to(&l, namespace, name)) {
         return Ok(Change::Unchanged);
     }
-    match api.delete(&slot.name, &DeleteParams::background()).await {
+    match api(client, slot)
+        .delete(&slot.name, &DeleteParams::background())
+        .await
+    {
         Ok(_) => Ok(Change::Deleted),
         // Gone between the read and the delete: what we wanted.
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(Change::Unchanged),

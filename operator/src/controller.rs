@@ -211,10 +211,9 @@ async fn install(gwi: &GatewayInstallation, ctx: &Context) -> Result<Action, Err
         // A spec the operator cannot build leaves the children of the last good one serving.
         None => {
             let slot = Slot::of(ChildKind::Deployment, &namespace, &name);
-            Api::<Deployment>::namespaced(ctx.client.clone(), &namespace)
-                .get_opt(&name)
-                .await
-                .map_err(|e| Error::kube(crate::error::Verb::Read, &slot, e))?
+            apply::read(&ctx.client, &slot)
+                .await?
+                .and_then(|live| live.try_parse::<Deployment>().ok())
         }
     };
     write_status(gwi, deployment.as_ref(), &problems, ctx).await?;

@@ -44,11 +44,14 @@ pub fn compute(
 ) -> GatewayInstallationStatus {
     let current = current.cloned().unwrap_or_default();
     let replicas = observed.deployment.map(replicas);
-    let mut conditions = vec![
-        ready(replicas.as_ref()),
-        progressing(replicas.as_ref()),
-        degraded(observed.problems),
-    ];
+    let (ready, progressing) = match &replicas {
+        Some(r) => (ready(r), progressing(r)),
+        None => (
+            not_deployed(condition::READY),
+            not_deployed(condition::PROGRESSING),
+        ),
+    };
+    let mut conditions = vec![ready, progressing, degraded(observed.problems)];
     for c in &mut conditions {
         c.observed_generation = observed.generation;
         c.last_transition_time = current
@@ -105,15 +108,12 @@ fn condition(type_: &str, status: bool, reason: &str, message: String) -> Condit
     }
 }
 
-fn ready(replicas: Option<&Replicas>) -> Condition {
-    let Some(r) = replicas else {
-        return condition(
-            condition::READY,
-            false,
-            "NotDeployed",
-            "the gateway's Deployment does not exist yet".to_owned(),
-        );
-    };
+fn not_deployed(type_: &str) -> Condition {
+    let message = "the gateway's Deployment does not exist yet".to_owned();
+    condition(type_, false, "NotDeployed", message)
+}
+
+fn ready(r: &Replicas) -> Condition {
     let counts = format!("{}/{} replicas ready", r.ready, r.desired);
     if r.desired == 0 {
         condition(condition::READY, false, "ScaledToZero", counts)
@@ -124,15 +124,7 @@ fn ready(replicas: Option<&Replicas>) -> Condition {
     }
 }
 
-fn progressing(replicas: Option<&Replicas>) -> Condition {
-    let Some(r) = replicas else {
-        return condition(
-            condition::PROGRESSING,
-            false,
-            "NotDeployed",
-            "the gateway's Deployment does not exist yet".to_owned(),
-        );
-    };
+fn progressing(r: &Replicas) -> Condition {
     if !r.rolled_out {
         let message = format!("rolling out: {}/{} replicas updated", r.updated, r.desired);
         condition(condition::PROGRESSING, true, "RollingOut", message)
