@@ -39,9 +39,19 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Memo<K, V, S> {
 
     /// Ends a build: what it did not use is dropped.
     pub fn finish(&mut self) {
+        self.finish_returning_unused();
+    }
+
+    /// Ends a build, returning what it did not use (what went away since the last build).
+    pub fn finish_returning_unused(&mut self) -> Vec<V> {
         let build = self.build;
-        self.values.retain(|_, (_, used)| *used == build);
+        let unused = self
+            .values
+            .extract_if(|_, (_, used)| *used != build)
+            .map(|(_, (v, _))| v)
+            .collect();
         self.build += 1;
+        unused
     }
 }
 
@@ -98,6 +108,16 @@ mod tests {
         assert_eq!(get(&mut memo, 1), 10); // kept again
         assert_eq!(get(&mut memo, 2), 20); // not used by the last build: dropped
         assert_eq!(calls, 3);
+    }
+
+    #[test]
+    fn a_build_returns_what_it_no_longer_uses() {
+        let mut memo: Memo<u32, u32> = Memo::default();
+        memo.get_or_insert_with(1, || 10);
+        memo.get_or_insert_with(2, || 20);
+        assert!(memo.finish_returning_unused().is_empty());
+        memo.get_or_insert_with(2, || 20);
+        assert_eq!(memo.finish_returning_unused(), vec![10]);
     }
 
     #[test]

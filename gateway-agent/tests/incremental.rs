@@ -51,3 +51,29 @@ fn every_build_equals_a_build_from_scratch() {
         }
     }
 }
+
+#[test]
+fn many_changes_at_once_equal_a_build_from_scratch() {
+    for input in golden_inputs() {
+        let all: Vec<Arc<Resource>> = input.into_iter().map(Arc::new).collect();
+        let mut translator = Translator::new(Settings::default());
+        assert_as_from_scratch(&mut translator, &all);
+        // Every other resource new, the first dropped, then the reverse; then back to all.
+        for parity in [0, 1] {
+            let changed: Vec<Arc<Resource>> = all
+                .iter()
+                .enumerate()
+                .skip(1 - parity)
+                .map(|(i, r)| {
+                    if i % 2 == parity {
+                        Arc::new(Resource::clone(r))
+                    } else {
+                        r.clone()
+                    }
+                })
+                .collect();
+            assert_as_from_scratch(&mut translator, &changed);
+        }
+        assert_as_from_scratch(&mut translator, &all);
+    }
+}

@@ -5,12 +5,11 @@
 //! cannot join a route as a canary and siphon its traffic. The namespace whose Mapping is oldest
 //! (then first by namespace/name) keeps the match; the others are rejected and say why.
 
-use std::{cmp::Ordering, collections::HashSet, sync::Arc};
-
-use crate::memo::{AddressHasher, ByAddress, ByAddressMemo};
+use itertools::Itertools;
+use std::{cmp::Ordering, collections::BTreeSet, sync::Arc};
 
 use super::{
-    Rejection,
+    Cluster, Rejection,
     mapping::{HeaderMatch, PathMatch, Route, RouteAction, StringMatch},
 };
 
@@ -25,14 +24,17 @@ pub struct Group {
 #[derive(Debug)]
 pub struct Keyed {
     pub route: Arc<Route>,
+    /// The upstream the route sends to, if it forwards.
+    pub cluster: Option<Arc<Cluster>>,
     identity: String,
 }
 
 impl Keyed {
-    pub fn new(route: Route) -> Self {
+    pub fn new(route: Route, cluster: Option<Cluster>) -> Self {
         Self {
             identity: identity(&route),
             route: Arc::new(route),
+            cluster: cluster.map(Arc::new),
         }
     }
 }
@@ -70,70 +72,119 @@ fn identity(route: &Route) -> String {
 }
 
 /// Groups routes, assigns canary shares and orders the groups for evaluation, one build after
-/// the other: a group whose members are the same routes as in the last build (by identity) is
-/// kept as formed, and keeps its place in the order, so a build after one change forms and
-/// places only the groups that change touched. The result is the same as from scratch.
+/// the other, from what changed since the last build: the routes added and removed. Only the
+/// groups whose identity a change touches are formed again and moved in the order; the others
+/// stay as they are, so a build after one change costs a few searches, not a pass over every
+/// route. The result is the same as from scratch.
 #[derive(Debug, Default)]
 pub struct Grouper {
-    formed: ByAddressMemo<Vec<ByAddress<Route>>, Arc<Formed>>,
-    /// The last build's groups that serve, in evaluation order.
+    /// Every identity's members and the group they form.
+    by_identity: foldhash::HashMap<String, Members>,
+    /// The groups that serve, in evaluation order.
     order: Vec<Arc<Formed>>,
+    /// The identities whose group rejects some of its members.
+    rejecting: BTreeSet<String>,
+}
+
+#[derive(Debug, Default)]
+struct Members {
+    routes: Vec<Arc<Keyed>>,
+    formed: Option<Arc<Formed>>,
 }
 
 impl Grouper {
-    /// The groups of `routes` in evaluation order. Members that cannot join their group are
-    /// moved to `rejections`.
-    pub fn groups<'a>(
+    /// Applies the routes added and removed since the last call. Members that cannot join
+    /// their group are added to `rejections`.
+    pub fn update<'a>(
         &mut self,
-        routes: impl IntoIterator<Item = &'a Keyed>,
+        added: impl IntoIterator<Item = &'a Arc<Keyed>>,
+        removed: impl IntoIterator<Item = &'a Arc<Keyed>>,
         rejections: &mut Vec<Rejection>,
-    ) -> Vec<Arc<Formed>> {
-        // Identities are long strings: a fast hash (seeded, so not chosen by whoever names routes).
-        let mut by_identity: foldhash::HashMap<&str, Vec<&Keyed>> = Default::default();
-        for route in routes {
-            by_identity.entry(&route.identity).or_default().push(route);
-        }
-        let mut kept: HashSet<*const Formed, AddressHasher> =
-            HashSet::with_capacity_and_hasher(by_identity.len(), Default::default());
-        let mut fresh = Vec::new();
-        for (identity, members) in by_identity {
-            let key = members.iter().map(|k| ByAddress(k.route.clone())).collect();
-            let mut formed_now = false;
-            let formed = self.formed.get_or_insert_with(key, || {
-                formed_now = true;
-                Arc::new(Formed::new(identity, members))
-            });
-            rejections.extend_from_slice(&formed.rejections);
-            if formed.order.is_some() {
-                if formed_now {
-                    fresh.push(formed);
-                } else {
-                    kept.insert(Arc::as_ptr(&formed));
-                }
+    ) -> Grouped {
+        let mut grouped = Grouped::default();
+        let mut touched: Vec<String> = Vec::new();
+        for route in removed {
+            if let Some(m) = self.by_identity.get_mut(&route.identity) {
+                m.routes.retain(|r| !Arc::ptr_eq(r, route));
+                touched.push(route.identity.clone());
             }
         }
-        self.formed.finish();
-        let capacity = kept.len() + fresh.len();
-        fresh.sort_unstable_by(|a, b| a.cmp_order(b));
-        // What was kept is still in order: merge what was formed now into it.
-        let mut kept = std::mem::take(&mut self.order)
-            .into_iter()
-            .filter(|f| kept.contains(&Arc::as_ptr(f)))
-            .peekable();
-        let mut fresh = fresh.into_iter().peekable();
-        let mut order = Vec::with_capacity(capacity);
-        loop {
-            let next = match (kept.peek(), fresh.peek()) {
-                (Some(k), Some(f)) if k.cmp_order(f).is_le() => kept.next(),
-                (_, Some(_)) => fresh.next(),
-                (Some(_), None) => kept.next(),
-                (None, None) => break,
-            };
-            order.extend(next);
+        for route in added {
+            let m = self.by_identity.entry(route.identity.clone()).or_default();
+            m.routes.push(route.clone());
+            touched.push(route.identity.clone());
         }
-        self.order = order.clone();
-        order
+        touched.sort_unstable();
+        touched.dedup();
+        let mut formed_now = Vec::new();
+        for identity in touched {
+            let Some(m) = self.by_identity.get_mut(&identity) else {
+                continue;
+            };
+            if let Some(old) = m.formed.take() {
+                remove_from_order(&mut self.order, &old);
+                grouped.removed.push(old);
+            }
+            self.rejecting.remove(&identity);
+            if m.routes.is_empty() {
+                self.by_identity.remove(&identity);
+                continue;
+            }
+            let formed = Arc::new(Formed::new(&identity, m.routes.iter().map(|r| &**r)));
+            if !formed.rejections.is_empty() {
+                self.rejecting.insert(identity);
+            }
+            m.formed = Some(formed.clone());
+            if formed.order.is_some() {
+                formed_now.push(formed.clone());
+            }
+            grouped.added.push(formed);
+        }
+        insert_in_order(&mut self.order, formed_now);
+        for identity in &self.rejecting {
+            if let Some(formed) = &self.by_identity[identity].formed {
+                rejections.extend_from_slice(&formed.rejections);
+            }
+        }
+        grouped.order = self.order.clone();
+        grouped
     }
+}
+
+/// The groups after an update, and what changed.
+#[derive(Debug, Default)]
+pub struct Grouped {
+    /// The groups with routes, in evaluation order.
+    pub order: Vec<Arc<Formed>>,
+    /// Groups formed by this update, and those it replaced or dissolved.
+    pub added: Vec<Arc<Formed>>,
+    pub removed: Vec<Arc<Formed>>,
+}
+
+/// Takes a group out of the order: it sits where its order key puts it.
+fn remove_from_order(order: &mut Vec<Arc<Formed>>, formed: &Arc<Formed>) {
+    if formed.order.is_none() {
+        return;
+    }
+    let at = order.partition_point(|f| f.cmp_order(formed).is_lt());
+    debug_assert!(Arc::ptr_eq(&order[at], formed));
+    order.remove(at);
+}
+
+/// Puts groups in the order: one by one when they are few, else sorted and merged in.
+fn insert_in_order(order: &mut Vec<Arc<Formed>>, mut formed: Vec<Arc<Formed>>) {
+    if formed.len() < 16 {
+        for f in formed {
+            let at = order.partition_point(|o| o.cmp_order(&f).is_lt());
+            order.insert(at, f);
+        }
+        return;
+    }
+    formed.sort_unstable_by(|a, b| a.cmp_order(b));
+    *order = std::mem::take(order)
+        .into_iter()
+        .merge_by(formed, |a, b| a.cmp_order(b).is_le())
+        .collect();
 }
 
 /// One identity's group as formed from its members (or why none can serve), with what it is
@@ -144,24 +195,40 @@ pub struct Formed {
     order: Option<OrderKey>,
     group: Group,
     rejections: Vec<Rejection>,
+    /// The clusters the group's routes send to (mirrors included), one per name.
+    clusters: Vec<Arc<Cluster>>,
 }
 
 /// A group's heaviest route, and that route's numeric weight.
 type OrderKey = ((i32, usize, usize, usize), Arc<Route>);
 
 impl Formed {
-    fn new(identity: &str, members: Vec<&Keyed>) -> Self {
+    fn new<'a>(identity: &str, members: impl IntoIterator<Item = &'a Keyed>) -> Self {
+        let members: Vec<&Keyed> = members.into_iter().collect();
         let mut rejections = Vec::new();
-        let group = form(members, &mut rejections);
+        let group = form(members.clone(), &mut rejections);
         let order = group
             .as_ref()
             .and_then(|g| g.routes.iter().max_by(|a, b| a.cmp_weight(b)))
             .map(|heaviest| (heaviest.weight_lengths(), heaviest.clone()));
+        let group = group.unwrap_or(Group { routes: Vec::new() });
+        let mut clusters: Vec<Arc<Cluster>> = Vec::new();
+        for name in group.routes.iter().flat_map(|r| r.clusters()) {
+            if clusters.iter().all(|c| c.name != name)
+                && let Some(c) = members
+                    .iter()
+                    .filter_map(|m| m.cluster.as_ref())
+                    .find(|c| c.name == name)
+            {
+                clusters.push(c.clone());
+            }
+        }
         Self {
             identity: identity.to_owned(),
             order,
-            group: group.unwrap_or(Group { routes: Vec::new() }),
+            group,
             rejections,
+            clusters,
         }
     }
 
@@ -169,10 +236,24 @@ impl Formed {
         &self.group
     }
 
+    /// Whether any member forms a route (else the group only rejects).
+    pub fn has_routes(&self) -> bool {
+        self.order.is_some()
+    }
+
+    /// The route Hosts associate the group by: every member shares its hostname.
+    pub fn first(&self) -> &Route {
+        &self.group.routes[0]
+    }
+
+    pub fn clusters(&self) -> &[Arc<Cluster>] {
+        &self.clusters
+    }
+
     /// Descending route weight, ties broken by the first member and then the identity, so the
     /// order never depends on input order. The numeric part of the weight is computed once.
     /// Only for groups that serve (with an order key).
-    fn cmp_order(&self, other: &Self) -> Ordering {
+    pub fn cmp_order(&self, other: &Self) -> Ordering {
         let (Some((a_lengths, a)), Some((b_lengths, b))) = (&self.order, &other.order) else {
             unreachable!("only groups that serve are ordered")
         };

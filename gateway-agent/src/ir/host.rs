@@ -5,10 +5,7 @@
 //! One deliberate difference: a `mappingSelector` (and a Listener's `hostBinding.selector`)
 //! honours `matchExpressions` as Kubernetes defines them; Emissary silently ignores them (#4175).
 
-use std::{
-    collections::{BTreeMap, HashSet},
-    sync::Arc,
-};
+use std::{collections::BTreeMap, sync::Arc};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use legate_crds::{
@@ -18,8 +15,7 @@ use legate_crds::{
 };
 
 use super::{
-    Listener, Rejection, VirtualHost,
-    group::Group,
+    Rejection,
     mapping::{PathMatch, Redirect, Route, RouteAction},
 };
 
@@ -190,126 +186,7 @@ pub fn listeners(resources: &[&Resource], rejections: &mut Vec<Rejection>) -> Ve
     out
 }
 
-/// Binds Hosts to Listeners and groups to Hosts. Accepted Mappings that end up in no virtual
-/// host are reported in `unreachable`, with the reason. `derive` makes a [`Variant`] of a route
-/// (a build may keep them from the last one).
-pub fn bind(
-    listeners: &[ListenerSpec],
-    hosts: &[Host],
-    groups: &[&Group],
-    unreachable: &mut Vec<Rejection>,
-    derive: &mut impl FnMut(&Arc<Route>, Variant) -> Arc<Route>,
-) -> Vec<Listener> {
-    // Members of a group are served together: they share a path, so the same variants.
-    let mut served = vec![false; groups.len()];
-    let mut out = Vec::new();
-    let index = GroupIndex::new(groups);
-    for l in listeners {
-        let bound: Vec<&Host> = hosts.iter().filter(|h| binds(l, h)).collect();
-        if bound.is_empty() {
-            unreachable.push(Rejection {
-                object: l.source.clone(),
-                reason: "no Host binds to this Listener".into(),
-            });
-            continue;
-        }
-        let virtual_hosts = bound
-            .iter()
-            .map(|h| {
-                let mut routes = Vec::new();
-                for i in index
-                    .candidates(&h.hostname)
-                    .filter(|i| associates(h, &groups[*i].routes[0]))
-                {
-                    for r in &groups[i].routes {
-                        let (secure, insecure) = variants(l.security_model, h.insecure, r, derive);
-                        served[i] |= secure.is_some() || insecure.is_some();
-                        routes.extend(secure);
-                        routes.extend(insecure);
-                    }
-                }
-                VirtualHost {
-                    name: format!("{}-{}", l.port, h.hostname),
-                    domains: vec![h.hostname.clone()],
-                    routes,
-                }
-            })
-            .collect();
-        out.push(Listener {
-            name: format!("listener-{}", l.port),
-            port: l.port,
-            security_model: l.security_model,
-            stats_prefix: l.stats_prefix.clone(),
-            l7_depth: l.l7_depth,
-            virtual_hosts,
-            tls_chains: Vec::new(),
-        });
-    }
-    // Usually every group is served: then there is nothing to report, and no set to build.
-    if served.iter().all(|s| *s) {
-        return out;
-    }
-    let served: HashSet<&ObjectRef> = groups
-        .iter()
-        .zip(&served)
-        .filter(|(_, s)| **s)
-        .flat_map(|(g, _)| g.routes.iter().map(|r| &r.source))
-        .collect();
-    for r in groups.iter().flat_map(|g| &g.routes) {
-        if !served.contains(&r.source) {
-            unreachable.push(Rejection {
-                object: r.source.clone(),
-                reason: why_unreachable(r, listeners, hosts),
-            });
-        }
-    }
-    out
-}
-
-/// Which groups could associate with a hostname, without testing every group against every
-/// Host: a Host with an exact hostname can only admit groups with that exact hostname, or with
-/// a glob, a regex host or no hostname at all.
-struct GroupIndex<'a> {
-    exact: foldhash::HashMap<&'a str, Vec<usize>>,
-    others: Vec<usize>,
-    all: usize,
-}
-
-impl<'a> GroupIndex<'a> {
-    fn new(groups: &[&'a Group]) -> Self {
-        let mut index = Self {
-            exact: Default::default(),
-            others: Vec::new(),
-            all: groups.len(),
-        };
-        for (i, g) in groups.iter().enumerate() {
-            match g.routes[0].hostname.as_deref() {
-                Some(name) if !name.contains('*') && !g.routes[0].host_regex => {
-                    index.exact.entry(name).or_default().push(i)
-                }
-                _ => index.others.push(i),
-            }
-        }
-        index
-    }
-
-    /// Candidate group indices for `hostname`, in group (evaluation) order.
-    fn candidates(&self, hostname: &str) -> Box<dyn Iterator<Item = usize> + '_> {
-        if hostname.contains('*') {
-            return Box::new(0..self.all);
-        }
-        let exact = self
-            .exact
-            .get(hostname)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        let mut merged: Vec<usize> = exact.iter().chain(&self.others).copied().collect();
-        merged.sort_unstable();
-        Box::new(merged.into_iter())
-    }
-}
-
-fn why_unreachable(r: &Route, listeners: &[ListenerSpec], hosts: &[Host]) -> String {
+pub(super) fn why_unreachable(r: &Route, listeners: &[ListenerSpec], hosts: &[Host]) -> String {
     if listeners.is_empty() {
         return "no Listener: define an HTTP Listener for Mappings to be served".into();
     }
@@ -326,7 +203,7 @@ fn why_unreachable(r: &Route, listeners: &[ListenerSpec], hosts: &[Host]) -> Str
 }
 
 /// A Listener's `hostBinding`: namespace (SELF or ALL) and selector must both admit the Host.
-fn binds(l: &ListenerSpec, h: &Host) -> bool {
+pub(super) fn binds(l: &ListenerSpec, h: &Host) -> bool {
     let synthesized = h.source.namespace.is_none();
     let namespace_ok =
         synthesized || l.host_namespaces == NamespaceFrom::All || h.namespace == l.namespace;
@@ -337,7 +214,7 @@ fn binds(l: &ListenerSpec, h: &Host) -> bool {
 }
 
 /// Emissary's strict association table (§2.4).
-fn associates(h: &Host, r: &Route) -> bool {
+pub(super) fn associates(h: &Host, r: &Route) -> bool {
     let by_name = r.host_regex
         || r.hostname
             .as_deref()
@@ -381,27 +258,70 @@ impl Variant {
     }
 }
 
+/// How a route is served for a Host on a Listener: as itself or as a variant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Serve {
+    Itself,
+    As(Variant),
+}
+
 /// The route as this Listener serves it for this Host: secure, then insecure. A variant equal
 /// to the route is the route itself (compiled routes never require HTTPS on their own).
-fn variants(
-    model: SecurityModel,
-    insecure: InsecureAction,
-    r: &Arc<Route>,
-    derive: &mut impl FnMut(&Arc<Route>, Variant) -> Arc<Route>,
-) -> (Option<Arc<Route>>, Option<Arc<Route>>) {
+fn serve(model: SecurityModel, insecure: InsecureAction, r: &Route) -> [Option<Serve>; 2] {
     let secure = match model {
-        SecurityModel::Secure => Some(r.clone()),
-        SecurityModel::Xfp => Some(derive(r, Variant::Secure)),
+        SecurityModel::Secure => Some(Serve::Itself),
+        SecurityModel::Xfp => Some(Serve::As(Variant::Secure)),
         SecurityModel::Insecure => None,
     };
     let acme = matches!(&r.path, PathMatch::Prefix(p) if p == "/.well-known/acme-challenge/");
     let insecure = match (model, insecure, acme) {
         (SecurityModel::Secure, _, _) => None,
-        (_, InsecureAction::Route, _) | (_, _, true) => Some(r.clone()),
+        (_, InsecureAction::Route, _) | (_, _, true) => Some(Serve::Itself),
         (_, InsecureAction::Reject, false) => None, // no route: the client gets a 404, as in Emissary
-        (_, InsecureAction::Redirect, false) => Some(derive(r, Variant::Redirect)),
+        (_, InsecureAction::Redirect, false) => Some(Serve::As(Variant::Redirect)),
     };
-    (secure, insecure)
+    [secure, insecure]
+}
+
+/// [`serve`]'s routes: secure, then insecure. `derive` makes a variant (a build may keep them
+/// from the last one).
+pub(super) fn variants(
+    model: SecurityModel,
+    insecure: InsecureAction,
+    r: &Arc<Route>,
+    derive: &mut impl FnMut(&Arc<Route>, Variant) -> Arc<Route>,
+) -> [Option<Arc<Route>>; 2] {
+    serve(model, insecure, r).map(|s| {
+        s.map(|s| match s {
+            Serve::Itself => r.clone(),
+            Serve::As(v) => derive(r, v),
+        })
+    })
+}
+
+/// How far a route gets for a Host on a Listener (ordered: the most a group gets anywhere).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Reach {
+    /// Into no virtual host.
+    Nowhere,
+    /// Only as a redirect to HTTPS: its cluster is not used.
+    RedirectsOnly,
+    /// Forwarding to its clusters.
+    Forwards,
+}
+
+pub(super) fn reach(model: SecurityModel, insecure: InsecureAction, r: &Route) -> Reach {
+    serve(model, insecure, r)
+        .into_iter()
+        .flatten()
+        .map(|s| match (s, &r.action) {
+            (Serve::As(Variant::Redirect), _) | (_, RouteAction::Redirect(_)) => {
+                Reach::RedirectsOnly
+            }
+            _ => Reach::Forwards,
+        })
+        .max()
+        .unwrap_or(Reach::Nowhere)
 }
 
 /// Whether some hostname could match both globs (Emissary's `hostglob_matches`).

@@ -8,6 +8,7 @@
 //! Listeners; [`service`] turns `service` into clusters; [`tls`] resolves the Hosts' TLS and adds
 //! the SNI-matched chains that terminate it.
 
+mod binder;
 pub mod group;
 pub mod host;
 pub mod mapping;
@@ -110,20 +111,20 @@ pub fn build(resources: &[Resource], settings: &Settings) -> Ir {
 pub struct Builder {
     settings: Settings,
     mappings: ByAddressMemo<ByAddress<Resource>, Arc<Compiled>>,
-    variants: ByAddressMemo<(ByAddress<Route>, Variant), Arc<Route>>,
     groups: group::Grouper,
+    binder: binder::Binder,
 }
 
 /// A Mapping's route (with its grouping keys) and cluster, or why it cannot serve.
-type Compiled = Result<(Keyed, Option<Arc<Cluster>>), String>;
+type Compiled = Result<Arc<Keyed>, String>;
 
 impl Builder {
     pub fn new(settings: Settings) -> Self {
         Self {
             settings,
             mappings: ByAddressMemo::default(),
-            variants: ByAddressMemo::default(),
             groups: group::Grouper::default(),
+            binder: binder::Binder::default(),
         }
     }
 
@@ -135,52 +136,61 @@ impl Builder {
             .filter(|r| ambassador_id(r).is_none_or(|ids| ids.matches(&settings.ambassador_id)))
             .collect();
 
-        let compiled: Vec<(&Arc<Resource>, Arc<Compiled>)> = mine
-            .iter()
-            .filter_map(|r| match &***r {
-                Resource::Mapping(m) => {
-                    let c =
-                        self.mappings
-                            .get_or_insert_with(ByAddress(Arc::clone(r)), || {
-                                Arc::new(mapping::route(m, settings).map(|(route, cluster)| {
-                                    (Keyed::new(route), cluster.map(Arc::new))
-                                }))
-                            });
-                    Some((*r, c))
-                }
-                _ => None,
-            })
-            .collect();
-        let mut routes = Vec::with_capacity(compiled.len());
-        let mut clusters = Vec::with_capacity(compiled.len());
+        // What changed since the last build: the Mappings compiled now, and (below) those the
+        // memo drops because this build no longer has them.
+        let mut added: Vec<Arc<Compiled>> = Vec::new();
+        let compiled: Vec<(&Arc<Resource>, Arc<Compiled>)> =
+            mine.iter()
+                .filter_map(|r| match &***r {
+                    Resource::Mapping(m) => {
+                        let mut now = false;
+                        let c =
+                            self.mappings
+                                .get_or_insert_with(ByAddress(Arc::clone(r)), || {
+                                    now = true;
+                                    Arc::new(mapping::route(m, settings).map(|(route, cluster)| {
+                                        Arc::new(Keyed::new(route, cluster))
+                                    }))
+                                });
+                        if now {
+                            added.push(c.clone());
+                        }
+                        Some((*r, c))
+                    }
+                    _ => None,
+                })
+                .collect();
+        let removed = self.mappings.finish_returning_unused();
         for (resource, c) in &compiled {
-            match &**c {
-                Ok((route, cluster)) => {
-                    clusters.extend(cluster);
-                    routes.push(route);
-                }
-                Err(reason) => ir.rejections.push(Rejection {
+            if let Err(reason) = &**c {
+                ir.rejections.push(Rejection {
                     object: resource.object_ref(),
                     reason: reason.clone(),
-                }),
+                });
             }
         }
-        let formed = self.groups.groups(routes, &mut ir.rejections);
-        let groups: Vec<&group::Group> = formed.iter().map(|f| f.group()).collect();
+        let keyed = |c: &Vec<Arc<Compiled>>| -> Vec<Arc<Keyed>> {
+            c.iter()
+                .filter_map(|c| c.as_ref().as_ref().ok().cloned())
+                .collect()
+        };
+        let grouped = self
+            .groups
+            .update(&keyed(&added), &keyed(&removed), &mut ir.rejections);
         let mine: Vec<&Resource> = mine.into_iter().map(|r| &**r).collect();
         let hosts = host::hosts(&mine, &mut ir.rejections);
         let terminations = tls::resolve(&mine, &mut ir.rejections, &mut ir.unreachable);
         let listeners = host::listeners(&mine, &mut ir.rejections);
-        let variants = &mut self.variants;
-        ir.listeners = host::bind(
+        let served = self.binder.bind(
             &listeners,
             &hosts,
-            &groups,
+            &grouped.order,
+            &grouped.added,
+            &grouped.removed,
             &mut ir.unreachable,
-            &mut |r, v| {
-                variants.get_or_insert_with((ByAddress(r.clone()), v), || Arc::new(v.of(r)))
-            },
         );
+        ir.listeners = served.listeners;
+        ir.clusters = served.clusters;
         let tls_ports: Vec<u16> = listeners.iter().filter(|l| l.tls).map(|l| l.port).collect();
         ir.certificates = tls::add_chains(
             &mut ir.listeners,
@@ -190,38 +200,12 @@ impl Builder {
             &mut ir.rejections,
         );
 
-        ir.clusters = served_clusters(clusters, &ir.listeners);
         ir.rejections.sort();
         // An SNI conflict is reported once per Listener it happens on.
         ir.rejections.dedup();
         ir.unreachable.sort();
-        self.mappings.finish();
-        self.variants.finish();
         ir
     }
-}
-
-/// The clusters by name, the first Mapping's where several name the same, without those no
-/// served route sends to (a rejected group member's).
-fn served_clusters(
-    mut clusters: Vec<&Arc<Cluster>>,
-    listeners: &[Listener],
-) -> BTreeMap<String, Arc<Cluster>> {
-    let used: foldhash::HashSet<&str> = listeners
-        .iter()
-        .flat_map(|l| &l.virtual_hosts)
-        .flat_map(|v| &v.routes)
-        .flat_map(|r| r.clusters())
-        .collect();
-    // Sorted and unique, the map is built in one go (far cheaper than one insertion each);
-    // the sort is stable, so the first of equal names is the one kept.
-    clusters.sort_by(|a, b| a.name.cmp(&b.name));
-    clusters.dedup_by(|a, b| a.name == b.name);
-    clusters
-        .into_iter()
-        .filter(|c| used.contains(c.name.as_str()))
-        .map(|c| (c.name.clone(), c.clone()))
-        .collect()
 }
 
 /// A resource's `ambassador_id`, for the kinds that have one.
