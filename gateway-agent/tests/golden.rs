@@ -4,9 +4,19 @@
 //! be those Envoy resources, encoded. Reviewed by eye once; a change shows as a diff.
 //! `UPDATE_GOLDEN=1 cargo test --test golden` rewrites them.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
-use legate_agent::{envoy, ir::Settings, pipeline::Configuration, xds::ResourceSet};
+use prost::Message;
+
+use legate_agent::{
+    envoy,
+    ir::Settings,
+    pipeline::Configuration,
+    xds::{Res, ResourceSet},
+};
 
 fn load(input: &Path) -> Vec<legate_crds::Resource> {
     let loaded = if input.is_dir() {
@@ -53,8 +63,16 @@ fn encoded(messages: &envoy::EnvoyConfig) -> ResourceSet {
     for l in &messages.listeners {
         set.insert(l.name.clone(), l);
     }
+    // A route table's version is the hash of its name and its virtual hosts' hashes.
     for r in &messages.routes {
-        set.insert(r.name.clone(), r);
+        let digests: Vec<[u8; 32]> = r
+            .virtual_hosts
+            .iter()
+            .map(|v| Res::digest(&v.encode_to_vec()))
+            .collect();
+        let mut res = Res::encode(r);
+        res.version = Res::version_of_parts(&r.name, &digests);
+        set.insert_res(r.name.clone(), Arc::new(res));
     }
     set
 }

@@ -51,21 +51,24 @@ pub fn translate(ir: &Ir) -> EnvoyConfig {
             .listeners
             .iter()
             .flat_map(route_tables)
-            .map(|(chain, vhosts)| route::route_configuration(chain, vhosts))
+            .map(|(chain, vhosts)| {
+                let vhosts: Vec<VirtualHost> =
+                    vhosts.iter().map(|v| VirtualHost::clone(v)).collect();
+                route::route_configuration(chain, &vhosts)
+            })
             .collect(),
     }
 }
 
 /// Translates IRs one after the other into the resources ADS serves, keeping what the next
-/// translation can reuse: the encoding of every route and every cluster, by identity (an IR
-/// built by [`crate::ir::Builder`] shares an unchanged route or cluster with the last one), and
-/// of every virtual host, by its name, domains and the identities of its routes (so one changed
-/// route re-encodes its virtual host, not its table). The result is the encoding of
-/// [`translate`]'s, with or without what was kept.
+/// translation can reuse: the encoding of every route, virtual host and cluster, by identity
+/// (an IR built by [`crate::ir::Builder`] shares an unchanged route, virtual host or cluster
+/// with the last one), so one changed route re-encodes its virtual host, not its table. The
+/// result is the encoding of [`translate`]'s, with or without what was kept.
 #[derive(Debug, Default)]
 pub struct Encoder {
     routes: ByAddressMemo<ByAddress<Route>, Arc<[u8]>>,
-    virtual_hosts: ByAddressMemo<VirtualHostKey, Arc<[u8]>>,
+    virtual_hosts: ByAddressMemo<ByAddress<VirtualHost>, Part>,
     clusters: ByAddressMemo<ByAddress<IrCluster>, Arc<Res>>,
 }
 
@@ -89,17 +92,20 @@ impl Encoder {
         for l in &ir.listeners {
             set.insert(l.name.clone(), &listener::listener(l));
             for (chain, virtual_hosts) in route_tables(l) {
-                let encoded: Vec<Arc<[u8]>> =
-                    virtual_hosts.iter().map(|v| self.virtual_host(v)).collect();
+                let parts: Vec<Part> = virtual_hosts.iter().map(|v| self.virtual_host(v)).collect();
+                let name = route_config_name(chain);
                 let routes =
-                    route::encode_route_configuration(chain, encoded.iter().map(|v| &v[..]));
-                set.insert_any(
-                    type_url::ROUTE,
-                    route_config_name(chain),
-                    Any {
-                        type_url: type_url::ROUTE.to_owned(),
-                        value: routes,
-                    },
+                    route::encode_route_configuration(chain, parts.iter().map(|p| &p.bytes[..]));
+                let version = Res::version_of_parts(&name, parts.iter().map(|p| &p.digest));
+                set.insert_res(
+                    name,
+                    Arc::new(Res::with_version(
+                        Any {
+                            type_url: type_url::ROUTE.to_owned(),
+                            value: routes,
+                        },
+                        version,
+                    )),
                 );
             }
         }
@@ -109,42 +115,35 @@ impl Encoder {
         set
     }
 
-    fn virtual_host(&mut self, v: &VirtualHost) -> Arc<[u8]> {
+    fn virtual_host(&mut self, v: &Arc<VirtualHost>) -> Part {
         let routes = &mut self.routes;
         self.virtual_hosts
-            .get_or_insert_with(VirtualHostKey::of(v), || {
-                route::encode_virtual_host(v, |r| {
+            .get_or_insert_with(ByAddress(v.clone()), || {
+                let bytes: Arc<[u8]> = route::encode_virtual_host(v, |r| {
                     routes.get_or_insert_with(ByAddress(r.clone()), || {
                         route::route(r).encode_to_vec().into()
                     })
                 })
-                .into()
+                .into();
+                Part {
+                    digest: Res::digest(&bytes),
+                    bytes,
+                }
             })
     }
 }
 
-/// What a virtual host's encoding depends on: its name, its domains and its routes (by
-/// identity: an unchanged route is the same `Arc` from one IR to the next).
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct VirtualHostKey {
-    name: String,
-    domains: Vec<String>,
-    routes: Vec<ByAddress<Route>>,
-}
-
-impl VirtualHostKey {
-    fn of(v: &VirtualHost) -> Self {
-        Self {
-            name: v.name.clone(),
-            domains: v.domains.clone(),
-            routes: v.routes.iter().cloned().map(ByAddress).collect(),
-        }
-    }
+/// A virtual host's encoding and its digest: a route table is versioned from its parts' digests,
+/// so one changed virtual host costs the hash of its own bytes, not of the whole table.
+#[derive(Clone, Debug)]
+struct Part {
+    bytes: Arc<[u8]>,
+    digest: [u8; 32],
 }
 
 /// The route tables of a listener, by the chain that loads them: the cleartext chain (named as
 /// the listener), then each TLS chain.
-fn route_tables(l: &IrListener) -> impl Iterator<Item = (&str, &[VirtualHost])> {
+fn route_tables(l: &IrListener) -> impl Iterator<Item = (&str, &[Arc<VirtualHost>])> {
     let tls = l
         .tls_chains
         .iter()

@@ -35,7 +35,7 @@ pub struct Binder {
 /// A virtual host and the variants of its routes, kept so a re-bind derives only new ones.
 #[derive(Debug, Default)]
 struct Bound {
-    virtual_host: Option<VirtualHost>,
+    virtual_host: Option<Arc<VirtualHost>>,
     variants: ByAddressMemo<(ByAddress<Route>, Variant), Arc<Route>>,
 }
 
@@ -107,7 +107,8 @@ impl Binder {
                         .or_default();
                     if dirty.reaches(&h.hostname) || b.virtual_host.is_none() {
                         let candidates = self.index.candidates(&h.hostname, order);
-                        b.virtual_host = Some(virtual_host(l, h, &candidates, &mut b.variants));
+                        b.virtual_host =
+                            Some(Arc::new(virtual_host(l, h, &candidates, &mut b.variants)));
                         b.variants.finish();
                     }
                     b.virtual_host.clone().expect("bound above")

@@ -78,7 +78,7 @@ pub struct Listener {
     /// `xff_num_trusted_hops`.
     pub l7_depth: u32,
     /// The cleartext chain's virtual hosts, one per Host bound to the listener.
-    pub virtual_hosts: Vec<VirtualHost>,
+    pub virtual_hosts: Vec<Arc<VirtualHost>>,
     /// TLS-terminating chains by SNI; with any, cleartext is what is not TLS.
     pub tls_chains: Vec<TlsChain>,
 }

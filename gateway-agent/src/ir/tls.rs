@@ -16,7 +16,7 @@
 //! - Client certificates (`ca_secret`, `cacert_chain_file`, `crl_secret`, `cert_required`) are not
 //!   served yet; a Host asking for them gets no TLS rather than TLS without the check it asked for.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use legate_crds::{
     ObjectRef, Resource, TlsSecret, host::HostTls, secret::PrivateKeyPem,
@@ -59,7 +59,7 @@ pub struct TlsChain {
     /// SNI names matched (Envoy `server_names`); empty matches any (a `*` Host).
     pub server_names: Vec<String>,
     pub tls: DownstreamTls,
-    pub virtual_hosts: Vec<VirtualHost>,
+    pub virtual_hosts: Vec<Arc<VirtualHost>>,
 }
 
 /// Why a Host's TLS is not served; each names the field at fault.

@@ -2,7 +2,9 @@
 //!
 //! Every version here is a function of bytes only (no counters, no clocks), so a restarted agent
 //! fed the same inputs serves the same versions and Envoy sees no churn:
-//! - a resource's version is the hash of its encoded bytes;
+//! - a resource's version is the hash of its encoded bytes, except a route configuration
+//!   assembled from virtual hosts: the hash of its name and of its virtual hosts' hashes (so one
+//!   changed virtual host costs the hash of its own bytes, not of a table of thousands);
 //! - a type's version is the hash of its sorted `(name, resource version)` pairs;
 //! - a configuration's version is the hash of its `(type URL, type version)` pairs.
 
@@ -123,6 +125,31 @@ impl Res {
             version: resource_version(&any),
             any,
         }
+    }
+
+    /// A resource whose version is already known (see [`Res::version_of_parts`]).
+    pub fn with_version(any: Any, version: String) -> Self {
+        Self { version, any }
+    }
+
+    /// The digest of one part of a resource.
+    pub fn digest(bytes: &[u8]) -> [u8; 32] {
+        Sha256::digest(bytes).into()
+    }
+
+    /// The version of a resource assembled from parts: the hash of its name and of the parts'
+    /// digests, in order.
+    pub fn version_of_parts<'a>(
+        name: &str,
+        digests: impl IntoIterator<Item = &'a [u8; 32]>,
+    ) -> String {
+        let mut h = Sha256::new();
+        h.update(name.as_bytes());
+        h.update([0]);
+        for d in digests {
+            h.update(d);
+        }
+        short_hex(&h.finalize())
     }
 
     /// `msg`, encoded under its own type URL.
