@@ -4,7 +4,7 @@
 //! a changed group re-binds only the virtual hosts its hostname can reach and moves only its own
 //! clusters; when they change, everything is bound again. The rules are [`host`]'s.
 
-use itertools::Itertools;
+use itertools::{Either, Itertools};
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
     sync::Arc,
@@ -198,19 +198,19 @@ impl<'a> Scope<'a> {
     /// How far a group's routes get: the most any of them gets for any Host on any Listener.
     fn reach(&self, f: &Formed) -> Reach {
         let first = f.first();
-        let hosts: Vec<&Host> = match GroupIndex::exact_hostname(first) {
-            Some(name) => self
-                .hosts
-                .binary_search_by(|h| h.hostname.as_str().cmp(name))
-                .ok()
-                .map(|i| &self.hosts[i])
-                .into_iter()
-                .chain(self.globs.iter().copied())
-                .collect(),
-            None => self.hosts.iter().collect(),
+        let hosts = match GroupIndex::exact_hostname(first) {
+            Some(name) => Either::Left(
+                self.hosts
+                    .binary_search_by(|h| h.hostname.as_str().cmp(name))
+                    .ok()
+                    .map(|i| &self.hosts[i])
+                    .into_iter()
+                    .chain(self.globs.iter().copied()),
+            ),
+            None => Either::Right(self.hosts.iter()),
         };
         let mut best = Reach::Nowhere;
-        for h in hosts.into_iter().filter(|h| host::associates(h, first)) {
+        for h in hosts.filter(|h| host::associates(h, first)) {
             for l in self.listeners.iter().filter(|l| host::binds(l, h)) {
                 for r in &f.group().routes {
                     best = best.max(host::reach(l.security_model, h.insecure, r));

@@ -84,12 +84,15 @@ pub struct Grouper {
     order: Vec<Arc<Formed>>,
     /// The identities whose group rejects some of its members.
     rejecting: BTreeSet<String>,
+    update_count: u64,
 }
 
 #[derive(Debug, Default)]
 struct Members {
     routes: Vec<Arc<Keyed>>,
     formed: Option<Arc<Formed>>,
+    /// The last update that touched them.
+    touched: u64,
 }
 
 impl Grouper {
@@ -102,37 +105,47 @@ impl Grouper {
         rejections: &mut Vec<Rejection>,
     ) -> Grouped {
         let mut grouped = Grouped::default();
-        let mut touched: Vec<String> = Vec::new();
+        self.update_count += 1;
+        let update = self.update_count;
+        // Each touched identity once, in the order first touched (no sort of long strings).
+        let mut touched: Vec<&str> = Vec::new();
+        let mut touch = |m: &mut Members, identity: &'a str| {
+            if m.touched != update {
+                m.touched = update;
+                touched.push(identity);
+            }
+        };
         for route in removed {
             if let Some(m) = self.by_identity.get_mut(&route.identity) {
                 m.routes.retain(|r| !Arc::ptr_eq(r, route));
-                touched.push(route.identity.clone());
+                touch(m, &route.identity);
             }
         }
         for route in added {
-            let m = self.by_identity.entry(route.identity.clone()).or_default();
+            let m = match self.by_identity.get_mut(&route.identity) {
+                Some(m) => m,
+                None => self.by_identity.entry(route.identity.clone()).or_default(),
+            };
             m.routes.push(route.clone());
-            touched.push(route.identity.clone());
+            touch(m, &route.identity);
         }
-        touched.sort_unstable();
-        touched.dedup();
         let mut formed_now = Vec::new();
         for identity in touched {
-            let Some(m) = self.by_identity.get_mut(&identity) else {
+            let Some(m) = self.by_identity.get_mut(identity) else {
                 continue;
             };
             if let Some(old) = m.formed.take() {
                 remove_from_order(&mut self.order, &old);
                 grouped.removed.push(old);
             }
-            self.rejecting.remove(&identity);
+            self.rejecting.remove(identity);
             if m.routes.is_empty() {
-                self.by_identity.remove(&identity);
+                self.by_identity.remove(identity);
                 continue;
             }
-            let formed = Arc::new(Formed::new(&identity, m.routes.iter().map(|r| &**r)));
+            let formed = Arc::new(Formed::new(identity, m.routes.iter().map(|r| &**r)));
             if !formed.rejections.is_empty() {
-                self.rejecting.insert(identity);
+                self.rejecting.insert(identity.to_owned());
             }
             m.formed = Some(formed.clone());
             if formed.order.is_some() {
