@@ -123,9 +123,18 @@ async fn envoy_like_client(xds: &Xds) -> mpsc::UnboundedReceiver<String> {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(xds.clone().serve_on(listener, std::future::pending()));
     let (requests, outgoing) = mpsc::unbounded_channel();
-    let mut stream = AggregatedDiscoveryServiceClient::connect(format!("http://{addr}"))
-        .await
+    // Envoy's HTTP/2 receive windows (`Http2ProtocolOptions` defaults, which the ADS cluster of
+    // our bootstrap keeps): 256 MiB per stream and per connection. With tonic's defaults a
+    // route configuration of a few MB would wait for window updates Envoy never makes it wait for.
+    const ENVOY_WINDOW: u32 = 256 * 1024 * 1024;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .unwrap()
+        .initial_stream_window_size(ENVOY_WINDOW)
+        .initial_connection_window_size(ENVOY_WINDOW)
+        .connect()
+        .await
+        .unwrap();
+    let mut stream = AggregatedDiscoveryServiceClient::new(channel)
         .max_decoding_message_size(usize::MAX)
         .delta_aggregated_resources(UnboundedReceiverStream::new(outgoing))
         .await

@@ -37,6 +37,12 @@ pub(crate) fn on_request(s: &mut Session, req: DeltaDiscoveryRequest) -> Option<
         }
     }
     let ts = s.state(url);
+    if !ts.subscribed
+        || !req.resource_names_subscribe.is_empty()
+        || !req.resource_names_unsubscribe.is_empty()
+    {
+        ts.rescoped();
+    }
     if !ts.subscribed {
         ts.subscribed = true;
         ts.wildcard = req.resource_names_subscribe.is_empty();
@@ -93,6 +99,7 @@ fn diff<'a>(
 pub(crate) fn next(s: &mut Session) -> Option<DeltaDiscoveryResponse> {
     let (url, served) = s.plan()?;
     let (changed, removed) = diff(&s.types[url].acked, served.resources.iter());
+    let brings = served.key();
     let (version, _) = served.into_parts();
     let nonce = s.next_nonce();
     let response = DeltaDiscoveryResponse {
@@ -118,6 +125,7 @@ pub(crate) fn next(s: &mut Session) -> Option<DeltaDiscoveryResponse> {
             version,
             resources: changed,
             removed,
+            brings,
         },
     );
     Some(response)

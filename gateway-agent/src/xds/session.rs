@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use super::cache::{Res, Snapshot, set_version};
 use super::type_url::{self, CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET};
@@ -21,6 +21,8 @@ pub(crate) const ORDER: [&str; 5] = [CLUSTER, ENDPOINT, SECRET, LISTENER, ROUTE]
 /// What one type serves to this stream right now.
 pub(crate) struct Served<'a> {
     pub resources: ServedSet<'a>,
+    /// The target it was cut from (none before the first publish).
+    target: Option<&'a Arc<Snapshot>>,
     /// Computed when first asked: with retained extras it hashes every name, and delta streams
     /// rarely need it.
     version: OnceCell<String>,
@@ -30,6 +32,14 @@ impl<'a> Served<'a> {
     pub fn version(&self) -> &str {
         self.version
             .get_or_init(|| set_version(self.resources.iter()))
+    }
+
+    /// Which served set this is, to be recognised later without comparing it name by name.
+    pub fn key(&self) -> Option<ServedKey> {
+        self.target.map(|t| ServedKey {
+            target: Arc::downgrade(t),
+            extras: self.resources.extras.len(),
+        })
     }
 
     pub fn into_parts(self) -> (String, ServedSet<'a>) {
@@ -76,6 +86,22 @@ impl ServedSet<'_> {
     }
 }
 
+/// Names a served set: the target it was cut from and how many retained resources it had. While
+/// a type's scope stays as it was, equal keys mean equal sets: the retained resources are either
+/// all of those the target dropped (and Envoy acknowledged) or none. A `Weak` names the target
+/// without keeping it alive, and keeps its address from being reused while held.
+#[derive(Clone, Debug)]
+pub(crate) struct ServedKey {
+    target: Weak<Snapshot>,
+    extras: usize,
+}
+
+impl PartialEq for ServedKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.target.ptr_eq(&other.target) && self.extras == other.extras
+    }
+}
+
 /// A response sent and not answered yet.
 #[derive(Debug)]
 pub(crate) struct Pending {
@@ -85,6 +111,8 @@ pub(crate) struct Pending {
     pub resources: BTreeMap<String, Arc<Res>>,
     /// Delta only: names sent in `removed_resources`.
     pub removed: Vec<String>,
+    /// The served set Envoy has once it acknowledges this response.
+    pub brings: Option<ServedKey>,
 }
 
 #[derive(Debug, Default)]
@@ -109,11 +137,23 @@ pub(crate) struct TypeState {
     /// empty set must be sent: Envoy's initialization waits for a first answer to each wildcard
     /// subscription (without it, 15 s of `PRE_INITIALIZING` when there are no clusters).
     pub answered: bool,
+    /// The served set Envoy acknowledged as a whole, while the scope is unchanged: "is Envoy
+    /// current?" is then answered without a walk over thousands of clusters on every message.
+    pub synced: Option<ServedKey>,
 }
 
 impl TypeState {
     pub fn in_scope(&self, name: &str) -> bool {
         self.wildcard || self.names.contains(name)
+    }
+
+    /// The scope changed: what Envoy has (or will have once it acknowledges the response in
+    /// flight) is no longer known to be a whole served set.
+    pub fn rescoped(&mut self) {
+        self.synced = None;
+        if let Some(p) = &mut self.pending {
+            p.brings = None;
+        }
     }
 }
 
@@ -176,6 +216,7 @@ impl Session {
                     base: Cow::Owned(BTreeMap::new()),
                     extras: BTreeMap::new(),
                 },
+                target: None,
                 version: OnceCell::new(),
             };
         };
@@ -191,31 +232,35 @@ impl Session {
                     .collect(),
             )
         };
-        let retain = (url == CLUSTER || url == ENDPOINT)
-            && missing(ts.acked_res.keys(), tt.resources.keys())
-                .next()
-                .is_some()
-            && !self.routing_converged();
-        let extras: BTreeMap<String, Arc<Res>> = if retain {
-            missing(ts.acked_res.keys(), tt.resources.keys())
+        let mut extras = BTreeMap::new();
+        if url == CLUSTER || url == ENDPOINT {
+            extras = missing(ts.acked_res.keys(), tt.resources.keys())
                 .filter(|n| ts.in_scope(n))
                 .map(|n| (n.clone(), ts.acked_res[n].clone()))
-                .collect()
-        } else {
-            BTreeMap::new()
-        };
+                .collect();
+            if !extras.is_empty() && self.routing_converged() {
+                extras.clear();
+            }
+        }
         let resources = ServedSet { base, extras };
         // The target's resources as they are: the target's version, computed once.
         let version = match (&resources.base, resources.extras.is_empty()) {
             (Cow::Borrowed(_), true) => OnceCell::from(tt.version.clone()),
             _ => OnceCell::new(),
         };
-        Served { version, resources }
+        Served {
+            version,
+            resources,
+            target: Some(target),
+        }
     }
 
     /// Whether Envoy has exactly what `url` serves.
     pub fn current(&self, url: &'static str, served: &Served<'_>) -> bool {
         let ts = &self.types[url];
+        if ts.synced.is_some() && ts.synced == served.key() {
+            return true;
+        }
         if self.delta {
             // Versions Envoy reported on a new stream count as an answer: it already has them.
             // Both sorted by name: one walk side by side, not a look-up per resource.
@@ -279,14 +324,15 @@ impl Session {
     /// (and the make-before-break clean-up is done).
     pub fn converged_version(&self) -> Option<&str> {
         let target = self.target.as_ref()?;
+        let subscribed = || ORDER.into_iter().filter(|url| self.types[url].subscribed);
+        // A response in flight is the cheap answer: look for one before comparing contents.
+        if subscribed().any(|url| self.types[url].pending.is_some()) {
+            return None;
+        }
         let mut any = false;
-        for url in ORDER {
-            let ts = &self.types[url];
-            if !ts.subscribed {
-                continue;
-            }
+        for url in subscribed() {
             any = true;
-            if ts.pending.is_some() || !self.current(url, &self.served(url)) {
+            if !self.current(url, &self.served(url)) {
                 return None;
             }
         }
@@ -321,6 +367,7 @@ impl Session {
                 }
                 ts.nacked = None;
                 ts.answered = true;
+                ts.synced = p.brings;
                 None
             }
             None => {
@@ -332,6 +379,7 @@ impl Session {
                     .collect();
                 ts.acked_res = p.resources;
                 ts.nacked = None;
+                ts.synced = p.brings;
                 None
             }
         }
@@ -387,6 +435,7 @@ mod tests {
         let (url, served) = s.plan()?;
         let pending = Pending {
             version: served.version().to_owned(),
+            brings: served.key(),
             resources: served.resources.into_owned(),
             removed: vec![],
         };
@@ -455,6 +504,7 @@ mod tests {
             version: version.clone(),
             resources: BTreeMap::new(),
             removed: vec![],
+            brings: None,
         });
         let refusal = s.answer(CLUSTER, Some("bad".into())).unwrap();
         assert_eq!(refusal.version, version);

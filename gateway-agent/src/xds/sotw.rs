@@ -7,6 +7,8 @@
 //! first request may carry the `version_info` Envoy already has (it reconnected): if that is what
 //! the stream would serve, nothing is sent.
 
+use std::collections::BTreeSet;
+
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 
 use super::session::{Pending, Refusal, Session};
@@ -46,20 +48,27 @@ pub(crate) fn on_request(s: &mut Session, req: DiscoveryRequest) -> Option<Refus
         refusal = s.answer(url, message);
     }
     let ts = s.state(url);
-    ts.subscribed = true;
     // LDS and CDS are wildcard in state of the world; other types list what they want.
-    ts.wildcard = url == CLUSTER || url == LISTENER || req.resource_names.iter().any(|n| n == "*");
-    ts.names = req
+    let wildcard = url == CLUSTER || url == LISTENER || req.resource_names.iter().any(|n| n == "*");
+    let names: BTreeSet<String> = req
         .resource_names
         .into_iter()
         .filter(|n| n != "*")
         .collect();
+    // Every request repeats the scope; only a different one is a change.
+    if !ts.subscribed || ts.wildcard != wildcard || ts.names != names {
+        ts.rescoped();
+    }
+    ts.subscribed = true;
+    ts.wildcard = wildcard;
+    ts.names = names;
     refusal
 }
 
 /// The next response, if the plan has one; records it as in flight.
 pub(crate) fn next(s: &mut Session) -> Option<DiscoveryResponse> {
     let (url, served) = s.plan()?;
+    let brings = served.key();
     let (version, resources) = served.into_parts();
     let resources = resources.into_owned();
     let nonce = s.next_nonce();
@@ -77,6 +86,7 @@ pub(crate) fn next(s: &mut Session) -> Option<DiscoveryResponse> {
             version,
             resources,
             removed: Vec::new(),
+            brings,
         },
     );
     Some(response)
