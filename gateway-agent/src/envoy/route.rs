@@ -29,6 +29,8 @@ use envoy_types::pb::{
 use std::sync::Arc;
 
 use super::{bool_value, duration, route_config_name, u32_value};
+use legate_crds::ObjectRef;
+
 use crate::ir::{
     PathMatch, Route, RouteAction, StringMatch, VirtualHost,
     mapping::{AddedHeader, Forward, HeaderMatch, Redirect},
@@ -81,16 +83,30 @@ pub(super) fn encode_virtual_host(
     v: &VirtualHost,
     mut encoded: impl FnMut(&Arc<Route>) -> Arc<[u8]>,
 ) -> Vec<u8> {
-    use prost::encoding::string;
+    use prost::encoding::{encoded_len_varint, string};
     // VirtualHost: name = 1, domains = 2, routes = 3.
-    let mut out = Vec::new();
+    let routes: Vec<Arc<[u8]>> = v.routes.iter().map(&mut encoded).collect();
+    // Sized once: a table of thousands of routes would otherwise be copied as it grows.
+    let name_len = if v.name.is_empty() {
+        0
+    } else {
+        string::encoded_len(1, &v.name)
+    };
+    let len = name_len
+        + string::encoded_len_repeated(2, &v.domains)
+        + routes
+            .iter()
+            .map(|r| 1 + encoded_len_varint(r.len() as u64) + r.len())
+            .sum::<usize>();
+    let mut out = Vec::with_capacity(len);
     if !v.name.is_empty() {
         string::encode(1, &v.name, &mut out);
     }
     string::encode_repeated(2, &v.domains, &mut out);
-    for r in &v.routes {
-        length_delimited(3, &encoded(r), &mut out);
+    for r in &routes {
+        length_delimited(3, r, &mut out);
     }
+    debug_assert_eq!(out.len(), len);
     out
 }
 
@@ -103,14 +119,18 @@ fn length_delimited(tag: u32, bytes: &[u8], out: &mut Vec<u8>) {
 }
 
 pub(super) fn route(r: &Route) -> EnvoyRoute {
-    let mut headers: Vec<HeaderMatcher> = r.headers.iter().map(header_matcher).collect();
+    let mut headers = Vec::with_capacity(r.headers.len() + usize::from(r.require_https));
+    headers.extend(
+        r.headers
+            .iter()
+            .map(|h| header_matcher(&h.name, string_matcher(&h.value))),
+    );
     if r.require_https {
-        headers.push(header_matcher(&HeaderMatch {
-            name: "x-forwarded-proto".into(),
-            value: StringMatch::Exact("https".into()),
-        }));
+        headers.push(header_matcher(
+            "x-forwarded-proto",
+            Some(exact_matcher("https", false)),
+        ));
     }
-    let cluster = r.clusters().next().unwrap_or_default().to_owned();
     let r#match = RouteMatch {
         path_specifier: Some(match &r.path {
             PathMatch::Prefix(p) => route_match::PathSpecifier::Prefix(p.clone()),
@@ -120,7 +140,9 @@ pub(super) fn route(r: &Route) -> EnvoyRoute {
         case_sensitive: bool_value(r.case_sensitive),
         headers,
         query_parameters: r.query.iter().map(query_matcher).collect(),
-        runtime_fraction: r.fraction.map(|f| fraction(f, &cluster)),
+        runtime_fraction: r
+            .fraction
+            .map(|f| fraction(f, r.clusters().next().unwrap_or_default())),
         ..Default::default()
     };
     let action = match &r.action {
@@ -128,7 +150,7 @@ pub(super) fn route(r: &Route) -> EnvoyRoute {
         RouteAction::Redirect(d) => route::Action::Redirect(redirect(d)),
     };
     EnvoyRoute {
-        name: r.source.to_string(),
+        name: route_name(&r.source),
         r#match: Some(r#match),
         action: Some(action),
         request_headers_to_add: r.add_request_headers.iter().map(added).collect(),
@@ -137,6 +159,22 @@ pub(super) fn route(r: &Route) -> EnvoyRoute {
         response_headers_to_remove: r.remove_response_headers.clone(),
         ..Default::default()
     }
+}
+
+/// The Mapping's reference as `ObjectRef` displays it (`Kind namespace/name`), without the
+/// formatting machinery: one per route, and it cost more than the rest of the name's work.
+fn route_name(source: &ObjectRef) -> String {
+    let namespace = source.namespace.as_deref();
+    let len = source.kind.len() + 1 + namespace.map_or(0, |n| n.len() + 1) + source.name.len();
+    let mut name = String::with_capacity(len);
+    name.push_str(&source.kind);
+    name.push(' ');
+    if let Some(namespace) = namespace {
+        name.push_str(namespace);
+        name.push('/');
+    }
+    name.push_str(&source.name);
+    name
 }
 
 fn forward(f: &Forward) -> EnvoyRouteAction {
@@ -224,10 +262,11 @@ fn redirect(d: &Redirect) -> RedirectAction {
     }
 }
 
-fn header_matcher(h: &HeaderMatch) -> HeaderMatcher {
+/// A header condition; `None` for "present".
+fn header_matcher(name: &str, value: Option<StringMatcher>) -> HeaderMatcher {
     HeaderMatcher {
-        name: h.name.clone(),
-        header_match_specifier: Some(match string_matcher(&h.value) {
+        name: name.to_owned(),
+        header_match_specifier: Some(match value {
             Some(m) => header_matcher::HeaderMatchSpecifier::StringMatch(m),
             None => header_matcher::HeaderMatchSpecifier::PresentMatch(true),
         }),
@@ -251,19 +290,26 @@ fn string_matcher(value: &StringMatch) -> Option<StringMatcher> {
     use string_matcher::MatchPattern;
     let (pattern, ignore_case) = match value {
         StringMatch::Present => return None,
-        StringMatch::Exact(v) => (MatchPattern::Exact(v.clone()), false),
+        StringMatch::Exact(v) => return Some(exact_matcher(v, false)),
         StringMatch::Regex(v) => (MatchPattern::SafeRegex(regex(v)), false),
         // The listener strips any port from the authority before routing.
         StringMatch::HostGlob(glob) => match (glob.strip_prefix('*'), glob.strip_suffix('*')) {
             (Some(suffix), _) => (MatchPattern::Suffix(suffix.to_owned()), true),
             (None, Some(prefix)) => (MatchPattern::Prefix(prefix.to_owned()), true),
-            (None, None) => (MatchPattern::Exact(glob.clone()), true),
+            (None, None) => return Some(exact_matcher(glob, true)),
         },
     };
     Some(StringMatcher {
         match_pattern: Some(pattern),
         ignore_case,
     })
+}
+
+fn exact_matcher(value: &str, ignore_case: bool) -> StringMatcher {
+    StringMatcher {
+        match_pattern: Some(string_matcher::MatchPattern::Exact(value.to_owned())),
+        ignore_case,
+    }
 }
 
 fn regex(pattern: &str) -> RegexMatcher {
@@ -296,5 +342,22 @@ fn added(h: &AddedHeader) -> HeaderValueOption {
             HeaderAppendAction::OverwriteIfExistsOrAdd
         } as i32,
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use legate_crds::ObjectRef;
+
+    #[test]
+    fn route_names_are_object_refs_as_displayed() {
+        for namespace in [Some("team-1".to_owned()), None] {
+            let source = ObjectRef {
+                kind: "Mapping".into(),
+                namespace,
+                name: "quote".into(),
+            };
+            assert_eq!(super::route_name(&source), source.to_string());
+        }
     }
 }

@@ -204,11 +204,11 @@ pub fn route(mapping: &Mapping, settings: &Settings) -> Result<(Route, Option<Cl
     let namespace = mapping
         .metadata
         .namespace
-        .clone()
-        .unwrap_or_else(|| settings.namespace.clone());
+        .as_deref()
+        .unwrap_or(&settings.namespace);
     let source = ObjectRef {
         kind: "Mapping".into(),
-        namespace: Some(namespace.clone()),
+        namespace: Some(namespace.to_owned()),
         name: mapping.metadata.name.clone().unwrap_or_default(),
     };
 
@@ -225,10 +225,11 @@ pub fn route(mapping: &Mapping, settings: &Settings) -> Result<(Route, Option<Cl
     // `hostname` wins over the deprecated `host` (Emissary logs a warning; the schema refuses both).
     let (hostname, host_regex) = match (&spec.hostname, &spec.host) {
         (Some(glob), _) => {
-            if let Some(m) = authority_for_glob(glob) {
+            let glob = glob.to_ascii_lowercase();
+            if let Some(m) = authority_for_glob(&glob) {
                 headers.push(m);
             }
-            (Some(glob.to_ascii_lowercase()), false)
+            (Some(glob), false)
         }
         (None, Some(host)) if spec.host_regex == Some(true) => {
             check_regex("host", host)?;
@@ -244,11 +245,12 @@ pub fn route(mapping: &Mapping, settings: &Settings) -> Result<(Route, Option<Cl
                     "host {host:?}: '*' is not allowed in an exact host; use hostname for a glob"
                 ));
             }
+            let host = host.to_ascii_lowercase();
             headers.push(HeaderMatch {
                 name: ":authority".into(),
-                value: StringMatch::HostGlob(host.to_ascii_lowercase()),
+                value: StringMatch::HostGlob(host.clone()),
             });
-            (Some(host.to_ascii_lowercase()), false)
+            (Some(host), false)
         }
         (None, None) => (None, false),
     };
@@ -309,7 +311,7 @@ pub fn route(mapping: &Mapping, settings: &Settings) -> Result<(Route, Option<Cl
         });
         (action, None)
     } else {
-        let host = service::qualify(&upstream.host, &namespace, &settings.namespace);
+        let host = service::qualify(&upstream.host, namespace, &settings.namespace);
         let name =
             service::cluster_name(&host, upstream.port, upstream.tls, http2, connect_timeout);
         let cluster = Cluster {
@@ -400,11 +402,12 @@ pub fn route(mapping: &Mapping, settings: &Settings) -> Result<(Route, Option<Cl
     Ok((route, cluster))
 }
 
-/// The `:authority` condition for a hostname glob; none for `*`, which matches every host.
+/// The `:authority` condition for a (lowercase) hostname glob; none for `*`, which matches
+/// every host.
 fn authority_for_glob(glob: &str) -> Option<HeaderMatch> {
     (glob != "*").then(|| HeaderMatch {
         name: ":authority".into(),
-        value: StringMatch::HostGlob(glob.to_ascii_lowercase()),
+        value: StringMatch::HostGlob(glob.to_owned()),
     })
 }
 

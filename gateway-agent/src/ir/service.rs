@@ -100,13 +100,17 @@ fn parse_port(port: &str) -> Result<u16, String> {
 pub fn qualify(host: &str, mapping_namespace: &str, gateway_namespace: &str) -> String {
     let unqualified = !host.contains('.') && !host.contains(':') && host != "localhost";
     if unqualified && mapping_namespace != gateway_namespace {
-        format!("{host}.{mapping_namespace}")
+        // One per Mapping: concatenated, without the formatting machinery.
+        [host, ".", mapping_namespace].concat()
     } else {
         host.to_owned()
     }
 }
 
 /// A cluster name that reads as its upstream and changes only with its parameters.
+///
+/// Built without the formatting machinery: one per Mapping, and `format!` cost more than the
+/// hash. The hashed text is `{host}\0{port}\0{tls}\0{http2}\0{connect timeout in ms}`.
 pub fn cluster_name(
     host: &str,
     port: u16,
@@ -114,22 +118,58 @@ pub fn cluster_name(
     http2: bool,
     connect_timeout: Duration,
 ) -> String {
+    let (mut port_buf, mut millis_buf) = ([0u8; 39], [0u8; 39]);
+    let port_digits = decimal(u128::from(port), &mut port_buf);
     let mut hasher = Sha256::new();
-    hasher.update(format!(
-        "{host}\0{port}\0{tls}\0{http2}\0{}",
-        connect_timeout.as_millis()
-    ));
+    for part in [
+        host.as_bytes(),
+        b"\0",
+        port_digits,
+        b"\0",
+        bool_text(tls),
+        b"\0",
+        bool_text(http2),
+        b"\0",
+        decimal(connect_timeout.as_millis(), &mut millis_buf),
+    ] {
+        hasher.update(part);
+    }
     let digest = hasher.finalize();
-    let readable: String = host
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .take(40)
-        .collect();
     let scheme = if tls { "_otls" } else { "" };
-    format!(
-        "cluster_{readable}_{port}{scheme}_{:02x}{:02x}{:02x}{:02x}",
-        digest[0], digest[1], digest[2], digest[3]
-    )
+    let mut name = String::with_capacity(8 + 40 + 1 + 5 + 5 + 1 + 8);
+    name.push_str("cluster_");
+    name.extend(
+        host.chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .take(40),
+    );
+    name.push('_');
+    name.push_str(std::str::from_utf8(port_digits).expect("ASCII digits"));
+    name.push_str(scheme);
+    name.push('_');
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for b in &digest[..4] {
+        name.push(char::from(HEX[usize::from(b >> 4)]));
+        name.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    name
+}
+
+/// `n` in decimal, written at the end of `buf` (39 digits hold any `u128`).
+fn decimal(mut n: u128, buf: &mut [u8; 39]) -> &[u8] {
+    let mut start = buf.len();
+    loop {
+        start -= 1;
+        buf[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[start..];
+        }
+    }
+}
+
+fn bool_text(b: bool) -> &'static [u8] {
+    if b { b"true" } else { b"false" }
 }
 
 #[cfg(test)]
@@ -190,6 +230,58 @@ mod tests {
         assert_eq!(qualify("svc.ns", "other", "default"), "svc.ns");
         assert_eq!(qualify("localhost", "other", "default"), "localhost");
         assert_eq!(qualify("10.0.0.1", "other", "default"), "10.0.0.1");
+    }
+
+    /// The definition `cluster_name` computes without `format!`: names must never change.
+    fn formatted_cluster_name(
+        host: &str,
+        port: u16,
+        tls: bool,
+        http2: bool,
+        connect_timeout: Duration,
+    ) -> String {
+        let digest = Sha256::digest(format!(
+            "{host}\0{port}\0{tls}\0{http2}\0{}",
+            connect_timeout.as_millis()
+        ));
+        let readable: String = host
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .take(40)
+            .collect();
+        let scheme = if tls { "_otls" } else { "" };
+        format!(
+            "cluster_{readable}_{port}{scheme}_{:02x}{:02x}{:02x}{:02x}",
+            digest[0], digest[1], digest[2], digest[3]
+        )
+    }
+
+    #[test]
+    fn cluster_names_are_the_formatted_definition() {
+        for host in [
+            "quote",
+            "quote.default",
+            "10.0.0.1",
+            "::1",
+            "a-very-long.host-name.in.some.namespace.svc.cluster.local",
+            "hôte",
+        ] {
+            for port in [1, 80, 443, 9000, 65535] {
+                for (tls, http2) in [(false, false), (true, false), (false, true), (true, true)] {
+                    for timeout in [
+                        Duration::ZERO,
+                        Duration::from_millis(250),
+                        Duration::from_secs(3),
+                        Duration::from_secs(86_400),
+                    ] {
+                        assert_eq!(
+                            cluster_name(host, port, tls, http2, timeout),
+                            formatted_cluster_name(host, port, tls, http2, timeout)
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]
