@@ -266,11 +266,11 @@ impl Dirty {
         }
     }
 
-    /// A glob Host admits groups of any hostname.
+    /// A glob Host admits groups of any hostname: any change reaches it.
     fn reaches(&self, hostname: &str) -> bool {
         self.all
-            || hostname.contains('*')
-            || (!self.hostnames.is_empty() && self.hostnames.contains(hostname))
+            || (!self.hostnames.is_empty()
+                && (hostname.contains('*') || self.hostnames.contains(hostname)))
     }
 }
 
