@@ -4,9 +4,9 @@
 //! with a reason and every other resource keeps serving.
 //!
 //! Stages: [`mapping`] validates each Mapping into a [`Route`]; [`group`] forms route groups,
-//! assigns canary weights and orders them; [`host`] associates groups with Hosts and Hosts with
-//! Listeners; [`service`] turns `service` into clusters; [`tls`] resolves the Hosts' TLS and adds
-//! the SNI-matched chains that terminate it.
+//! assigns canary weights and orders them; [`host`] holds the rules that associate groups with
+//! Hosts and Hosts with Listeners, which `binder` applies; [`service`] turns `service` into
+//! clusters; [`tls`] resolves the Hosts' TLS and adds the SNI-matched chains that terminate it.
 
 mod binder;
 pub mod group;
@@ -105,8 +105,9 @@ pub fn build(resources: &[Resource], settings: &Settings) -> Ir {
 
 /// Builds IRs one after the other, keeping from each build what the next can reuse: the
 /// compiled route of every Mapping (by the identity of the resource the source shares, which
-/// stays the same while the Mapping does) and the variants of every route. A build gives the
-/// same IR with or without what was kept.
+/// stays the same while the Mapping does), the groups and the bound virtual hosts, so a build
+/// after a change redoes only what the change touched. A build gives the same IR with or without
+/// what was kept.
 #[derive(Debug)]
 pub struct Builder {
     settings: Settings,
