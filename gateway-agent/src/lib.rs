@@ -4,6 +4,7 @@
 
 pub mod bootstrap;
 pub mod envoy;
+mod hex;
 pub mod ir;
 mod memo;
 pub mod pipeline;

@@ -118,19 +118,19 @@ pub fn cluster_name(
     http2: bool,
     connect_timeout: Duration,
 ) -> String {
-    let (mut port_buf, mut millis_buf) = ([0u8; 39], [0u8; 39]);
-    let port_digits = decimal(u128::from(port), &mut port_buf);
+    let (mut port_buf, mut millis_buf) = (itoa::Buffer::new(), itoa::Buffer::new());
+    let port_digits = port_buf.format(port);
     let mut hasher = Sha256::new();
     for part in [
         host.as_bytes(),
         b"\0",
-        port_digits,
+        port_digits.as_bytes(),
         b"\0",
         bool_text(tls),
         b"\0",
         bool_text(http2),
         b"\0",
-        decimal(connect_timeout.as_millis(), &mut millis_buf),
+        millis_buf.format(connect_timeout.as_millis()).as_bytes(),
     ] {
         hasher.update(part);
     }
@@ -144,28 +144,11 @@ pub fn cluster_name(
             .take(40),
     );
     name.push('_');
-    name.push_str(std::str::from_utf8(port_digits).expect("ASCII digits"));
+    name.push_str(port_digits);
     name.push_str(scheme);
     name.push('_');
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for b in &digest[..4] {
-        name.push(char::from(HEX[usize::from(b >> 4)]));
-        name.push(char::from(HEX[usize::from(b & 0xf)]));
-    }
+    crate::hex::push_lower_hex(&mut name, &digest[..4]);
     name
-}
-
-/// `n` in decimal, written at the end of `buf` (39 digits hold any `u128`).
-fn decimal(mut n: u128, buf: &mut [u8; 39]) -> &[u8] {
-    let mut start = buf.len();
-    loop {
-        start -= 1;
-        buf[start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[start..];
-        }
-    }
 }
 
 fn bool_text(b: bool) -> &'static [u8] {

@@ -177,14 +177,9 @@ pub(crate) struct Snapshot {
 
 /// Short hex of a SHA-256 digest: 16 hex digits (64 bits) are plenty to tell versions apart.
 fn short_hex(digest: &[u8]) -> String {
-    // By hand: one version per resource, and the formatting machinery costs more than the hash
-    // of a small resource.
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    digest[..8]
-        .iter()
-        .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]])
-        .map(char::from)
-        .collect()
+    let mut hex = String::with_capacity(16);
+    crate::hex::push_lower_hex(&mut hex, &digest[..8]);
+    hex
 }
 
 pub(crate) fn resource_version(any: &Any) -> String {
