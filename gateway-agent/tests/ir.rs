@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use legate_agent::ir::{self, Ir, PathMatch, Route, RouteAction, Settings, StringMatch};
+use legate_agent::ir::{
+    self, Ir, PathMatch, Route, RouteAction, ServedRoute, Settings, StringMatch, Variant,
+};
 
 /// A plain HTTP listener on 8080 (XFP, as Emissary's examples) and the resources given.
 const LISTENER: &str = "
@@ -34,8 +36,8 @@ fn routes(ir: &Ir) -> Vec<(String, Option<u32>)> {
     only_vhost(ir)
         .routes
         .iter()
-        .filter(|r| !r.require_https)
-        .map(|r| (r.source.name.clone(), r.fraction))
+        .filter(|r| r.variant != Some(Variant::Secure))
+        .map(|r| (r.route.source.name.clone(), r.route.fraction))
         .collect()
 }
 
@@ -45,12 +47,17 @@ fn only_vhost(ir: &Ir) -> &ir::VirtualHost {
     &ir.listeners[0].virtual_hosts[0]
 }
 
-fn insecure_route<'a>(ir: &'a Ir, name: &str) -> &'a Route {
+/// The route as an insecure request meets it.
+fn insecure_served<'a>(ir: &'a Ir, name: &str) -> &'a ServedRoute {
     only_vhost(ir)
         .routes
         .iter()
-        .find(|r| r.source.name == name && !r.require_https)
+        .find(|r| r.route.source.name == name && r.variant != Some(Variant::Secure))
         .unwrap()
+}
+
+fn insecure_route<'a>(ir: &'a Ir, name: &str) -> &'a Route {
+    &insecure_served(ir, name).route
 }
 
 fn forward(route: &Route) -> &ir::mapping::Forward {
@@ -215,8 +222,8 @@ spec:
             .unwrap();
         v.routes
             .iter()
-            .filter(|r| !r.require_https)
-            .map(|r| r.source.name.clone())
+            .filter(|r| r.variant != Some(Variant::Secure))
+            .map(|r| r.route.source.name.clone())
             .collect()
     };
     assert_eq!(vhost("api.example.com"), ["by-name"]);
@@ -246,12 +253,12 @@ fn without_hosts_a_default_host_routes_everything_in_cleartext() {
     let vhost = only_vhost(&ir);
     assert_eq!(vhost.domains, ["*"]);
     // XFP: a secure variant (X-Forwarded-Proto: https) first, then the insecure one, both routed.
-    let kinds: Vec<(bool, bool)> = vhost
+    let kinds: Vec<(Option<Variant>, bool)> = vhost
         .routes
         .iter()
-        .map(|r| (r.require_https, matches!(r.action, RouteAction::Forward(_))))
+        .map(|r| (r.variant, r.forwards()))
         .collect();
-    assert_eq!(kinds, [(true, true), (false, true)]);
+    assert_eq!(kinds, [(Some(Variant::Secure), true), (None, true)]);
 }
 
 #[test]
@@ -270,20 +277,19 @@ fn insecure_requests_follow_the_host_action_with_the_acme_hole() {
     ]
     .concat();
     let redirect = ir(&[LISTENER, &host("Redirect"), &mappings].concat());
-    assert!(
-        matches!(&insecure_route(&redirect, "app").action, RouteAction::Redirect(r) if r.https && r.code == 301)
+    assert_eq!(
+        insecure_served(&redirect, "app").variant,
+        Some(Variant::Redirect)
     );
-    assert!(matches!(
-        insecure_route(&redirect, "acme").action,
-        RouteAction::Forward(_)
-    ));
+    let acme = insecure_served(&redirect, "acme");
+    assert!(acme.variant.is_none() && acme.forwards());
 
     let reject = ir(&[LISTENER, &host("Reject"), &mappings].concat());
     let insecure: Vec<String> = only_vhost(&reject)
         .routes
         .iter()
-        .filter(|r| !r.require_https)
-        .map(|r| r.source.name.clone())
+        .filter(|r| r.variant != Some(Variant::Secure))
+        .map(|r| r.route.source.name.clone())
         .collect();
     assert_eq!(
         insecure,

@@ -18,7 +18,6 @@ use envoy_types::pb::{
     envoy::config::{cluster::v3::Cluster, listener::v3::Listener, route::v3::RouteConfiguration},
     google::protobuf::{Any, BoolValue, Duration as PbDuration, UInt32Value},
 };
-use prost::Message;
 
 use crate::{
     ir::{Cluster as IrCluster, Ir, Listener as IrListener, Route, VirtualHost},
@@ -67,7 +66,7 @@ pub fn translate(ir: &Ir) -> EnvoyConfig {
 /// result is the encoding of [`translate`]'s, with or without what was kept.
 #[derive(Debug, Default)]
 pub struct Encoder {
-    routes: ByAddressMemo<ByAddress<Route>, Arc<[u8]>>,
+    routes: ByAddressMemo<ByAddress<Route>, Arc<route::EncodedRoute>>,
     virtual_hosts: ByAddressMemo<ByAddress<VirtualHost>, Part>,
     clusters: ByAddressMemo<ByAddress<IrCluster>, Arc<Res>>,
 }
@@ -121,7 +120,7 @@ impl Encoder {
             .get_or_insert_with(ByAddress(v.clone()), || {
                 let bytes: Arc<[u8]> = route::encode_virtual_host(v, |r| {
                     routes.get_or_insert_with(ByAddress(r.clone()), || {
-                        route::route(r).encode_to_vec().into()
+                        Arc::new(route::EncodedRoute::new(r))
                     })
                 })
                 .into();

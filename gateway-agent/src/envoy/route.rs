@@ -26,13 +26,21 @@ use envoy_types::pb::{
     google::protobuf::BoolValue,
 };
 
-use std::sync::Arc;
+use std::{
+    ops::Range,
+    sync::{Arc, LazyLock},
+};
+
+use prost::{
+    Message,
+    encoding::{WireType, encode_key, encode_varint, encoded_len_varint},
+};
 
 use super::{bool_value, duration, route_config_name, u32_value};
 use legate_crds::ObjectRef;
 
 use crate::ir::{
-    PathMatch, Route, RouteAction, StringMatch, VirtualHost,
+    PathMatch, Route, RouteAction, ServedRoute, StringMatch, Variant, VirtualHost,
     mapping::{AddedHeader, Forward, HeaderMatch, Redirect},
 };
 
@@ -52,7 +60,7 @@ fn virtual_host(v: &VirtualHost) -> EnvoyVirtualHost {
     EnvoyVirtualHost {
         name: v.name.clone(),
         domains: v.domains.clone(),
-        routes: v.routes.iter().map(|r| route(r)).collect(),
+        routes: v.routes.iter().map(served_route).collect(),
         ..Default::default()
     }
 }
@@ -78,14 +86,22 @@ pub(super) fn encode_route_configuration<'a>(
 }
 
 /// [`virtual_host`]'s encoding, assembled from each route's own (`encoded`), which can be kept
-/// from one build to the next.
+/// from one build to the next; a variant is written from its route's encoding.
 pub(super) fn encode_virtual_host(
     v: &VirtualHost,
-    mut encoded: impl FnMut(&Arc<Route>) -> Arc<[u8]>,
+    mut encoded: impl FnMut(&Arc<Route>) -> Arc<EncodedRoute>,
 ) -> Vec<u8> {
-    use prost::encoding::{encoded_len_varint, string};
+    use prost::encoding::string;
     // VirtualHost: name = 1, domains = 2, routes = 3.
-    let routes: Vec<Arc<[u8]>> = v.routes.iter().map(&mut encoded).collect();
+    let routes: Vec<(Arc<EncodedRoute>, Option<Variant>, usize)> = v
+        .routes
+        .iter()
+        .map(|s| {
+            let e = encoded(&s.route);
+            let len = e.len_as(s.variant);
+            (e, s.variant, len)
+        })
+        .collect();
     // Sized once: a table of thousands of routes would otherwise be copied as it grows.
     let name_len = if v.name.is_empty() {
         0
@@ -96,41 +112,154 @@ pub(super) fn encode_virtual_host(
         + string::encoded_len_repeated(2, &v.domains)
         + routes
             .iter()
-            .map(|r| 1 + encoded_len_varint(r.len() as u64) + r.len())
+            .map(|(_, _, len)| 1 + encoded_len_varint(*len as u64) + len)
             .sum::<usize>();
     let mut out = Vec::with_capacity(len);
     if !v.name.is_empty() {
         string::encode(1, &v.name, &mut out);
     }
     string::encode_repeated(2, &v.domains, &mut out);
-    for r in &routes {
-        length_delimited(3, r, &mut out);
+    for (e, variant, len) in &routes {
+        encode_key(3, WireType::LengthDelimited, &mut out);
+        encode_varint(*len as u64, &mut out);
+        e.write_as(*variant, &mut out);
     }
     debug_assert_eq!(out.len(), len);
     out
 }
 
+/// A route's encoding, and where its variants' encodings differ from it, so that serving a route
+/// twice (secure and insecure) builds and encodes it once. Prost writes fields in field-number
+/// order: the match (1) first, then the action (a oneof: `route` 2, `redirect` 3); within the
+/// match, the headers (6) before the query parameters (7) and the runtime fraction (9). A secure
+/// variant's condition is the last header; a redirect variant's action replaces the route's.
+/// The result is byte for byte prost's encoding of [`served_route`] (a test holds them equal).
+#[derive(Debug)]
+pub(super) struct EncodedRoute {
+    bytes: Vec<u8>,
+    /// The match's contents, after its key and length.
+    matches: Range<usize>,
+    /// Where the match's headers end.
+    headers_end: usize,
+    /// The action field, key included.
+    action: Range<usize>,
+}
+
+/// A secure variant's condition, encoded as a `RouteMatch.headers` element.
+static SECURE: LazyLock<Vec<u8>> = LazyLock::new(|| {
+    let mut out = Vec::new();
+    prost::encoding::message::encode(6, &secure_condition(), &mut out);
+    out
+});
+
+/// A redirect variant's action, encoded as the `Route.action` field.
+static REDIRECT: LazyLock<Vec<u8>> = LazyLock::new(|| {
+    let mut out = Vec::new();
+    https_redirect().encode(&mut out);
+    out
+});
+
+impl EncodedRoute {
+    pub(super) fn new(r: &Route) -> Self {
+        use prost::encoding::message;
+        let envoy = route(r);
+        let bytes = envoy.encode_to_vec();
+        let matched = envoy.r#match.as_ref().expect("every route has a match");
+        let match_len = matched.encoded_len();
+        let start = 1 + encoded_len_varint(match_len as u64);
+        let end = start + match_len;
+        let after_headers = message::encoded_len_repeated(7, &matched.query_parameters)
+            + matched
+                .runtime_fraction
+                .as_ref()
+                .map_or(0, |f| message::encoded_len(9, f));
+        let action_len = envoy.action.as_ref().map_or(0, route::Action::encoded_len);
+        Self {
+            bytes,
+            matches: start..end,
+            headers_end: end - after_headers,
+            action: end..end + action_len,
+        }
+    }
+
+    fn len_as(&self, variant: Option<Variant>) -> usize {
+        let len = self.bytes.len();
+        match variant {
+            None => len,
+            Some(Variant::Secure) => {
+                let (before, after) = (self.matches.len(), self.matches.len() + SECURE.len());
+                len - encoded_len_varint(before as u64)
+                    + encoded_len_varint(after as u64)
+                    + SECURE.len()
+            }
+            Some(Variant::Redirect) => len - self.action.len() + REDIRECT.len(),
+        }
+    }
+
+    fn write_as(&self, variant: Option<Variant>, out: &mut Vec<u8>) {
+        let b = &self.bytes;
+        match variant {
+            None => out.extend_from_slice(b),
+            Some(Variant::Secure) => {
+                encode_key(1, WireType::LengthDelimited, out);
+                encode_varint((self.matches.len() + SECURE.len()) as u64, out);
+                out.extend_from_slice(&b[self.matches.start..self.headers_end]);
+                out.extend_from_slice(&SECURE);
+                out.extend_from_slice(&b[self.headers_end..]);
+            }
+            Some(Variant::Redirect) => {
+                out.extend_from_slice(&b[..self.action.start]);
+                out.extend_from_slice(&REDIRECT);
+                out.extend_from_slice(&b[self.action.end..]);
+            }
+        }
+    }
+}
+
 /// An embedded message field: its key, its length, its bytes.
 fn length_delimited(tag: u32, bytes: &[u8], out: &mut Vec<u8>) {
-    use prost::encoding::{WireType, encode_key, encode_varint};
     encode_key(tag, WireType::LengthDelimited, out);
     encode_varint(bytes.len() as u64, out);
     out.extend_from_slice(bytes);
 }
 
-pub(super) fn route(r: &Route) -> EnvoyRoute {
-    let mut headers = Vec::with_capacity(r.headers.len() + usize::from(r.require_https));
-    headers.extend(
-        r.headers
-            .iter()
-            .map(|h| header_matcher(&h.name, string_matcher(&h.value))),
-    );
-    if r.require_https {
-        headers.push(header_matcher(
-            "x-forwarded-proto",
-            Some(exact_matcher("https", false)),
-        ));
+/// A route as a virtual host serves it.
+pub(super) fn served_route(s: &ServedRoute) -> EnvoyRoute {
+    let mut r = route(&s.route);
+    match s.variant {
+        None => {}
+        Some(Variant::Secure) => r
+            .r#match
+            .get_or_insert_default()
+            .headers
+            .push(secure_condition()),
+        Some(Variant::Redirect) => r.action = Some(https_redirect()),
     }
+    r
+}
+
+/// What a secure variant adds to its route's conditions: the request came over HTTPS.
+fn secure_condition() -> HeaderMatcher {
+    header_matcher("x-forwarded-proto", Some(exact_matcher("https", false)))
+}
+
+/// A redirect variant's action: the same URL over HTTPS (301).
+fn https_redirect() -> route::Action {
+    route::Action::Redirect(RedirectAction {
+        scheme_rewrite_specifier: Some(redirect_action::SchemeRewriteSpecifier::HttpsRedirect(
+            true,
+        )),
+        response_code: redirect_action::RedirectResponseCode::MovedPermanently as i32,
+        ..Default::default()
+    })
+}
+
+fn route(r: &Route) -> EnvoyRoute {
+    let headers = r
+        .headers
+        .iter()
+        .map(|h| header_matcher(&h.name, string_matcher(&h.value)))
+        .collect();
     let r#match = RouteMatch {
         path_specifier: Some(match &r.path {
             PathMatch::Prefix(p) => route_match::PathSpecifier::Prefix(p.clone()),
@@ -255,9 +384,6 @@ fn redirect(d: &Redirect) -> RedirectAction {
         host_redirect: d.host.clone(),
         response_code: code as i32,
         path_rewrite_specifier: path,
-        scheme_rewrite_specifier: d
-            .https
-            .then_some(redirect_action::SchemeRewriteSpecifier::HttpsRedirect(true)),
         ..Default::default()
     }
 }
@@ -347,7 +473,81 @@ fn added(h: &AddedHeader) -> HeaderValueOption {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use legate_crds::ObjectRef;
+    use prost::Message;
+
+    use super::{EncodedRoute, served_route};
+    use crate::ir::{self, ServedRoute, Settings, Variant};
+
+    /// Every route of `yaml`'s IR, once.
+    fn routes(yaml: &str) -> Vec<std::sync::Arc<ir::Route>> {
+        let loaded = legate_crds::loader::load_str("test.yaml", yaml).unwrap();
+        assert!(loaded.errors.is_empty(), "{:#?}", loaded.errors);
+        let ir = ir::build(&loaded.resources, &Settings::default());
+        assert!(ir.rejections.is_empty(), "{:#?}", ir.rejections);
+        let mut seen = BTreeSet::new();
+        ir.listeners
+            .iter()
+            .flat_map(|l| &l.virtual_hosts)
+            .flat_map(|v| &v.routes)
+            .filter(|s| seen.insert(std::sync::Arc::as_ptr(&s.route)))
+            .map(|s| s.route.clone())
+            .collect()
+    }
+
+    #[test]
+    fn a_variant_written_from_its_routes_encoding_is_prosts_encoding_of_it() {
+        let mapping = |name: &str, spec: &str| {
+            format!(
+                "---\napiVersion: getambassador.io/v3alpha1\nkind: Mapping\nmetadata: {{name: {name}, namespace: default}}\nspec: {{hostname: \"*\", {spec}}}\n"
+            )
+        };
+        let mut yaml = "apiVersion: getambassador.io/v3alpha1\nkind: Listener\nmetadata: {name: http, namespace: default}\n\
+            spec: {port: 8080, protocol: HTTP, securityModel: XFP, hostBinding: {namespace: {from: ALL}}}\n"
+            .to_owned();
+        yaml += &mapping("plain", "prefix: /a/, service: a");
+        yaml += &mapping(
+            "everything",
+            "prefix: /b/, service: b, headers: {x-a: \"1\"}, regex_headers: {x-b: \"^b+$\"}, \
+             query_parameters: {q: \"1\"}, method: POST, case_sensitive: false, \
+             add_request_headers: {x-c: c}, remove_response_headers: [x-d], timeout_ms: 10",
+        );
+        yaml += &mapping(
+            "regex",
+            "prefix: \"^/r/[0-9]+$\", prefix_regex: true, service: r",
+        );
+        yaml += &mapping("canary-1", "prefix: /c/, service: c1, weight: 10");
+        yaml += &mapping("canary-2", "prefix: /c/, service: c2");
+        yaml += &mapping(
+            "moved",
+            "prefix: /m/, service: m.example.com, host_redirect: true",
+        );
+        // Matches on either side of 128 bytes, where a length takes a second byte.
+        for n in 70..130 {
+            yaml += &mapping(
+                &format!("long-{n}"),
+                &format!("prefix: /{}/, service: l", "x".repeat(n)),
+            );
+        }
+        let routes = routes(&yaml);
+        assert!(routes.len() > 60);
+        for route in routes {
+            let encoded = EncodedRoute::new(&route);
+            for variant in [None, Some(Variant::Secure), Some(Variant::Redirect)] {
+                let expected = served_route(&ServedRoute {
+                    route: route.clone(),
+                    variant,
+                })
+                .encode_to_vec();
+                let mut written = Vec::new();
+                encoded.write_as(variant, &mut written);
+                assert_eq!(written, expected, "{} as {variant:?}", route.source);
+                assert_eq!(encoded.len_as(variant), expected.len());
+            }
+        }
+    }
 
     #[test]
     fn route_names_are_object_refs_as_displayed() {

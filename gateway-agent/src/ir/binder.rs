@@ -13,10 +13,10 @@ use std::{
 use super::{
     Cluster, Listener, Rejection, VirtualHost,
     group::Formed,
-    host::{self, Host, ListenerSpec, Reach, Variant},
+    host::{self, Host, ListenerSpec, Reach},
     mapping::Route,
 };
-use crate::memo::{AddressHasher, ByAddress, ByAddressMemo};
+use crate::memo::{AddressHasher, ByAddress};
 
 /// What the last builds bound, kept for the next.
 #[derive(Debug, Default)]
@@ -25,18 +25,11 @@ pub struct Binder {
     bound_with: Option<(Vec<Host>, Vec<ListenerSpec>)>,
     index: GroupIndex,
     /// Each virtual host as last bound, by listener port and hostname.
-    virtual_hosts: HashMap<(u16, String), Bound>,
+    virtual_hosts: HashMap<(u16, String), Arc<VirtualHost>>,
     /// Groups with routes that no Listener's Host serves.
     unserved: HashSet<ByAddress<Formed>, AddressHasher>,
     /// The clusters served routes send to, with how many groups send there.
     clusters: BTreeMap<String, (Arc<Cluster>, usize)>,
-}
-
-/// A virtual host and the variants of its routes, kept so a re-bind derives only new ones.
-#[derive(Debug, Default)]
-struct Bound {
-    virtual_host: Option<Arc<VirtualHost>>,
-    variants: ByAddressMemo<(ByAddress<Route>, Variant), Arc<Route>>,
 }
 
 /// What is served: the Listeners with their virtual hosts, and the clusters by name.
@@ -101,17 +94,16 @@ impl Binder {
             let virtual_hosts = bound
                 .into_iter()
                 .map(|h| {
-                    let b = self
-                        .virtual_hosts
-                        .entry((l.port, h.hostname.clone()))
-                        .or_default();
-                    if dirty.reaches(&h.hostname) || b.virtual_host.is_none() {
-                        let candidates = self.index.candidates(&h.hostname, order);
-                        b.virtual_host =
-                            Some(Arc::new(virtual_host(l, h, &candidates, &mut b.variants)));
-                        b.variants.finish();
+                    let key = (l.port, h.hostname.clone());
+                    match self.virtual_hosts.get(&key) {
+                        Some(v) if !dirty.reaches(&h.hostname) => v.clone(),
+                        _ => {
+                            let candidates = self.index.candidates(&h.hostname, order);
+                            let v = Arc::new(virtual_host(l, h, &candidates));
+                            self.virtual_hosts.insert(key, v.clone());
+                            v
+                        }
                     }
-                    b.virtual_host.clone().expect("bound above")
                 })
                 .collect();
             out.push(Listener {
@@ -222,23 +214,11 @@ impl<'a> Scope<'a> {
 }
 
 /// One Host's virtual host on one Listener: the routes of the groups it admits, in order.
-fn virtual_host(
-    l: &ListenerSpec,
-    h: &Host,
-    candidates: &[&Arc<Formed>],
-    variants: &mut ByAddressMemo<(ByAddress<Route>, Variant), Arc<Route>>,
-) -> VirtualHost {
-    let mut derive = |r: &Arc<Route>, v: Variant| {
-        variants.get_or_insert_with((ByAddress(r.clone()), v), || Arc::new(v.of(r)))
-    };
+fn virtual_host(l: &ListenerSpec, h: &Host, candidates: &[&Arc<Formed>]) -> VirtualHost {
     let mut routes = Vec::new();
     for f in candidates.iter().filter(|f| host::associates(h, f.first())) {
         for r in &f.group().routes {
-            routes.extend(
-                host::variants(l.security_model, h.insecure, r, &mut derive)
-                    .into_iter()
-                    .flatten(),
-            );
+            routes.extend(host::variants(l.security_model, h.insecure, r));
         }
     }
     VirtualHost {

@@ -16,7 +16,7 @@ use legate_crds::{
 
 use super::{
     Rejection,
-    mapping::{PathMatch, Redirect, Route, RouteAction},
+    mapping::{PathMatch, Route, RouteAction},
 };
 
 /// A Host as the IR uses it.
@@ -227,76 +227,70 @@ pub(super) fn associates(h: &Host, r: &Route) -> bool {
     }
 }
 
-/// A route as a Listener serves it for a Host, where that differs from the route itself.
+/// A route as a Listener serves it for a Host, where that differs from the route itself. A
+/// variant is a tag, not a copy: the Envoy encoding derives it from the route's own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Variant {
     /// Matches only requests that came over HTTPS (`X-Forwarded-Proto: https`).
     Secure,
-    /// Redirects an insecure request to HTTPS.
+    /// Redirects an insecure request to HTTPS (301, same host and path).
     Redirect,
 }
 
-impl Variant {
-    pub fn of(self, r: &Route) -> Route {
-        match self {
-            Self::Secure => Route {
-                require_https: true,
-                ..r.clone()
-            },
-            Self::Redirect => Route {
-                action: RouteAction::Redirect(Redirect {
-                    host: String::new(),
-                    path: None,
-                    prefix: None,
-                    regex: None,
-                    code: 301,
-                    https: true,
-                }),
-                ..r.clone()
-            },
-        }
+/// A route in a virtual host: the compiled route (shared with its group) and how it is served.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServedRoute {
+    pub route: Arc<Route>,
+    /// `None`: as itself.
+    pub variant: Option<Variant>,
+}
+
+impl ServedRoute {
+    /// Whether it forwards to the route's clusters (a redirect does not).
+    pub fn forwards(&self) -> bool {
+        forwards(&self.route, self.variant)
     }
 }
 
-/// How a route is served for a Host on a Listener: as itself or as a variant.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Serve {
-    Itself,
-    As(Variant),
+fn forwards(r: &Route, variant: Option<Variant>) -> bool {
+    variant != Some(Variant::Redirect) && matches!(r.action, RouteAction::Forward(_))
 }
 
-/// The route as this Listener serves it for this Host: secure, then insecure. A variant equal
-/// to the route is the route itself (compiled routes never require HTTPS on their own).
-fn serve(model: SecurityModel, insecure: InsecureAction, r: &Route) -> [Option<Serve>; 2] {
+/// The route as this Listener serves it for this Host: secure, then insecure; the inner `None`
+/// is the route itself.
+fn serve(
+    model: SecurityModel,
+    insecure: InsecureAction,
+    r: &Route,
+) -> [Option<Option<Variant>>; 2] {
     let secure = match model {
-        SecurityModel::Secure => Some(Serve::Itself),
-        SecurityModel::Xfp => Some(Serve::As(Variant::Secure)),
+        SecurityModel::Secure => Some(None),
+        SecurityModel::Xfp => Some(Some(Variant::Secure)),
         SecurityModel::Insecure => None,
     };
     let acme = matches!(&r.path, PathMatch::Prefix(p) if p == "/.well-known/acme-challenge/");
     let insecure = match (model, insecure, acme) {
         (SecurityModel::Secure, _, _) => None,
-        (_, InsecureAction::Route, _) | (_, _, true) => Some(Serve::Itself),
+        (_, InsecureAction::Route, _) | (_, _, true) => Some(None),
         (_, InsecureAction::Reject, false) => None, // no route: the client gets a 404, as in Emissary
-        (_, InsecureAction::Redirect, false) => Some(Serve::As(Variant::Redirect)),
+        (_, InsecureAction::Redirect, false) => Some(Some(Variant::Redirect)),
     };
     [secure, insecure]
 }
 
-/// [`serve`]'s routes: secure, then insecure. `derive` makes a variant (a build may keep them
-/// from the last one).
+/// [`serve`]'s routes: secure, then insecure.
 pub(super) fn variants(
     model: SecurityModel,
     insecure: InsecureAction,
     r: &Arc<Route>,
-    derive: &mut impl FnMut(&Arc<Route>, Variant) -> Arc<Route>,
-) -> [Option<Arc<Route>>; 2] {
-    serve(model, insecure, r).map(|s| {
-        s.map(|s| match s {
-            Serve::Itself => r.clone(),
-            Serve::As(v) => derive(r, v),
+) -> impl Iterator<Item = ServedRoute> {
+    serve(model, insecure, r)
+        .into_iter()
+        .flatten()
+        .map(|variant| ServedRoute {
+            route: r.clone(),
+            variant,
         })
-    })
 }
 
 /// How far a route gets for a Host on a Listener (ordered: the most a group gets anywhere).
@@ -314,11 +308,12 @@ pub(super) fn reach(model: SecurityModel, insecure: InsecureAction, r: &Route) -
     serve(model, insecure, r)
         .into_iter()
         .flatten()
-        .map(|s| match (s, &r.action) {
-            (Serve::As(Variant::Redirect), _) | (_, RouteAction::Redirect(_)) => {
+        .map(|variant| {
+            if forwards(r, variant) {
+                Reach::Forwards
+            } else {
                 Reach::RedirectsOnly
             }
-            _ => Reach::Forwards,
         })
         .max()
         .unwrap_or(Reach::Nowhere)

@@ -96,8 +96,6 @@ pub struct Route {
     pub remove_request_headers: Vec<String>,
     pub add_response_headers: Vec<AddedHeader>,
     pub remove_response_headers: Vec<String>,
-    /// Set per listener: the route only matches `X-Forwarded-Proto: https` requests.
-    pub require_https: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -137,8 +135,6 @@ pub struct Redirect {
     pub prefix: Option<String>,
     pub regex: Option<(String, String)>,
     pub code: u16,
-    /// An insecure request to a Host whose insecure action is `Redirect`.
-    pub https: bool,
 }
 
 impl Route {
@@ -307,7 +303,6 @@ pub fn route(mapping: &Mapping, settings: &Settings) -> Result<(Route, Option<Cl
             code: spec
                 .redirect_response_code
                 .map_or(301, |c| i64::from(c) as u16),
-            https: false,
         });
         (action, None)
     } else {
@@ -397,7 +392,6 @@ pub fn route(mapping: &Mapping, settings: &Settings) -> Result<(Route, Option<Cl
             &spec.remove_response_headers,
             Side::Response,
         )?,
-        require_https: false,
     };
     Ok((route, cluster))
 }

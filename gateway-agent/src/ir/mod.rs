@@ -19,7 +19,7 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use legate_crds::{ObjectRef, Resource, listener::SecurityModel};
 
-pub use host::Variant;
+pub use host::{ServedRoute, Variant};
 pub use mapping::{HeaderMatch, PathMatch, Route, RouteAction, StringMatch};
 pub use service::Cluster;
 pub use tls::{Certificate, DownstreamTls, TlsChain};
@@ -88,8 +88,8 @@ pub struct Listener {
 pub struct VirtualHost {
     pub name: String,
     pub domains: Vec<String>,
-    /// Shared with the compiled Mapping (or the variant) they come from.
-    pub routes: Vec<Arc<Route>>,
+    /// Shared with the compiled Mappings they come from, each as itself or as a variant.
+    pub routes: Vec<ServedRoute>,
 }
 
 /// Emissary's default upstream timeout when neither the Mapping nor the Module sets one.
