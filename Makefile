@@ -10,6 +10,11 @@ VENV          := $(TOOLS)/venv
 # kubernetes-validate 1.37 has schemas for Kubernetes 1.25-1.37 (none older); 1.33 is the API the
 # crates are built against (k8s-openapi v1_33). The CRDs' CEL rules use `fieldPath`, new in 1.28.
 KUBE_VALIDATE_VERSION ?= 1.33
+# Every cargo build of tests selects the whole workspace (targets are picked with --test): Cargo
+# resolves dependency features per selection, so `-p` on one crate would compile tokio, hyper,
+# kube and envoy-types a second time with other features. The e2e tests are #[ignore]d (they
+# need a cluster), so `cargo test --workspace` compiles them and skips them.
+OLM_TESTS     := $(patsubst olm/tests/%.rs,--test %,$(wildcard olm/tests/*.rs))
 
 .PHONY: help build test lint fmt crds envoy kube-up kube-down e2e demo bench ci bundle validate olm-tools
 
@@ -20,7 +25,7 @@ build: ## Build every crate
 	$(CARGO) build --workspace --all-targets
 
 test: envoy ## Unit and integration tests, real Envoy included (no cluster needed)
-	$(CARGO) test --workspace --exclude legate-e2e
+	$(CARGO) test --workspace
 
 lint: ## rustfmt check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
@@ -42,7 +47,7 @@ $(VENV)/.installed: olm/validate/requirements.txt
 	touch $@
 
 validate: olm-tools ## Check the OLM bundle: its Rust test (current, equal to config/), kubernetes-validate, operator-courier
-	$(CARGO) test -p legate-olm
+	$(CARGO) test --workspace $(OLM_TESTS)
 	$(VENV)/bin/python olm/validate/kube_validate.py -k $(KUBE_VALIDATE_VERSION) config bundle
 	$(VENV)/bin/python olm/validate/courier_verify.py bundle
 

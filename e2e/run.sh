@@ -6,10 +6,11 @@
 #   KUBECONFIG unset start a fresh local control plane with e2e/kube-local (etcd + kube-apiserver +
 #                    kube-controller-manager v1.20.2 on 127.0.0.1), run the tests, and always stop it.
 #
-# How the e2e tests stay out of `make test` (`cargo test --workspace --exclude legate-e2e`): the
-# crate is excluded there, and in addition every test in e2e/tests/ is `#[ignore]`d with the reason
-# "needs a Kubernetes API server: run e2e/run.sh", so even a plain `cargo test --workspace` skips
-# them. This script runs them with `--include-ignored`, one at a time (they share one cluster).
+# How the e2e tests stay out of `make test` (`cargo test --workspace`): every test in e2e/tests/ is
+# `#[ignore]`d with the reason "needs a Kubernetes API server: run e2e/run.sh". This script runs
+# them with `--include-ignored`, one at a time (they share one cluster). It selects the whole
+# workspace and picks its targets with --test, as `make test` does, so Cargo resolves the same
+# dependency features and reuses that build instead of compiling the graph again.
 #
 # Extra arguments go to the test harness, e.g. `e2e/run.sh rejected` runs only tests matching it.
 set -euo pipefail
@@ -28,9 +29,13 @@ trap stop_cluster EXIT
 trap 'exit 130' INT TERM
 
 # Compile first: a build error should not cost a cluster start. The operator runs as a local
-# process in tests/operator.rs (no kubelet runs pods here).
-cargo build -p legate-operator --bin legate-operator
-cargo test -p legate-e2e --no-run
+# process in tests/operator.rs (no kubelet runs pods here): target/debug/legate-operator, which
+# the build of the operator's own integration tests makes.
+cargo test --workspace --no-run
+targets=()
+for t in e2e/tests/*.rs; do
+  targets+=(--test "$(basename "$t" .rs)")
+done
 
 # The CRDs the tests install; generate them if this checkout has none yet.
 if ! ls config/crd/bases/*.yaml >/dev/null 2>&1; then
@@ -54,4 +59,4 @@ fi
 
 command -v kubectl >/dev/null || { echo "e2e: kubectl not found on PATH" >&2; exit 1; }
 
-cargo test -p legate-e2e --no-fail-fast -- --include-ignored --test-threads=1 "$@"
+cargo test --workspace "${targets[@]}" --no-fail-fast -- --include-ignored --test-threads=1 "$@"

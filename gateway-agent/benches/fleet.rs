@@ -1,9 +1,19 @@
-//! A synthetic fleet for benchmarks: `listeners` Listeners (8080, 8443, ...), `hosts` Hosts and
+//! A synthetic fleet for benchmarks: `listeners` Listeners (8080, 8081, ...), `hosts` Hosts and
 //! `mappings` Mappings spread round-robin over the Hosts, each to its own service.
+
+#![allow(dead_code)] // each bench uses part of it
 
 use legate_crds::Resource;
 
 pub fn resources(mappings: usize, hosts: usize, listeners: usize) -> Vec<Resource> {
+    let yaml = yaml(mappings, hosts, listeners);
+    let loaded = legate_crds::loader::load_str("fleet.yaml", &yaml).expect("the fleet is YAML");
+    assert!(loaded.errors.is_empty(), "{:?}", loaded.errors.first());
+    loaded.resources
+}
+
+/// The fleet as one YAML stream, as a directory source reads it.
+pub fn yaml(mappings: usize, hosts: usize, listeners: usize) -> String {
     let mut yaml = String::new();
     for l in 0..listeners {
         yaml += &format!(
@@ -26,7 +36,5 @@ pub fn resources(mappings: usize, hosts: usize, listeners: usize) -> Vec<Resourc
             m % hosts
         );
     }
-    let loaded = legate_crds::loader::load_str("fleet.yaml", &yaml).expect("the fleet is YAML");
-    assert!(loaded.errors.is_empty(), "{:?}", loaded.errors.first());
-    loaded.resources
+    yaml
 }
