@@ -50,11 +50,7 @@ pub fn translate(ir: &Ir) -> EnvoyConfig {
             .listeners
             .iter()
             .flat_map(route_tables)
-            .map(|(chain, vhosts)| {
-                let vhosts: Vec<VirtualHost> =
-                    vhosts.iter().map(|v| VirtualHost::clone(v)).collect();
-                route::route_configuration(chain, &vhosts)
-            })
+            .map(|(chain, vhosts)| route::route_configuration(chain, vhosts))
             .collect(),
     }
 }

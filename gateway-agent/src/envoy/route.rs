@@ -47,11 +47,11 @@ use crate::ir::{
 /// The route configuration of one chain, named after it.
 pub(super) fn route_configuration(
     chain: &str,
-    virtual_hosts: &[VirtualHost],
+    virtual_hosts: &[Arc<VirtualHost>],
 ) -> RouteConfiguration {
     RouteConfiguration {
         name: route_config_name(chain),
-        virtual_hosts: virtual_hosts.iter().map(virtual_host).collect(),
+        virtual_hosts: virtual_hosts.iter().map(|v| virtual_host(v)).collect(),
         ..Default::default()
     }
 }
