@@ -188,10 +188,16 @@ fn report(
 ) {
     let mut now = BTreeSet::new();
     for r in &config.ir.rejections {
-        now.insert(format!("rejected: {}: {}", r.object, r.reason));
+        now.insert(format!(
+            "rejected: {} ({}): {}",
+            r.object, r.reason, r.message
+        ));
     }
     for r in &config.ir.unreachable {
-        now.insert(format!("not serving: {}: {}", r.object, r.reason));
+        now.insert(format!(
+            "not serving: {} ({}): {}",
+            r.object, r.reason, r.message
+        ));
     }
     for line in now.difference(logged) {
         warn!("{line}");

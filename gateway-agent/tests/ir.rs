@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use legate_agent::ir::{
-    self, Ir, PathMatch, Route, RouteAction, ServedRoute, Settings, StringMatch, Variant,
+    self, Ir, PathMatch, Reason, Route, RouteAction, ServedRoute, Settings, StringMatch, Variant,
 };
 
 /// A plain HTTP listener on 8080 (XFP, as Emissary's examples) and the resources given.
@@ -70,7 +70,7 @@ fn forward(route: &Route) -> &ir::mapping::Forward {
 fn rejected(ir: &Ir) -> Vec<(String, String)> {
     ir.rejections
         .iter()
-        .map(|r| (r.object.name.clone(), r.reason.clone()))
+        .map(|r| (r.object.name.clone(), r.message.clone()))
         .collect()
 }
 
@@ -231,7 +231,7 @@ spec:
     let unreachable: Vec<(String, String)> = ir
         .unreachable
         .iter()
-        .map(|r| (r.object.name.clone(), r.reason.clone()))
+        .map(|r| (r.object.name.clone(), r.message.clone()))
         .collect();
     assert_eq!(
         unreachable,
@@ -422,8 +422,9 @@ fn matching_details_reach_the_route() {
 fn no_listener_means_nothing_is_served_and_every_mapping_says_so() {
     let ir = ir(&mapping("m", "  prefix: /m/\n  service: m"));
     assert!(ir.listeners.is_empty());
+    assert_eq!(ir.unreachable[0].reason, Reason::NoListener);
     assert_eq!(
-        ir.unreachable[0].reason,
+        ir.unreachable[0].message,
         "no Listener: define an HTTP Listener for Mappings to be served"
     );
 }

@@ -11,7 +11,7 @@ use std::{
 };
 
 use super::{
-    Cluster, Listener, Rejection, VirtualHost,
+    Cluster, Listener, Reason, Rejection, VirtualHost,
     group::Formed,
     host::{self, Host, ListenerSpec, Reach},
     mapping::Route,
@@ -85,10 +85,11 @@ impl Binder {
         for l in listeners {
             let bound: Vec<&Host> = hosts.iter().filter(|h| host::binds(l, h)).collect();
             if bound.is_empty() {
-                unreachable.push(Rejection {
-                    object: l.source.clone(),
-                    reason: "no Host binds to this Listener".into(),
-                });
+                unreachable.push(Rejection::new(
+                    l.source.clone(),
+                    Reason::NoHost,
+                    "no Host binds to this Listener",
+                ));
                 continue;
             }
             let virtual_hosts = bound
@@ -118,10 +119,8 @@ impl Binder {
         }
         for f in &self.unserved {
             for r in &f.0.group().routes {
-                unreachable.push(Rejection {
-                    object: r.source.clone(),
-                    reason: host::why_unreachable(r, listeners, hosts),
-                });
+                let (reason, message) = host::why_unreachable(r, listeners, hosts);
+                unreachable.push(Rejection::new(r.source.clone(), reason, message));
             }
         }
         Served {

@@ -9,7 +9,7 @@ use itertools::Itertools;
 use std::{cmp::Ordering, collections::BTreeSet, sync::Arc};
 
 use super::{
-    Cluster, Rejection,
+    Cluster, Reason, Rejection,
     mapping::{HeaderMatch, PathMatch, Route, RouteAction, StringMatch},
 };
 
@@ -316,7 +316,7 @@ fn form(members: Vec<&Keyed>, rejections: &mut Vec<Rejection>) -> Option<Group> 
         .into_iter()
         .partition(|r| r.source.namespace == owner.namespace);
     for r in others {
-        rejections.push(reject(&r, format!(
+        rejections.push(reject(&r, Reason::Conflict, format!(
             "route conflict: {owner} already serves this match ({}); a route group never mixes namespaces",
             describe(&r)
         )));
@@ -333,6 +333,7 @@ fn form(members: Vec<&Keyed>, rejections: &mut Vec<Rejection>) -> Option<Group> 
         if std::mem::discriminant(&r.path) != first_path {
             rejections.push(reject(
                 &r,
+                Reason::Conflict,
                 format!(
                     "mismatched prefix_regex/prefix_exact with {first_source} in the same group"
                 ),
@@ -344,11 +345,13 @@ fn form(members: Vec<&Keyed>, rejections: &mut Vec<Rejection>) -> Option<Group> 
         {
             rejections.push(reject(
                 &r,
+                Reason::Conflict,
                 "a host_redirect Mapping must be the only non-shadow Mapping of its group".into(),
             ));
         } else if r.shadow && kept.iter().any(|k| k.shadow) {
             rejections.push(reject(
                 &r,
+                Reason::Conflict,
                 "a group can have only one shadow Mapping".into(),
             ));
         } else {
@@ -363,6 +366,7 @@ fn form(members: Vec<&Keyed>, rejections: &mut Vec<Rejection>) -> Option<Group> 
         if primaries.is_empty() {
             rejections.push(reject(
                 shadow,
+                Reason::Invalid,
                 "a shadow Mapping needs a non-shadow Mapping with the same match".into(),
             ));
             return None;
@@ -397,6 +401,7 @@ fn assign_weights(members: &mut Vec<Route>, rejections: &mut Vec<Rejection>) {
         if total + w > 100 {
             rejections.push(reject(
                 &r,
+                Reason::Conflict,
                 format!(
                     "weight {w} takes its group's total to {} (over 100)",
                     total + w
@@ -428,11 +433,8 @@ fn is_redirect(r: &Route) -> bool {
     matches!(r.action, RouteAction::Redirect(_))
 }
 
-fn reject(r: &Route, reason: String) -> Rejection {
-    Rejection {
-        object: r.source.clone(),
-        reason,
-    }
+fn reject(r: &Route, reason: Reason, message: String) -> Rejection {
+    Rejection::new(r.source.clone(), reason, message)
 }
 
 fn describe(r: &Route) -> String {

@@ -15,7 +15,7 @@ use legate_crds::{
 };
 
 use super::{
-    Rejection,
+    Reason, Rejection,
     mapping::{PathMatch, Route, RouteAction},
 };
 
@@ -97,10 +97,11 @@ pub fn hosts(resources: &[&Resource], rejections: &mut Vec<Rejection>) -> Vec<Ho
     let mut seen: BTreeMap<String, ObjectRef> = BTreeMap::new();
     hosts.retain(|h| match seen.get(&h.hostname) {
         Some(first) => {
-            rejections.push(Rejection {
-                object: h.source.clone(),
-                reason: format!("hostname {:?} is already served by {first}", h.hostname),
-            });
+            rejections.push(Rejection::new(
+                h.source.clone(),
+                Reason::Conflict,
+                format!("hostname {:?} is already served by {first}", h.hostname),
+            ));
             false
         }
         None => {
@@ -123,10 +124,8 @@ pub fn listeners(resources: &[&Resource], rejections: &mut Vec<Rejection>) -> Ve
     for r in sorted {
         let Resource::Listener(l) = r else { continue };
         let source = r.object_ref();
-        let reject = |reason: String| Rejection {
-            object: source.clone(),
-            reason,
-        };
+        let reject =
+            |reason: Reason, message: String| Rejection::new(source.clone(), reason, message);
         let (http, tls) = match (&l.spec.protocol_stack, l.spec.protocol) {
             (Some(stack), _) => (
                 stack.contains(&ProtocolStackElement::Http),
@@ -145,7 +144,7 @@ pub fn listeners(resources: &[&Resource], rejections: &mut Vec<Rejection>) -> Ve
             (None, None) => (false, false),
         };
         if !http {
-            rejections.push(reject("only HTTP listeners are served so far; TCP and TLS listeners come with TCPMapping support".into()));
+            rejections.push(reject(Reason::NotSupported, "only HTTP listeners are served so far; TCP and TLS listeners come with TCPMapping support".into()));
             continue;
         }
         let from = l
@@ -155,15 +154,15 @@ pub fn listeners(resources: &[&Resource], rejections: &mut Vec<Rejection>) -> Ve
             .from
             .unwrap_or(NamespaceFrom::OwnNamespace);
         if from == NamespaceFrom::Selector {
-            rejections.push(reject("hostBinding.namespace.from: SELECTOR is not supported; use ALL with hostBinding.selector".into()));
+            rejections.push(reject(Reason::NotSupported, "hostBinding.namespace.from: SELECTOR is not supported; use ALL with hostBinding.selector".into()));
             continue;
         }
         let port = l.spec.port.get() as u16;
         if let Some(first) = out.iter().find(|o| o.port == port) {
-            rejections.push(reject(format!(
-                "port {port} is already used by {}",
-                first.source
-            )));
+            rejections.push(reject(
+                Reason::Conflict,
+                format!("port {port} is already used by {}", first.source),
+            ));
             continue;
         }
         out.push(ListenerSpec {
@@ -186,11 +185,18 @@ pub fn listeners(resources: &[&Resource], rejections: &mut Vec<Rejection>) -> Ve
     out
 }
 
-pub(super) fn why_unreachable(r: &Route, listeners: &[ListenerSpec], hosts: &[Host]) -> String {
+pub(super) fn why_unreachable(
+    r: &Route,
+    listeners: &[ListenerSpec],
+    hosts: &[Host],
+) -> (Reason, String) {
     if listeners.is_empty() {
-        return "no Listener: define an HTTP Listener for Mappings to be served".into();
+        return (
+            Reason::NoListener,
+            "no Listener: define an HTTP Listener for Mappings to be served".into(),
+        );
     }
-    match &r.hostname {
+    let message = match &r.hostname {
         Some(h) => {
             let names: Vec<&str> = hosts.iter().map(|h| h.hostname.as_str()).collect();
             format!(
@@ -199,7 +205,8 @@ pub(super) fn why_unreachable(r: &Route, listeners: &[ListenerSpec], hosts: &[Ho
             )
         }
         None => "no hostname, and no Host's mappingSelector selects it".into(),
-    }
+    };
+    (Reason::NoMatchingHost, message)
 }
 
 /// A Listener's `hostBinding`: namespace (SELF or ALL) and selector must both admit the Host.

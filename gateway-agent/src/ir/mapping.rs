@@ -11,7 +11,7 @@ use legate_crds::{
 };
 
 use super::{
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Settings,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Reason, Refusal, Settings,
     service::{self, Cluster},
 };
 
@@ -195,7 +195,7 @@ impl Route {
 
 /// Validates `mapping` into its route and cluster, or says why it cannot serve.
 /// A redirect sends nothing upstream and has no cluster.
-pub fn route(mapping: &Mapping, settings: &Settings) -> Result<(Route, Option<Cluster>), String> {
+pub fn route(mapping: &Mapping, settings: &Settings) -> Result<(Route, Option<Cluster>), Refusal> {
     let spec = &mapping.spec;
     let namespace = mapping
         .metadata
@@ -237,9 +237,9 @@ pub fn route(mapping: &Mapping, settings: &Settings) -> Result<(Route, Option<Cl
         }
         (None, Some(host)) => {
             if host.contains('*') {
-                return Err(format!(
+                return Err(Refusal::from(format!(
                     "host {host:?}: '*' is not allowed in an exact host; use hostname for a glob"
-                ));
+                )));
             }
             let host = host.to_ascii_lowercase();
             headers.push(HeaderMatch {
@@ -273,9 +273,12 @@ pub fn route(mapping: &Mapping, settings: &Settings) -> Result<(Route, Option<Cl
     let originate_tls = match &spec.tls {
         Some(BoolOrString::Bool(b)) => *b,
         Some(BoolOrString::String(context)) => {
-            return Err(format!(
-                "tls: TLSContext {context:?} for origination is not supported yet; use an https:// service"
-            ));
+            return Err(Refusal {
+                reason: Reason::NotSupported,
+                message: format!(
+                    "tls: TLSContext {context:?} for origination is not supported yet; use an https:// service"
+                ),
+            });
         }
         None => false,
     };

@@ -60,11 +60,89 @@ pub struct Ir {
     pub certificates: BTreeMap<String, Certificate>,
 }
 
-/// A resource and what is wrong with it.
+/// A resource and what is wrong with it: a stable reason (condition and Event reason, metric
+/// label) and a message that names the field or the resource that won.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Rejection {
     pub object: ObjectRef,
-    pub reason: String,
+    pub reason: Reason,
+    pub message: String,
+}
+
+impl Rejection {
+    pub fn new(object: ObjectRef, reason: Reason, message: impl Into<String>) -> Self {
+        Self {
+            object,
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// Why a resource is refused, or accepted but not (fully) served. The names are stable: they
+/// become `reason`s of the `Accepted`/`Programmed` conditions, Event reasons and metric labels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Reason {
+    /// A field's value cannot be served; the message names the field.
+    Invalid,
+    /// Another resource already holds what this one claims; the message names the winner.
+    Conflict,
+    /// It asks for something the gateway does not implement (yet); the message names the field.
+    NotSupported,
+    /// Accepted, but no Listener serves HTTP, so nothing reaches it.
+    NoListener,
+    /// Accepted, but no Host admits its hostname: the silent 404 of Emissary.
+    NoMatchingHost,
+    /// Accepted, but no Host binds to the Listener.
+    NoHost,
+    /// Its `service` names a Kubernetes Service that does not exist.
+    ServiceNotFound,
+    /// Its Service exists but has no ready endpoints.
+    NoReadyEndpoints,
+    /// A Secret it refers to is missing or not a valid `kubernetes.io/tls` Secret.
+    SecretNotFound,
+    /// It refers to something in another namespace, which it may not.
+    RefNotPermitted,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Invalid => "Invalid",
+            Self::Conflict => "Conflict",
+            Self::NotSupported => "NotSupported",
+            Self::NoListener => "NoListener",
+            Self::NoMatchingHost => "NoMatchingHost",
+            Self::NoHost => "NoHost",
+            Self::ServiceNotFound => "ServiceNotFound",
+            Self::NoReadyEndpoints => "NoReadyEndpoints",
+            Self::SecretNotFound => "SecretNotFound",
+            Self::RefNotPermitted => "RefNotPermitted",
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why one resource cannot be compiled: a [`Reason`] and its message. A bare message is a
+/// field's invalid value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub reason: Reason,
+    pub message: String,
+}
+
+impl From<String> for Refusal {
+    fn from(message: String) -> Self {
+        Self {
+            reason: Reason::Invalid,
+            message,
+        }
+    }
 }
 
 /// An HTTP listener: one port, its virtual hosts.
@@ -117,7 +195,7 @@ pub struct Builder {
 }
 
 /// A Mapping's route (with its grouping keys) and cluster, or why it cannot serve.
-type Compiled = Result<Arc<Keyed>, String>;
+type Compiled = Result<Arc<Keyed>, Refusal>;
 
 impl Builder {
     pub fn new(settings: Settings) -> Self {
@@ -163,11 +241,12 @@ impl Builder {
                 .collect();
         let removed = self.mappings.finish_returning_unused();
         for (resource, c) in &compiled {
-            if let Err(reason) = &**c {
-                ir.rejections.push(Rejection {
-                    object: resource.object_ref(),
-                    reason: reason.clone(),
-                });
+            if let Err(refusal) = &**c {
+                ir.rejections.push(Rejection::new(
+                    resource.object_ref(),
+                    refusal.reason,
+                    refusal.message.clone(),
+                ));
             }
         }
         let keyed = |c: &Vec<Arc<Compiled>>| -> Vec<Arc<Keyed>> {

@@ -23,7 +23,7 @@ use legate_crds::{
     tls_context::TlsContextSpec, tls_context::TlsVersion,
 };
 
-use super::{Listener, Rejection, VirtualHost, host::Host};
+use super::{Listener, Reason, Rejection, VirtualHost, host::Host};
 
 /// A certificate and its key, as SDS serves them.
 #[derive(Clone, Debug, PartialEq)]
@@ -147,10 +147,7 @@ pub fn resolve(
         match found {
             Ok((server_names, tls, secret)) => {
                 for note in ignored(h) {
-                    notes.push(Rejection {
-                        object: object.clone(),
-                        reason: note,
-                    });
+                    notes.push(Rejection::new(object.clone(), Reason::NotSupported, note));
                 }
                 out.certificates
                     .entry(tls.certificate.clone())
@@ -220,9 +217,22 @@ pub fn add_chains(
 }
 
 fn refusal(object: ObjectRef, e: &TlsError) -> Rejection {
-    Rejection {
+    Rejection::new(
         object,
-        reason: format!("TLS is not served, the Host answers cleartext only: {e}"),
+        e.reason(),
+        format!("TLS is not served, the Host answers cleartext only: {e}"),
+    )
+}
+
+impl TlsError {
+    fn reason(&self) -> Reason {
+        match self {
+            Self::ContextNotFound(_) | Self::SecretNotFound(_) => Reason::SecretNotFound,
+            Self::SecretMismatch { .. } | Self::NoCertificate | Self::Sni(_) => Reason::Invalid,
+            Self::OtherNamespace { .. } => Reason::RefNotPermitted,
+            Self::KeyFiles | Self::ClientCertificates(_) => Reason::NotSupported,
+            Self::SniTaken { .. } => Reason::Conflict,
+        }
     }
 }
 
