@@ -173,3 +173,9 @@ impl Resource {
         }
     }
 }
+
+/// The `apiVersion` Legate reads a kind at (`Mapping` → `getambassador.io/v3alpha1`), `None`
+/// for a kind it does not read.
+pub fn api_version(kind: &str) -> Option<String> {
+    api_version_of(kind)
+}

@@ -184,6 +184,14 @@ pub fn load_str(origin: &str, text: &str) -> Result<Loaded, FileError> {
     Ok(loaded)
 }
 
+/// Loads one object as the API server handed it over (a watch event): the same checks, errors
+/// and warnings as a document of a file, with `origin` naming where it came from.
+pub fn load_object(origin: &str, object: Value) -> Loaded {
+    let mut loaded = Loaded::default();
+    load_document(origin, 1, object, &mut loaded);
+    loaded
+}
+
 fn load_document(origin: &str, index: usize, document: Value, loaded: &mut Loaded) {
     let object = identify(&document);
     let mut reject = |problems: Vec<FieldProblem>, object: Option<ObjectRef>| {

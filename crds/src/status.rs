@@ -21,15 +21,34 @@ pub mod condition {
     pub const DEGRADED: &str = "Degraded";
 }
 
+/// One gateway's verdict on a route resource. Several installations may serve the same resource
+/// (each with its own `ambassador_id`); each writes only its own entry, under a field manager of
+/// its own, so none overwrites another's and `kubectl describe` shows them all.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayVerdict {
+    /// The `GatewayInstallation` that judged, as `NAMESPACE/NAME`.
+    pub installation: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+}
+
 /// Status of every `getambassador.io` kind except Mapping.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceStatus {
+    /// The gateways' verdicts combined: `True` when some gateway accepts (programs) it, else the
+    /// first gateway's reason.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// Each gateway's own verdict.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["installation"]))]
+    pub gateways: Vec<GatewayVerdict>,
 }
 
 /// Mapping status: Emissary's `state`/`reason` beside the conditions, so tools written for
@@ -46,6 +65,10 @@ pub struct MappingStatus {
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// Each gateway's own verdict.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["installation"]))]
+    pub gateways: Vec<GatewayVerdict>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

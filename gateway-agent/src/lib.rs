@@ -10,4 +10,5 @@ mod memo;
 pub mod pipeline;
 pub mod run;
 pub mod source;
+pub mod status;
 pub mod xds;

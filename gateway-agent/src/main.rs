@@ -7,7 +7,8 @@ use clap::{Parser, Subcommand};
 use legate_agent::{
     bootstrap::{AdsApi, BootstrapParams, bootstrap, render_yaml},
     ir::Settings,
-    run::{Agent, Options},
+    run::{Agent, Options, SourceOptions},
+    source::kubernetes,
 };
 use legate_common::{AdminServer, CommonArgs, Readiness, shutdown_signal, telemetry};
 use legate_crds::loader::load_dir;
@@ -43,8 +44,15 @@ enum Command {
 #[derive(clap::Args)]
 struct RunArgs {
     /// Read resources from YAML files under this directory instead of Kubernetes.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "installation")]
     config_dir: Option<PathBuf>,
+    /// Watch Kubernetes for this GatewayInstallation (NAMESPACE/NAME): its admitted namespaces,
+    /// its ambassador_id, and its status. In-cluster config, or KUBECONFIG.
+    #[arg(long, env = "LEGATE_INSTALLATION")]
+    installation: Option<String>,
+    /// This replica's name, for the status lease and Events.
+    #[arg(long, env = "POD_NAME", default_value = "legate-gateway")]
+    replica: String,
     /// Where the ADS (xDS) server listens; keep it on loopback.
     #[arg(long, default_value = "127.0.0.1:18000")]
     ads_address: SocketAddr,
@@ -54,9 +62,14 @@ struct RunArgs {
     /// The gateway's namespace: unqualified services in other namespaces get theirs appended.
     #[arg(long, env = "LEGATE_NAMESPACE", default_value = "default")]
     namespace: String,
-    /// Quiet period after a change in --config-dir before rebuilding, in milliseconds.
+    /// Quiet period after a change (in --config-dir, or watched) before rebuilding, in
+    /// milliseconds.
     #[arg(long, default_value_t = 100)]
     debounce_ms: u64,
+    /// On Kubernetes, a burst of changes is built at the latest this long after it began, in
+    /// milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    max_delay_ms: u64,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -141,9 +154,6 @@ fn validate(dir: &std::path::Path) -> ExitCode {
 }
 
 async fn serve(args: RunArgs) -> anyhow::Result<()> {
-    let Some(config_dir) = args.config_dir else {
-        anyhow::bail!("watching Kubernetes is not built yet; pass --config-dir DIR");
-    };
     // Envoy reaches its agent on the pod's loopback; nothing else may configure it.
     if !args.ads_address.ip().is_loopback() {
         anyhow::bail!(
@@ -151,15 +161,45 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
             args.ads_address
         );
     }
+    let debounce = Duration::from_millis(args.debounce_ms);
+    let source = match (args.config_dir, args.installation) {
+        (Some(dir), _) => SourceOptions::Directory { dir, debounce },
+        (None, Some(installation)) => {
+            let Some((namespace, name)) = installation
+                .split_once('/')
+                .filter(|(ns, name)| !ns.is_empty() && !name.is_empty() && !name.contains('/'))
+            else {
+                anyhow::bail!(
+                    "--installation {installation:?}: expected NAMESPACE/NAME of a GatewayInstallation"
+                );
+            };
+            let client = kube::Client::try_default().await.map_err(|e| {
+                anyhow::anyhow!("cannot reach Kubernetes (in-cluster config or KUBECONFIG): {e}")
+            })?;
+            SourceOptions::Kubernetes {
+                client,
+                options: kubernetes::Options {
+                    namespace: namespace.to_owned(),
+                    name: name.to_owned(),
+                    debounce,
+                    max_delay: Duration::from_millis(args.max_delay_ms),
+                },
+                replica: args.replica,
+            }
+        }
+        (None, None) => anyhow::bail!(
+            "pass --installation NAMESPACE/NAME (or LEGATE_INSTALLATION) to watch Kubernetes, \
+             or --config-dir DIR to serve a directory of YAML"
+        ),
+    };
     let mut registry = Registry::with_prefix("legate_agent");
     let options = Options {
-        config_dir,
+        source,
         ads_address: args.ads_address,
         settings: Settings {
             ambassador_id: args.ambassador_id,
             namespace: args.namespace,
         },
-        debounce: Duration::from_millis(args.debounce_ms),
     };
     let agent = Agent::new(options, &mut registry)?;
     let readiness = Readiness::new("no Envoy has acknowledged a configuration yet");

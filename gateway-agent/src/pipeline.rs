@@ -44,6 +44,10 @@ impl Translator {
         }
     }
 
+    pub fn settings(&self) -> &Settings {
+        self.ir.settings()
+    }
+
     pub fn build(&mut self, resources: &[Arc<Resource>]) -> Configuration {
         let ir = self.ir.build(resources);
         let resources = self.envoy.encode(&ir);

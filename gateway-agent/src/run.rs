@@ -1,6 +1,7 @@
-//! `legate-agent run`: the I/O edge that wires the pipeline together. A source publishes
-//! snapshots; each one is built into a configuration (pure), published to the ADS server, and
-//! what Envoy says back drives `/readyz`.
+//! `legate-agent run`: the I/O edge that wires the pipeline together. A source (a directory, or
+//! Kubernetes) publishes snapshots; each one is built into a configuration (pure), published to
+//! the ADS server, and what Envoy says back drives `/readyz` and, on Kubernetes, the status
+//! written back to the resources.
 
 use std::{
     collections::BTreeSet,
@@ -10,6 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use kube::Client;
 use legate_common::Readiness;
 use prometheus_client::{
     encoding::EncodeLabelSet,
@@ -19,18 +21,30 @@ use prometheus_client::{
 use tracing::{info, warn};
 
 use crate::{
-    ir::Settings,
-    pipeline::{Configuration, Translator},
-    source::{DirectorySource, SourceSnapshot},
+    ir::{Ir, Settings},
+    pipeline::Translator,
+    source::{DirectorySource, SourceSnapshot, kubernetes},
+    status::{self, Built},
     xds::{AckStatus, Xds},
 };
 
 pub struct Options {
-    pub config_dir: PathBuf,
+    pub source: SourceOptions,
     pub ads_address: SocketAddr,
+    /// On Kubernetes the installation's `ambassador_id` replaces this one's.
     pub settings: Settings,
-    /// Quiet period after a file change before rebuilding.
-    pub debounce: Duration,
+}
+
+/// Where resources come from.
+pub enum SourceOptions {
+    /// YAML files under a directory, rebuilt after `debounce` of quiet.
+    Directory { dir: PathBuf, debounce: Duration },
+    /// The API server, for one installation; status is written back as `replica`.
+    Kubernetes {
+        client: Client,
+        options: kubernetes::Options,
+        replica: String,
+    },
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -80,28 +94,59 @@ impl Metrics {
     }
 }
 
-/// An agent whose metrics are registered and whose source is loaded, ready to run.
+/// An agent whose metrics are registered and whose source is started, ready to run.
 pub struct Agent {
-    options: Options,
+    ads_address: SocketAddr,
+    settings: Settings,
     metrics: Metrics,
     xds: Xds,
     snapshots: tokio::sync::watch::Receiver<Arc<SourceSnapshot>>,
-    _source: crate::source::SourceGuard,
+    /// Keeps the source running; dropping it stops the source.
+    _source: Box<dyn Send>,
+    /// Kubernetes only: who writes status, and its metrics.
+    status: Option<(Client, status::Identity, status::Metrics)>,
 }
 
 impl Agent {
-    /// Registers the agent's metrics in `registry` and loads the source once.
+    /// Registers the agent's metrics in `registry` and starts the source (a directory is loaded
+    /// once before this returns).
     pub fn new(options: Options, registry: &mut Registry) -> anyhow::Result<Self> {
         let metrics = Metrics::register(registry);
         let xds = Xds::new(registry);
-        let (snapshots, source) =
-            DirectorySource::spawn(options.config_dir.clone(), options.debounce)?;
+        let (snapshots, source, status): (_, Box<dyn Send>, _) = match options.source {
+            SourceOptions::Directory { dir, debounce } => {
+                info!(dir = %dir.display(), "serving routes from a directory");
+                let (snapshots, guard) = DirectorySource::spawn(dir, debounce)?;
+                (snapshots, Box::new(guard), None)
+            }
+            SourceOptions::Kubernetes {
+                client,
+                options,
+                replica,
+            } => {
+                let identity = status::Identity {
+                    namespace: options.namespace.clone(),
+                    name: options.name.clone(),
+                    replica,
+                };
+                let (snapshots, guard) =
+                    kubernetes::KubernetesSource::spawn(client.clone(), options);
+                let status_metrics = status::Metrics::register(registry);
+                (
+                    snapshots,
+                    Box::new(guard),
+                    Some((client, identity, status_metrics)),
+                )
+            }
+        };
         Ok(Self {
-            options,
+            ads_address: options.ads_address,
+            settings: options.settings,
             metrics,
             xds,
             snapshots,
             _source: source,
+            status,
         })
     }
 
@@ -111,57 +156,94 @@ impl Agent {
         readiness: Readiness,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let options = &self.options;
-        info!(dir = %options.config_dir.display(), ads = %options.ads_address, ambassador_id = %options.settings.ambassador_id, "serving routes from a directory");
+        info!(ads = %self.ads_address, "serving ADS");
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let server = tokio::spawn(
             self.xds
                 .clone()
-                .serve(options.ads_address, wait(stopped.clone())),
+                .serve(self.ads_address, wait(stopped.clone())),
         );
         tokio::spawn(report_acks(
             self.xds.status(),
             readiness,
             wait(stopped.clone()),
         ));
+        let (built_tx, built_rx) = tokio::sync::watch::channel(None);
+        let status_writer = self.status.take().map(|(client, identity, metrics)| {
+            tokio::spawn(status::run(
+                client,
+                identity,
+                built_rx,
+                self.xds.status(),
+                metrics,
+            ))
+        });
 
-        let mut logged = BTreeSet::new();
-        // Kept across snapshots: a change recomputes only what it touched.
-        let mut translator = Translator::new(options.settings.clone());
-        let snapshot = self.snapshots.borrow_and_update().clone();
-        self.apply(&mut translator, &snapshot, &mut logged);
+        let mut state = BuildState {
+            logged: BTreeSet::new(),
+            translator: Translator::new(self.settings.clone()),
+            last: None,
+        };
         tokio::pin!(shutdown);
+        let mut first = true;
         loop {
-            tokio::select! {
-                () = &mut shutdown => break,
-                changed = self.snapshots.changed() => {
-                    if changed.is_err() {
-                        warn!("the directory source stopped");
-                        break;
+            if !first {
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    changed = self.snapshots.changed() => {
+                        if changed.is_err() {
+                            warn!("the source stopped");
+                            break;
+                        }
                     }
-                    let snapshot = self.snapshots.borrow_and_update().clone();
-                    self.apply(&mut translator, &snapshot, &mut logged);
                 }
             }
+            first = false;
+            let snapshot = self.snapshots.borrow_and_update().clone();
+            // Generation 0: the source has nothing complete yet (Kubernetes before every
+            // watch has listed). Envoy gets nothing rather than a partial configuration.
+            if snapshot.generation == 0 {
+                continue;
+            }
+            let ir = self.apply(&mut state, &snapshot);
+            built_tx.send_replace(Some(Built {
+                snapshot,
+                ir,
+                version: self.xds.published_version(),
+            }));
         }
+        drop(built_tx);
         let _ = stop.send(true);
+        if let Some(writer) = status_writer {
+            let _ = writer.await;
+        }
         server.await??;
         Ok(())
     }
 
-    /// Builds a configuration from one snapshot and publishes it.
-    fn apply(
-        &self,
-        translator: &mut Translator,
-        snapshot: &SourceSnapshot,
-        logged: &mut BTreeSet<String>,
-    ) {
+    /// Builds a configuration from one snapshot and publishes it; a snapshot that differs from
+    /// the last only in what the status writer reads (live statuses) is not built again.
+    fn apply(&self, state: &mut BuildState, snapshot: &Arc<SourceSnapshot>) -> Arc<Ir> {
+        let mut settings = state.translator.settings().clone();
+        if let Some(gateway) = &snapshot.gateway {
+            settings.ambassador_id.clone_from(&gateway.ambassador_id);
+        }
+        if settings.ambassador_id != state.translator.settings().ambassador_id {
+            info!(ambassador_id = %settings.ambassador_id, "the gateway answers to a new ambassador_id");
+            state.translator = Translator::new(settings);
+            state.last = None;
+        }
+        if let Some((last, ir)) = &state.last
+            && same_inputs(last, snapshot)
+        {
+            return ir.clone();
+        }
         let started = Instant::now();
-        let config = translator.build(&snapshot.resources);
+        let config = state.translator.build(&snapshot.resources);
         self.metrics
             .build_seconds
             .observe(started.elapsed().as_secs_f64());
-        report(snapshot, &config, &self.metrics, logged);
+        report(snapshot, &config.ir, &self.metrics, &mut state.logged);
         info!(
             generation = snapshot.generation,
             resources = snapshot.resources.len(),
@@ -171,7 +253,29 @@ impl Agent {
             "configuration built"
         );
         self.xds.publish(config.resources);
+        let ir = Arc::new(config.ir);
+        state.last = Some((snapshot.clone(), ir.clone()));
+        ir
     }
+}
+
+/// What the build loop keeps between snapshots.
+struct BuildState {
+    logged: BTreeSet<String>,
+    /// Kept across snapshots: a change recomputes only what it touched.
+    translator: Translator,
+    /// The last snapshot built, and its IR.
+    last: Option<(Arc<SourceSnapshot>, Arc<Ir>)>,
+}
+
+/// The same resources (the very same shared objects) and the same rejections.
+fn same_inputs(a: &SourceSnapshot, b: &SourceSnapshot) -> bool {
+    a.resources.len() == b.resources.len()
+        && a.resources
+            .iter()
+            .zip(&b.resources)
+            .all(|(x, y)| Arc::ptr_eq(x, y))
+        && a.rejected == b.rejected
 }
 
 async fn wait(mut stopped: tokio::sync::watch::Receiver<bool>) {
@@ -180,20 +284,15 @@ async fn wait(mut stopped: tokio::sync::watch::Receiver<bool>) {
 
 /// Logs each IR rejection once, not on every rebuild (the source logs its own), and updates
 /// the gauges.
-fn report(
-    snapshot: &SourceSnapshot,
-    config: &Configuration,
-    metrics: &Metrics,
-    logged: &mut BTreeSet<String>,
-) {
+fn report(snapshot: &SourceSnapshot, ir: &Ir, metrics: &Metrics, logged: &mut BTreeSet<String>) {
     let mut now = BTreeSet::new();
-    for r in &config.ir.rejections {
+    for r in &ir.rejections {
         now.insert(format!(
             "rejected: {} ({}): {}",
             r.object, r.reason, r.message
         ));
     }
-    for r in &config.ir.unreachable {
+    for r in &ir.unreachable {
         now.insert(format!(
             "not serving: {} ({}): {}",
             r.object, r.reason, r.message
@@ -215,8 +314,8 @@ fn report(
     }
     metrics
         .rejected
-        .set((snapshot.rejected.len() + config.ir.rejections.len()) as i64);
-    metrics.unreachable.set(config.ir.unreachable.len() as i64);
+        .set((snapshot.rejected.len() + ir.rejections.len()) as i64);
+    metrics.unreachable.set(ir.unreachable.len() as i64);
 }
 
 /// `/readyz` follows Envoy: ready once it has acknowledged a configuration; a refused one is

@@ -207,6 +207,10 @@ impl Builder {
         }
     }
 
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
     pub fn build(&mut self, resources: &[Arc<Resource>]) -> Ir {
         let settings = &self.settings;
         let mut ir = Ir::default();
@@ -289,6 +293,12 @@ impl Builder {
 }
 
 /// A resource's `ambassador_id`, for the kinds that have one.
+/// Whether a gateway answering to `id` serves `resource`: its `ambassador_id` lists `id` (absent
+/// means `default`); kinds without one are every gateway's.
+pub fn for_gateway(resource: &Resource, id: &str) -> bool {
+    ambassador_id(resource).is_none_or(|ids| ids.matches(id))
+}
+
 fn ambassador_id(resource: &Resource) -> Option<&legate_crds::fields::AmbassadorId> {
     Some(match resource {
         Resource::Mapping(r) => &r.spec.ambassador_id,

@@ -5,9 +5,10 @@
 //! that grows with every published change.
 
 mod directory;
+pub mod kubernetes;
 mod watcher;
 
-use std::{fmt, path::PathBuf, sync::Arc};
+use std::{collections::BTreeMap, fmt, path::PathBuf, sync::Arc};
 
 use legate_crds::{
     ObjectRef, Resource,
@@ -30,6 +31,30 @@ pub struct SourceSnapshot {
     pub warnings: Vec<String>,
     /// 1 for the first snapshot, then one more for every published change.
     pub generation: u64,
+    /// Kubernetes only: each object as the API server holds it now (uid, generation, status),
+    /// for the status writer. Rejected objects are here too.
+    pub live: Arc<BTreeMap<ObjectRef, Live>>,
+    /// Kubernetes only: the gateway as its `GatewayInstallation` defines it now.
+    pub gateway: Option<Arc<Gateway>>,
+}
+
+/// What a gateway's `GatewayInstallation` says about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gateway {
+    /// `NAMESPACE/NAME` of the installation.
+    pub installation: String,
+    pub ambassador_id: String,
+    /// The namespaces whose resources it takes (and watches).
+    pub admitted: kubernetes::Admitted,
+}
+
+/// What the status writer needs of an object as the API server holds it now.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Live {
+    pub uid: Option<String>,
+    pub generation: Option<i64>,
+    /// `status` as last written (by us or anyone else), `None` when it has none.
+    pub status: Option<serde_json::Value>,
 }
 
 impl SourceSnapshot {
@@ -38,6 +63,8 @@ impl SourceSnapshot {
         self.resources == other.resources
             && self.rejected == other.rejected
             && self.warnings == other.warnings
+            && self.live == other.live
+            && self.gateway == other.gateway
     }
 }
 

@@ -1,0 +1,259 @@
+//! The objects the watches have delivered, kept per watch stream and fed by its events
+//! (`apply`, `delete`, and a relist's `Init`…`InitDone`), as linkerd's policy-controller keeps
+//! its indexes: pure, so tests drive it with events and no server.
+//!
+//! Each object is decoded once, by the same loader as a YAML file (same checks, same messages),
+//! into a [`Resource`] without what changes on every write and says nothing about what to serve:
+//! `resourceVersion`, `managedFields` and `status`. An object whose decoded content equals what
+//! the index holds keeps the held `Arc`, so a relist, a status write or a label-only resync hands
+//! the translator the very same resource and every memo keyed on it keeps hitting. What the
+//! status writer needs of the live object (uid, generation, the status as written) is kept beside
+//! it.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
+
+use kube::{api::DynamicObject, runtime::watcher::Event};
+use legate_crds::{ObjectRef, Resource, loader};
+use serde_json::Value;
+
+use crate::source::{Live, Rejection, SourceSnapshot};
+
+/// Where a rejection of a watched object says it came from.
+pub const ORIGIN: &str = "Kubernetes";
+
+/// One watch: a kind in one namespace, or in all of them.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamKey {
+    /// The kind as Legate names it (`Mapping`, `Secret`, ...).
+    pub kind: &'static str,
+    /// `None`: every namespace.
+    pub namespace: Option<String>,
+}
+
+/// One watched object, decoded.
+#[derive(Clone, Debug, PartialEq)]
+enum Entry {
+    Served {
+        resource: Arc<Resource>,
+        live: Live,
+        warnings: Vec<String>,
+    },
+    Rejected {
+        rejection: Rejection,
+        live: Live,
+    },
+    /// Not Legate's business (a Secret of another type, say): only a warning.
+    Skipped {
+        warning: String,
+    },
+}
+
+impl Entry {
+    fn live(&self) -> Option<&Live> {
+        match self {
+            Self::Served { live, .. } | Self::Rejected { live, .. } => Some(live),
+            Self::Skipped { .. } => None,
+        }
+    }
+}
+
+type Name = (String, String);
+
+#[derive(Debug, Default)]
+struct Stream {
+    objects: BTreeMap<Name, Entry>,
+    /// A relist in progress: what it has listed so far, swapped in whole at `InitDone`.
+    relist: Option<BTreeMap<Name, Entry>>,
+    /// The stream has completed its first list.
+    synced: bool,
+}
+
+/// Every stream's objects; see the module doc.
+#[derive(Debug, Default)]
+pub struct Index {
+    streams: HashMap<StreamKey, Stream>,
+}
+
+impl Index {
+    /// Starts tracking a stream: the index is not synced until it has listed once.
+    pub fn add_stream(&mut self, key: StreamKey) {
+        self.streams.entry(key).or_default();
+    }
+
+    /// Stops tracking a stream and forgets its objects (a namespace no longer admitted).
+    pub fn remove_stream(&mut self, key: &StreamKey) {
+        self.streams.remove(key);
+    }
+
+    pub fn streams(&self) -> impl Iterator<Item = &StreamKey> {
+        self.streams.keys()
+    }
+
+    /// Every stream has listed at least once: a snapshot now is complete.
+    pub fn synced(&self) -> bool {
+        self.streams.values().all(|s| s.synced)
+    }
+
+    /// Applies one watch event of `key`'s stream. Returns whether what a snapshot would hold
+    /// changed (a relist that lists what was there already changes nothing).
+    pub fn apply(&mut self, key: &StreamKey, event: Event<DynamicObject>) -> bool {
+        let Some(stream) = self.streams.get_mut(key) else {
+            return false; // a stream stopped while its last events were in flight
+        };
+        match event {
+            Event::Init => {
+                stream.relist = Some(BTreeMap::new());
+                false
+            }
+            Event::InitApply(object) => {
+                let name = name_of(&object);
+                let previous = stream.objects.get(&name);
+                let entry = decode(key.kind, object, previous);
+                stream.relist.get_or_insert_default().insert(name, entry);
+                false
+            }
+            Event::InitDone => {
+                let listed = stream.relist.take().unwrap_or_default();
+                let changed = !stream.synced || listed != stream.objects;
+                stream.objects = listed;
+                stream.synced = true;
+                changed
+            }
+            Event::Apply(object) => {
+                let name = name_of(&object);
+                let entry = decode(key.kind, object, stream.objects.get(&name));
+                let changed = stream.objects.get(&name) != Some(&entry);
+                stream.objects.insert(name, entry);
+                changed && stream.synced
+            }
+            Event::Delete(object) => {
+                let removed = stream.objects.remove(&name_of(&object)).is_some();
+                removed && stream.synced
+            }
+        }
+    }
+
+    /// Everything held now, in a deterministic order (kind, namespace, name): the same objects
+    /// give the same snapshot whatever order their events came in.
+    pub fn snapshot(&self) -> SourceSnapshot {
+        let mut keys: Vec<&StreamKey> = self.streams.keys().collect();
+        keys.sort();
+        let mut snapshot = SourceSnapshot::default();
+        let mut live = BTreeMap::new();
+        for key in keys {
+            for ((namespace, name), entry) in &self.streams[key].objects {
+                let object = ObjectRef {
+                    kind: key.kind.to_owned(),
+                    namespace: (!namespace.is_empty()).then(|| namespace.clone()),
+                    name: name.clone(),
+                };
+                match entry {
+                    Entry::Served {
+                        resource, warnings, ..
+                    } => {
+                        snapshot.resources.push(resource.clone());
+                        snapshot.warnings.extend(warnings.iter().cloned());
+                    }
+                    Entry::Rejected { rejection, .. } => snapshot.rejected.push(rejection.clone()),
+                    Entry::Skipped { warning } => snapshot.warnings.push(warning.clone()),
+                }
+                if let Some(l) = entry.live() {
+                    live.insert(object, l.clone());
+                }
+            }
+        }
+        snapshot.live = Arc::new(live);
+        snapshot
+    }
+}
+
+fn name_of(object: &DynamicObject) -> Name {
+    (
+        object.metadata.namespace.clone().unwrap_or_default(),
+        object.metadata.name.clone().unwrap_or_default(),
+    )
+}
+
+/// Decodes a watched object, keeping `previous`'s resource when the content is the same.
+fn decode(kind: &'static str, object: DynamicObject, previous: Option<&Entry>) -> Entry {
+    let (document, live) = document(kind, object);
+    let object_ref = document_ref(kind, &document);
+    let loaded = loader::load_object(ORIGIN, document);
+    let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+    if let Some(e) = loaded.errors.first() {
+        let mut rejection = Rejection::from_document(e);
+        rejection.index = None;
+        return Entry::Rejected { rejection, live };
+    }
+    let Some(resource) = loaded.resources.into_iter().next() else {
+        let warning = warnings
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| format!("{object_ref}: skipped"));
+        return Entry::Skipped { warning };
+    };
+    let resource = match previous {
+        Some(Entry::Served { resource: held, .. }) if **held == resource => held.clone(),
+        _ => Arc::new(resource),
+    };
+    Entry::Served {
+        resource,
+        live,
+        warnings,
+    }
+}
+
+fn document_ref(kind: &str, document: &Value) -> ObjectRef {
+    let text = |pointer: &str| document.pointer(pointer).and_then(Value::as_str);
+    ObjectRef {
+        kind: kind.to_owned(),
+        namespace: text("/metadata/namespace").map(str::to_owned),
+        name: text("/metadata/name").unwrap_or_default().to_owned(),
+    }
+}
+
+/// The object as a document for the loader, without what changes on every write, and its
+/// live parts apart. List items may lack `apiVersion` and `kind`: the stream knows them.
+fn document(kind: &str, object: DynamicObject) -> (Value, Live) {
+    let DynamicObject {
+        types,
+        mut metadata,
+        data,
+    } = object;
+    let live = Live {
+        uid: metadata.uid.clone(),
+        generation: metadata.generation,
+        status: None,
+    };
+    metadata.resource_version = None;
+    metadata.managed_fields = None;
+    let mut document = match data {
+        Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    };
+    let status = document.remove("status");
+    let api_version = types
+        .map(|t| t.api_version)
+        .filter(|a| !a.is_empty())
+        .or_else(|| legate_crds::api_version(kind));
+    if let Some(api_version) = api_version {
+        document.insert("apiVersion".into(), Value::String(api_version));
+    }
+    document.insert("kind".into(), Value::String(kind.to_owned()));
+    if let Ok(metadata) = serde_json::to_value(metadata) {
+        document.insert("metadata".into(), metadata);
+    }
+    (
+        Value::Object(document),
+        Live {
+            status: status.filter(|s| !s.is_null()),
+            ..live
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests;
