@@ -16,7 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use legate_crds::status::{GatewayVerdict, condition};
 use serde_json::{Map, Value, json};
 
-use super::verdict::{Judgement, Verdict};
+use super::verdict::{Judgement, Verdict, reasons};
 
 /// The parts of a live status this gateway reads.
 #[derive(Debug, Default)]
@@ -71,24 +71,40 @@ pub fn desired(
         .gateways
         .iter()
         .find(|g| g.installation == installation);
-    let entry = verdict.map(|v| GatewayVerdict {
-        installation: installation.to_owned(),
-        conditions: vec![
-            condition(
-                condition::ACCEPTED,
-                &v.accepted,
-                generation,
-                live_entry.map(|e| &e.conditions[..]),
-                now,
-            ),
-            condition(
+    let entry = verdict.map(|v| {
+        let live_conditions = live_entry.map(|e| &e.conditions[..]);
+        // Waiting for Envoy's answer (a new configuration, or an agent restarted while Envoy
+        // reconnects) says nothing new about a resource already programmed at this generation:
+        // Envoy keeps what it has. Keep saying so rather than flapping to Unknown and back.
+        let programmed = match live_conditions.and_then(|l| find(l, condition::PROGRAMMED)) {
+            Some(live)
+                if v.programmed.reason == reasons::PENDING
+                    && live.status == "True"
+                    && live.observed_generation == generation =>
+            {
+                live.clone()
+            }
+            _ => condition(
                 condition::PROGRAMMED,
                 &v.programmed,
                 generation,
-                live_entry.map(|e| &e.conditions[..]),
+                live_conditions,
                 now,
             ),
-        ],
+        };
+        GatewayVerdict {
+            installation: installation.to_owned(),
+            conditions: vec![
+                condition(
+                    condition::ACCEPTED,
+                    &v.accepted,
+                    generation,
+                    live_conditions,
+                    now,
+                ),
+                programmed,
+            ],
+        }
     });
     if entry.is_none() && live_entry.is_none() {
         return None;

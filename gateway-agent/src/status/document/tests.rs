@@ -190,3 +190,34 @@ fn other_kinds_have_no_emissary_state() {
     let status = desired("Host", "gw/edge", Some(&ok()), None, Some(1), &at(1)).unwrap();
     assert!(status.get("state").is_none());
 }
+
+#[test]
+fn waiting_for_envoy_keeps_a_resource_programmed_at_its_generation() {
+    let live = written("gw/edge", &ok(), 100);
+    let pending = verdict(("True", "Accepted"), ("Unknown", "Pending"));
+    assert_eq!(
+        desired(
+            "Mapping",
+            "gw/edge",
+            Some(&pending),
+            Some(&live),
+            Some(1),
+            &at(200)
+        ),
+        None,
+        "a restarted agent whose Envoy has not reconnected yet writes nothing"
+    );
+    let status = desired(
+        "Mapping",
+        "gw/edge",
+        Some(&pending),
+        Some(&live),
+        Some(2),
+        &at(200),
+    )
+    .unwrap();
+    assert_eq!(
+        status["gateways"][0]["conditions"][1]["status"], "Unknown",
+        "a new generation is not programmed until Envoy says so"
+    );
+}
