@@ -361,10 +361,13 @@ async fn write_status(
 async fn clean_up(gwi: &GatewayInstallation, ctx: &Context) -> Result<Action, Error> {
     let namespace = gwi.namespace().unwrap_or_default();
     let name = gwi.name_any();
-    let uncollected = existing(ctx, &namespace, &name)
-        .await?
+    // The RoleBindings found by label carry no owner reference, wherever they are (the
+    // installation's own namespace included, when its selector matches it).
+    let labelled = apply::labelled(&ctx.client, ChildKind::RoleBinding, &namespace, &name).await?;
+    let uncollected = Slot::all(&namespace, &name)
         .into_iter()
-        .filter(|s| s.kind.cluster_scoped() || s.namespace.as_deref() != Some(&namespace));
+        .filter(|s| s.kind.cluster_scoped())
+        .chain(labelled);
     for slot in uncollected {
         let change = apply::delete(&ctx.client, &slot, &namespace, &name).await?;
         ctx.tell(gwi, change, &slot).await;

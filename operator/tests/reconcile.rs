@@ -530,6 +530,28 @@ async fn deletion_with_a_selector_removes_the_role_bindings_in_admitted_namespac
 }
 
 #[tokio::test]
+async fn a_selector_matching_the_own_namespace_binds_there_too_and_deletion_removes_it() {
+    let scenario = selecting();
+    put_namespace(
+        &scenario.api,
+        "gateways",
+        json!({"legate.dev/gateway": "edge"}),
+    );
+    scenario.reconcile().await;
+    // Beside the RoleBinding of the Role every installation has.
+    assert!(scenario.api.get(&admitting("gateways")).is_some());
+    assert!(scenario.api.get(&slot(ChildKind::RoleBinding)).is_some());
+
+    scenario.edit(|gwi| {
+        gwi["metadata"]["deletionTimestamp"] = json!("2026-11-22T00:00:00Z");
+    });
+    scenario.reconcile().await;
+    // No owner reference would have collected it.
+    assert!(scenario.api.get(&admitting("gateways")).is_none());
+    assert_eq!(scenario.installation().metadata.finalizers, Some(vec![]));
+}
+
+#[tokio::test]
 async fn an_invalid_selector_is_degraded_naming_the_field() {
     let scenario = Scenario::new(installation(json!({"allowedRoutes": {"namespaces": {
         "from": "Selector",
