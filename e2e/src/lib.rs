@@ -476,6 +476,91 @@ pub fn kubectl_ok(args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// One request for [`can`] to authorize: `verb` on `resource` (of `group`, `""` for the core
+/// group), optionally its `subresource` and one object by `name`, in `namespace` (`None`:
+/// cluster-wide).
+#[derive(Clone, Debug, Default)]
+pub struct Access<'a> {
+    pub verb: &'a str,
+    pub group: &'a str,
+    pub resource: &'a str,
+    pub subresource: Option<&'a str>,
+    pub namespace: Option<&'a str>,
+    pub name: Option<&'a str>,
+}
+
+impl<'a> Access<'a> {
+    /// `verb` on `resource` of `group` in `namespace`.
+    pub fn new(verb: &'a str, group: &'a str, resource: &'a str, namespace: &'a str) -> Self {
+        Self {
+            verb,
+            group,
+            resource,
+            namespace: Some(namespace),
+            ..Self::default()
+        }
+    }
+}
+
+impl std::fmt::Display for Access<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let group = if self.group.is_empty() {
+            "core"
+        } else {
+            self.group
+        };
+        write!(f, "{} {group}/{}", self.verb, self.resource)?;
+        if let Some(sub) = self.subresource {
+            write!(f, "/{sub}")?;
+        }
+        if let Some(name) = self.name {
+            write!(f, " {name:?}")?;
+        }
+        match self.namespace {
+            Some(ns) => write!(f, " in {ns}"),
+            None => write!(f, " cluster-wide"),
+        }
+    }
+}
+
+/// Whether the API server's authorizer allows `user` (with the groups Kubernetes gives a
+/// ServiceAccount, when it is one) `access`: a SubjectAccessReview, the question
+/// `kubectl auth can-i --as` asks.
+pub async fn can(client: &Client, user: &str, access: &Access<'_>) -> Result<bool> {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+    };
+    let mut groups = vec!["system:authenticated".to_owned()];
+    if let Some(rest) = user.strip_prefix("system:serviceaccount:") {
+        let namespace = rest.split(':').next().unwrap_or_default();
+        groups.push("system:serviceaccounts".to_owned());
+        groups.push(format!("system:serviceaccounts:{namespace}"));
+    }
+    let review = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some(user.to_owned()),
+            groups: Some(groups),
+            resource_attributes: Some(ResourceAttributes {
+                verb: Some(access.verb.to_owned()),
+                group: Some(access.group.to_owned()),
+                resource: Some(access.resource.to_owned()),
+                subresource: access.subresource.map(str::to_owned),
+                namespace: access.namespace.map(str::to_owned),
+                name: access.name.map(str::to_owned),
+                ..ResourceAttributes::default()
+            }),
+            ..SubjectAccessReviewSpec::default()
+        },
+        ..SubjectAccessReview::default()
+    };
+    let api: Api<SubjectAccessReview> = Api::all(client.clone());
+    let answer = api
+        .create(&PostParams::default(), &review)
+        .await
+        .with_context(|| format!("SubjectAccessReview: may {user} {access}?"))?;
+    Ok(answer.status.is_some_and(|s| s.allowed))
+}
+
 /// JSON paths present in `sent` but missing from `got` (what the server pruned), ignoring null
 /// values; `metadata` and `status` are not compared.
 pub fn pruned_fields(sent: &Value, got: &Value) -> Vec<String> {

@@ -18,8 +18,10 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
+use legate_crds::gateway_installation::GatewayInstallation;
 use legate_e2e::{
-    TestNamespace, client, kubectl_ok, read_docs, repo_root, server_minor, unique_name, wait_for,
+    Access, TestNamespace, can, client, ensure_namespace, kubectl_ok, read_docs, repo_root,
+    server_minor, unique_name, wait_for,
 };
 use serde_json::{Value, json};
 
@@ -289,6 +291,10 @@ async fn an_installation_becomes_a_fleet_is_kept_in_shape_and_is_collected() -> 
     let sample = repo_root().join("config/samples/legate_v1alpha1_gatewayinstallation.yaml");
     let mut gwi = read_docs(&sample)?.remove(0).value;
     gwi["metadata"]["namespace"] = json!(ns.name);
+    // A label no namespace carries, so which RoleBindings exist does not depend on what other
+    // tests left behind (the selector's own test is `a_selector_grants_...` below).
+    gwi["spec"]["allowedRoutes"]["namespaces"]["selector"] =
+        json!({"matchLabels": {"legate.dev/e2e-gateway": ns.name}});
     let manifest = std::env::temp_dir().join(format!("{}.json", unique_name("legate-e2e-gwi")));
     std::fs::write(&manifest, serde_json::to_string(&gwi)?)?;
     kubectl_ok(&["apply", "-f", manifest.to_str().unwrap()])?;
@@ -300,8 +306,14 @@ async fn an_installation_becomes_a_fleet_is_kept_in_shape_and_is_collected() -> 
     // Every child, namespaced ones owned by the installation, cluster-scoped ones labelled.
     let scaled = minor >= 23;
     let mut expected = vec![
+        ("Role", "edge".to_owned()),
+        ("RoleBinding", "edge".to_owned()),
         ("ClusterRole", format!("legate-{}-edge", ns.name)),
-        ("ClusterRoleBinding", format!("legate-{}-edge", ns.name)),
+        ("ClusterRole", format!("legate-{}-edge-namespaces", ns.name)),
+        (
+            "ClusterRoleBinding",
+            format!("legate-{}-edge-namespaces", ns.name),
+        ),
         ("ConfigMap", "edge-bootstrap".to_owned()),
         ("Deployment", "edge".to_owned()),
         ("Service", "edge".to_owned()),
@@ -469,6 +481,220 @@ async fn an_installation_becomes_a_fleet_is_kept_in_shape_and_is_collected() -> 
     )
     .await
     .with_context(|| operator.log())?;
+    if operator.log().contains("panicked") {
+        bail!("the operator panicked:\n{}", operator.log());
+    }
+    Ok(())
+}
+
+/// What a user may do, asked of the API server's authorizer; wrong answers collected.
+struct Checks {
+    client: kube::Client,
+    user: String,
+    failures: Vec<String>,
+}
+
+impl Checks {
+    async fn may(&self, access: &Access<'_>) -> Result<bool> {
+        can(&self.client, &self.user, access).await
+    }
+
+    /// Records a failure unless the answer to `access` is `allowed`.
+    async fn expect(&mut self, access: Access<'_>, allowed: bool) -> Result<()> {
+        if self.may(&access).await? != allowed {
+            let should = if allowed { "should" } else { "should not" };
+            self.failures
+                .push(format!("{} {should} be allowed to {access}", self.user));
+        }
+        Ok(())
+    }
+}
+
+/// A namespace labelled `labels`, deleted when dropped.
+async fn labelled_namespace(
+    client: &kube::Client,
+    prefix: &str,
+    labels: &[(&str, &str)],
+) -> Result<TestNamespace> {
+    let name = unique_name(prefix);
+    let labels = labels
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    ensure_namespace(client, &name, &labels).await?;
+    Ok(TestNamespace { name })
+}
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes API server: run e2e/run.sh"]
+async fn a_selector_grants_the_agent_exactly_the_namespaces_it_admits() -> Result<()> {
+    let client = client().await?;
+    install(server_minor(&client).await?)?;
+    let operator = Operator::start("e2e-selector")?;
+
+    let own = TestNamespace::create(&client, "legate-e2e-own").await?;
+    // The label is unique to this run: no other namespace matches.
+    let key = "legate.dev/e2e-admitted-by";
+    let value = own.name.as_str();
+    let a = labelled_namespace(&client, "legate-e2e-team-a", &[(key, value)]).await?;
+    let b = labelled_namespace(&client, "legate-e2e-team-b", &[(key, value)]).await?;
+    let c = labelled_namespace(&client, "legate-e2e-team-c", &[]).await?;
+    let gwi: GatewayInstallation = serde_json::from_value(json!({
+        "apiVersion": "legate.dev/v1alpha1",
+        "kind": "GatewayInstallation",
+        "metadata": {"name": "edge", "namespace": own.name},
+        "spec": {"allowedRoutes": {"namespaces": {
+            "from": "Selector",
+            "selector": {"matchLabels": {key: value}},
+        }}},
+    }))?;
+    kube::Api::<GatewayInstallation>::namespaced(client.clone(), &own.name)
+        .create(&Default::default(), &gwi)
+        .await
+        .context("creating the installation")?;
+
+    let agent = Checks {
+        client: client.clone(),
+        user: format!("system:serviceaccount:{}:edge", own.name),
+        failures: Vec::new(),
+    };
+    let (own_ns, a_ns, b_ns, c_ns) = (
+        own.name.as_str(),
+        a.name.as_str(),
+        b.name.as_str(),
+        c.name.as_str(),
+    );
+    fn secrets(ns: &str) -> Access<'_> {
+        Access::new("list", "", "secrets", ns)
+    }
+    fn mappings(ns: &str) -> Access<'_> {
+        Access::new("watch", "getambassador.io", "mappings", ns)
+    }
+    fn everywhere(access: Access<'_>) -> Access<'_> {
+        Access {
+            namespace: None,
+            ..access
+        }
+    }
+
+    wait_for(
+        "the agent admitted to both labelled namespaces",
+        WAIT,
+        || async {
+            Ok(
+                (agent.may(&secrets(a_ns)).await? && agent.may(&secrets(b_ns)).await?)
+                    .then_some(()),
+            )
+        },
+    )
+    .await
+    .with_context(|| operator.log())?;
+
+    let mut agent = agent;
+    for ns in [a_ns, b_ns] {
+        agent.expect(secrets(ns), true).await?;
+        agent.expect(mappings(ns), true).await?;
+        agent
+            .expect(Access::new("list", "", "endpoints", ns), true)
+            .await?;
+        let slices = Access::new("watch", "discovery.k8s.io", "endpointslices", ns);
+        agent.expect(slices, true).await?;
+        agent
+            .expect(Access::new("create", "events.k8s.io", "events", ns), true)
+            .await?;
+        let delete = Access::new("delete", "getambassador.io", "mappings", ns);
+        agent.expect(delete, false).await?;
+    }
+    let mapping_status = Access {
+        subresource: Some("status"),
+        name: Some("api"),
+        ..Access::new("patch", "getambassador.io", "mappings", a_ns)
+    };
+    agent.expect(mapping_status, true).await?;
+    // Not admitted: an unlabelled namespace, kube-system, and (unlabelled too) its own.
+    for ns in [c_ns, "kube-system", own_ns] {
+        agent.expect(secrets(ns), false).await?;
+        agent.expect(mappings(ns), false).await?;
+    }
+    agent.expect(everywhere(secrets("")), false).await?;
+    // Namespaces, cluster-wide, to evaluate the selector.
+    let namespaces = Access::new("watch", "", "namespaces", "");
+    agent.expect(everywhere(namespaces), true).await?;
+    // Its own installation: read, and its status written; no other installation's status.
+    let installations = Access::new("watch", "legate.dev", "gatewayinstallations", own_ns);
+    agent.expect(installations, true).await?;
+    let status_of = |name| Access {
+        subresource: Some("status"),
+        name: Some(name),
+        ..Access::new("patch", "legate.dev", "gatewayinstallations", own_ns)
+    };
+    agent.expect(status_of("edge"), true).await?;
+    agent.expect(status_of("another"), false).await?;
+    // The Lease electing the status writer: created, renewed; no other Lease renewed.
+    let create_lease = |ns| Access::new("create", "coordination.k8s.io", "leases", ns);
+    agent.expect(create_lease(own_ns), true).await?;
+    agent.expect(create_lease(a_ns), false).await?;
+    let lease = |name| Access {
+        name: Some(name),
+        ..Access::new("update", "coordination.k8s.io", "leases", own_ns)
+    };
+    agent.expect(lease("edge-agent-status"), true).await?;
+    agent.expect(lease("legate-operator"), false).await?;
+    assert!(agent.failures.is_empty(), "{}", agent.failures.join("\n"));
+
+    // A namespace labelled later is admitted soon after; one unlabelled, no longer.
+    kubectl_ok(&["label", "namespace", c_ns, &format!("{key}={value}")])?;
+    wait_for(
+        "the agent admitted to a newly labelled namespace",
+        WAIT,
+        || async {
+            Ok(
+                (agent.may(&secrets(c_ns)).await? && agent.may(&mappings(c_ns)).await?)
+                    .then_some(()),
+            )
+        },
+    )
+    .await
+    .with_context(|| operator.log())?;
+    kubectl_ok(&["label", "namespace", a_ns, &format!("{key}-")])?;
+    wait_for(
+        "the agent shut out of an unlabelled namespace",
+        WAIT,
+        || async {
+            Ok(
+                (!agent.may(&secrets(a_ns)).await? && !agent.may(&mappings(a_ns)).await?)
+                    .then_some(()),
+            )
+        },
+    )
+    .await
+    .with_context(|| operator.log())?;
+    assert!(agent.may(&secrets(b_ns)).await?, "b stays admitted");
+
+    // Deleted: the finalizer removes the RoleBindings in the admitted namespaces too.
+    kubectl_ok(&["delete", "gwi", "edge", "-n", own_ns, "--wait=false"])?;
+    wait_for(
+        "every RoleBinding of the installation gone",
+        WAIT,
+        || async {
+            let out = kubectl_ok(&[
+                "get",
+                "rolebindings.rbac.authorization.k8s.io",
+                "-A",
+                "-l",
+                &format!("legate.dev/owner-namespace={own_ns}"),
+                "-o",
+                "name",
+            ])?;
+            Ok(out.trim().is_empty().then_some(()))
+        },
+    )
+    .await
+    .with_context(|| operator.log())?;
+    wait_for("the agent shut out everywhere", WAIT, || async {
+        Ok((!agent.may(&secrets(b_ns)).await? && !agent.may(&secrets(c_ns)).await?).then_some(()))
+    })
+    .await?;
     if operator.log().contains("panicked") {
         bail!("the operator panicked:\n{}", operator.log());
     }

@@ -5,28 +5,42 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
+use k8s_openapi::api::core::v1::Namespace;
+use legate_crds::gateway_installation::GatewayInstallation;
 use legate_e2e::{
     Resolver, TestNamespace, client, create, error_message, install_crds, kubectl, read_dir_docs,
     repo_root, unique_name,
 };
+use legate_operator::build::{Settings, objects};
 use serde_json::{Value, json};
 
-/// The permissions the operator grants each gateway's agent (in a ClusterRole it creates).
-fn agent_cluster_role(name: &str) -> Value {
-    let kinds = legate_operator::build::ROUTE_RESOURCES;
-    let status: Vec<String> = kinds.iter().map(|k| format!("{k}/status")).collect();
-    json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "ClusterRole",
-        "metadata": {"name": name},
-        "rules": [
-            {"apiGroups": ["getambassador.io"], "resources": kinds, "verbs": ["get", "list", "watch"]},
-            {"apiGroups": ["getambassador.io"], "resources": status, "verbs": ["patch", "update"]},
-            {"apiGroups": [""], "resources": ["services", "secrets", "namespaces"], "verbs": ["get", "list", "watch"]},
-            {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["get", "list", "watch"]},
-            {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
-        ],
-    })
+/// The RBAC objects the operator builds for an installation `name` in `namespace` admitting routes
+/// as `allowed_routes` says, with `namespace` itself labelled so a selector admits it (so every
+/// RoleBinding lands in a namespace that exists).
+fn agent_rbac(namespace: &str, name: &str, allowed_routes: Value) -> Result<Vec<Value>> {
+    let gwi: GatewayInstallation = serde_json::from_value(json!({
+        "apiVersion": "legate.dev/v1alpha1",
+        "kind": "GatewayInstallation",
+        "metadata": {"name": name, "namespace": namespace, "uid": "00000000-0000-0000-0000-000000000001"},
+        "spec": {"allowedRoutes": allowed_routes},
+    }))?;
+    let labelled: Namespace = serde_json::from_value(json!({
+        "metadata": {"name": namespace, "labels": {"legate.dev/e2e-rbac": "admitted"}},
+    }))?;
+    let desired = objects(&gwi, &Settings::default(), &[labelled])?;
+    Ok(desired
+        .manifests()
+        .into_iter()
+        .filter(|m| m["apiVersion"] == "rbac.authorization.k8s.io/v1")
+        .map(|mut m| {
+            // No such owner exists here: the garbage collector would delete the Role before its
+            // RoleBinding is created. (tests/operator.rs has the real operator set owners.)
+            if let Some(metadata) = m["metadata"].as_object_mut() {
+                metadata.remove("ownerReferences");
+            }
+            m
+        })
+        .collect())
 }
 
 #[tokio::test]
@@ -95,6 +109,11 @@ async fn operator_rbac_is_sufficient_and_least_privilege() -> Result<()> {
         ("create", "events"),
         ("create", "events.events.k8s.io"),
         ("update", "leases.coordination.k8s.io"),
+        // what it grants agents
+        ("watch", "endpoints"),
+        ("watch", "endpointslices.discovery.k8s.io"),
+        ("watch", "namespaces"),
+        ("create", "leases.coordination.k8s.io"),
     ];
     let denied = [
         ("delete", "secrets"),
@@ -116,38 +135,55 @@ async fn operator_rbac_is_sufficient_and_least_privilege() -> Result<()> {
             failures.push(format!("the operator can {verb} {res}, and should not"));
         }
     }
-    // the lease role is namespaced: nothing outside the operator's namespace
-    let out = kubectl(&[
-        "auth",
-        "can-i",
-        "update",
-        "leases.coordination.k8s.io",
-        &as_operator,
-        "-n",
-        "default",
-    ])?;
-    if String::from_utf8_lossy(&out.stdout).trim() == "yes" {
-        failures.push("the operator can update leases outside its namespace".into());
+    // Leases: only what agents need of theirs (the operator's own election aside), no delete.
+    if can_i("delete", "leases.coordination.k8s.io", true)? {
+        failures.push("the operator can delete leases".into());
     }
 
-    // it can hand an agent its permissions (RBAC refuses to grant what the granter lacks)
-    let role = agent_cluster_role(&format!("legate-agent-{suffix}"));
-    let file = std::env::temp_dir().join(format!("legate-agent-role-{suffix}.json"));
-    std::fs::write(&file, serde_json::to_vec(&role)?).context("writing the agent role")?;
-    let out = kubectl(&[
-        "create",
-        "--dry-run=server",
-        "-f",
-        file.to_str().unwrap_or_default(),
-        &as_operator,
-    ])?;
-    let _ = std::fs::remove_file(&file);
-    if !out.status.success() {
-        failures.push(format!(
-            "the operator may not create the agent's ClusterRole: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
+    // It can hand an agent its permissions in every mode (RBAC refuses to grant what the granter
+    // lacks): each object the operator builds, created as the operator, then deleted.
+    let mut granted_cluster = Vec::new();
+    for (name, allowed_routes) in [
+        ("same", json!({})),
+        ("all", json!({"namespaces": {"from": "All"}})),
+        (
+            "selected",
+            json!({"namespaces": {"from": "Selector", "selector": {"matchLabels": {"legate.dev/e2e-rbac": "admitted"}}}}),
+        ),
+    ] {
+        for manifest in agent_rbac(&ns.name, name, allowed_routes)? {
+            let what = format!(
+                "{} {}",
+                manifest["kind"].as_str().unwrap_or_default(),
+                manifest["metadata"]["name"].as_str().unwrap_or_default()
+            );
+            if manifest["metadata"].get("namespace").is_none() {
+                granted_cluster.push((
+                    manifest["kind"].as_str().unwrap_or_default().to_owned(),
+                    manifest["metadata"]["name"].clone(),
+                ));
+            }
+            let file =
+                std::env::temp_dir().join(format!("{}.json", unique_name("legate-agent-rbac")));
+            std::fs::write(&file, serde_json::to_vec(&manifest)?)
+                .context("writing the agent's RBAC")?;
+            let out = kubectl(&[
+                "create",
+                "-f",
+                file.to_str().unwrap_or_default(),
+                &as_operator,
+            ])?;
+            let _ = std::fs::remove_file(&file);
+            if !out.status.success() {
+                failures.push(format!(
+                    "the operator may not create the agent's {what} ({name}): {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+        }
     }
+    let granted_cleanup = ClusterCleanup(granted_cluster);
+    drop(granted_cleanup);
     drop(cleanup);
     assert!(
         failures.is_empty(),

@@ -9,14 +9,14 @@
 
 use kube::{
     Api, Client,
-    api::{DeleteParams, DynamicObject, Patch, PatchParams},
+    api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams},
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::{
     build::{INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL, OWNER_NAMESPACE_LABEL},
-    children::{Child, Slot},
+    children::{Child, ChildKind, Slot},
     error::{Error, Verb},
 };
 
@@ -83,6 +83,42 @@ pub async fn apply(client: &Client, child: &Child) -> Result<(Change, DynamicObj
     Ok((change, applied))
 }
 
+/// The children of `kind` that carry the labels of the installation `namespace/name` together
+/// with its namespace label, in every namespace: the RoleBindings in admitted namespaces, which no
+/// fixed name or owner reference finds. One list call, so a pass that changes nothing still
+/// writes nothing.
+pub async fn labelled(
+    client: &Client,
+    kind: ChildKind,
+    namespace: &str,
+    name: &str,
+) -> Result<Vec<Slot>, Error> {
+    let selector = format!(
+        "{MANAGED_BY_LABEL}={MANAGED_BY},{INSTANCE_LABEL}={name},{OWNER_NAMESPACE_LABEL}={namespace}"
+    );
+    let list = Api::<DynamicObject>::all_with(client.clone(), &kind.api_resource())
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|source| Error::List {
+            what: kind.api_resource().plural,
+            selector: selector.clone(),
+            source,
+        })?;
+    let mut slots: Vec<Slot> = list
+        .items
+        .into_iter()
+        .filter_map(|object| {
+            Some(Slot {
+                kind,
+                namespace: object.metadata.namespace,
+                name: object.metadata.name?,
+            })
+        })
+        .collect();
+    slots.sort();
+    Ok(slots)
+}
+
 /// Deletes the child in `slot` if it exists and belongs to the installation `namespace/name`;
 /// anything else by that name is left alone.
 pub async fn delete(
@@ -110,10 +146,10 @@ pub async fn delete(
 fn belongs_to(live: &DynamicObject, namespace: &str, name: &str) -> bool {
     let labels = live.metadata.labels.as_ref();
     let label = |key: &str| labels.and_then(|l| l.get(key)).map(String::as_str);
-    let same_namespace = match &live.metadata.namespace {
-        Some(ns) => ns == namespace,
-        None => label(OWNER_NAMESPACE_LABEL) == Some(namespace),
-    };
+    // The namespace label where there is one (cluster-scoped children, RoleBindings in admitted
+    // namespaces), else the child's own namespace.
+    let owner_namespace = label(OWNER_NAMESPACE_LABEL).or(live.metadata.namespace.as_deref());
+    let same_namespace = owner_namespace == Some(namespace);
     label(MANAGED_BY_LABEL) == Some(MANAGED_BY)
         && label(INSTANCE_LABEL) == Some(name)
         && same_namespace

@@ -1,6 +1,10 @@
 //! The children of an installation as the API server sees them: kind, namespace, name and the
 //! manifest to apply. One uniform shape, so applying, pruning and cleaning up are one piece of
 //! code for every kind.
+//!
+//! Most children sit in a slot whose name follows from the installation's ([`Slot::all`]). The
+//! RoleBindings that admit other namespaces (`from: Selector`) are as many as the namespaces the
+//! selector matches: the reconciler finds those by their labels instead.
 
 use k8s_openapi::api::{
     apps::v1::Deployment,
@@ -12,7 +16,7 @@ use k8s_openapi::api::{
 use kube::{Resource, discovery::ApiResource};
 use serde_json::Value;
 
-use crate::build::{Desired, bootstrap_config_map_name, cluster_scoped_name};
+use crate::build::{Desired, bootstrap_config_map_name, cluster_scoped_name, namespaces_role_name};
 
 /// Every kind the operator may create for an installation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -98,12 +102,22 @@ impl Slot {
         }
     }
 
-    /// Every slot an installation can fill.
+    /// Every slot with a fixed name an installation can fill: one of each kind, and the
+    /// ClusterRole and ClusterRoleBinding that let its agent read Namespaces. (Not the
+    /// RoleBindings in admitted namespaces: those are found by label.)
     pub fn all(namespace: &str, name: &str) -> Vec<Self> {
-        ChildKind::ALL
+        let mut slots: Vec<Self> = ChildKind::ALL
             .into_iter()
             .map(|kind| Self::of(kind, namespace, name))
-            .collect()
+            .collect();
+        for kind in [ChildKind::ClusterRole, ChildKind::ClusterRoleBinding] {
+            slots.push(Self {
+                kind,
+                namespace: None,
+                name: namespaces_role_name(namespace, name),
+            });
+        }
+        slots
     }
 }
 

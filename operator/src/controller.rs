@@ -3,8 +3,13 @@
 //! One pass reads as the pipeline of STYLE.md: build (pure: [`crate::build`], plus what this API
 //! server cannot serve) → apply each child and prune the slots this pass left empty
 //! ([`crate::apply`]) → compute the status from the children ([`crate::status`]) and write it only
-//! when it changed. A finalizer deletes the cluster-scoped children, which owner references
-//! cannot collect.
+//! when it changed. A finalizer deletes the cluster-scoped children and the RoleBindings in other
+//! namespaces, which owner references cannot collect.
+//!
+//! With `allowedRoutes.namespaces.from: Selector` the children depend on the cluster's
+//! Namespaces too (a RoleBinding in each one the selector matches): a pass lists the matching
+//! ones, and the controller watches Namespaces so that a namespace created, deleted or
+//! relabelled wakes every such installation.
 
 use std::{
     collections::HashMap,
@@ -19,7 +24,7 @@ use k8s_openapi::{
     api::{
         apps::v1::Deployment,
         autoscaling::v2::HorizontalPodAutoscaler,
-        core::v1::{ConfigMap, Service, ServiceAccount},
+        core::v1::{ConfigMap, Namespace, Service, ServiceAccount},
         policy::v1::PodDisruptionBudget,
         rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding},
     },
@@ -28,13 +33,13 @@ use k8s_openapi::{
 };
 use kube::{
     Api, Client, Resource, ResourceExt,
-    api::{Patch, PatchParams},
+    api::{ListParams, Patch, PatchParams},
     runtime::{
         Controller,
         controller::{Action, Error as ControllerError},
         events::{Event as KubeEvent, EventType, Recorder, Reporter},
         finalizer::{Event, finalizer},
-        reflector::ObjectRef,
+        reflector::{ObjectRef, Store},
         watcher,
     },
 };
@@ -54,7 +59,9 @@ use crate::{
     status::{self, Observed, Problem, reason},
 };
 
-/// Held by every installation while it may have cluster-scoped children.
+/// Held by every installation while it may have children no owner reference collects:
+/// cluster-scoped ones, and RoleBindings in the namespaces it admits. (The name predates the
+/// latter; it stays, since installations already carry it.)
 pub const FINALIZER: &str = "legate.dev/cluster-scoped-children";
 /// A pass that succeeded looks again after this long even if nothing wakes it.
 pub const RESYNC: Duration = Duration::from_secs(300);
@@ -186,7 +193,7 @@ pub fn error_policy(gwi: Arc<GatewayInstallation>, _error: &Error, ctx: Arc<Cont
 async fn install(gwi: &GatewayInstallation, ctx: &Context) -> Result<Action, Error> {
     let namespace = gwi.namespace().unwrap_or_default();
     let name = gwi.name_any();
-    let (desired, problems) = desired(gwi, ctx);
+    let (desired, problems) = desired(gwi, ctx).await?;
     let deployment = match desired {
         Some(desired) => {
             let children = children(&desired);
@@ -198,7 +205,8 @@ async fn install(gwi: &GatewayInstallation, ctx: &Context) -> Result<Action, Err
                     deployment = live.try_parse::<Deployment>().ok();
                 }
             }
-            let empty = Slot::all(&namespace, &name)
+            let empty = existing(ctx, &namespace, &name)
+                .await?
                 .into_iter()
                 .filter(|slot| served(ctx.capabilities, slot.kind))
                 .filter(|slot| children.iter().all(|c| c.slot != *slot));
@@ -220,18 +228,52 @@ async fn install(gwi: &GatewayInstallation, ctx: &Context) -> Result<Action, Err
     Ok(Action::requeue(RESYNC))
 }
 
+/// Every slot the installation `namespace/name` may have filled: the fixed ones, and the
+/// RoleBindings in other namespaces found by their labels.
+async fn existing(ctx: &Context, namespace: &str, name: &str) -> Result<Vec<Slot>, Error> {
+    let mut slots = Slot::all(namespace, name);
+    for slot in apply::labelled(&ctx.client, ChildKind::RoleBinding, namespace, name).await? {
+        if !slots.contains(&slot) {
+            slots.push(slot);
+        }
+    }
+    Ok(slots)
+}
+
 /// The objects to apply, without what this API server cannot serve, and the problems with the
 /// spec. `None` when the spec cannot be built at all.
-fn desired(gwi: &GatewayInstallation, ctx: &Context) -> (Option<build::Desired>, Vec<Problem>) {
-    let mut desired = match build::objects(gwi, &ctx.settings) {
-        Ok(desired) => desired,
-        Err(e) => {
-            let problem = Problem {
-                reason: reason::INVALID_SPEC,
-                message: e.to_string(),
-            };
-            return (None, vec![problem]);
+async fn desired(
+    gwi: &GatewayInstallation,
+    ctx: &Context,
+) -> Result<(Option<build::Desired>, Vec<Problem>), Error> {
+    let invalid = |e: build::BuildError| {
+        let problem = Problem {
+            reason: reason::INVALID_SPEC,
+            message: e.to_string(),
+        };
+        (None, vec![problem])
+    };
+    // With `from: Selector`, the Namespaces it matches (filtered by the API server; the builder
+    // checks again, purely).
+    let namespaces = match build::namespace_selector(gwi) {
+        None => Vec::new(),
+        Some(Err(e)) => return Ok(invalid(e)),
+        Some(Ok(selector)) => {
+            let selector = selector.to_string();
+            Api::<Namespace>::all(ctx.client.clone())
+                .list(&ListParams::default().labels(&selector))
+                .await
+                .map_err(|source| Error::List {
+                    what: "namespaces".to_owned(),
+                    selector,
+                    source,
+                })?
+                .items
         }
+    };
+    let mut desired = match build::objects(gwi, &ctx.settings, &namespaces) {
+        Ok(desired) => desired,
+        Err(e) => return Ok(invalid(e)),
     };
     let mut problems = Vec::new();
     let caps = ctx.capabilities;
@@ -247,7 +289,7 @@ fn desired(gwi: &GatewayInstallation, ctx: &Context) -> (Option<build::Desired>,
         problems.push(problem);
         desired.horizontal_pod_autoscaler = None;
     }
-    (Some(desired), problems)
+    Ok((Some(desired), problems))
 }
 
 fn served(caps: Capabilities, kind: ChildKind) -> bool {
@@ -273,7 +315,10 @@ async fn write_status(
     };
     let now = Time(Timestamp::now());
     let status = status::compute(gwi.status.as_ref(), &observed, &now);
-    if gwi.status.as_ref() == Some(&status) {
+    // Only the operator's part of the status is compared and applied: the agents apply
+    // `configVersion` and `routes` under their own field managers, and an apply that named those
+    // fields would (forced) take them over or (omitted after being owned) remove them.
+    if gwi.status.as_ref().map(status::operators_part) == Some(status.clone()) {
         return Ok(());
     }
     let degraded = |s: Option<&GatewayInstallationStatus>| {
@@ -312,26 +357,44 @@ async fn write_status(
 }
 
 /// The installation is going away: delete what garbage collection cannot (cluster-scoped
-/// children); owner references take care of the rest.
+/// children, RoleBindings in other namespaces); owner references take care of the rest.
 async fn clean_up(gwi: &GatewayInstallation, ctx: &Context) -> Result<Action, Error> {
     let namespace = gwi.namespace().unwrap_or_default();
     let name = gwi.name_any();
-    for slot in Slot::all(&namespace, &name)
+    // The RoleBindings found by label carry no owner reference, wherever they are (the
+    // installation's own namespace included, when its selector matches it).
+    let labelled = apply::labelled(&ctx.client, ChildKind::RoleBinding, &namespace, &name).await?;
+    let uncollected = Slot::all(&namespace, &name)
         .into_iter()
         .filter(|s| s.kind.cluster_scoped())
-    {
+        .chain(labelled);
+    for slot in uncollected {
         let change = apply::delete(&ctx.client, &slot, &namespace, &name).await?;
         ctx.tell(gwi, change, &slot).await;
     }
     Ok(Action::await_change())
 }
 
-/// The installation a cluster-scoped child belongs to, from its labels.
+/// The installation a child belongs to, from its labels: the instance label names it, the
+/// namespace label (on cluster-scoped children and those in other namespaces) or else the
+/// child's own namespace says where it is.
 fn installation_of<K: Resource>(child: K) -> Option<ObjectRef<GatewayInstallation>> {
     let labels = child.meta().labels.as_ref()?;
     let name = labels.get(INSTANCE_LABEL)?;
-    let namespace = labels.get(OWNER_NAMESPACE_LABEL)?;
+    let namespace = labels
+        .get(OWNER_NAMESPACE_LABEL)
+        .or(child.meta().namespace.as_ref())?;
     Some(ObjectRef::new(name).within(namespace))
+}
+
+/// Every installation whose children depend on Namespaces' labels (`from: Selector`).
+fn selecting_namespaces(store: &Store<GatewayInstallation>) -> Vec<ObjectRef<GatewayInstallation>> {
+    store
+        .state()
+        .iter()
+        .filter(|gwi| build::namespace_selector(gwi).is_some())
+        .map(|gwi| ObjectRef::from_obj(gwi.as_ref()))
+        .collect()
 }
 
 /// Runs the controller until `shutdown` resolves. Children are watched only through the
@@ -339,26 +402,39 @@ fn installation_of<K: Resource>(child: K) -> Option<ObjectRef<GatewayInstallatio
 pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
     let client = ctx.client.clone();
     let ours = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
-    let mut controller = Controller::new(
+    let controller = Controller::new(
         Api::<GatewayInstallation>::all(client.clone()),
         watcher::Config::default(),
-    )
-    .owns(Api::<ServiceAccount>::all(client.clone()), ours.clone())
-    .owns(Api::<Role>::all(client.clone()), ours.clone())
-    .owns(Api::<RoleBinding>::all(client.clone()), ours.clone())
-    .owns(Api::<ConfigMap>::all(client.clone()), ours.clone())
-    .owns(Api::<Deployment>::all(client.clone()), ours.clone())
-    .owns(Api::<Service>::all(client.clone()), ours.clone())
-    .watches(
-        Api::<ClusterRole>::all(client.clone()),
-        ours.clone(),
-        installation_of,
-    )
-    .watches(
-        Api::<ClusterRoleBinding>::all(client.clone()),
-        ours.clone(),
-        installation_of,
     );
+    let installations = controller.store();
+    let mut controller = controller
+        .owns(Api::<ServiceAccount>::all(client.clone()), ours.clone())
+        .owns(Api::<Role>::all(client.clone()), ours.clone())
+        // RoleBindings in admitted namespaces have no owner reference: found by label.
+        .watches(
+            Api::<RoleBinding>::all(client.clone()),
+            ours.clone(),
+            installation_of,
+        )
+        .owns(Api::<ConfigMap>::all(client.clone()), ours.clone())
+        .owns(Api::<Deployment>::all(client.clone()), ours.clone())
+        .owns(Api::<Service>::all(client.clone()), ours.clone())
+        .watches(
+            Api::<ClusterRole>::all(client.clone()),
+            ours.clone(),
+            installation_of,
+        )
+        .watches(
+            Api::<ClusterRoleBinding>::all(client.clone()),
+            ours.clone(),
+            installation_of,
+        )
+        // A namespace created, deleted or relabelled may start or stop matching a selector.
+        .watches(
+            Api::<Namespace>::all(client.clone()),
+            watcher::Config::default(),
+            move |_: Namespace| selecting_namespaces(&installations),
+        );
     if ctx.capabilities.pod_disruption_budgets {
         controller = controller.owns(
             Api::<PodDisruptionBudget>::all(client.clone()),

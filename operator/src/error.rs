@@ -31,6 +31,14 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// Listing the Namespaces a selector admits, or the children found by label, failed.
+    #[error("cannot list {what} labelled {selector:?}: {source}")]
+    List {
+        what: String,
+        selector: String,
+        #[source]
+        source: kube::Error,
+    },
     /// Reading or writing the installation itself (status, finalizer) failed.
     #[error("cannot {action} the GatewayInstallation: {source}")]
     Installation {
@@ -59,6 +67,7 @@ impl Error {
                 Verb::Apply => "ApplyFailed",
                 Verb::Delete => "DeleteFailed",
             },
+            Self::List { .. } => "ListFailed",
             Self::Installation { .. } => "StatusFailed",
             Self::Finalizer(e) => match e.as_ref() {
                 kube::runtime::finalizer::Error::ApplyFailed(e)

@@ -1,6 +1,12 @@
 //! The installation's status, computed from its children: pure, so every condition is a unit
 //! test. A condition keeps its `lastTransitionTime` while its status stays the same, so the
 //! computed status equals the current one when nothing changed, and the reconciler writes nothing.
+//!
+//! The status has two writers. The operator owns the conditions `Ready`, `Progressing` and
+//! `Degraded`, `observedGeneration`, `replicas` and `readyReplicas`; the agents own
+//! `configVersion` and `routes` (server-side applied under `legate-agent/<namespace>/<name>`).
+//! [`compute`] returns the operator's part only, and the operator applies just that, so neither
+//! writer ever clears or claims the other's fields.
 
 use k8s_openapi::{
     api::apps::v1::Deployment,
@@ -35,8 +41,31 @@ pub struct Observed<'a> {
     pub problems: &'a [Problem],
 }
 
-/// The status `observed` calls for, keeping from `current` what others write (the config version
-/// and route counts reported by the agents) and unchanged conditions' transition times.
+/// The condition types the operator writes.
+pub const OPERATOR_CONDITIONS: [&str; 3] = [
+    condition::READY,
+    condition::PROGRESSING,
+    condition::DEGRADED,
+];
+
+/// The operator's part of `status`: without what the agents write (`configVersion`, `routes`)
+/// and without conditions of other types.
+pub fn operators_part(status: &GatewayInstallationStatus) -> GatewayInstallationStatus {
+    GatewayInstallationStatus {
+        conditions: status
+            .conditions
+            .iter()
+            .filter(|c| OPERATOR_CONDITIONS.contains(&c.type_.as_str()))
+            .cloned()
+            .collect(),
+        config_version: None,
+        routes: None,
+        ..status.clone()
+    }
+}
+
+/// The operator's part of the status `observed` calls for, keeping unchanged conditions'
+/// transition times from `current`.
 pub fn compute(
     current: Option<&GatewayInstallationStatus>,
     observed: &Observed,
@@ -65,7 +94,8 @@ pub fn compute(
         observed_generation: observed.generation,
         replicas: replicas.as_ref().map(|r| r.desired),
         ready_replicas: replicas.as_ref().map(|r| r.ready),
-        ..current
+        config_version: None,
+        routes: None,
     }
 }
 
@@ -210,14 +240,28 @@ mod tests {
     }
 
     #[test]
-    fn what_the_agents_report_is_kept() {
+    fn what_the_agents_report_is_neither_cleared_nor_claimed() {
         let current = GatewayInstallationStatus {
             config_version: Some("v1-abc".to_owned()),
+            routes: Some(legate_crds::gateway_installation::RouteCounts {
+                accepted: 3,
+                rejected: 1,
+            }),
             ..GatewayInstallationStatus::default()
         };
         let status = compute(Some(&current), &Observed::default(), &at(1));
-        assert_eq!(status.config_version.as_deref(), Some("v1-abc"));
+        // Not in what the operator applies at all: the agents' field manager keeps them.
+        assert_eq!((&status.config_version, &status.routes), (&None, &None));
         assert_eq!(find(&status, "Ready").reason, "NotDeployed");
+        // The same status with the agents' fields is, for the operator, the same status.
+        let written = GatewayInstallationStatus {
+            config_version: Some("v2-def".to_owned()),
+            ..compute(None, &Observed::default(), &at(1))
+        };
+        assert_eq!(
+            operators_part(&written),
+            compute(Some(&written), &Observed::default(), &at(2))
+        );
     }
 
     #[test]

@@ -8,18 +8,18 @@ use std::{fs, path::PathBuf};
 
 use k8s_openapi::{
     api::{
-        core::v1::{Container, PodSpec},
+        core::v1::{Container, Namespace, PodSpec},
         rbac::v1::PolicyRule,
     },
-    apimachinery::pkg::util::intstr::IntOrString,
+    apimachinery::pkg::{apis::meta::v1::LabelSelector, util::intstr::IntOrString},
 };
 use legate_crds::gateway_installation::{
-    ContainerSettings, FromNamespaces, GatewayInstallation, GatewayPort, RouteNamespaces,
-    ServiceSettings,
+    AllowedRoutes, ContainerSettings, FromNamespaces, GatewayInstallation, GatewayPort,
+    RouteNamespaces, ServiceSettings,
 };
 use legate_operator::build::{
     AGENT_CONTAINER, BOOTSTRAP_KEY, BuildError, CONFIG_HASH_ANNOTATION, Desired, ENVOY_CONTAINER,
-    Rbac, Settings, config_hash, objects,
+    RouteAccess, Settings, config_hash, objects,
 };
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
@@ -36,7 +36,7 @@ fn fixture(case: &str) -> GatewayInstallation {
 }
 
 fn build(gwi: &GatewayInstallation) -> Desired {
-    objects(gwi, &Settings::default()).unwrap()
+    objects(gwi, &Settings::default(), &[]).unwrap()
 }
 
 /// Every manifest of `desired` against `golden/<case>.output.yaml`.
@@ -97,13 +97,6 @@ fn pod_hash(desired: &Desired) -> String {
         .clone()
 }
 
-fn rules(desired: &Desired) -> &[PolicyRule] {
-    match &desired.rbac {
-        Rbac::Namespaced { role, .. } => role.rules.as_deref().unwrap(),
-        Rbac::Cluster { role, .. } => role.rules.as_deref().unwrap(),
-    }
-}
-
 fn no_wildcards(rules: &[PolicyRule]) {
     for rule in rules {
         let mut words = rule.verbs.clone();
@@ -113,7 +106,14 @@ fn no_wildcards(rules: &[PolicyRule]) {
             words.iter().all(|w| !w.contains('*')),
             "wildcard in {rule:?}"
         );
-        assert!(rule.non_resource_urls.is_none() && rule.resource_names.is_none());
+        assert!(rule.non_resource_urls.is_none());
+        // A rule limited by name is limited to the agent's own objects.
+        for name in rule.resource_names.iter().flatten() {
+            assert!(
+                ["edge", "edge-agent-status"].contains(&name.as_str()),
+                "{rule:?}"
+            );
+        }
     }
 }
 
@@ -213,6 +213,8 @@ fn a_full_installation_produces_every_object() {
         identities(&desired),
         [
             ("ServiceAccount", ns(), "public"),
+            ("Role", ns(), "public"),
+            ("RoleBinding", ns(), "public"),
             ("ClusterRole", None, "legate-infra-public"),
             ("ClusterRoleBinding", None, "legate-infra-public"),
             ("ConfigMap", ns(), "public-bootstrap"),
@@ -227,112 +229,373 @@ fn a_full_installation_produces_every_object() {
     assert_golden("full", &desired);
 }
 
+/// The rules of the agent's contract, as JSON, so a test states them exactly.
+fn rules_json(rules: &Option<Vec<PolicyRule>>) -> Value {
+    serde_json::to_value(rules).unwrap()
+}
+
+const READ: [&str; 3] = ["get", "list", "watch"];
+
+/// What the agent of `edge` uses in its own namespace, whatever it admits.
+fn own_namespace_rules() -> Value {
+    json!([
+        {"apiGroups": ["legate.dev"], "resources": ["gatewayinstallations"], "verbs": READ},
+        {"apiGroups": ["legate.dev"], "resources": ["gatewayinstallations/status"],
+         "resourceNames": ["edge"], "verbs": ["get", "patch"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+         "resourceNames": ["edge-agent-status"], "verbs": ["get", "update", "patch"]},
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+        {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+    ])
+}
+
+/// What the agent uses in each namespace it admits routes from, Events aside.
+fn route_rules_without_events() -> Value {
+    let kinds = legate_operator::build::ROUTE_RESOURCES;
+    let status: Vec<String> = kinds.iter().map(|k| format!("{k}/status")).collect();
+    json!([
+        {"apiGroups": ["getambassador.io"], "resources": kinds, "verbs": READ},
+        {"apiGroups": ["getambassador.io"], "resources": status, "verbs": ["get", "patch"]},
+        {"apiGroups": [""], "resources": ["services", "secrets", "endpoints"], "verbs": READ},
+        {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": READ},
+    ])
+}
+
+fn route_rules() -> Value {
+    let mut rules = route_rules_without_events();
+    let events = own_namespace_rules().as_array().unwrap()[4..].to_vec();
+    rules.as_array_mut().unwrap().extend(events);
+    rules
+}
+
+fn concat(a: Value, b: Value) -> Value {
+    let mut out = a.as_array().unwrap().clone();
+    out.extend(b.as_array().unwrap().iter().cloned());
+    Value::Array(out)
+}
+
+/// `minimal`, admitting routes `from` as given.
+fn admitting(from: FromNamespaces, selector: Option<LabelSelector>) -> GatewayInstallation {
+    let mut gwi = fixture("minimal");
+    gwi.spec.allowed_routes = Some(AllowedRoutes {
+        namespaces: Some(RouteNamespaces {
+            from: Some(from),
+            selector,
+        }),
+    });
+    gwi
+}
+
+fn namespace(name: &str, labels: Value) -> Namespace {
+    serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}})).unwrap()
+}
+
+/// team-a and team-b labelled `legate.dev/gateway: edge`, team-c `internal`, the installation's
+/// own namespace unlabelled.
+fn cluster_namespaces() -> Vec<Namespace> {
+    vec![
+        namespace("gateways", json!({})),
+        namespace("team-b", json!({"legate.dev/gateway": "edge"})),
+        namespace(
+            "team-a",
+            json!({"legate.dev/gateway": "edge", "tier": "web"}),
+        ),
+        namespace("team-c", json!({"legate.dev/gateway": "internal"})),
+    ]
+}
+
+fn edge_selector() -> LabelSelector {
+    serde_json::from_value(json!({"matchLabels": {"legate.dev/gateway": "edge"}})).unwrap()
+}
+
+const SUBJECTS: fn() -> Value =
+    || json!([{"kind": "ServiceAccount", "name": "edge", "namespace": "gateways"}]);
+
+fn role_ref(kind: &str, name: &str) -> Value {
+    json!({"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": name})
+}
+
+fn every_rule(desired: &Desired) -> Vec<PolicyRule> {
+    let mut rules = desired.rbac.role.rules.clone().unwrap();
+    match &desired.rbac.routes {
+        RouteAccess::OwnNamespace => {}
+        RouteAccess::AllNamespaces { role, .. } => rules.extend(role.rules.clone().unwrap()),
+        RouteAccess::Selected {
+            role,
+            namespaces_role,
+            ..
+        } => {
+            rules.extend(role.rules.clone().unwrap());
+            rules.extend(namespaces_role.rules.clone().unwrap());
+        }
+    }
+    rules
+}
+
 #[test]
-fn rbac_for_same_namespace_routes_is_a_namespaced_least_privilege_role() {
+fn rbac_for_same_namespace_routes_is_one_role_in_that_namespace() {
     let desired = build(&fixture("minimal"));
-    let Rbac::Namespaced { role, binding } = &desired.rbac else {
-        panic!("expected a Role, got {:?}", desired.rbac);
-    };
-    assert_eq!(role.metadata.namespace.as_deref(), Some("gateways"));
-    let rules = role.rules.as_deref().unwrap();
-    no_wildcards(rules);
-    let kinds = [
-        "authservices",
-        "hosts",
-        "listeners",
-        "mappings",
-        "modules",
-        "ratelimitservices",
-        "tcpmappings",
-        "tlscontexts",
-    ];
-    let mut read: Vec<(String, String)> = kinds
-        .iter()
-        .map(|k| ("getambassador.io".to_owned(), (*k).to_owned()))
-        .collect();
-    read.extend(
-        [
-            ("", "secrets"),
-            ("", "services"),
-            ("discovery.k8s.io", "endpointslices"),
-        ]
-        .map(|(g, r)| (g.to_owned(), r.to_owned())),
-    );
-    read.sort();
-    for verb in ["get", "list", "watch"] {
-        assert_eq!(granted(rules, verb), read, "{verb}");
-    }
-    let status: Vec<_> = kinds
-        .iter()
-        .map(|k| ("getambassador.io".to_owned(), format!("{k}/status")))
-        .collect();
-    assert_eq!(granted(rules, "update"), status);
-    let mut patch = status.clone();
-    patch.extend([
-        ("".to_owned(), "events".to_owned()),
-        ("events.k8s.io".to_owned(), "events".to_owned()),
-    ]);
-    patch.sort();
-    assert_eq!(granted(rules, "patch"), patch);
+    let rbac = &desired.rbac;
+    assert_eq!(rbac.routes, RouteAccess::OwnNamespace);
+    assert_eq!(rbac.role.metadata.namespace.as_deref(), Some("gateways"));
     assert_eq!(
-        granted(rules, "create"),
-        [("", "events"), ("events.k8s.io", "events")].map(|(g, r)| (g.to_owned(), r.to_owned()))
+        rules_json(&rbac.role.rules),
+        concat(own_namespace_rules(), route_rules_without_events())
     );
-    for verb in [
-        "delete",
-        "deletecollection",
-        "escalate",
-        "bind",
-        "impersonate",
-    ] {
-        assert_eq!(granted(rules, verb), [], "{verb}");
-    }
-    assert_eq!(binding.role_ref.kind, "Role");
-    assert_eq!(binding.role_ref.name, "edge");
-    let subjects = serde_json::to_value(&binding.subjects).unwrap();
     assert_eq!(
-        subjects,
-        json!([{"kind": "ServiceAccount", "name": "edge", "namespace": "gateways"}])
+        serde_json::to_value(&rbac.binding.role_ref).unwrap(),
+        role_ref("Role", "edge")
+    );
+    assert_eq!(
+        serde_json::to_value(&rbac.binding.subjects).unwrap(),
+        SUBJECTS()
+    );
+    // Only namespaced objects: nothing cluster-wide at all.
+    assert!(
+        desired
+            .manifests()
+            .iter()
+            .all(|m| m["metadata"]["namespace"] == "gateways")
     );
 }
 
 #[test]
-fn rbac_for_routes_from_other_namespaces_is_a_cluster_role_the_finalizer_removes() {
-    for from in [FromNamespaces::All, FromNamespaces::Selector] {
-        let mut gwi = fixture("minimal");
-        gwi.spec.allowed_routes = Some(legate_crds::gateway_installation::AllowedRoutes {
-            namespaces: Some(RouteNamespaces {
-                from: Some(from),
-                selector: None,
-            }),
-        });
-        let desired = build(&gwi);
-        let Rbac::Cluster { role, binding } = &desired.rbac else {
-            panic!("{from:?}: expected a ClusterRole, got {:?}", desired.rbac);
-        };
-        for metadata in [&role.metadata, &binding.metadata] {
-            assert_eq!(metadata.name.as_deref(), Some("legate-gateways-edge"));
-            assert_eq!(metadata.namespace, None);
-            assert_eq!(metadata.owner_references, None, "{from:?}");
-            assert_eq!(
-                metadata.labels.as_ref().unwrap()["legate.dev/owner-namespace"],
-                "gateways"
-            );
-        }
-        let rules = rules(&desired);
-        no_wildcards(rules);
-        assert!(granted(rules, "watch").contains(&("".to_owned(), "namespaces".to_owned())));
-        assert!(granted(rules, "watch").contains(&("".to_owned(), "secrets".to_owned())));
-        assert_eq!(binding.role_ref.kind, "ClusterRole");
-        assert_eq!(binding.role_ref.name, "legate-gateways-edge");
+fn rbac_for_routes_from_all_namespaces_binds_the_route_rules_cluster_wide() {
+    // The namespaces are not even looked at.
+    let desired = objects(
+        &admitting(FromNamespaces::All, None),
+        &Settings::default(),
+        &cluster_namespaces(),
+    )
+    .unwrap();
+    assert_eq!(rules_json(&desired.rbac.role.rules), own_namespace_rules());
+    let RouteAccess::AllNamespaces { role, binding } = &desired.rbac.routes else {
+        panic!(
+            "expected a ClusterRoleBinding, got {:?}",
+            desired.rbac.routes
+        );
+    };
+    assert_eq!(rules_json(&role.rules), route_rules());
+    assert_eq!(
+        serde_json::to_value(&binding.role_ref).unwrap(),
+        role_ref("ClusterRole", "legate-gateways-edge")
+    );
+    assert_eq!(serde_json::to_value(&binding.subjects).unwrap(), SUBJECTS());
+    for metadata in [&role.metadata, &binding.metadata] {
+        assert_eq!(metadata.name.as_deref(), Some("legate-gateways-edge"));
+        assert_eq!(metadata.namespace, None);
+        assert_eq!(metadata.owner_references, None);
         assert_eq!(
-            binding.subjects.as_ref().unwrap()[0].namespace.as_deref(),
-            Some("gateways")
+            metadata.labels.as_ref().unwrap()["legate.dev/owner-namespace"],
+            "gateways"
         );
     }
-    // Same namespace only: no namespaces access either.
-    let same = build(&fixture("minimal"));
-    assert!(!granted(rules(&same), "get").contains(&("".to_owned(), "namespaces".to_owned())));
+    // Namespaces are read only to evaluate a selector.
+    assert!(!granted(&every_rule(&desired), "list").contains(&("".into(), "namespaces".into())));
+    assert_eq!(
+        identities(&desired)[..5],
+        [
+            ("ServiceAccount", Some("gateways"), "edge"),
+            ("Role", Some("gateways"), "edge"),
+            ("RoleBinding", Some("gateways"), "edge"),
+            ("ClusterRole", None, "legate-gateways-edge"),
+            ("ClusterRoleBinding", None, "legate-gateways-edge"),
+        ]
+        .map(|(k, n, name)| (k.to_owned(), n.map(str::to_owned), name.to_owned()))
+    );
+}
+
+#[test]
+fn rbac_for_selected_namespaces_binds_the_route_rules_in_each_matching_namespace_only() {
+    let desired = objects(
+        &admitting(FromNamespaces::Selector, Some(edge_selector())),
+        &Settings::default(),
+        &cluster_namespaces(),
+    )
+    .unwrap();
+    assert_eq!(rules_json(&desired.rbac.role.rules), own_namespace_rules());
+    let RouteAccess::Selected {
+        role,
+        bindings,
+        namespaces_role,
+        namespaces_binding,
+    } = &desired.rbac.routes
+    else {
+        panic!("expected RoleBindings, got {:?}", desired.rbac.routes);
+    };
+    assert_eq!(rules_json(&role.rules), route_rules());
+    assert_eq!(role.metadata.name.as_deref(), Some("legate-gateways-edge"));
+    // team-a and team-b, sorted; not team-c, not the installation's own namespace.
+    let placed: Vec<_> = bindings
+        .iter()
+        .map(|b| {
+            (
+                b.metadata.namespace.as_deref().unwrap(),
+                b.metadata.name.as_deref().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        placed,
+        [
+            ("team-a", "legate-gateways-edge"),
+            ("team-b", "legate-gateways-edge")
+        ]
+    );
+    for binding in bindings {
+        assert_eq!(
+            serde_json::to_value(&binding.role_ref).unwrap(),
+            role_ref("ClusterRole", "legate-gateways-edge")
+        );
+        assert_eq!(serde_json::to_value(&binding.subjects).unwrap(), SUBJECTS());
+        // Kubernetes refuses an owner in another namespace: the labels name the installation.
+        assert_eq!(binding.metadata.owner_references, None);
+        assert_eq!(
+            serde_json::to_value(&binding.metadata.labels).unwrap(),
+            json!({
+                "app.kubernetes.io/name": "legate-gateway",
+                "app.kubernetes.io/instance": "edge",
+                "app.kubernetes.io/managed-by": "legate-operator",
+                "app.kubernetes.io/component": "gateway",
+                "legate.dev/owner-namespace": "gateways",
+            })
+        );
+    }
+    // Namespaces, cluster-wide, read only: to evaluate the selector.
+    assert_eq!(
+        rules_json(&namespaces_role.rules),
+        json!([{"apiGroups": [""], "resources": ["namespaces"], "verbs": READ}])
+    );
+    assert_eq!(
+        namespaces_role.metadata.name.as_deref(),
+        Some("legate-gateways-edge-namespaces")
+    );
+    assert_eq!(
+        serde_json::to_value(&namespaces_binding.role_ref).unwrap(),
+        role_ref("ClusterRole", "legate-gateways-edge-namespaces")
+    );
+    assert_eq!(
+        serde_json::to_value(&namespaces_binding.subjects).unwrap(),
+        SUBJECTS()
+    );
+    // Nothing binds the route rules cluster-wide.
+    assert!(
+        desired
+            .manifests()
+            .iter()
+            .filter(|m| m["kind"] == "ClusterRoleBinding")
+            .all(|m| m["roleRef"]["name"] == "legate-gateways-edge-namespaces")
+    );
+}
+
+#[test]
+fn a_selector_admits_by_match_expressions_and_never_a_terminating_namespace() {
+    let selector: LabelSelector = serde_json::from_value(json!({"matchExpressions": [
+        {"key": "legate.dev/gateway", "operator": "In", "values": ["edge", "internal"]},
+        {"key": "tier", "operator": "DoesNotExist"},
+    ]}))
+    .unwrap();
+    let mut namespaces = cluster_namespaces();
+    namespaces.push(
+        serde_json::from_value(json!({
+            "metadata": {"name": "team-d", "labels": {"legate.dev/gateway": "edge"},
+                         "deletionTimestamp": "2026-11-22T00:00:00Z"},
+            "status": {"phase": "Terminating"},
+        }))
+        .unwrap(),
+    );
+    let desired = objects(
+        &admitting(FromNamespaces::Selector, Some(selector)),
+        &Settings::default(),
+        &namespaces,
+    )
+    .unwrap();
+    let RouteAccess::Selected { bindings, .. } = &desired.rbac.routes else {
+        panic!("expected RoleBindings");
+    };
+    let admitted: Vec<_> = bindings
+        .iter()
+        .map(|b| b.metadata.namespace.clone().unwrap())
+        .collect();
+    assert_eq!(admitted, ["team-b", "team-c"]);
+
+    // An empty selector admits every namespace, as in Kubernetes.
+    let desired = objects(
+        &admitting(FromNamespaces::Selector, Some(LabelSelector::default())),
+        &Settings::default(),
+        &cluster_namespaces(),
+    )
+    .unwrap();
+    let RouteAccess::Selected { bindings, .. } = &desired.rbac.routes else {
+        panic!("expected RoleBindings");
+    };
+    assert_eq!(bindings.len(), 4);
+}
+
+#[test]
+fn a_selector_the_api_server_would_refuse_names_the_field() {
+    let bad = |requirement: Value| -> LabelSelector {
+        serde_json::from_value(json!({"matchExpressions": [requirement]})).unwrap()
+    };
+    let cases = [
+        (
+            Some(bad(json!({"key": "a", "operator": "In", "values": []}))),
+            r#"spec.allowedRoutes.namespaces.selector: matchExpressions[0]: operator "In" needs values"#,
+        ),
+        (
+            Some(bad(
+                json!({"key": "a", "operator": "Exists", "values": ["x"]}),
+            )),
+            r#"spec.allowedRoutes.namespaces.selector: matchExpressions[0]: operator "Exists" takes no values"#,
+        ),
+        // Before Kubernetes 1.25 the CRD's rule requiring a selector is not enforced.
+        (None, "spec.allowedRoutes.namespaces.selector is missing"),
+    ];
+    for (selector, message) in cases {
+        let gwi = admitting(FromNamespaces::Selector, selector);
+        let error = objects(&gwi, &Settings::default(), &cluster_namespaces()).unwrap_err();
+        assert_eq!(error.field(), "spec.allowedRoutes.namespaces.selector");
+        assert_eq!(error.to_string(), message);
+    }
+    let gwi = admitting(
+        FromNamespaces::Selector,
+        Some(bad(
+            json!({"key": "a", "operator": "Near", "values": ["x"]}),
+        )),
+    );
+    let error = objects(&gwi, &Settings::default(), &[]).unwrap_err();
+    assert_eq!(error.field(), "spec.allowedRoutes.namespaces.selector");
+}
+
+#[test]
+fn the_agent_never_gets_a_wildcard_or_a_destructive_verb() {
+    for gwi in [
+        fixture("minimal"),
+        admitting(FromNamespaces::All, None),
+        admitting(FromNamespaces::Selector, Some(edge_selector())),
+    ] {
+        let desired = objects(&gwi, &Settings::default(), &cluster_namespaces()).unwrap();
+        let rules = every_rule(&desired);
+        no_wildcards(&rules);
+        for verb in [
+            "delete",
+            "deletecollection",
+            "update",
+            "escalate",
+            "bind",
+            "impersonate",
+        ] {
+            let granted = granted(&rules, verb);
+            // `update` only on its own Lease (resourceNames: the Lease elections use PUT).
+            let allowed: &[(String, String)] = if verb == "update" {
+                &[("coordination.k8s.io".to_owned(), "leases".to_owned())]
+            } else {
+                &[]
+            };
+            assert_eq!(granted, allowed, "{verb}");
+        }
+    }
 }
 
 #[test]
@@ -426,7 +689,7 @@ fn the_settings_supply_default_images() {
         agent_image: "mirror.internal/legate-agent:0.1.0".to_owned(),
         ..Settings::default()
     };
-    let desired = objects(&fixture("minimal"), &settings).unwrap();
+    let desired = objects(&fixture("minimal"), &settings, &[]).unwrap();
     assert_eq!(
         container(&desired, ENVOY_CONTAINER).image.as_deref(),
         Some("mirror.internal/envoy:v1.36.2")
@@ -447,18 +710,11 @@ fn the_config_hash_follows_the_bootstrap() {
     assert_eq!(pod_hash(&first), config_hash(bootstrap));
     assert_eq!(pod_hash(&first).len(), 16);
 
-    // The ambassador id is an agent flag, not part of the bootstrap: the agent's args change,
-    // the hash does not.
+    // The agent reads the ambassador id from its installation and follows it: changing it
+    // changes no object, so no pod rolls.
     let mut gwi = fixture("minimal");
     gwi.spec.ambassador_id = Some("internal".to_owned());
-    let other_id = build(&gwi);
-    assert_eq!(pod_hash(&other_id), pod_hash(&first));
-    assert_eq!(other_id.config_map, first.config_map);
-    let args = container(&other_id, AGENT_CONTAINER).args.clone().unwrap();
-    assert!(
-        args.windows(2)
-            .any(|w| w == ["--ambassador-id", "internal"])
-    );
+    assert_eq!(build(&gwi), first);
 
     // The node id and cluster are in the bootstrap: another installation, another hash.
     let mut gwi = fixture("minimal");
@@ -551,10 +807,18 @@ fn the_agent_is_probed_and_envoy_drains_before_it_stops() {
             "127.0.0.1:18000",
             "--metrics-address",
             "0.0.0.0:9090",
-            "--ambassador-id",
-            "default",
             "--log-format",
             "json"
+        ])
+    );
+    // The installation by name (the agent takes its ambassador id and allowed namespaces from
+    // it), and the pod's namespace and name from the downward API.
+    assert_eq!(
+        agent["env"],
+        json!([
+            {"name": "LEGATE_INSTALLATION", "value": "gateways/edge"},
+            {"name": "LEGATE_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         ])
     );
     assert_eq!(
@@ -622,7 +886,7 @@ fn an_invalid_image_names_the_field() {
         image: Some("Envoy Proxy:latest".to_owned()),
         ..ContainerSettings::default()
     });
-    let error = objects(&gwi, &Settings::default()).unwrap_err();
+    let error = objects(&gwi, &Settings::default(), &[]).unwrap_err();
     assert_eq!(error.field(), "spec.envoy.image");
     assert_eq!(
         error.to_string(),
@@ -634,7 +898,7 @@ fn an_invalid_image_names_the_field() {
         image: Some("ghcr.io/legate-dev/legate-agent:".to_owned()),
         ..ContainerSettings::default()
     });
-    let error = objects(&gwi, &Settings::default()).unwrap_err();
+    let error = objects(&gwi, &Settings::default(), &[]).unwrap_err();
     assert_eq!(error.field(), "spec.agent.image");
 }
 
@@ -642,7 +906,7 @@ fn an_invalid_image_names_the_field() {
 fn a_missing_uid_names_the_field() {
     let mut gwi = fixture("minimal");
     gwi.metadata.uid = None;
-    let error = objects(&gwi, &Settings::default()).unwrap_err();
+    let error = objects(&gwi, &Settings::default(), &[]).unwrap_err();
     assert_eq!(
         error,
         BuildError::Missing {
@@ -692,7 +956,7 @@ fn clashing_ports_name_the_field() {
             ports,
             ..ServiceSettings::default()
         });
-        let error = objects(&gwi, &Settings::default()).unwrap_err();
+        let error = objects(&gwi, &Settings::default(), &[]).unwrap_err();
         assert_eq!(error.field(), field, "{error}");
     }
 }
@@ -701,16 +965,16 @@ fn clashing_ports_name_the_field() {
 fn metadata_the_builders_cannot_do_without_is_named() {
     let mut gwi = fixture("minimal");
     gwi.metadata.namespace = None;
-    let error = objects(&gwi, &Settings::default()).unwrap_err();
+    let error = objects(&gwi, &Settings::default(), &[]).unwrap_err();
     assert_eq!(error.field(), "metadata.namespace");
 
     // The name becomes the Service's name and a label value: at most 63 characters.
     let mut gwi = fixture("minimal");
     gwi.metadata.name = Some("g".repeat(64));
-    let error = objects(&gwi, &Settings::default()).unwrap_err();
+    let error = objects(&gwi, &Settings::default(), &[]).unwrap_err();
     assert_eq!(error.field(), "metadata.name");
     gwi.metadata.name = Some("g".repeat(63));
-    assert!(objects(&gwi, &Settings::default()).is_ok());
+    assert!(objects(&gwi, &Settings::default(), &[]).is_ok());
 }
 
 #[test]

@@ -143,7 +143,7 @@ async fn a_new_installation_gets_the_finalizer_then_exactly_the_built_children()
     // Second pass: every child, applied with its hash, in order, each told by an Event; then
     // the status.
     let writes = scenario.reconcile().await;
-    let expected = children(&objects(&scenario.installation(), &Settings::default()).unwrap());
+    let expected = children(&objects(&scenario.installation(), &Settings::default(), &[]).unwrap());
     let applies: Vec<&Call> = writes
         .iter()
         .filter(|c| c.method == Method::PATCH && !c.uri.starts_with(GWI))
@@ -269,7 +269,7 @@ async fn a_child_edited_by_hand_is_put_back() {
 }
 
 #[tokio::test]
-async fn routes_from_all_namespaces_swap_the_role_for_a_cluster_role() {
+async fn routes_from_all_namespaces_add_a_cluster_role_binding_and_shrink_the_role() {
     let scenario = Scenario::new(installation(json!({})));
     scenario.reconcile().await;
 
@@ -281,14 +281,340 @@ async fn routes_from_all_namespaces_swap_the_role_for_a_cluster_role() {
     assert_eq!(
         told,
         [
+            // The route rules move from the Role to the ClusterRole; the Role's binding, whose
+            // roleRef could not change anyway, stays as it is.
+            "Updated Role gateways/edge",
             "Created ClusterRole legate-gateways-edge",
             "Created ClusterRoleBinding legate-gateways-edge",
-            "Deleted Role gateways/edge",
-            "Deleted RoleBinding gateways/edge",
         ]
     );
-    assert!(scenario.api.get(&slot(ChildKind::Role)).is_none());
+    let role = scenario.api.get(&slot(ChildKind::Role)).unwrap();
+    let resources: Vec<&str> = role["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["resources"].as_array().unwrap())
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert!(!resources.contains(&"secrets"), "{resources:?}");
     assert!(scenario.api.get(&slot(ChildKind::ClusterRole)).is_some());
+}
+
+/// The path of a Namespace.
+fn namespace(name: &str) -> String {
+    format!("/api/v1/namespaces/{name}")
+}
+
+/// Stores Namespace `name` with `labels`.
+fn put_namespace(api: &FakeApi, name: &str, labels: Value) {
+    api.put(
+        &namespace(name),
+        json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "labels": labels},
+            "status": {"phase": "Active"},
+        }),
+    );
+}
+
+/// The RoleBinding that admits routes from namespace `ns` into `gateways/edge`.
+fn admitting(ns: &str) -> String {
+    format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings/legate-gateways-edge")
+}
+
+const NAMESPACES_ROLE: &str =
+    "/apis/rbac.authorization.k8s.io/v1/clusterroles/legate-gateways-edge-namespaces";
+const NAMESPACES_BINDING: &str =
+    "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/legate-gateways-edge-namespaces";
+
+/// `edge` admitting the namespaces labelled `legate.dev/gateway: edge`, with team-a and team-b
+/// labelled so, team-c not.
+fn selecting() -> Scenario {
+    let scenario = Scenario::new(installation(json!({"allowedRoutes": {"namespaces": {
+        "from": "Selector",
+        "selector": {"matchLabels": {"legate.dev/gateway": "edge"}},
+    }}})));
+    put_namespace(
+        &scenario.api,
+        "team-a",
+        json!({"legate.dev/gateway": "edge"}),
+    );
+    put_namespace(
+        &scenario.api,
+        "team-b",
+        json!({"legate.dev/gateway": "edge", "x": "y"}),
+    );
+    put_namespace(
+        &scenario.api,
+        "team-c",
+        json!({"legate.dev/gateway": "internal"}),
+    );
+    scenario
+}
+
+#[tokio::test]
+async fn a_selector_admits_each_matching_namespace_by_a_role_binding_there() {
+    let scenario = selecting();
+    let writes = scenario.reconcile().await;
+    let told: Vec<String> = events(&writes).into_iter().map(|e| e.2).collect();
+    assert_eq!(
+        told,
+        [
+            "Created ServiceAccount gateways/edge",
+            "Created Role gateways/edge",
+            "Created RoleBinding gateways/edge",
+            "Created ClusterRole legate-gateways-edge",
+            "Created RoleBinding team-a/legate-gateways-edge",
+            "Created RoleBinding team-b/legate-gateways-edge",
+            "Created ClusterRole legate-gateways-edge-namespaces",
+            "Created ClusterRoleBinding legate-gateways-edge-namespaces",
+            "Created ConfigMap gateways/edge-bootstrap",
+            "Created Deployment gateways/edge",
+            "Created Service gateways/edge",
+        ]
+    );
+    let binding = scenario.api.get(&admitting("team-a")).unwrap();
+    assert_eq!(
+        binding["roleRef"],
+        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "legate-gateways-edge"})
+    );
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "edge", "namespace": "gateways"}])
+    );
+    // Cross-namespace: no owner reference, the labels say whose it is.
+    assert_eq!(binding["metadata"].get("ownerReferences"), None);
+    assert_eq!(
+        binding["metadata"]["labels"]["legate.dev/owner-namespace"],
+        "gateways"
+    );
+    assert!(scenario.api.get(&admitting("team-c")).is_none());
+    // No cluster-wide binding of the route rules: Secrets elsewhere stay out of reach.
+    assert!(
+        scenario
+            .api
+            .get(&slot(ChildKind::ClusterRoleBinding))
+            .is_none()
+    );
+    assert!(scenario.api.get(NAMESPACES_BINDING).is_some());
+
+    assert_eq!(lines(&scenario.reconcile().await), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_relabelled_namespace_loses_its_role_binding_and_a_newly_labelled_one_gains_one() {
+    let scenario = selecting();
+    scenario.reconcile().await;
+
+    put_namespace(&scenario.api, "team-b", json!({"x": "y"}));
+    put_namespace(
+        &scenario.api,
+        "team-c",
+        json!({"legate.dev/gateway": "edge"}),
+    );
+    let writes = scenario.reconcile().await;
+    assert_eq!(
+        lines(&writes),
+        [
+            format!("PATCH {}", admitting("team-c")),
+            EVENTS.to_owned(),
+            format!("DELETE {}", admitting("team-b")),
+            EVENTS.to_owned(),
+        ]
+    );
+    let told: Vec<String> = events(&writes).into_iter().map(|e| e.2).collect();
+    assert_eq!(
+        told,
+        [
+            "Created RoleBinding team-c/legate-gateways-edge",
+            "Deleted RoleBinding team-b/legate-gateways-edge",
+        ]
+    );
+    assert!(scenario.api.get(&admitting("team-a")).is_some());
+    assert!(scenario.api.get(&admitting("team-b")).is_none());
+
+    // Settled: nothing to write.
+    assert_eq!(lines(&scenario.reconcile().await), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_terminating_namespace_gets_no_role_binding() {
+    let scenario = selecting();
+    let mut team_b = scenario.api.get(&namespace("team-b")).unwrap();
+    team_b["metadata"]["deletionTimestamp"] = json!("2026-11-22T00:00:00Z");
+    team_b["status"]["phase"] = json!("Terminating");
+    scenario.api.put(&namespace("team-b"), team_b);
+
+    scenario.reconcile().await;
+    assert!(scenario.api.get(&admitting("team-a")).is_some());
+    assert!(scenario.api.get(&admitting("team-b")).is_none());
+}
+
+#[tokio::test]
+async fn leaving_the_selector_for_the_own_namespace_prunes_every_binding_elsewhere() {
+    let scenario = selecting();
+    scenario.reconcile().await;
+
+    scenario.edit(|gwi| {
+        gwi["spec"].as_object_mut().unwrap().remove("allowedRoutes");
+    });
+    let writes = scenario.reconcile().await;
+    let told: Vec<String> = events(&writes).into_iter().map(|e| e.2).collect();
+    assert_eq!(
+        told,
+        [
+            "Updated Role gateways/edge",
+            "Deleted ClusterRole legate-gateways-edge",
+            "Deleted ClusterRole legate-gateways-edge-namespaces",
+            "Deleted ClusterRoleBinding legate-gateways-edge-namespaces",
+            "Deleted RoleBinding team-a/legate-gateways-edge",
+            "Deleted RoleBinding team-b/legate-gateways-edge",
+        ]
+    );
+    assert!(scenario.api.get(NAMESPACES_ROLE).is_none());
+    assert!(scenario.api.get(&slot(ChildKind::RoleBinding)).is_some());
+}
+
+#[tokio::test]
+async fn the_role_binding_of_a_namesake_installation_in_another_namespace_is_left_alone() {
+    let scenario = selecting();
+    // `edge` in namespace `elsewhere` admits team-c: its binding has our instance label but
+    // another namespace label.
+    let theirs =
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/team-c/rolebindings/legate-elsewhere-edge";
+    scenario.api.put(
+        theirs,
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "legate-elsewhere-edge", "namespace": "team-c", "labels": {
+                "app.kubernetes.io/managed-by": "legate-operator",
+                "app.kubernetes.io/instance": "edge",
+                "legate.dev/owner-namespace": "elsewhere",
+            }},
+        }),
+    );
+    scenario.reconcile().await;
+    scenario.edit(|gwi| {
+        gwi["spec"].as_object_mut().unwrap().remove("allowedRoutes");
+    });
+    scenario.reconcile().await;
+    assert!(scenario.api.get(theirs).is_some());
+    assert!(scenario.api.get(&admitting("team-a")).is_none());
+}
+
+#[tokio::test]
+async fn deletion_with_a_selector_removes_the_role_bindings_in_admitted_namespaces() {
+    let scenario = selecting();
+    scenario.reconcile().await;
+
+    scenario.edit(|gwi| {
+        gwi["metadata"]["deletionTimestamp"] = json!("2026-11-22T00:00:00Z");
+    });
+    let writes = scenario.reconcile().await;
+    let deleted: Vec<String> = lines(&writes)
+        .into_iter()
+        .filter(|l| l.starts_with("DELETE"))
+        .collect();
+    assert_eq!(
+        deleted,
+        [
+            format!("DELETE {}", slot(ChildKind::ClusterRole)),
+            format!("DELETE {NAMESPACES_ROLE}"),
+            format!("DELETE {NAMESPACES_BINDING}"),
+            format!("DELETE {}", admitting("team-a")),
+            format!("DELETE {}", admitting("team-b")),
+        ]
+    );
+    assert_eq!(writes.last().unwrap().line(), format!("PATCH {GWI}"));
+    assert_eq!(scenario.installation().metadata.finalizers, Some(vec![]));
+}
+
+#[tokio::test]
+async fn a_selector_matching_the_own_namespace_binds_there_too_and_deletion_removes_it() {
+    let scenario = selecting();
+    put_namespace(
+        &scenario.api,
+        "gateways",
+        json!({"legate.dev/gateway": "edge"}),
+    );
+    scenario.reconcile().await;
+    // Beside the RoleBinding of the Role every installation has.
+    assert!(scenario.api.get(&admitting("gateways")).is_some());
+    assert!(scenario.api.get(&slot(ChildKind::RoleBinding)).is_some());
+
+    scenario.edit(|gwi| {
+        gwi["metadata"]["deletionTimestamp"] = json!("2026-11-22T00:00:00Z");
+    });
+    scenario.reconcile().await;
+    // No owner reference would have collected it.
+    assert!(scenario.api.get(&admitting("gateways")).is_none());
+    assert_eq!(scenario.installation().metadata.finalizers, Some(vec![]));
+}
+
+#[tokio::test]
+async fn an_invalid_selector_is_degraded_naming_the_field() {
+    let scenario = Scenario::new(installation(json!({"allowedRoutes": {"namespaces": {
+        "from": "Selector",
+        "selector": {"matchExpressions": [{"key": "team", "operator": "In", "values": []}]},
+    }}})));
+    let writes = scenario.reconcile().await;
+    assert_eq!(
+        lines(&writes),
+        [EVENTS.to_owned(), format!("PATCH {GWI}/status")]
+    );
+    let (status, reason, message) = scenario.condition("Degraded");
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "InvalidSpec"));
+    assert_eq!(
+        message,
+        r#"spec.allowedRoutes.namespaces.selector: matchExpressions[0]: operator "In" needs values"#
+    );
+}
+
+/// The agents' field manager for `gateways/edge`.
+const AGENT_MANAGER: &str = "legate-agent/gateways/edge";
+
+#[tokio::test]
+async fn the_operator_neither_clears_nor_claims_what_the_agents_write_in_the_status() {
+    let scenario = Scenario::new(installation(json!({})));
+    scenario.reconcile().await;
+    let agents = json!({"configVersion": "v1-0a1b2c", "routes": {"accepted": 7, "rejected": 1}});
+    scenario
+        .api
+        .apply_status(GWI, AGENT_MANAGER, agents.clone());
+
+    // Something for the operator to write: a new generation.
+    scenario.edit(|gwi| gwi["spec"]["replicas"] = json!(2));
+    let writes = scenario.reconcile().await;
+    let status_write = writes
+        .iter()
+        .find(|c| c.line() == format!("PATCH {GWI}/status"))
+        .unwrap();
+    let applied = &status_write.body.as_ref().unwrap()["status"];
+    let mut fields: Vec<&String> = applied.as_object().unwrap().keys().collect();
+    fields.sort();
+    assert_eq!(
+        fields,
+        [
+            "conditions",
+            "observedGeneration",
+            "readyReplicas",
+            "replicas"
+        ]
+    );
+    let status = scenario.api.get(GWI).unwrap()["status"].clone();
+    assert_eq!(status["configVersion"], agents["configVersion"]);
+    assert_eq!(status["routes"], agents["routes"]);
+    assert_eq!(status["observedGeneration"], 2);
+
+    // The agents move on: nothing for the operator to write.
+    scenario.api.apply_status(
+        GWI,
+        AGENT_MANAGER,
+        json!({"configVersion": "v2-3d4e5f", "routes": {"accepted": 8, "rejected": 0}}),
+    );
+    assert_eq!(lines(&scenario.reconcile().await), Vec::<String>::new());
+    let status = scenario.api.get(GWI).unwrap()["status"].clone();
+    assert_eq!(status["configVersion"], "v2-3d4e5f");
 }
 
 #[tokio::test]

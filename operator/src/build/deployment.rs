@@ -31,6 +31,8 @@ pub const ADS_ADDRESS: &str = "127.0.0.1:18000";
 pub const ADMIN_ADDRESS: &str = "127.0.0.1:19000";
 /// The agent's `/metrics`, `/healthz` and `/readyz`.
 pub const METRICS_PORT: i32 = 9090;
+/// The agent's environment variable naming its installation, `<namespace>/<name>`.
+pub const INSTALLATION_ENV: &str = "LEGATE_INSTALLATION";
 /// Pod template annotation carrying [`super::config_hash`] of the bootstrap.
 pub const CONFIG_HASH_ANNOTATION: &str = "legate.dev/config-hash";
 
@@ -159,16 +161,21 @@ pub fn build(cx: &Context, config_hash: &str) -> Result<Deployment, BuildError> 
                 ADS_ADDRESS,
                 "--metrics-address",
                 format!("0.0.0.0:{METRICS_PORT}").as_str(),
-                "--ambassador-id",
-                cx.ambassador_id.as_str(),
                 "--log-format",
                 "json",
             ]
             .map(str::to_owned)
             .to_vec(),
         ),
+        // The installation the agent serves: it reads `ambassadorId` and `allowedRoutes` from it
+        // and follows their changes, so neither is a flag here and editing them rolls no pod.
         // The agent resolves unqualified service names against its own namespace.
         env: Some(vec![
+            EnvVar {
+                name: INSTALLATION_ENV.to_owned(),
+                value: Some(format!("{}/{}", cx.namespace, cx.name)),
+                value_from: None,
+            },
             field_env("LEGATE_NAMESPACE", "metadata.namespace"),
             field_env("POD_NAME", "metadata.name"),
         ]),

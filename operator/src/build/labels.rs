@@ -10,8 +10,9 @@ pub const NAME_LABEL: &str = "app.kubernetes.io/name";
 pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
-/// On cluster-scoped objects only: the installation's namespace, because the instance label
-/// (the installation's name) alone is ambiguous across namespaces.
+/// On cluster-scoped children and those in other namespaces than the installation's: the
+/// installation's namespace, because the instance label (the installation's name) alone is
+/// ambiguous across namespaces.
 pub const OWNER_NAMESPACE_LABEL: &str = "legate.dev/owner-namespace";
 
 pub const NAME: &str = "legate-gateway";
@@ -47,22 +48,42 @@ pub fn namespaced(cx: &Context, name: String) -> ObjectMeta {
     }
 }
 
-/// Metadata of a cluster-scoped child: no owner reference (a namespaced owner cannot own a
-/// cluster-scoped object), the finalizer deletes it; named `legate-<namespace>-<name>` so two
-/// installations never collide.
-pub fn cluster_scoped(cx: &Context) -> ObjectMeta {
-    let mut labels = labels(cx);
-    labels.insert(OWNER_NAMESPACE_LABEL.to_owned(), cx.namespace.clone());
+/// Metadata of a cluster-scoped child named `name`: no owner reference (a namespaced owner cannot
+/// own a cluster-scoped object), the finalizer deletes it; the installation's namespace in a
+/// label, since its name alone is ambiguous.
+pub fn cluster_scoped(cx: &Context, name: String) -> ObjectMeta {
     ObjectMeta {
-        name: Some(cluster_scoped_name(&cx.namespace, &cx.name)),
-        labels: Some(labels),
+        name: Some(name),
+        labels: Some(owner_labels(cx)),
         ..ObjectMeta::default()
     }
+}
+
+/// Metadata of a child in `namespace`, which may be another than the installation's: no owner
+/// reference (Kubernetes refuses cross-namespace owners), labelled like a cluster-scoped child so
+/// the reconciler finds it to prune and the finalizer to delete.
+pub fn cross_namespace(cx: &Context, name: String, namespace: String) -> ObjectMeta {
+    ObjectMeta {
+        namespace: Some(namespace),
+        ..cluster_scoped(cx, name)
+    }
+}
+
+fn owner_labels(cx: &Context) -> BTreeMap<String, String> {
+    let mut labels = labels(cx);
+    labels.insert(OWNER_NAMESPACE_LABEL.to_owned(), cx.namespace.clone());
+    labels
 }
 
 /// The name of the installation `namespace/name`'s cluster-scoped children.
 pub fn cluster_scoped_name(namespace: &str, name: &str) -> String {
     format!("legate-{namespace}-{name}")
+}
+
+/// The name of the ClusterRole (and its binding) that lets the installation `namespace/name`'s
+/// agent read Namespaces, with `from: Selector`.
+pub fn namespaces_role_name(namespace: &str, name: &str) -> String {
+    format!("{}-namespaces", cluster_scoped_name(namespace, name))
 }
 
 /// The name of the installation `name`'s bootstrap ConfigMap.

@@ -21,9 +21,8 @@ use k8s_openapi::{
     api::{
         apps::v1::Deployment,
         autoscaling::v2::HorizontalPodAutoscaler,
-        core::v1::{ConfigMap, Service, ServiceAccount},
+        core::v1::{ConfigMap, Namespace, Service, ServiceAccount},
         policy::v1::PodDisruptionBudget,
-        rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding},
     },
     apimachinery::pkg::apis::meta::v1::OwnerReference,
 };
@@ -33,14 +32,17 @@ use legate_crds::gateway_installation::{FromNamespaces, GatewayInstallation, Gat
 pub use config_map::{BOOTSTRAP_KEY, bootstrap_yaml, config_hash};
 pub use deployment::{
     ADMIN_ADDRESS, ADS_ADDRESS, AGENT_CONTAINER, CONFIG_HASH_ANNOTATION, ENVOY_CONTAINER,
-    METRICS_PORT,
+    INSTALLATION_ENV, METRICS_PORT,
 };
 pub use image::is_valid_image_reference;
 pub use labels::{
     COMPONENT_LABEL, INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL, NAME, NAME_LABEL,
-    OWNER_NAMESPACE_LABEL, bootstrap_config_map_name, cluster_scoped_name,
+    OWNER_NAMESPACE_LABEL, bootstrap_config_map_name, cluster_scoped_name, namespaces_role_name,
 };
-pub use rbac::ROUTE_RESOURCES;
+pub use rbac::{
+    ROUTE_RESOURCES, Rbac, RouteAccess, admitted, agent_lease_name, namespace_rules,
+    own_namespace_rules, route_rules,
+};
 
 /// Defaults the operator release carries, so tests (and a future `--envoy-image` flag) can vary
 /// them.
@@ -86,21 +88,6 @@ impl BuildError {
     }
 }
 
-/// The RBAC objects: namespaced when routes come only from the installation's own namespace,
-/// cluster-wide otherwise.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Rbac {
-    Namespaced {
-        role: Role,
-        binding: RoleBinding,
-    },
-    /// Cluster-scoped: no owner reference can collect these, the finalizer deletes them.
-    Cluster {
-        role: ClusterRole,
-        binding: ClusterRoleBinding,
-    },
-}
-
 /// Everything one installation needs, typed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Desired {
@@ -121,9 +108,22 @@ impl Desired {
             serde_json::to_value(object).expect("k8s-openapi objects always serialize")
         }
         let mut out = vec![json(&self.service_account)];
-        match &self.rbac {
-            Rbac::Namespaced { role, binding } => out.extend([json(role), json(binding)]),
-            Rbac::Cluster { role, binding } => out.extend([json(role), json(binding)]),
+        out.extend([json(&self.rbac.role), json(&self.rbac.binding)]);
+        match &self.rbac.routes {
+            RouteAccess::OwnNamespace => {}
+            RouteAccess::AllNamespaces { role, binding } => {
+                out.extend([json(role), json(binding)]);
+            }
+            RouteAccess::Selected {
+                role,
+                bindings,
+                namespaces_role,
+                namespaces_binding,
+            } => {
+                out.push(json(role));
+                out.extend(bindings.iter().map(json));
+                out.extend([json(namespaces_role), json(namespaces_binding)]);
+            }
         }
         out.extend([
             json(&self.config_map),
@@ -144,16 +144,21 @@ pub(crate) struct Context<'a> {
     pub namespace: String,
     pub owner: OwnerReference,
     pub ports: Vec<GatewayPort>,
-    pub ambassador_id: String,
 }
 
-/// Builds every object for `gwi`.
-pub fn objects(gwi: &GatewayInstallation, settings: &Settings) -> Result<Desired, BuildError> {
+/// Builds every object for `gwi`. `namespaces` are the cluster's Namespaces, read only with
+/// `allowedRoutes.namespaces.from: Selector` (a RoleBinding goes to each one the selector
+/// matches); the reconciler lists just those the selector matches, the builder checks again.
+pub fn objects(
+    gwi: &GatewayInstallation,
+    settings: &Settings,
+    namespaces: &[Namespace],
+) -> Result<Desired, BuildError> {
     let cx = Context::new(gwi, settings)?;
     let bootstrap = bootstrap_yaml(&cx.namespace, &cx.name);
     Ok(Desired {
         service_account: service_account::build(&cx),
-        rbac: rbac::build(&cx),
+        rbac: rbac::build(&cx, namespaces)?,
         config_map: config_map::build(&cx, &bootstrap),
         deployment: deployment::build(&cx, &config_hash(&bootstrap))?,
         service: service::build(&cx),
@@ -195,11 +200,6 @@ impl<'a> Context<'a> {
             })?
         };
         let ports = resolve_ports(gwi)?;
-        let ambassador_id = gwi
-            .spec
-            .ambassador_id
-            .clone()
-            .unwrap_or_else(|| "default".to_owned());
         Ok(Self {
             gwi,
             settings,
@@ -207,22 +207,19 @@ impl<'a> Context<'a> {
             namespace,
             owner,
             ports,
-            ambassador_id,
         })
     }
+}
 
-    /// Whether routes may come from beyond the installation's own namespace.
-    pub fn cluster_wide(&self) -> bool {
-        let from = self
-            .gwi
-            .spec
-            .allowed_routes
-            .as_ref()
-            .and_then(|a| a.namespaces.as_ref())
-            .and_then(|n| n.from)
-            .unwrap_or_default();
-        from != FromNamespaces::Same
-    }
+/// The label selector of the Namespaces whose routes `gwi` admits, with `from: Selector`; `None`
+/// otherwise. The reconciler lists Namespaces with it (a selector the API server would refuse is
+/// an error here, and [`objects`] reports it as such).
+pub fn namespace_selector(
+    gwi: &GatewayInstallation,
+) -> Option<Result<kube::core::Selector, BuildError>> {
+    let namespaces = gwi.spec.allowed_routes.as_ref()?.namespaces.as_ref()?;
+    (namespaces.from == Some(FromNamespaces::Selector))
+        .then(|| rbac::namespace_selector(namespaces.selector.as_ref()))
 }
 
 /// `spec.service.ports`, defaulted (`http` 80 → 8080, `https` 443 → 8443) and checked for what

@@ -1,10 +1,15 @@
 //! An API server for reconciler tests, on kube's `tower-test` mock: it answers the reconciler's
-//! calls as the API server would (GET, server-side apply, JSON patch, status, DELETE, Events) from
-//! an in-memory store, and records every call, so a scenario asserts the exact calls made — a
-//! missing or an extra one fails it.
+//! calls as the API server would (GET, LIST with a label selector, server-side apply, JSON patch,
+//! status, DELETE, Events) from an in-memory store, and records every call, so a scenario asserts
+//! the exact calls made — a missing or an extra one fails it.
+//!
+//! Server-side apply of a status keeps track of which field manager applied which field (top-level
+//! status fields, and each condition by type), as the API server's managed fields do: an apply
+//! sets what it names, removes what the same manager applied before and no longer names, and
+//! leaves every other manager's fields alone.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     sync::{Arc, Mutex},
 };
 
@@ -39,6 +44,9 @@ struct State {
     objects: BTreeMap<String, Value>,
     calls: Vec<Call>,
     resource_version: u64,
+    /// Per object path and field manager, the status fields it applied (`conditions/<type>` for
+    /// a condition).
+    status_owners: BTreeMap<(String, String), BTreeSet<String>>,
 }
 
 /// The fake server: clone it freely; every clone sees the same store.
@@ -91,6 +99,18 @@ impl FakeApi {
         self.state.lock().unwrap().objects.remove(path);
     }
 
+    /// Server-side applies `status` to the object at `path` under `manager`, as another writer
+    /// (an agent) would.
+    pub fn apply_status(&self, path: &str, manager: &str, status: Value) {
+        let mut state = self.state.lock().unwrap();
+        let current = state.objects.get(path).cloned().unwrap();
+        let updated = apply_status(&mut state, path, manager, current, &status);
+        state.resource_version += 1;
+        let mut updated = updated;
+        updated["metadata"]["resourceVersion"] = json!(state.resource_version.to_string());
+        state.objects.insert(path.to_owned(), updated);
+    }
+
     /// Every call so far that wrote something, and forgets all calls.
     pub fn take_writes(&self) -> Vec<Call> {
         let calls = std::mem::take(&mut self.state.lock().unwrap().calls);
@@ -105,7 +125,10 @@ impl FakeApi {
         match call.method {
             Method::GET => match state.objects.get(&path) {
                 Some(object) => (StatusCode::OK, object.clone()),
-                None => not_found(&path),
+                None => match list(&state.objects, &path, query) {
+                    Some(list) => (StatusCode::OK, list),
+                    None => not_found(&path),
+                },
             },
             Method::DELETE => match state.objects.remove(&path) {
                 Some(_) => (
@@ -155,11 +178,16 @@ impl FakeApi {
                     object
                 } else if status_only {
                     assert!(query.contains("fieldManager=legate-operator"), "{query}");
-                    let Some(mut object) = current else {
+                    let Some(object) = current else {
                         return not_found(&path);
                     };
-                    object["status"] = body["status"].clone();
-                    object
+                    apply_status(
+                        &mut state,
+                        &object_path,
+                        "legate-operator",
+                        object,
+                        &body["status"],
+                    )
                 } else {
                     assert!(query.contains("fieldManager=legate-operator"), "{query}");
                     assert!(query.contains("force=true"), "{query}");
@@ -193,6 +221,181 @@ fn apply(current: Option<Value>, manifest: Value) -> Value {
         object["status"] = status.clone();
     }
     object
+}
+
+/// Server-side apply of `status` by `manager` to `object` (see the module's documentation).
+fn apply_status(
+    state: &mut State,
+    path: &str,
+    manager: &str,
+    mut object: Value,
+    status: &Value,
+) -> Value {
+    let key = (path.to_owned(), manager.to_owned());
+    let before = state.status_owners.remove(&key).unwrap_or_default();
+    let owned_by_others: BTreeSet<String> = state
+        .status_owners
+        .iter()
+        .filter(|((p, _), _)| p == path)
+        .flat_map(|(_, fields)| fields.iter().cloned())
+        .collect();
+    let mut live = object["status"].as_object().cloned().unwrap_or_default();
+    let mut conditions: Vec<Value> = live
+        .remove("conditions")
+        .and_then(|c| c.as_array().cloned())
+        .unwrap_or_default();
+    let mut now = BTreeSet::new();
+    for (field, value) in status.as_object().into_iter().flatten() {
+        if field == "conditions" {
+            for condition in value.as_array().into_iter().flatten() {
+                let type_ = condition["type"].as_str().unwrap().to_owned();
+                match conditions.iter_mut().find(|c| c["type"] == type_.as_str()) {
+                    Some(c) => *c = condition.clone(),
+                    None => conditions.push(condition.clone()),
+                }
+                now.insert(format!("conditions/{type_}"));
+            }
+        } else {
+            live.insert(field.clone(), value.clone());
+            now.insert(field.clone());
+        }
+    }
+    for dropped in before
+        .difference(&now)
+        .filter(|f| !owned_by_others.contains(*f))
+    {
+        match dropped.strip_prefix("conditions/") {
+            Some(type_) => conditions.retain(|c| c["type"] != type_),
+            None => {
+                live.remove(dropped);
+            }
+        }
+    }
+    if !conditions.is_empty() {
+        live.insert("conditions".to_owned(), Value::Array(conditions));
+    }
+    state.status_owners.insert(key, now);
+    object["status"] = Value::Object(live);
+    object
+}
+
+/// A LIST of the collection at `path` (all namespaces or one; `None` when `path` names no
+/// collection), filtered by the query's `labelSelector`.
+fn list(objects: &BTreeMap<String, Value>, path: &str, query: &str) -> Option<Value> {
+    let (prefix, rest) = match path.strip_prefix("/api/v1/") {
+        Some(rest) => ("/api/v1", rest),
+        None => {
+            let rest = path.strip_prefix("/apis/")?;
+            let mut parts = rest.splitn(3, '/');
+            let (group, version, rest) = (parts.next()?, parts.next()?, parts.next()?);
+            let prefix_len = "/apis/".len() + group.len() + version.len() + 1;
+            (&path[..prefix_len], rest)
+        }
+    };
+    let segments: Vec<&str> = rest.split('/').collect();
+    let (namespace, resource) = match segments[..] {
+        [resource] => (None, resource),
+        ["namespaces", namespace, resource] => (Some(namespace), resource),
+        _ => return None,
+    };
+    let selector = query
+        .split('&')
+        .find_map(|q| q.strip_prefix("labelSelector="))
+        .map(url_decode)
+        .unwrap_or_default();
+    let items: Vec<Value> = objects
+        .iter()
+        .filter(|(p, _)| {
+            let Some(rest) = p.strip_prefix(prefix).and_then(|r| r.strip_prefix('/')) else {
+                return false;
+            };
+            let segments: Vec<&str> = rest.split('/').collect();
+            match (&segments[..], namespace) {
+                ([r, _], None) => *r == resource,
+                (["namespaces", ns, r, _], wanted) => {
+                    *r == resource && wanted.is_none_or(|w| w == *ns)
+                }
+                _ => false,
+            }
+        })
+        .map(|(_, object)| object.clone())
+        .filter(|object| selects(&selector, &object["metadata"]["labels"]))
+        .collect();
+    Some(
+        json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "1"}, "items": items}),
+    )
+}
+
+/// `%XX` and `+` decoded.
+fn url_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// Whether `labels` match a label selector string (`k=v`, `k!=v`, `k in (a,b)`,
+/// `k notin (a,b)`, `k`, `!k`, comma-separated).
+fn selects(selector: &str, labels: &Value) -> bool {
+    let label = |k: &str| labels.get(k.trim()).and_then(Value::as_str);
+    let mut terms = Vec::new();
+    let (mut depth, mut start) = (0, 0);
+    for (i, c) in selector.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                terms.push(&selector[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    terms.push(&selector[start..]);
+    terms
+        .into_iter()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .all(|term| {
+            let set = |values: &str| -> Vec<String> {
+                values
+                    .trim()
+                    .trim_start_matches('(')
+                    .trim_end_matches(')')
+                    .split(',')
+                    .map(|v| v.trim().to_owned())
+                    .collect()
+            };
+            if let Some((k, values)) = term.split_once(" notin ") {
+                label(k).is_none_or(|v| !set(values).iter().any(|s| s == v))
+            } else if let Some((k, values)) = term.split_once(" in ") {
+                label(k).is_some_and(|v| set(values).iter().any(|s| s == v))
+            } else if let Some((k, v)) = term.split_once("!=") {
+                label(k) != Some(v.trim())
+            } else if let Some((k, v)) = term.split_once('=') {
+                label(k) == Some(v.trim_start_matches('=').trim())
+            } else if let Some(k) = term.strip_prefix('!') {
+                label(k).is_none()
+            } else {
+                label(term).is_some()
+            }
+        })
 }
 
 fn not_found(path: &str) -> (StatusCode, Value) {
