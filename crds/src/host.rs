@@ -76,6 +76,25 @@ pub struct HostSpec {
     /// Service Preview URLs (an Edge Stack feature); accepted and ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preview_url: Option<PreviewUrl>,
+    /// Legate extension: whose Mappings may attach to this Host's hostname. Absent means every
+    /// namespace, Emissary's behaviour, so Emissary YAML keeps working.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mapping_namespaces: Option<MappingNamespaces>,
+}
+
+/// Which namespaces' Mappings a Host admits (a Legate extension).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct MappingNamespaces {
+    /// `All` (the default) or `Same`: only Mappings in the Host's own namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<MappingNamespacesFrom>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum MappingNamespacesFrom {
+    #[default]
+    All,
+    Same,
 }
 
 /// A Secret by name, in the Host's namespace unless `namespace` is given.

@@ -724,3 +724,68 @@ fn hosts_with_one_sni_share_a_chain_only_with_the_same_tls() {
     );
     assert_eq!(listener(&ir, 8443).tls_chains[0].virtual_hosts.len(), 1);
 }
+
+#[test]
+fn a_host_can_admit_only_its_own_namespaces_mappings_and_the_others_say_which_host_refused() {
+    let yaml = [
+        LISTENER,
+        "---
+apiVersion: getambassador.io/v3alpha1
+kind: Host
+metadata: {name: shop, namespace: team-a}
+spec:
+  hostname: shop.example.com
+  mappingNamespaces: {from: Same}
+---
+apiVersion: getambassador.io/v3alpha1
+kind: Mapping
+metadata: {name: cart, namespace: team-a}
+spec: {hostname: shop.example.com, prefix: /cart/, service: cart}
+---
+apiVersion: getambassador.io/v3alpha1
+kind: Mapping
+metadata: {name: sneaky, namespace: team-b}
+spec: {hostname: shop.example.com, prefix: /checkout/, service: evil}
+",
+    ]
+    .concat();
+    let ir = ir(&yaml);
+    assert_eq!(
+        only_vhost(&ir)
+            .routes
+            .iter()
+            .filter(|r| r.variant != Some(Variant::Secure))
+            .map(|r| r.route.source.name.as_str())
+            .collect::<Vec<_>>(),
+        ["cart"]
+    );
+    let refused = &ir.unreachable[0];
+    assert_eq!(refused.object.name, "sneaky");
+    assert_eq!(refused.reason, Reason::NotAllowedByHost);
+    assert_eq!(
+        refused.message,
+        "Host team-a/shop admits Mappings of its own namespace only (mappingNamespaces.from: Same)"
+    );
+}
+
+#[test]
+fn without_mapping_namespaces_a_host_admits_every_namespace_as_in_emissary() {
+    let yaml = [
+        LISTENER,
+        "---
+apiVersion: getambassador.io/v3alpha1
+kind: Host
+metadata: {name: shop, namespace: team-a}
+spec: {hostname: shop.example.com}
+---
+apiVersion: getambassador.io/v3alpha1
+kind: Mapping
+metadata: {name: other, namespace: team-b}
+spec: {hostname: shop.example.com, prefix: /other/, service: other}
+",
+    ]
+    .concat();
+    let ir = ir(&yaml);
+    assert!(ir.unreachable.is_empty(), "{:?}", ir.unreachable);
+    assert_eq!(routes(&ir), [("other".to_owned(), None)]);
+}

@@ -10,7 +10,7 @@ use std::{collections::BTreeMap, sync::Arc};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use legate_crds::{
     ObjectRef, Resource,
-    host::InsecureAction,
+    host::{InsecureAction, MappingNamespacesFrom},
     listener::{ListenerProtocol, NamespaceFrom, ProtocolStackElement, SecurityModel},
 };
 
@@ -28,6 +28,8 @@ pub struct Host {
     pub labels: BTreeMap<String, String>,
     pub mapping_selector: Option<LabelSelector>,
     pub insecure: InsecureAction,
+    /// `mappingNamespaces.from: Same`: only Mappings of its own namespace attach.
+    pub own_namespace_only: bool,
 }
 
 /// An HTTP Listener before Hosts are bound to it.
@@ -75,6 +77,8 @@ pub fn hosts(resources: &[&Resource], rejections: &mut Vec<Rejection>) -> Vec<Ho
                     .and_then(|p| p.insecure.as_ref())
                     .and_then(|i| i.action)
                     .unwrap_or(InsecureAction::Redirect),
+                own_namespace_only: h.spec.mapping_namespaces.as_ref().and_then(|m| m.from)
+                    == Some(MappingNamespacesFrom::Same),
             }),
             _ => None,
         })
@@ -91,6 +95,7 @@ pub fn hosts(resources: &[&Resource], rejections: &mut Vec<Rejection>) -> Vec<Ho
             labels: BTreeMap::new(),
             mapping_selector: None,
             insecure: InsecureAction::Route,
+            own_namespace_only: false,
         }];
     }
     hosts.sort_by(|a, b| a.source.cmp(&b.source));
@@ -196,6 +201,18 @@ pub(super) fn why_unreachable(
             "no Listener: define an HTTP Listener for Mappings to be served".into(),
         );
     }
+    if let Some(h) = hosts
+        .iter()
+        .find(|h| h.own_namespace_only && associates_by_rule(h, r))
+    {
+        return (
+            Reason::NotAllowedByHost,
+            format!(
+                "{} admits Mappings of its own namespace only (mappingNamespaces.from: Same)",
+                h.source
+            ),
+        );
+    }
     let message = match &r.hostname {
         Some(h) => {
             let names: Vec<&str> = hosts.iter().map(|h| h.hostname.as_str()).collect();
@@ -220,8 +237,16 @@ pub(super) fn binds(l: &ListenerSpec, h: &Host) -> bool {
             .is_none_or(|s| synthesized || selects(s, &h.labels))
 }
 
-/// Emissary's strict association table (§2.4).
+/// Emissary's strict association table (§2.4), and Legate's `mappingNamespaces`.
 pub(super) fn associates(h: &Host, r: &Route) -> bool {
+    if h.own_namespace_only && r.source.namespace.as_deref() != Some(h.namespace.as_str()) {
+        return false;
+    }
+    associates_by_rule(h, r)
+}
+
+/// Emissary's strict association table alone.
+fn associates_by_rule(h: &Host, r: &Route) -> bool {
     let by_name = r.host_regex
         || r.hostname
             .as_deref()

@@ -95,6 +95,8 @@ pub enum Reason {
     NoMatchingHost,
     /// Accepted, but no Host binds to the Listener.
     NoHost,
+    /// Accepted, but the Host its hostname names admits other namespaces' Mappings only.
+    NotAllowedByHost,
     /// Its `service` names a Kubernetes Service that does not exist.
     ServiceNotFound,
     /// Its Service exists but has no ready endpoints.
@@ -114,6 +116,7 @@ impl Reason {
             Self::NoListener => "NoListener",
             Self::NoMatchingHost => "NoMatchingHost",
             Self::NoHost => "NoHost",
+            Self::NotAllowedByHost => "NotAllowedByHost",
             Self::ServiceNotFound => "ServiceNotFound",
             Self::NoReadyEndpoints => "NoReadyEndpoints",
             Self::SecretNotFound => "SecretNotFound",
