@@ -33,7 +33,7 @@ pub struct SourceSnapshot {
     pub generation: u64,
     /// Kubernetes only: each object as the API server holds it now (uid, generation, status),
     /// for the status writer. Rejected objects are here too.
-    pub live: Arc<BTreeMap<ObjectRef, Live>>,
+    pub live: Arc<BTreeMap<ObjectRef, Arc<Live>>>,
     /// Kubernetes only: the gateway as its `GatewayInstallation` defines it now.
     pub gateway: Option<Arc<Gateway>>,
 }
@@ -60,7 +60,13 @@ pub struct Live {
 impl SourceSnapshot {
     /// The same content, regardless of generation.
     pub fn same_content(&self, other: &Self) -> bool {
-        self.resources == other.resources
+        self.resources.len() == other.resources.len()
+            // Mostly the very same objects: no deep comparison for those.
+            && self
+                .resources
+                .iter()
+                .zip(&other.resources)
+                .all(|(a, b)| Arc::ptr_eq(a, b) || a == b)
             && self.rejected == other.rejected
             && self.warnings == other.warnings
             && self.live == other.live

@@ -38,21 +38,19 @@ pub struct StreamKey {
 enum Entry {
     Served {
         resource: Arc<Resource>,
-        live: Live,
+        live: Arc<Live>,
         warnings: Vec<String>,
     },
     Rejected {
         rejection: Rejection,
-        live: Live,
+        live: Arc<Live>,
     },
     /// Not Legate's business (a Secret of another type, say): only a warning.
-    Skipped {
-        warning: String,
-    },
+    Skipped { warning: String },
 }
 
 impl Entry {
-    fn live(&self) -> Option<&Live> {
+    fn live(&self) -> Option<&Arc<Live>> {
         match self {
             Self::Served { live, .. } | Self::Rejected { live, .. } => Some(live),
             Self::Skipped { .. } => None,
@@ -180,6 +178,7 @@ fn name_of(object: &DynamicObject) -> Name {
 /// Decodes a watched object, keeping `previous`'s resource when the content is the same.
 fn decode(kind: &'static str, object: DynamicObject, previous: Option<&Entry>) -> Entry {
     let (document, live) = document(kind, object);
+    let live = Arc::new(live);
     let object_ref = document_ref(kind, &document);
     let loaded = loader::load_object(ORIGIN, document);
     let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
