@@ -51,6 +51,8 @@ if [ -z "${KUBECONFIG:-}" ]; then
   kc=$(printf '%s\n' "$out" | sed -n 's/.*export KUBECONFIG=\(.*\)$/\1/p' | tail -n 1)
   [ -n "$kc" ] || { echo "e2e: kube-local printed no KUBECONFIG" >&2; exit 1; }
   export KUBECONFIG=$kc
+  # Tests that stop and restart the API server (an outage) may do so only on a cluster of their own.
+  export LEGATE_E2E_KUBE_LOCAL=1
   # kube-local's kubectl (Debian's, or the one on PATH) for the tests that shell out to kubectl
   export PATH=${KUBE_LOCAL_HOME:-$HOME/.cache/kube-local}/bin:$PATH
 else

@@ -135,9 +135,22 @@ impl Index {
     }
 
     /// Everything held now, in a deterministic order (kind, namespace, name): the same objects
-    /// give the same snapshot whatever order their events came in.
+    /// give the same snapshot whatever order their events came in. A namespace whose streams
+    /// have not all listed yet (newly admitted, or its RBAC not granted yet) is left out whole,
+    /// so its Mappings never go live without the Services and Secrets they refer to, and it
+    /// holds nobody else back.
     pub fn snapshot(&self) -> SourceSnapshot {
-        let mut keys: Vec<&StreamKey> = self.streams.keys().collect();
+        let unsynced: std::collections::HashSet<&Option<String>> = self
+            .streams
+            .iter()
+            .filter(|(_, s)| !s.synced)
+            .map(|(k, _)| &k.namespace)
+            .collect();
+        let mut keys: Vec<&StreamKey> = self
+            .streams
+            .keys()
+            .filter(|k| !unsynced.contains(&k.namespace))
+            .collect();
         keys.sort();
         let mut snapshot = SourceSnapshot::default();
         let mut live = BTreeMap::new();

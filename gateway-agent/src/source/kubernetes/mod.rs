@@ -4,7 +4,7 @@
 //! kept in an [`Index`] and published as [`SourceSnapshot`]s.
 //!
 //! - Nothing is published before every watch has listed once, so Envoy never sees a half-empty
-//!   configuration; after that, a relist (a watch that lost its place, an API server that came
+//!   configuration; a namespace admitted later joins once all its watches have listed; a relist (a watch that lost its place, an API server that came
 //!   back) replaces a stream's objects only when its list is complete.
 //! - A burst of changes is coalesced: a snapshot is published once the watches have been quiet
 //!   for the debounce period, and at the latest `max_delay` after the first change.
@@ -341,8 +341,10 @@ impl Driver {
         else {
             return;
         };
-        if !self.index.synced() {
-            // The last watch to list sends its `InitDone` and with it a change: publish then.
+        if self.generation == 0 && !self.index.synced() {
+            // Nothing before every watch has listed once. The last to list sends its
+            // `InitDone`, and with it a change: publish then. Later, a namespace still listing
+            // is left out of the snapshot on its own (`Index::snapshot`).
             return;
         }
         let mut snapshot = self.index.snapshot();

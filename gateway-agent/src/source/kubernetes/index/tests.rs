@@ -181,3 +181,30 @@ fn a_stream_removed_takes_its_objects_with_it() {
         "an event of a stopped stream is dropped"
     );
 }
+
+#[test]
+fn a_namespace_admitted_later_joins_once_all_its_streams_have_listed() {
+    let mut index = Index::default();
+    let a = mappings("team-a");
+    index.add_stream(a.clone());
+    listed(&mut index, &a, vec![mapping("a", "/a/", "1", "")]);
+    let (b_mappings, b_services) = (
+        mappings("team-b"),
+        StreamKey {
+            kind: "Service",
+            namespace: Some("team-b".to_owned()),
+        },
+    );
+    index.add_stream(b_mappings.clone());
+    index.add_stream(b_services.clone());
+    let mut b = mapping("b", "/b/", "2", "");
+    b.metadata.namespace = Some("team-b".into());
+    listed(&mut index, &b_mappings, vec![b]);
+    assert_eq!(
+        names(&index),
+        ["Mapping team-a/a"],
+        "team-b's Services have not listed yet (its RBAC may still be on its way)"
+    );
+    listed(&mut index, &b_services, vec![]);
+    assert_eq!(names(&index), ["Mapping team-a/a", "Mapping team-b/b"]);
+}
