@@ -64,7 +64,7 @@ kube-up: ## Start a local API server (etcd + kube-apiserver + controller-manager
 kube-down: ## Stop it
 	e2e/kube-local down
 
-e2e: ## End-to-end tests: against $$KUBECONFIG if set, else a fresh local API server
+e2e: envoy ## End-to-end tests (real Envoy): against $$KUBECONFIG if set, else a fresh local API server
 	e2e/run.sh
 
 demo: ## A local gateway: example upstreams, the agent on config/samples/local, real Envoy (Ctrl-C stops it)

@@ -28,10 +28,16 @@ stop_cluster() {
 trap stop_cluster EXIT
 trap 'exit 130' INT TERM
 
-# Compile first: a build error should not cost a cluster start. The operator runs as a local
-# process in tests/operator.rs (no kubelet runs pods here): target/debug/legate-operator, which
-# the build of the operator's own integration tests makes.
+# Compile first: a build error should not cost a cluster start. No kubelet runs pods here, so
+# the tests run what pods would as local processes: the operator (tests/operator.rs,
+# tests/gateway.rs) and a gateway pod's agent and Envoy (tests/gateway.rs). The binaries
+# target/debug/legate-operator and legate-agent come from the build of their crates' integration
+# tests; Envoy is $LEGATE_ENVOY or .tools/bin/envoy (`make envoy`).
 cargo test --workspace --no-run
+if [ -z "${LEGATE_ENVOY:-}" ] && [ ! -x .tools/bin/envoy ]; then
+  echo "e2e: .tools/bin/envoy is missing: run \`make envoy\` (or set LEGATE_ENVOY)" >&2
+  exit 1
+fi
 targets=()
 for t in e2e/tests/*.rs; do
   targets+=(--test "$(basename "$t" .rs)")

@@ -8,9 +8,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -474,6 +477,354 @@ pub fn kubectl_ok(args: &[&str]) -> Result<String> {
         );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `kubectl apply -f` of `yaml` (one or more documents), written to a temporary file first.
+pub fn kubectl_apply(yaml: &str) -> Result<String> {
+    let file = std::env::temp_dir().join(format!("{}.yaml", unique_name("legate-e2e-apply")));
+    std::fs::write(&file, yaml)?;
+    let out = kubectl_ok(&["apply", "-f", file.to_str().expect("a UTF-8 temp path")]);
+    let _ = std::fs::remove_file(&file);
+    out
+}
+
+/// `kubectl get ... -o json`, parsed.
+pub fn kubectl_json(args: &[&str]) -> Result<Value> {
+    let mut all = args.to_vec();
+    all.extend(["-o", "json"]);
+    let out = kubectl_ok(&all)?;
+    serde_json::from_str(&out).with_context(|| format!("kubectl {}: not JSON", args.join(" ")))
+}
+
+/// `KUBECONFIG`'s contents with every user acting as `user` (impersonation), so what `user` may
+/// do is what the RBAC under test grants, not what the test's own credentials may.
+pub fn impersonating_kubeconfig(user: &str) -> Result<String> {
+    let path = std::env::var("KUBECONFIG").context("KUBECONFIG")?;
+    let mut config: Value = serde_saphyr::from_str(&std::fs::read_to_string(&path)?)
+        .map_err(|e| anyhow!("parsing {path}: {e}"))?;
+    for entry in config["users"].as_array_mut().into_iter().flatten() {
+        entry["user"]["as"] = json!(user);
+    }
+    Ok(serde_json::to_string(&config)?)
+}
+
+/// Writes [`impersonating_kubeconfig`] for `user` into `dir`; returns its path.
+pub fn write_impersonating_kubeconfig(dir: &Path, user: &str) -> Result<PathBuf> {
+    let path = dir.join("kubeconfig");
+    std::fs::write(&path, impersonating_kubeconfig(user)?)?;
+    Ok(path)
+}
+
+/// A directory of its own under the temporary directory, for one process's files.
+pub fn temp_dir(prefix: &str) -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(unique_name(prefix));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// A port free on 127.0.0.1 a moment ago.
+pub fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Installs CRDs, RBAC and the operator's Deployment from `config/default` as a user would
+/// (`kubectl apply -k`); the Deployment is scaled to zero, since no kubelet runs its pod here:
+/// the tests run the operator as a local process instead ([`Operator`]).
+pub fn install_default(minor: u32) -> Result<()> {
+    // Before 1.25 kubectl refuses the CRDs' CEL rules; the server drops them (README).
+    let default = repo_root().join("config/default");
+    let validate = if minor < 25 {
+        "--validate=false"
+    } else {
+        "--validate=true"
+    };
+    kubectl_ok(&["apply", "-k", default.to_str().unwrap(), validate])?;
+    kubectl_ok(&[
+        "scale",
+        "deployment/legate-operator",
+        "-n",
+        "legate-system",
+        "--replicas=0",
+    ])?;
+    Ok(())
+}
+
+/// A program run as a local process where a pod would run it (no kubelet runs pods here):
+/// stdout and stderr go to a log file; stopped (SIGTERM, then SIGKILL) when dropped, and its
+/// log printed then if the test is panicking.
+pub struct LocalProcess {
+    pub name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+impl LocalProcess {
+    /// Spawns `command` with its output in `log`.
+    pub fn spawn(name: &str, mut command: Command, log: PathBuf) -> Result<Self> {
+        let out =
+            std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out.try_clone()?))
+            .stderr(Stdio::from(out))
+            .spawn()
+            .with_context(|| format!("starting {name}: {command:?}"))?;
+        Ok(Self {
+            name: name.to_owned(),
+            child,
+            log,
+        })
+    }
+
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its exit status, if it has exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// SIGTERM, and the exit status within 10 s.
+    pub fn stop(&mut self) -> Result<ExitStatus> {
+        if let Some(status) = self.child.try_wait()? {
+            return Ok(status);
+        }
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        for _ in 0..100 {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bail!("{} did not stop within 10 s of SIGTERM", self.name)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The last `max` bytes of the log (from a line start), for failure messages.
+    pub fn log_tail(&self, max: usize) -> String {
+        let log = self.log();
+        if log.len() <= max {
+            return log;
+        }
+        let mut cut = log.len() - max;
+        while !log.is_char_boundary(cut) {
+            cut += 1;
+        }
+        let tail = &log[cut..];
+        let start = tail.find('\n').map_or(0, |i| i + 1);
+        format!("[... {cut} bytes before]\n{}", &tail[start..])
+    }
+
+    /// Prints the log tail, headed by the process's name.
+    pub fn print_log(&self) {
+        eprintln!(
+            "--- {} log ({}) ---\n{}",
+            self.name,
+            self.log.display(),
+            self.log_tail(40_000)
+        );
+    }
+}
+
+impl Drop for LocalProcess {
+    fn drop(&mut self) {
+        // Gracefully first, so a lease is released for the next test.
+        if self.stop().is_err() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if std::thread::panicking() {
+            self.print_log();
+        }
+    }
+}
+
+/// The ServiceAccount `config/rbac` gives the operator.
+pub const OPERATOR_SERVICE_ACCOUNT: &str = "system:serviceaccount:legate-system:legate-operator";
+
+/// The operator binary (`target/debug/legate-operator`, or `$LEGATE_OPERATOR_BIN`), run as a
+/// local process acting as its ServiceAccount; stopped on drop.
+pub struct Operator {
+    pub process: LocalProcess,
+    metrics: String,
+}
+
+impl Operator {
+    /// Starts `legate-operator run --identity IDENTITY` with a kubeconfig that acts as the
+    /// operator's ServiceAccount, so `config/rbac` is what it gets.
+    pub fn start(identity: &str) -> Result<Self> {
+        let binary = std::env::var_os("LEGATE_OPERATOR_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo_root().join("target/debug/legate-operator"));
+        let dir = temp_dir("legate-e2e-operator")?;
+        let kubeconfig = write_impersonating_kubeconfig(&dir, OPERATOR_SERVICE_ACCOUNT)?;
+        let metrics = format!("127.0.0.1:{}", free_port()?);
+        let mut command = Command::new(&binary);
+        command
+            .args(["run", "--metrics-address", &metrics])
+            .args(["--identity", identity])
+            .env("KUBECONFIG", &kubeconfig)
+            .env("RUST_LOG", "info,legate_operator=debug");
+        let process = LocalProcess::spawn(
+            &format!("legate-operator ({})", binary.display()),
+            command,
+            dir.join("operator.log"),
+        )
+        .context("the operator binary is built by e2e/run.sh")?;
+        Ok(Self { process, metrics })
+    }
+
+    pub fn stop(&mut self) -> Result<ExitStatus> {
+        self.process.stop()
+    }
+
+    pub fn log(&self) -> String {
+        self.process.log()
+    }
+
+    /// The operator's `/metrics` text.
+    pub fn metrics(&self) -> Result<String> {
+        Ok(http_get(&self.metrics, "/metrics", None)?.body)
+    }
+}
+
+/// An HTTP answer.
+#[derive(Clone, Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+/// `GET path` over HTTP/1.1 to `address` (`HOST:PORT`), with `Host: host` (or the address),
+/// one connection per request, 10 s at most. Blocking: upstreams must not share the caller's
+/// thread ([`HttpUpstream`] runs on its own).
+pub fn http_get(address: &str, path: &str, host: Option<&str>) -> Result<HttpResponse> {
+    let mut stream =
+        TcpStream::connect(address).with_context(|| format!("connecting to {address}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        host.unwrap_or(address)
+    )?;
+    let mut raw = Vec::new();
+    stream
+        .read_to_end(&mut raw)
+        .with_context(|| format!("GET {path} from {address}"))?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| anyhow!("GET {path} from {address}: no HTTP head in {text:?}"))?;
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| anyhow!("GET {path} from {address}: no status in {head:?}"))?;
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    Ok(HttpResponse { status, body })
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// The value of the Prometheus sample `name` (with its labels, if any, as written) in `text`.
+pub fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// A tiny HTTP/1.1 server on 127.0.0.1 answering every request `200` with its `name` as the
+/// body, on a thread of its own; stops when dropped.
+pub struct HttpUpstream {
+    pub name: String,
+    pub port: u16,
+    stop: Arc<AtomicBool>,
+}
+
+impl HttpUpstream {
+    pub fn start(name: &str) -> Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (body, stopping) = (name.to_owned(), stop.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stopping.load(Ordering::Relaxed) {
+                    return;
+                }
+                let Ok(stream) = stream else { continue };
+                let body = body.clone();
+                std::thread::spawn(move || serve_http(stream, &body));
+            }
+        });
+        Ok(Self {
+            name: name.to_owned(),
+            port,
+            stop,
+        })
+    }
+
+    /// `127.0.0.1:PORT`, as a Mapping's `service`.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+/// Answers each request on one (keep-alive) connection until the peer closes it.
+fn serve_http(mut stream: TcpStream, body: &str) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut pending = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            pending.drain(..end + 4);
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            if stream.write_all(answer.as_bytes()).is_err() {
+                return;
+            }
+        }
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => pending.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+impl Drop for HttpUpstream {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Wake the accepting thread so it sees the flag.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
 }
 
 /// One request for [`can`] to authorize: `verb` on `resource` (of `group`, `""` for the core

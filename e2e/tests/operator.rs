@@ -8,127 +8,22 @@
 //! which asks for a PDB and an HPA, must be `Degraded` with that reason and everything else must
 //! still serve.
 
-use std::{
-    collections::BTreeMap,
-    io::{Read, Write},
-    net::{TcpListener, TcpStream},
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{collections::BTreeMap, time::Duration};
 
 use anyhow::{Context, Result, bail};
 use legate_crds::gateway_installation::GatewayInstallation;
 use legate_e2e::{
-    Access, TestNamespace, can, client, ensure_namespace, kubectl_ok, read_docs, repo_root,
-    server_minor, unique_name, wait_for,
+    Access, Operator, TestNamespace, can, client, ensure_namespace, install_default, kubectl_ok,
+    read_docs, repo_root, server_minor, unique_name, wait_for,
 };
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(60);
-const SERVICE_ACCOUNT: &str = "system:serviceaccount:legate-system:legate-operator";
 /// Every kind the operator may create, for `kubectl get`.
 const CHILD_KINDS: &str = "serviceaccounts,configmaps,services,deployments.apps,\
     roles.rbac.authorization.k8s.io,rolebindings.rbac.authorization.k8s.io,\
     clusterroles.rbac.authorization.k8s.io,clusterrolebindings.rbac.authorization.k8s.io,\
     poddisruptionbudgets.policy,horizontalpodautoscalers.autoscaling";
-
-/// The operator binary, run as a local process (no kubelet runs pods here); killed on drop.
-struct Operator {
-    process: Child,
-    log: PathBuf,
-    metrics: String,
-}
-
-impl Operator {
-    /// Starts `legate-operator run` with a kubeconfig that acts as the operator's ServiceAccount.
-    fn start(identity: &str) -> Result<Self> {
-        let binary = std::env::var_os("LEGATE_OPERATOR_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| repo_root().join("target/debug/legate-operator"));
-        let dir = std::env::temp_dir().join(unique_name("legate-e2e-operator"));
-        std::fs::create_dir_all(&dir)?;
-        let kubeconfig = dir.join("kubeconfig");
-        std::fs::write(&kubeconfig, impersonating_kubeconfig(SERVICE_ACCOUNT)?)?;
-        let log = dir.join("operator.log");
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let metrics = format!("127.0.0.1:{port}");
-        let process = Command::new(&binary)
-            .args(["run", "--metrics-address", &metrics])
-            .args(["--identity", identity])
-            .env("KUBECONFIG", &kubeconfig)
-            .env("RUST_LOG", "info,legate_operator=debug")
-            .stdout(Stdio::from(std::fs::File::create(&log)?))
-            .stderr(Stdio::from(
-                std::fs::File::options().append(true).open(&log)?,
-            ))
-            .spawn()
-            .with_context(|| format!("starting {} (built by e2e/run.sh)", binary.display()))?;
-        Ok(Self {
-            process,
-            log,
-            metrics,
-        })
-    }
-
-    /// SIGTERM, and the exit status within 10 s.
-    fn stop(&mut self) -> Result<std::process::ExitStatus> {
-        if let Some(status) = self.process.try_wait()? {
-            return Ok(status);
-        }
-        Command::new("kill")
-            .args(["-TERM", &self.process.id().to_string()])
-            .status()?;
-        for _ in 0..100 {
-            if let Some(status) = self.process.try_wait()? {
-                return Ok(status);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        bail!("the operator did not stop within 10 s of SIGTERM")
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The operator's `/metrics` text.
-    fn metrics(&self) -> Result<String> {
-        let mut stream = TcpStream::connect(&self.metrics)?;
-        write!(
-            stream,
-            "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.metrics
-        )?;
-        let mut text = String::new();
-        stream.read_to_string(&mut text)?;
-        Ok(text)
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        // Gracefully first, so the lease is released for the next test.
-        if self.stop().is_err() {
-            let _ = self.process.kill();
-            let _ = self.process.wait();
-        }
-        if std::thread::panicking() {
-            eprintln!("--- operator log ---\n{}", self.log());
-        }
-    }
-}
-
-/// `KUBECONFIG`'s contents with every user acting as `user`.
-fn impersonating_kubeconfig(user: &str) -> Result<String> {
-    let path = std::env::var("KUBECONFIG").context("KUBECONFIG")?;
-    let mut config: Value = serde_saphyr::from_str(&std::fs::read_to_string(&path)?)
-        .map_err(|e| anyhow::anyhow!("parsing {path}: {e}"))?;
-    for entry in config["users"].as_array_mut().into_iter().flatten() {
-        entry["user"]["as"] = json!(user);
-    }
-    Ok(serde_json::to_string(&config)?)
-}
 
 /// A child as `kubectl get` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -188,27 +83,6 @@ fn condition(gwi: &Value, type_: &str) -> Option<(String, String, String)> {
     Some((s("status"), s("reason"), s("message")))
 }
 
-/// Installs CRDs, RBAC and the operator's Deployment from `config/default`; the Deployment stays
-/// at zero replicas here: the operator runs as a local process instead.
-fn install(minor: u32) -> Result<()> {
-    // Before 1.25 kubectl refuses the CRDs' CEL rules; the server drops them (README).
-    let default = repo_root().join("config/default");
-    let validate = if minor < 25 {
-        "--validate=false"
-    } else {
-        "--validate=true"
-    };
-    kubectl_ok(&["apply", "-k", default.to_str().unwrap(), validate])?;
-    kubectl_ok(&[
-        "scale",
-        "deployment/legate-operator",
-        "-n",
-        "legate-system",
-        "--replicas=0",
-    ])?;
-    Ok(())
-}
-
 /// Who holds the operator's Lease.
 fn lease_holder() -> Result<String> {
     kubectl_ok(&[
@@ -226,7 +100,7 @@ fn lease_holder() -> Result<String> {
 #[ignore = "needs a Kubernetes API server: run e2e/run.sh"]
 async fn two_operators_never_both_reconcile_and_a_stopped_leader_hands_over() -> Result<()> {
     let client = client().await?;
-    install(server_minor(&client).await?)?;
+    install_default(server_minor(&client).await?)?;
     let a = Operator::start("e2e-a")?;
     let b = Operator::start("e2e-b")?;
     let first = wait_for("a lease holder", WAIT, || async {
@@ -283,7 +157,7 @@ async fn an_installation_becomes_a_fleet_is_kept_in_shape_and_is_collected() -> 
     let client = client().await?;
     let minor = server_minor(&client).await?;
 
-    install(minor)?;
+    install_default(minor)?;
     let operator = Operator::start("e2e-operator")?;
 
     // The sample installation, in a namespace of the test's own.
@@ -529,7 +403,7 @@ async fn labelled_namespace(
 #[ignore = "needs a Kubernetes API server: run e2e/run.sh"]
 async fn a_selector_grants_the_agent_exactly_the_namespaces_it_admits() -> Result<()> {
     let client = client().await?;
-    install(server_minor(&client).await?)?;
+    install_default(server_minor(&client).await?)?;
     let operator = Operator::start("e2e-selector")?;
 
     let own = TestNamespace::create(&client, "legate-e2e-own").await?;
