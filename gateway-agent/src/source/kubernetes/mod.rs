@@ -44,7 +44,7 @@ pub use admission::{Admitted, Installation};
 pub use index::{Index, ORIGIN, StreamKey};
 use kinds::{EndpointsApi, WatchedKind};
 
-use super::{Gateway, SourceSnapshot};
+use super::{Gateway, Live, SourceSnapshot};
 
 /// Which installation, and how to pace snapshots.
 #[derive(Clone, Debug)]
@@ -96,6 +96,8 @@ struct Driver {
     kinds: Vec<WatchedKind>,
     out: watch::Sender<Arc<SourceSnapshot>>,
     installation: Option<Installation>,
+    /// The installation as the API server holds it now (its status is partly the agents').
+    installation_live: Option<Arc<Live>>,
     /// Namespaces' labels, watched only while the installation selects namespaces by label.
     namespaces: Namespaces,
     index: Index,
@@ -141,6 +143,7 @@ impl Driver {
             kinds,
             out,
             installation: None,
+            installation_live: None,
             namespaces: Namespaces::default(),
             index: Index::default(),
             watches: HashMap::new(),
@@ -190,7 +193,7 @@ impl Driver {
         event: Event<GatewayInstallation>,
         relist: &mut Option<Option<GatewayInstallation>>,
     ) {
-        let (ns, name) = (&self.options.namespace, &self.options.name);
+        let (ns, name) = (self.options.namespace.clone(), self.options.name.clone());
         let now = match event {
             Event::Apply(gwi) => Some(gwi),
             Event::Delete(_) => {
@@ -214,7 +217,19 @@ impl Driver {
             },
         };
         let Some(gwi) = now else { return };
-        let installation = Installation::new(ns, name, &gwi);
+        let live = Arc::new(Live {
+            uid: gwi.metadata.uid.clone(),
+            generation: gwi.metadata.generation,
+            status: gwi
+                .status
+                .as_ref()
+                .and_then(|s| serde_json::to_value(s).ok()),
+        });
+        if self.installation_live.as_ref() != Some(&live) {
+            self.installation_live = Some(live);
+            self.changed();
+        }
+        let installation = Installation::new(&ns, &name, &gwi);
         if self.installation.as_ref() == Some(&installation) {
             return;
         }
@@ -348,6 +363,14 @@ impl Driver {
             return;
         }
         let mut snapshot = self.index.snapshot();
+        if let Some(live) = &self.installation_live {
+            let object = legate_crds::ObjectRef {
+                kind: "GatewayInstallation".to_owned(),
+                namespace: Some(installation.namespace.clone()),
+                name: installation.name.clone(),
+            };
+            Arc::make_mut(&mut snapshot.live).insert(object, live.clone());
+        }
         snapshot.gateway = Some(Arc::new(Gateway {
             installation: installation.key(),
             ambassador_id: installation.ambassador_id.clone(),
