@@ -158,6 +158,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         settings: Settings {
             ambassador_id: args.ambassador_id,
             namespace: args.namespace,
+            ..Settings::default()
         },
         debounce: Duration::from_millis(args.debounce_ms),
     };
