@@ -511,6 +511,80 @@ mod tests {
     }
 
     #[test]
+    fn a_port_may_be_a_service_port_name_only_when_a_service_resolves_it() {
+        let target = |s: &str| parse_target(s, false).map(|t| (t.host, t.port));
+        assert_eq!(
+            target("echo:http"),
+            Ok(("echo".into(), Some(PortRef::Name("http".into()))))
+        );
+        assert_eq!(
+            target("echo.ns.svc:grpc-web"),
+            Ok(("echo.ns.svc".into(), Some(PortRef::Name("grpc-web".into()))))
+        );
+        assert_eq!(
+            target("echo:80"),
+            Ok(("echo".into(), Some(PortRef::Number(80))))
+        );
+        assert_eq!(target("echo"), Ok(("echo".into(), None)));
+        // Not a port name: upper case, too long, a leading hyphen, digits only out of range.
+        for bad in [
+            "echo:HTTP",
+            "echo:a-very-long-port-name",
+            "echo:-x",
+            "echo:0",
+        ] {
+            assert!(target(bad).is_err(), "{bad}");
+        }
+        // Without a Service, a name is no port.
+        assert!(
+            parse("echo:http", false)
+                .unwrap_err()
+                .contains("port \"http\" is not a number")
+        );
+    }
+
+    #[test]
+    fn service_keys_are_the_kubernetes_forms_of_a_name() {
+        let key = |host: &str| service_key(host, "gw").map(|k| (k.namespace, k.name, k.ambiguous));
+        let k = |ns: &str, name: &str, ambiguous| Some((ns.into(), name.into(), ambiguous));
+        assert_eq!(key("echo"), k("gw", "echo", false));
+        assert_eq!(key("echo.shop"), k("shop", "echo", true));
+        assert_eq!(key("echo.shop.svc"), k("shop", "echo", false));
+        assert_eq!(key("echo.shop.svc.cluster.local"), k("shop", "echo", false));
+        for none in [
+            "10.0.0.1",
+            "::1",
+            "localhost",
+            "api.example.com",
+            "echo.shop.svc.cluster",
+            "Echo.shop",
+            "1echo",
+            "echo..svc",
+            "",
+        ] {
+            assert_eq!(key(none), None, "{none:?}");
+        }
+    }
+
+    #[test]
+    fn eds_cluster_names_differ_from_dns_ones_and_by_service_port() {
+        let t = Duration::from_secs(3);
+        let service = |port_name: Option<&str>| ServiceRef {
+            namespace: "shop".into(),
+            name: "echo".into(),
+            port_name: port_name.map(str::to_owned),
+        };
+        let dns = cluster_name("echo.shop", 80, false, false, t);
+        let http = eds_cluster_name("echo.shop", 80, false, false, t, &service(Some("http")));
+        let other = eds_cluster_name("echo.shop", 80, false, false, t, &service(Some("web")));
+        let missing = eds_cluster_name("echo.shop", 80, false, false, t, &service(None));
+        assert!(http.starts_with("cluster_echo_shop_80_"), "{http}");
+        assert_eq!(http.len(), dns.len());
+        let all: std::collections::BTreeSet<&String> = [&dns, &http, &other, &missing].into();
+        assert_eq!(all.len(), 4);
+    }
+
+    #[test]
     fn qualifies_unqualified_names_in_other_namespaces() {
         assert_eq!(qualify("svc", "other", "default"), "svc.other");
         assert_eq!(qualify("svc", "default", "default"), "svc");
