@@ -220,11 +220,12 @@ async fn wait_answered_by(load: &Load, pods: &[&str]) {
     eventually(&format!("answers from exactly {pods:?}"), WAIT, || async {
         let before = load.ok.load(Ordering::Relaxed);
         load.reset_seen();
-        // Enough requests for every pod to be met by round robin.
-        loop {
-            let now = load.ok.load(Ordering::Relaxed);
-            if now >= before + 30 {
-                break;
+        // Enough requests for every pod to be met by round robin (or give up on this round:
+        // failing requests are reported at the end).
+        let round = std::time::Instant::now();
+        while load.ok.load(Ordering::Relaxed) < before + 30 {
+            if round.elapsed() > Duration::from_secs(2) {
+                return None;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
