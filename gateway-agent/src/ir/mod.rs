@@ -34,7 +34,7 @@ use crate::memo::{ByAddress, ByAddressMemo};
 use group::Keyed;
 
 /// What the IR is built for.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
     /// Resources whose `ambassador_id` does not list it are ignored.
     pub ambassador_id: String,
