@@ -14,6 +14,56 @@ pub fn resources(mappings: usize, hosts: usize, listeners: usize) -> Vec<Resourc
 
 /// The fleet as one YAML stream, as a directory source reads it.
 pub fn yaml(mappings: usize, hosts: usize, listeners: usize) -> String {
+    yaml_sending_to(mappings, hosts, listeners, |m| format!("backend-{m}:8080"))
+}
+
+/// The fleet with its Mappings sending to `services` Kubernetes Services (`svc-N` in the
+/// Mapping's namespace), each with an EndpointSlice of `endpoints` ready endpoints.
+pub fn yaml_with_services(
+    mappings: usize,
+    hosts: usize,
+    listeners: usize,
+    services: usize,
+    endpoints: usize,
+) -> String {
+    let mut yaml = yaml_sending_to(mappings, hosts, listeners, |m| {
+        format!("svc-{}", m % services)
+    });
+    for s in 0..services {
+        yaml += &service_yaml(s, 0, endpoints);
+    }
+    yaml
+}
+
+/// Service `svc-{s}` (in namespace `team-{s % 10}`, as the Mappings sending to it) and its
+/// EndpointSlice of `endpoints` ready endpoints, the last octet counted from `base`.
+pub fn service_yaml(s: usize, base: usize, endpoints: usize) -> String {
+    let namespace = format!("team-{}", s % 10);
+    let endpoints: String = (0..endpoints)
+        .map(|e| {
+            format!(
+                "- {{addresses: [\"10.{}.{}.{}\"], conditions: {{ready: true}}}}\n",
+                s / 250,
+                s % 250,
+                (base + e) % 250 + 1
+            )
+        })
+        .collect();
+    format!(
+        "---\napiVersion: v1\nkind: Service\nmetadata: {{name: svc-{s}, namespace: {namespace}}}\n\
+         spec: {{ports: [{{name: http, port: 80, targetPort: 8080}}]}}\n\
+         ---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+         metadata: {{name: svc-{s}-abcde, namespace: {namespace}, labels: {{kubernetes.io/service-name: svc-{s}}}}}\n\
+         addressType: IPv4\nports: [{{name: http, port: 8080}}]\nendpoints:\n{endpoints}"
+    )
+}
+
+fn yaml_sending_to(
+    mappings: usize,
+    hosts: usize,
+    listeners: usize,
+    service: impl Fn(usize) -> String,
+) -> String {
     let mut yaml = String::new();
     for l in 0..listeners {
         yaml += &format!(
@@ -31,9 +81,10 @@ pub fn yaml(mappings: usize, hosts: usize, listeners: usize) -> String {
     for m in 0..mappings {
         yaml += &format!(
             "---\napiVersion: getambassador.io/v3alpha1\nkind: Mapping\nmetadata: {{name: route-{m}, namespace: team-{}}}\n\
-             spec: {{hostname: host-{}.example.com, prefix: /service-{m}/, service: backend-{m}:8080, timeout_ms: 5000}}\n",
+             spec: {{hostname: host-{}.example.com, prefix: /service-{m}/, service: {}, timeout_ms: 5000}}\n",
             m % 10,
-            m % hosts
+            m % hosts,
+            service(m)
         );
     }
     yaml

@@ -141,34 +141,12 @@ fn service_fleet() -> Vec<Resource> {
     }
     let mut yaml = String::new();
     for s in 0..SERVICES {
-        yaml += &service_yaml(s, 0);
+        yaml += &fleet::service_yaml(s, 0, 3);
     }
     let loaded = legate_crds::loader::load_str("services.yaml", &yaml).expect("YAML");
     assert!(loaded.errors.is_empty(), "{:?}", loaded.errors.first());
     resources.extend(loaded.resources);
     resources
-}
-
-/// Service `svc-{s}` and its EndpointSlice (three endpoints, the last octet from `base`).
-fn service_yaml(s: usize, base: usize) -> String {
-    let namespace = format!("team-{}", s % 10);
-    let endpoints: String = (0..3)
-        .map(|e| {
-            format!(
-                "- {{addresses: [\"10.{}.{}.{}\"], conditions: {{ready: true}}}}\n",
-                s / 250,
-                s % 250,
-                (base + e) % 250 + 1
-            )
-        })
-        .collect();
-    format!(
-        "---\napiVersion: v1\nkind: Service\nmetadata: {{name: svc-{s}, namespace: {namespace}}}\n\
-         spec: {{ports: [{{name: http, port: 80, targetPort: 8080}}]}}\n\
-         ---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
-         metadata: {{name: svc-{s}-abcde, namespace: {namespace}, labels: {{kubernetes.io/service-name: svc-{s}}}}}\n\
-         addressType: IPv4\nports: [{{name: http, port: 8080}}]\nendpoints:\n{endpoints}"
-    )
 }
 
 /// One Service scaled among 1,000 that 10,000 Mappings send to: its EndpointSlice a new
@@ -182,7 +160,7 @@ fn one_endpoint_change(c: &mut Criterion) {
         .position(|r| matches!(**r, Resource::EndpointSlice(_)))
         .expect("the fleet has EndpointSlices");
     let slice_at = |base: usize| {
-        let yaml = service_yaml(0, base);
+        let yaml = fleet::service_yaml(0, base, 3);
         let loaded = legate_crds::loader::load_str("slice.yaml", &yaml).expect("YAML");
         Arc::new(loaded.resources[1].clone())
     };
