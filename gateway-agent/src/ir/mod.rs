@@ -6,7 +6,8 @@
 //! Stages: [`mapping`] validates each Mapping into a [`Route`]; [`group`] forms route groups,
 //! assigns canary weights and orders them; [`host`] holds the rules that associate groups with
 //! Hosts and Hosts with Listeners, which `binder` applies; [`service`] turns `service` into
-//! clusters; [`tls`] resolves the Hosts' TLS and adds the SNI-matched chains that terminate it.
+//! clusters; [`tls`] resolves the Hosts' TLS and adds the SNI-matched chains that terminate it;
+//! [`unsupported`] notes what a resource sets that none of them applies.
 
 mod binder;
 pub mod group;
@@ -14,6 +15,7 @@ pub mod host;
 pub mod mapping;
 pub mod service;
 pub mod tls;
+pub mod unsupported;
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
@@ -195,6 +197,8 @@ pub struct Builder {
     mappings: ByAddressMemo<ByAddress<Resource>, Arc<Compiled>>,
     groups: group::Grouper,
     binder: binder::Binder,
+    /// Each resource's note of what it sets that is not applied, kept as the Mappings are.
+    unsupported: ByAddressMemo<ByAddress<Resource>, Option<Arc<Rejection>>>,
 }
 
 /// A Mapping's route (with its grouping keys) and cluster, or why it cannot serve.
@@ -207,6 +211,7 @@ impl Builder {
             mappings: ByAddressMemo::default(),
             groups: group::Grouper::default(),
             binder: binder::Binder::default(),
+            unsupported: ByAddressMemo::default(),
         }
     }
 
@@ -247,6 +252,7 @@ impl Builder {
                 })
                 .collect();
         let removed = self.mappings.finish_returning_unused();
+        unsupported::add_notes(&mut self.unsupported, &mine, &mut ir.unreachable);
         for (resource, c) in &compiled {
             if let Err(refusal) = &**c {
                 ir.rejections.push(Rejection::new(
@@ -266,7 +272,7 @@ impl Builder {
             .update(&keyed(&added), &keyed(&removed), &mut ir.rejections);
         let mine: Vec<&Resource> = mine.into_iter().map(|r| &**r).collect();
         let hosts = host::hosts(&mine, &mut ir.rejections);
-        let terminations = tls::resolve(&mine, &mut ir.rejections, &mut ir.unreachable);
+        let terminations = tls::resolve(&mine, &mut ir.rejections);
         let listeners = host::listeners(&mine, &mut ir.rejections);
         let served = self.binder.bind(
             &listeners,
