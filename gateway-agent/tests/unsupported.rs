@@ -324,6 +324,31 @@ fn a_kept_builder_notes_what_changed_and_forgets_what_went() {
     assert_eq!(objects(&ir), ["AuthService default/a", "Mapping default/m"]);
 }
 
+#[test]
+fn a_kept_builder_gives_the_notes_of_a_build_from_scratch_after_many_changes() {
+    let mapping = |i: usize, extra: &str| {
+        Arc::new(
+            load(&doc(
+                "Mapping",
+                &format!("m{i:02}"),
+                &format!("  prefix: /m{i}/\n  service: m{i}{extra}"),
+            ))
+            .remove(0),
+        )
+    };
+    let first: Vec<Arc<Resource>> = (0..60).map(|i| mapping(i, "\n  cors: {}")).collect();
+    // A third kept, a third changed (half of them no longer noted), a third gone, and new ones.
+    let mut second: Vec<Arc<Resource>> = first[..20].to_vec();
+    second.extend((20..40).map(|i| mapping(i, if i % 2 == 0 { "" } else { "\n  keepalive: {}" })));
+    second.extend((60..90).map(|i| mapping(i, "\n  docs: {}")));
+    let mut builder = Builder::new(Settings::default());
+    for resources in [&first, &second, &first[..3].to_vec(), &second, &first] {
+        let kept = builder.build(resources);
+        let owned: Vec<Resource> = resources.iter().map(|r| Resource::clone(r)).collect();
+        assert_eq!(kept, ir::build(&owned, &Settings::default()));
+    }
+}
+
 // --- The tables against the CRDs ---------------------------------------------------------------
 
 fn table(kind: &str) -> Option<&'static Table> {

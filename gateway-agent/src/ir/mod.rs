@@ -198,7 +198,7 @@ pub struct Builder {
     groups: group::Grouper,
     binder: binder::Binder,
     /// Each resource's note of what it sets that is not applied, kept as the Mappings are.
-    unsupported: ByAddressMemo<ByAddress<Resource>, Option<Arc<Rejection>>>,
+    unsupported: unsupported::Notes,
 }
 
 /// A Mapping's route (with its grouping keys) and cluster, or why it cannot serve.
@@ -211,7 +211,7 @@ impl Builder {
             mappings: ByAddressMemo::default(),
             groups: group::Grouper::default(),
             binder: binder::Binder::default(),
-            unsupported: ByAddressMemo::default(),
+            unsupported: unsupported::Notes::default(),
         }
     }
 
@@ -252,7 +252,7 @@ impl Builder {
                 })
                 .collect();
         let removed = self.mappings.finish_returning_unused();
-        unsupported::add_notes(&mut self.unsupported, &mine, &mut ir.unreachable);
+        self.unsupported.add(&mine, &mut ir.unreachable);
         for (resource, c) in &compiled {
             if let Err(refusal) = &**c {
                 ir.rejections.push(Rejection::new(
