@@ -159,6 +159,7 @@ pub const TABLES: &[Table] = &[
             "hostname",
             "mappingSelector",
             "selector",
+            "mappingNamespaces", // a Legate extension
             "tlsSecret",
             "tlsContext",
             // Applied, or refused with the reason (key files, client certificates).
