@@ -14,6 +14,7 @@ pub mod mapping;
 pub mod module;
 pub mod rate_limit_service;
 pub mod secret;
+pub mod service;
 pub mod tcp_mapping;
 pub mod tls_context;
 
@@ -144,6 +145,12 @@ kinds! {
     core {
         // Only `kubernetes.io/tls` Secrets; the loader skips the others with a warning.
         Secret(TlsSecret) = "v1" by secret::decode,
+        // What a Mapping's `service` resolves through: the Service, then its ready endpoints
+        // from its EndpointSlices or, where the server has none (Kubernetes 1.20), its Endpoints.
+        Service(k8s_openapi::api::core::v1::Service) = "v1" by service::decode_service,
+        EndpointSlice(k8s_openapi::api::discovery::v1::EndpointSlice) = "discovery.k8s.io/v1"
+            by service::decode_endpoint_slice,
+        Endpoints(k8s_openapi::api::core::v1::Endpoints) = "v1" by service::decode_endpoints,
     }
 }
 

@@ -2,7 +2,10 @@
 //! - from scratch (resources → IR → Envoy resources → encoded, versioned ADS set, with nothing
 //!   kept from an earlier build; freeing it is not timed): 10,000 Mappings < 100 ms; Emissary
 //!   #4471's shape (1,500 Mappings, 1,000 Hosts, 2 Listeners) < 200 ms;
-//! - one changed Mapping among 10,000 → the update received on a delta ADS stream: < 20 ms.
+//! - one changed Mapping among 10,000 → the update received on a delta ADS stream: < 20 ms;
+//! - and, not a budget of its own but the same path: one Service scaled (its EndpointSlice
+//!   rewritten) among 1,000 Services that 10,000 Mappings send to → the ClusterLoadAssignment
+//!   received on a delta ADS stream.
 
 use std::{
     sync::Arc,
@@ -75,7 +78,7 @@ fn one_change(c: &mut Criterion) {
     let mut translator = Translator::new(Settings::default());
     let xds = Xds::new(&mut prometheus_client::registry::Registry::default());
     xds.publish(translator.build(&resources).resources);
-    let mut received = rt.block_on(envoy_like_client(&xds));
+    let mut received = rt.block_on(envoy_like_client(&xds, false));
     let converged = |xds: &Xds| {
         let published = xds.published_version();
         rt.block_on(async {
@@ -121,9 +124,115 @@ fn one_change(c: &mut Criterion) {
     });
 }
 
+/// 10,000 Mappings (the fleet's) sending to 1,000 Services (`svc-N` in the Mappings' namespaces),
+/// each Service with an EndpointSlice of three ready endpoints.
+fn service_fleet() -> Vec<Resource> {
+    const SERVICES: usize = 1_000;
+    let mut resources = fleet::resources(10_000, 100, 1);
+    for (m, r) in resources
+        .iter_mut()
+        .filter_map(|r| match r {
+            Resource::Mapping(m) => Some(m),
+            _ => None,
+        })
+        .enumerate()
+    {
+        r.spec.service = format!("svc-{}", m % SERVICES);
+    }
+    let mut yaml = String::new();
+    for s in 0..SERVICES {
+        yaml += &service_yaml(s, 0);
+    }
+    let loaded = legate_crds::loader::load_str("services.yaml", &yaml).expect("YAML");
+    assert!(loaded.errors.is_empty(), "{:?}", loaded.errors.first());
+    resources.extend(loaded.resources);
+    resources
+}
+
+/// Service `svc-{s}` and its EndpointSlice (three endpoints, the last octet from `base`).
+fn service_yaml(s: usize, base: usize) -> String {
+    let namespace = format!("team-{}", s % 10);
+    let endpoints: String = (0..3)
+        .map(|e| {
+            format!(
+                "- {{addresses: [\"10.{}.{}.{}\"], conditions: {{ready: true}}}}\n",
+                s / 250,
+                s % 250,
+                (base + e) % 250 + 1
+            )
+        })
+        .collect();
+    format!(
+        "---\napiVersion: v1\nkind: Service\nmetadata: {{name: svc-{s}, namespace: {namespace}}}\n\
+         spec: {{ports: [{{name: http, port: 80, targetPort: 8080}}]}}\n\
+         ---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+         metadata: {{name: svc-{s}-abcde, namespace: {namespace}, labels: {{kubernetes.io/service-name: svc-{s}}}}}\n\
+         addressType: IPv4\nports: [{{name: http, port: 8080}}]\nendpoints:\n{endpoints}"
+    )
+}
+
+/// One Service scaled among 1,000 that 10,000 Mappings send to: its EndpointSlice a new
+/// resource (the rest shared) → IR → Envoy resources → published → the ClusterLoadAssignment
+/// received by an Envoy-like delta ADS client. Nothing but endpoints changes.
+fn one_endpoint_change(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut resources = shared(service_fleet());
+    let index = resources
+        .iter()
+        .position(|r| matches!(**r, Resource::EndpointSlice(_)))
+        .expect("the fleet has EndpointSlices");
+    let slice_at = |base: usize| {
+        let yaml = service_yaml(0, base);
+        let loaded = legate_crds::loader::load_str("slice.yaml", &yaml).expect("YAML");
+        Arc::new(loaded.resources[1].clone())
+    };
+    let mut translator = Translator::new(Settings::default());
+    let xds = Xds::new(&mut prometheus_client::registry::Registry::default());
+    xds.publish(translator.build(&resources).resources);
+    let mut received = rt.block_on(envoy_like_client(&xds, true));
+    let converged = |xds: &Xds| {
+        let published = xds.published_version();
+        rt.block_on(async {
+            let mut status = xds.status();
+            let wait = status.wait_for(|s| s.acked_version == published);
+            tokio::time::timeout(Duration::from_secs(10), wait)
+                .await
+                .expect("the client acknowledged the configuration")
+                .unwrap();
+        })
+    };
+    converged(&xds);
+    while received.try_recv().is_ok() {}
+
+    let mut base = 0;
+    c.bench_function(
+        "one_endpoint_change_among_1000_services_10000_mappings_to_ads",
+        |b| {
+            b.iter_custom(|iters| {
+                let mut timed = Duration::ZERO;
+                for _ in 0..iters {
+                    base += 1;
+                    resources[index] = slice_at(base);
+                    let started = Instant::now();
+                    xds.publish(translator.build(&resources).resources);
+                    rt.block_on(async {
+                        let first = received.recv().await.expect("the stream is open");
+                        assert_eq!(first, type_url::ENDPOINT, "only endpoints changed");
+                    });
+                    timed += started.elapsed();
+                    converged(&xds);
+                    assert!(received.try_recv().is_err(), "one response, EDS alone");
+                }
+                timed
+            })
+        },
+    );
+}
+
 /// Connects like Envoy with the delta protocol (clusters and listeners by wildcard, the route
-/// configuration by name), acknowledges every response, and reports each response's type.
-async fn envoy_like_client(xds: &Xds) -> mpsc::UnboundedReceiver<String> {
+/// configuration by name, and with `endpoints` every assignment), acknowledges every response,
+/// and reports each response's type.
+async fn envoy_like_client(xds: &Xds, endpoints: bool) -> mpsc::UnboundedReceiver<String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(xds.clone().serve_on(listener, std::future::pending()));
@@ -145,11 +254,15 @@ async fn envoy_like_client(xds: &Xds) -> mpsc::UnboundedReceiver<String> {
         .await
         .unwrap()
         .into_inner();
+    let eds = endpoints.then_some((type_url::ENDPOINT, vec![]));
     for (url, names) in [
         (type_url::CLUSTER, vec![]),
         (type_url::LISTENER, vec![]),
         (type_url::ROUTE, vec!["listener-8080-routes".to_owned()]),
-    ] {
+    ]
+    .into_iter()
+    .chain(eds)
+    {
         requests
             .send(DeltaDiscoveryRequest {
                 type_url: url.into(),
@@ -174,5 +287,5 @@ async fn envoy_like_client(xds: &Xds) -> mpsc::UnboundedReceiver<String> {
     received
 }
 
-criterion_group!(benches, translate, one_change);
+criterion_group!(benches, translate, one_change, one_endpoint_change);
 criterion_main!(benches);

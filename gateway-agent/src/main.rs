@@ -208,6 +208,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         settings: Settings {
             ambassador_id: args.ambassador_id,
             namespace: args.namespace,
+            ..Settings::default()
         },
     };
     let agent = Agent::new(options, &mut registry)?;

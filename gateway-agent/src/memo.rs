@@ -37,6 +37,13 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Memo<K, V, S> {
         v.clone()
     }
 
+    /// As [`Memo::get_or_insert_with`], the value in place: a caller may bring it up to date.
+    pub fn entry_or_insert_with(&mut self, key: K, f: impl FnOnce() -> V) -> &mut V {
+        let (v, used) = self.values.entry(key).or_insert_with(|| (f(), self.build));
+        *used = self.build;
+        v
+    }
+
     /// Ends a build: what it did not use is dropped.
     pub fn finish(&mut self) {
         self.finish_returning_unused();

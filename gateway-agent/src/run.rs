@@ -21,7 +21,7 @@ use prometheus_client::{
 use tracing::{info, warn};
 
 use crate::{
-    ir::{Ir, Settings},
+    ir::{Ir, ServiceNamespaces, Settings},
     pipeline::Translator,
     source::{DirectorySource, SourceSnapshot, kubernetes},
     status::{self, Built},
@@ -226,10 +226,16 @@ impl Agent {
     fn apply(&self, state: &mut BuildState, snapshot: &Arc<SourceSnapshot>) -> Arc<Ir> {
         let mut settings = state.translator.settings().clone();
         if let Some(gateway) = &snapshot.gateway {
+            // The installation decides: its ambassador_id, and the namespaces whose Services
+            // the source holds (a Service missing there is known to be missing).
             settings.ambassador_id.clone_from(&gateway.ambassador_id);
+            settings.service_namespaces = Some(match &gateway.admitted {
+                kubernetes::Admitted::All => ServiceNamespaces::All,
+                kubernetes::Admitted::Namespaces(set) => ServiceNamespaces::Only(set.clone()),
+            });
         }
-        if settings.ambassador_id != state.translator.settings().ambassador_id {
-            info!(ambassador_id = %settings.ambassador_id, "the gateway answers to a new ambassador_id");
+        if &settings != state.translator.settings() {
+            info!(ambassador_id = %settings.ambassador_id, service_namespaces = ?settings.service_namespaces, "gateway settings changed: building from scratch");
             state.translator = Translator::new(settings);
             state.last = None;
         }

@@ -57,6 +57,9 @@ fn encoded(messages: &envoy::EnvoyConfig) -> ResourceSet {
     for c in &messages.clusters {
         set.insert(c.name.clone(), c);
     }
+    for e in &messages.endpoints {
+        set.insert(e.cluster_name.clone(), e);
+    }
     for s in &messages.secrets {
         set.insert(s.0.name.clone(), &s.0);
     }

@@ -5,7 +5,7 @@
 use std::{path::PathBuf, sync::Arc};
 
 use legate_agent::{
-    ir::Settings,
+    ir::{ServiceNamespaces, Settings},
     pipeline::{Configuration, Translator},
 };
 use legate_crds::Resource;
@@ -28,26 +28,51 @@ fn golden_inputs() -> Vec<Vec<Resource>> {
 }
 
 fn assert_as_from_scratch(translator: &mut Translator, resources: &[Arc<Resource>]) {
+    assert_as_from_scratch_with(translator, resources, &Settings::default());
+}
+
+fn assert_as_from_scratch_with(
+    translator: &mut Translator,
+    resources: &[Arc<Resource>],
+    settings: &Settings,
+) {
     let owned: Vec<Resource> = resources.iter().map(|r| Resource::clone(r)).collect();
-    let expected = Configuration::build(&owned, &Settings::default());
+    let expected = Configuration::build(&owned, settings);
     assert_eq!(translator.build(resources), expected);
+}
+
+/// As a directory of YAML (no authority over Services), and as Kubernetes (authority over
+/// every namespace: a Service removed is then a missing Service, not a DNS name).
+fn both_settings() -> [Settings; 2] {
+    [
+        Settings::default(),
+        Settings {
+            service_namespaces: Some(ServiceNamespaces::All),
+            ..Settings::default()
+        },
+    ]
 }
 
 #[test]
 fn every_build_equals_a_build_from_scratch() {
-    for input in golden_inputs() {
-        let all: Vec<Arc<Resource>> = input.into_iter().map(Arc::new).collect();
-        let mut translator = Translator::new(Settings::default());
-        assert_as_from_scratch(&mut translator, &all);
-        for i in 0..all.len() {
-            let mut without = all.clone();
-            without.remove(i);
-            assert_as_from_scratch(&mut translator, &without);
-            // Back as a new resource with the same content: recomputed, same result.
-            let mut again = all.clone();
-            again[i] = Arc::new(Resource::clone(&all[i]));
-            assert_as_from_scratch(&mut translator, &again);
-            assert_as_from_scratch(&mut translator, &all);
+    for settings in both_settings() {
+        for input in golden_inputs() {
+            let all: Vec<Arc<Resource>> = input.into_iter().map(Arc::new).collect();
+            let mut translator = Translator::new(settings.clone());
+            let check = |t: &mut Translator, r: &[Arc<Resource>]| {
+                assert_as_from_scratch_with(t, r, &settings)
+            };
+            check(&mut translator, &all);
+            for i in 0..all.len() {
+                let mut without = all.clone();
+                without.remove(i);
+                check(&mut translator, &without);
+                // Back as a new resource with the same content: recomputed, same result.
+                let mut again = all.clone();
+                again[i] = Arc::new(Resource::clone(&all[i]));
+                check(&mut translator, &again);
+                check(&mut translator, &all);
+            }
         }
     }
 }

@@ -237,13 +237,13 @@ async fn a_host_without_a_usable_secret_loses_tls_alone() {
     gw.wait_log("bad.yaml: document 1 (Secret default/tls-d): data.tls.crt: is not valid base64")
         .await;
     gw.wait_log(
-        "rejected: Host default/b: TLS is not served, the Host answers cleartext only: \
+        "rejected: Host default/b (SecretNotFound): TLS is not served, the Host answers cleartext only: \
          tlsSecret: Secret default/tls-missing not found",
     )
     .await;
-    gw.wait_log("rejected: Host default/c: TLS is not served, the Host answers cleartext only: tlsSecret: Secret other/tls-c is in another namespace")
+    gw.wait_log("rejected: Host default/c (RefNotPermitted): TLS is not served, the Host answers cleartext only: tlsSecret: Secret other/tls-c is in another namespace")
         .await;
-    gw.wait_log("rejected: Host default/d: TLS is not served")
+    gw.wait_log("rejected: Host default/d (SecretNotFound): TLS is not served")
         .await;
     assert!(!gw.agent.log().contains("BEGIN"), "no PEM in the logs");
 

@@ -320,15 +320,22 @@ async fn initial_sotw_stream_gets_cds_eds_lds_rds_in_order_with_content_versions
         cds.version_info,
         expected_type_version(&set, type_url::CLUSTER)
     );
-    // The next type waits for the ACK.
+    // Envoy asks for the endpoints of the clusters it adds before it acknowledges them (it
+    // acknowledges clusters once they have warmed, which takes their endpoints): endpoints go
+    // at once, everything after them waits for both ACKs.
     envoy.subscribe(type_url::ENDPOINT, &["a", "b"]);
+    let eds = envoy.recv().await;
+    assert_eq!(eds.type_url, type_url::ENDPOINT);
+    assert_eq!(names(&eds), set_of(&["a", "b"]));
     envoy.subscribe(type_url::LISTENER, &[]);
     envoy.subscribe(type_url::ROUTE, &["r"]);
     envoy.silent().await;
+    envoy.ack(&eds, &["a", "b"]);
+    envoy.silent().await;
     envoy.ack(&cds, &[]);
 
-    let mut order = vec![cds.type_url.clone()];
-    for names in [&["a", "b"][..], &[], &["r"]] {
+    let mut order = vec![cds.type_url.clone(), eds.type_url.clone()];
+    for names in [&[][..], &["r"]] {
         let r = envoy.recv().await;
         assert_eq!(r.version_info, expected_type_version(&set, &r.type_url));
         order.push(r.type_url.clone());
@@ -767,4 +774,127 @@ async fn one_change_among_ten_thousand_clusters_sends_just_that_cluster() {
     );
     assert_eq!(r.resources[0].name, "cluster-5");
     assert!(r.removed_resources.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Endpoints (EDS)
+
+/// `config(clusters, [r → clusters])` with cluster `a`'s assignment holding `endpoints`
+/// (addresses on 127.0.0.1, as distinct ports).
+fn with_endpoints(endpoints: &[u32]) -> ResourceSet {
+    use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress, address};
+    use envoy_types::pb::envoy::config::endpoint::v3::{
+        Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
+    };
+    let mut set = config(&["a", "b"], &[("r", &["a", "b"])], "v1");
+    let lb_endpoints = endpoints
+        .iter()
+        .map(|port| LbEndpoint {
+            host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
+                address: Some(Address {
+                    address: Some(address::Address::SocketAddress(SocketAddress {
+                        address: "127.0.0.1".into(),
+                        port_specifier: Some(
+                            envoy_types::pb::envoy::config::core::v3::socket_address::PortSpecifier::PortValue(*port),
+                        ),
+                        ..Default::default()
+                    })),
+                }),
+                ..Default::default()
+            })),
+            ..Default::default()
+        })
+        .collect();
+    set.insert(
+        "a",
+        &ClusterLoadAssignment {
+            cluster_name: "a".into(),
+            endpoints: vec![LocalityLbEndpoints {
+                lb_endpoints,
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    );
+    set
+}
+
+#[tokio::test]
+async fn sotw_endpoints_changing_are_one_eds_response_and_nothing_else() {
+    let server = start().await;
+    server.xds.publish(with_endpoints(&[9001, 9002]));
+    let mut envoy = Sotw::connect(server.addr).await;
+    envoy.sync_all(&["a", "b"], &["r"]).await;
+    envoy.silent().await;
+    let cds_before = server.metrics();
+
+    // Scale `a` down, then up: each time one EDS response with both assignments (the state of
+    // the world of what Envoy subscribed to), no CDS, LDS or RDS.
+    for endpoints in [&[9001][..], &[9001, 9002, 9003]] {
+        let set = with_endpoints(endpoints);
+        server.xds.publish(set.clone());
+        let eds = envoy.recv().await;
+        assert_eq!(eds.type_url, type_url::ENDPOINT);
+        assert_eq!(names(&eds), set_of(&["a", "b"]));
+        assert_eq!(
+            eds.version_info,
+            expected_type_version(&set, type_url::ENDPOINT)
+        );
+        envoy.ack(&eds, &["a", "b"]);
+        envoy.silent().await;
+        server
+            .status_until(|s| s.acked_version == server.xds.published_version())
+            .await;
+    }
+    let pushes = |metrics: &str, short: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("legate_xds_pushes_total{{type=\"{short}\"}}")))
+            .and_then(|l| l.rsplit_once(' '))
+            .map(|(_, v)| v.to_owned())
+    };
+    let after = server.metrics();
+    for short in ["cds", "lds", "rds"] {
+        assert!(pushes(&after, short).is_some(), "{short} pushes: {after}");
+        assert_eq!(pushes(&cds_before, short), pushes(&after, short), "{short}");
+    }
+    assert_ne!(pushes(&cds_before, "eds"), pushes(&after, "eds"));
+}
+
+#[tokio::test]
+async fn delta_endpoints_changing_send_only_the_changed_assignment() {
+    let server = start().await;
+    server.xds.publish(with_endpoints(&[9001, 9002]));
+    let mut envoy = Delta::connect(server.addr).await;
+    envoy.send(DeltaDiscoveryRequest {
+        type_url: type_url::CLUSTER.into(),
+        ..Default::default()
+    });
+    let cds = envoy.recv().await;
+    assert_eq!(cds.type_url, type_url::CLUSTER);
+    // Endpoints are asked for, and sent, before the clusters are acknowledged (Envoy holds the
+    // CDS ACK until its EDS clusters have warmed).
+    envoy.send(DeltaDiscoveryRequest {
+        type_url: type_url::ENDPOINT.into(),
+        resource_names_subscribe: vec!["a".into(), "b".into()],
+        ..Default::default()
+    });
+    let eds = envoy.recv().await;
+    assert_eq!(eds.type_url, type_url::ENDPOINT);
+    assert_eq!(delta_names(&eds), set_of(&["a", "b"]));
+    envoy.ack(&eds);
+    envoy.ack(&cds);
+    envoy.silent().await;
+
+    server.xds.publish(with_endpoints(&[9001]));
+    let update = envoy.recv().await;
+    assert_eq!(update.type_url, type_url::ENDPOINT);
+    assert_eq!(delta_names(&update), set_of(&["a"]));
+    assert!(update.removed_resources.is_empty());
+    envoy.ack(&update);
+    envoy.silent().await;
+    let status = server
+        .status_until(|s| s.acked_version == server.xds.published_version())
+        .await;
+    assert!(status.last_nack.is_none());
 }

@@ -1,5 +1,6 @@
-//! An IR cluster → an Envoy cluster: static for an IP, strict DNS for a name; HTTP/2 and TLS
-//! origination when the Mapping asks.
+//! An IR cluster → an Envoy cluster: EDS (over ADS) for a Kubernetes Service, static for an IP,
+//! strict DNS for a name; HTTP/2 and TLS origination when the Mapping asks. And an EDS cluster's
+//! endpoints → its ClusterLoadAssignment.
 
 use std::collections::HashMap;
 
@@ -8,8 +9,9 @@ use envoy_types::{
         config::{
             cluster::v3::{Cluster as EnvoyCluster, cluster},
             core::v3::{
-                Address, Http2ProtocolOptions, SocketAddress, TransportSocket, address,
-                socket_address, transport_socket,
+                Address, AggregatedConfigSource, ApiVersion, ConfigSource, Http2ProtocolOptions,
+                SocketAddress, TransportSocket, address, config_source, socket_address,
+                transport_socket,
             },
             endpoint::v3::{
                 ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
@@ -24,10 +26,12 @@ use envoy_types::{
 };
 
 use super::duration;
-use crate::ir::Cluster;
+use crate::ir::{Cluster, ClusterEndpoints};
 
 pub(super) fn cluster(c: &Cluster) -> EnvoyCluster {
-    let discovery = if c.is_ip() {
+    let discovery = if c.service.is_some() {
+        cluster::DiscoveryType::Eds
+    } else if c.is_ip() {
         cluster::DiscoveryType::Static
     } else {
         cluster::DiscoveryType::StrictDns
@@ -55,27 +59,21 @@ pub(super) fn cluster(c: &Cluster) -> EnvoyCluster {
         cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(discovery as i32)),
         // `localhost` and dual-stack names: prefer the address family upstreams usually bind.
         dns_lookup_family: cluster::DnsLookupFamily::V4Preferred as i32,
-        load_assignment: Some(ClusterLoadAssignment {
-            cluster_name: c.name.clone(),
-            endpoints: vec![LocalityLbEndpoints {
-                lb_endpoints: vec![LbEndpoint {
-                    host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
-                        address: Some(Address {
-                            address: Some(address::Address::SocketAddress(SocketAddress {
-                                address: c.host.clone(),
-                                port_specifier: Some(socket_address::PortSpecifier::PortValue(
-                                    u32::from(c.port),
-                                )),
-                                ..Default::default()
-                            })),
-                        }),
-                        ..Default::default()
-                    })),
-                    ..Default::default()
-                }],
+        // An EDS cluster's endpoints come in its own ClusterLoadAssignment, over the same ADS
+        // stream: a scale event then updates that, never the cluster.
+        load_assignment: c
+            .service
+            .is_none()
+            .then(|| assignment(&c.name, [(c.host.clone(), c.port)])),
+        eds_cluster_config: c.service.as_ref().map(|_| cluster::EdsClusterConfig {
+            eds_config: Some(ConfigSource {
+                resource_api_version: ApiVersion::V3 as i32,
+                config_source_specifier: Some(config_source::ConfigSourceSpecifier::Ads(
+                    AggregatedConfigSource {},
+                )),
                 ..Default::default()
-            }],
-            ..Default::default()
+            }),
+            service_name: String::new(),
         }),
         typed_extension_protocol_options: options,
         transport_socket: c.tls.then(|| TransportSocket {
@@ -87,6 +85,50 @@ pub(super) fn cluster(c: &Cluster) -> EnvoyCluster {
                 },
             ))),
         }),
+        ..Default::default()
+    }
+}
+
+/// The ClusterLoadAssignment of an EDS cluster: its ready endpoints (none: Envoy answers 503).
+pub(super) fn load_assignment(cluster_name: &str, e: &ClusterEndpoints) -> ClusterLoadAssignment {
+    assignment(
+        cluster_name,
+        e.addresses.iter().map(|a| (a.ip().to_string(), a.port())),
+    )
+}
+
+fn assignment(
+    cluster_name: &str,
+    endpoints: impl IntoIterator<Item = (String, u16)>,
+) -> ClusterLoadAssignment {
+    let lb_endpoints: Vec<LbEndpoint> = endpoints
+        .into_iter()
+        .map(|(address, port)| LbEndpoint {
+            host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
+                address: Some(Address {
+                    address: Some(address::Address::SocketAddress(SocketAddress {
+                        address,
+                        port_specifier: Some(socket_address::PortSpecifier::PortValue(u32::from(
+                            port,
+                        ))),
+                        ..Default::default()
+                    })),
+                }),
+                ..Default::default()
+            })),
+            ..Default::default()
+        })
+        .collect();
+    ClusterLoadAssignment {
+        cluster_name: cluster_name.to_owned(),
+        endpoints: if lb_endpoints.is_empty() {
+            Vec::new()
+        } else {
+            vec![LocalityLbEndpoints {
+                lb_endpoints,
+                ..Default::default()
+            }]
+        },
         ..Default::default()
     }
 }

@@ -15,12 +15,15 @@ pub use tls::SdsSecret;
 use std::sync::Arc;
 
 use envoy_types::pb::{
-    envoy::config::{cluster::v3::Cluster, listener::v3::Listener, route::v3::RouteConfiguration},
+    envoy::config::{
+        cluster::v3::Cluster, endpoint::v3::ClusterLoadAssignment, listener::v3::Listener,
+        route::v3::RouteConfiguration,
+    },
     google::protobuf::{Any, BoolValue, Duration as PbDuration, UInt32Value},
 };
 
 use crate::{
-    ir::{Cluster as IrCluster, Ir, Listener as IrListener, Route, VirtualHost},
+    ir::{Cluster as IrCluster, ClusterEndpoints, Ir, Listener as IrListener, Route, VirtualHost},
     memo::{ByAddress, ByAddressMemo},
     xds::{Res, ResourceSet, type_url},
 };
@@ -30,6 +33,8 @@ use crate::{
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct EnvoyConfig {
     pub clusters: Vec<Cluster>,
+    /// The endpoints of the EDS clusters, one assignment each (empty when none is ready).
+    pub endpoints: Vec<ClusterLoadAssignment>,
     /// Before the listeners that use them.
     pub secrets: Vec<SdsSecret>,
     pub listeners: Vec<Listener>,
@@ -40,6 +45,11 @@ pub struct EnvoyConfig {
 pub fn translate(ir: &Ir) -> EnvoyConfig {
     EnvoyConfig {
         clusters: ir.clusters.values().map(|c| cluster::cluster(c)).collect(),
+        endpoints: ir
+            .endpoints
+            .iter()
+            .map(|(name, e)| cluster::load_assignment(name, e))
+            .collect(),
         secrets: ir
             .certificates
             .iter()
@@ -65,6 +75,7 @@ pub struct Encoder {
     routes: ByAddressMemo<ByAddress<Route>, Arc<route::EncodedRoute>>,
     virtual_hosts: ByAddressMemo<ByAddress<VirtualHost>, Part>,
     clusters: ByAddressMemo<ByAddress<IrCluster>, Arc<Res>>,
+    endpoints: ByAddressMemo<ByAddress<ClusterEndpoints>, Arc<Res>>,
 }
 
 impl Encoder {
@@ -81,6 +92,22 @@ impl Encoder {
             })
             .collect();
         set.extend_res(type_url::CLUSTER, clusters);
+        let endpoints: Vec<(String, Arc<Res>)> = ir
+            .endpoints
+            .iter()
+            .map(|(name, e)| {
+                // The IR gives each cluster its own endpoints `Arc`: the address names the name too.
+                let res = self.endpoints.get_or_insert_with(ByAddress(e.clone()), || {
+                    Arc::new(Res::encode(&cluster::load_assignment(name, e)))
+                });
+                (name.clone(), res)
+            })
+            .collect();
+        // Only with EDS clusters: a set without them stays the set it was (a type served empty
+        // and a type absent are one and the same to ADS).
+        if !endpoints.is_empty() {
+            set.extend_res(type_url::ENDPOINT, endpoints);
+        }
         for (name, c) in &ir.certificates {
             set.insert(name.clone(), &tls::secret(name, c).0);
         }
@@ -107,6 +134,7 @@ impl Encoder {
         self.routes.finish();
         self.virtual_hosts.finish();
         self.clusters.finish();
+        self.endpoints.finish();
         set
     }
 

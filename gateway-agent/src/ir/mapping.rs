@@ -193,9 +193,17 @@ impl Route {
     }
 }
 
-/// Validates `mapping` into its route and cluster, or says why it cannot serve.
-/// A redirect sends nothing upstream and has no cluster.
-pub fn route(mapping: &Mapping, settings: &Settings) -> Result<(Route, Option<Cluster>), Refusal> {
+/// A compiled Mapping: its route, the cluster it sends to (a redirect has none), and a note
+/// when it is served without endpoints (its Service does not exist).
+pub type Compiled = (Route, Option<Cluster>, Option<Refusal>);
+
+/// Validates `mapping` into its route and cluster, or says why it cannot serve. `resolution`
+/// is what its `service` names in the snapshot ([`service_key`] says which Service it would be).
+pub fn route(
+    mapping: &Mapping,
+    settings: &Settings,
+    resolution: service::Resolution<'_>,
+) -> Result<Compiled, Refusal> {
     let spec = &mapping.spec;
     let namespace = mapping
         .metadata
@@ -282,7 +290,7 @@ pub fn route(mapping: &Mapping, settings: &Settings) -> Result<(Route, Option<Cl
         }
         None => false,
     };
-    let upstream = service::parse(&spec.service, originate_tls)?;
+    let upstream = service::parse_target(&spec.service, originate_tls)?;
     let connect_timeout = spec
         .connect_timeout_ms
         .map(millis)
@@ -290,7 +298,7 @@ pub fn route(mapping: &Mapping, settings: &Settings) -> Result<(Route, Option<Cl
     let http2 = spec.grpc == Some(true);
 
     let redirect = spec.host_redirect == Some(true) && spec.shadow != Some(true);
-    let (action, cluster) = if redirect {
+    let (action, cluster, note) = if redirect {
         let action = RouteAction::Redirect(Redirect {
             host: spec
                 .service
@@ -307,19 +315,15 @@ pub fn route(mapping: &Mapping, settings: &Settings) -> Result<(Route, Option<Cl
                 .redirect_response_code
                 .map_or(301, |c| i64::from(c) as u16),
         });
-        (action, None)
+        (action, None, None)
     } else {
-        let host = service::qualify(&upstream.host, namespace, &settings.namespace);
-        let name =
-            service::cluster_name(&host, upstream.port, upstream.tls, http2, connect_timeout);
-        let cluster = Cluster {
-            name: name.clone(),
-            host,
-            port: upstream.port,
-            tls: upstream.tls,
-            http2,
-            connect_timeout,
+        let target = service::Target {
+            host: service::qualify(&upstream.host, namespace, &settings.namespace),
+            ..upstream
         };
+        let (cluster, note) =
+            service::cluster(&spec.service, &target, resolution, http2, connect_timeout)?;
+        let name = cluster.name.clone();
         let regex_rewrite = match &spec.regex_rewrite {
             Some(r) => {
                 check_regex("regex_rewrite.pattern", &r.pattern)?;
@@ -354,7 +358,7 @@ pub fn route(mapping: &Mapping, settings: &Settings) -> Result<(Route, Option<Cl
             upgrades,
             mirrors: Vec::new(),
         };
-        (RouteAction::Forward(forward), Some(cluster))
+        (RouteAction::Forward(forward), Some(cluster), note)
     };
     let route = Route {
         source,
@@ -396,7 +400,29 @@ pub fn route(mapping: &Mapping, settings: &Settings) -> Result<(Route, Option<Cl
             Side::Response,
         )?,
     };
-    Ok((route, cluster))
+    Ok((route, cluster, note))
+}
+
+/// The Kubernetes Service `mapping`'s `service` would name (Emissary's qualification applied),
+/// if it has the form of one; none for a redirect, which sends nothing upstream.
+pub fn service_key(mapping: &Mapping, settings: &Settings) -> Option<service::ServiceKey> {
+    let spec = &mapping.spec;
+    if spec.host_redirect == Some(true) && spec.shadow != Some(true) {
+        return None;
+    }
+    let namespace = mapping
+        .metadata
+        .namespace
+        .as_deref()
+        .unwrap_or(&settings.namespace);
+    // A URL (`https://...`, `http://...`) names a host to resolve, as it always did.
+    if spec.service.contains("://") {
+        return None;
+    }
+    let tls = matches!(spec.tls, Some(BoolOrString::Bool(true)));
+    let target = service::parse_target(&spec.service, tls).ok()?;
+    let host = service::qualify(&target.host, namespace, &settings.namespace);
+    service::service_key(&host, &settings.namespace)
 }
 
 /// The `:authority` condition for a (lowercase) hostname glob; none for `*`, which matches

@@ -10,6 +10,7 @@
 //! [`unsupported`] notes what a resource sets that none of them applies.
 
 mod binder;
+pub mod endpoints;
 pub mod group;
 pub mod host;
 pub mod mapping;
@@ -17,25 +18,43 @@ pub mod service;
 pub mod tls;
 pub mod unsupported;
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use legate_crds::{ObjectRef, Resource, listener::SecurityModel};
 
+pub use endpoints::ClusterEndpoints;
 pub use host::{ServedRoute, Variant};
 pub use mapping::{HeaderMatch, PathMatch, Route, RouteAction, StringMatch};
-pub use service::Cluster;
+pub use service::{Cluster, ServiceRef};
 pub use tls::{Certificate, DownstreamTls, TlsChain};
 
 use crate::memo::{ByAddress, ByAddressMemo};
 use group::Keyed;
 
 /// What the IR is built for.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
     /// Resources whose `ambassador_id` does not list it are ignored.
     pub ambassador_id: String,
     /// The gateway's own namespace: unqualified services in other namespaces get theirs.
     pub namespace: String,
+    /// Where the source has authority over Kubernetes Services: there, a `service` naming a
+    /// Service that does not exist is served as that Service (empty until it appears, with a
+    /// [`Reason::ServiceNotFound`] note). `None` (a directory of YAML): a name with no Service
+    /// in the snapshot resolves through DNS, as written. A Service the snapshot has is always
+    /// served from its endpoints.
+    pub service_namespaces: Option<ServiceNamespaces>,
+}
+
+/// The namespaces whose Services a source holds: all of them, or these.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServiceNamespaces {
+    All,
+    Only(BTreeSet<String>),
 }
 
 impl Default for Settings {
@@ -43,6 +62,7 @@ impl Default for Settings {
         Self {
             ambassador_id: legate_crds::fields::AmbassadorId::DEFAULT.to_owned(),
             namespace: "default".to_owned(),
+            service_namespaces: None,
         }
     }
 }
@@ -53,6 +73,9 @@ pub struct Ir {
     pub listeners: Vec<Listener>,
     /// By cluster name; shared by every route that sends to the same upstream.
     pub clusters: BTreeMap<String, Arc<Cluster>>,
+    /// The ready endpoints of every EDS cluster (those with a [`Cluster::service`]), by cluster
+    /// name; kept apart from the clusters so that endpoints changing changes nothing else.
+    pub endpoints: BTreeMap<String, Arc<ClusterEndpoints>>,
     /// Resources refused, each with the reason, for status and logs.
     pub rejections: Vec<Rejection>,
     /// Accepted resources that serve no traffic, and why (no Host admits a Mapping, ...), and
@@ -194,9 +217,10 @@ pub fn build(resources: &[Resource], settings: &Settings) -> Ir {
 #[derive(Debug)]
 pub struct Builder {
     settings: Settings,
-    mappings: ByAddressMemo<ByAddress<Resource>, Arc<Compiled>>,
+    mappings: ByAddressMemo<ByAddress<Resource>, endpoints::Entry>,
     groups: group::Grouper,
     binder: binder::Binder,
+    endpoints: endpoints::EndpointsKeeper,
     /// Each resource's note of what it sets that is not applied, kept as the Mappings are.
     unsupported: unsupported::Notes,
 }
@@ -211,6 +235,7 @@ impl Builder {
             mappings: ByAddressMemo::default(),
             groups: group::Grouper::default(),
             binder: binder::Binder::default(),
+            endpoints: endpoints::EndpointsKeeper::default(),
             unsupported: unsupported::Notes::default(),
         }
     }
@@ -227,38 +252,55 @@ impl Builder {
             .filter(|r| ambassador_id(r).is_none_or(|ids| ids.matches(&settings.ambassador_id)))
             .collect();
 
-        // What changed since the last build: the Mappings compiled now, and (below) those the
-        // memo drops because this build no longer has them.
+        // What changed since the last build: the Mappings compiled now (new, or naming a Service
+        // that changed), and (below) those the memo drops because this build no longer has them.
+        let services = endpoints::ServiceIndex::new(&mine, &settings.namespace);
         let mut added: Vec<Arc<Compiled>> = Vec::new();
-        let compiled: Vec<(&Arc<Resource>, Arc<Compiled>)> =
-            mine.iter()
-                .filter_map(|r| match &***r {
-                    Resource::Mapping(m) => {
-                        let mut now = false;
-                        let c =
-                            self.mappings
-                                .get_or_insert_with(ByAddress(Arc::clone(r)), || {
-                                    now = true;
-                                    Arc::new(mapping::route(m, settings).map(|(route, cluster)| {
-                                        Arc::new(Keyed::new(route, cluster))
-                                    }))
-                                });
-                        if now {
-                            added.push(c.clone());
-                        }
-                        Some((*r, c))
+        let mut removed: Vec<Arc<Compiled>> = Vec::new();
+        type Noted<'r> = (&'r Arc<Resource>, Arc<Compiled>, Option<Refusal>);
+        let compiled: Vec<Noted<'_>> = mine
+            .iter()
+            .filter_map(|r| match &***r {
+                Resource::Mapping(m) => {
+                    let mut now = false;
+                    let entry =
+                        self.mappings
+                            .entry_or_insert_with(ByAddress(Arc::clone(r)), || {
+                                now = true;
+                                endpoints::Entry::compile(m, settings, &services)
+                            });
+                    if !now && let Some(replaced) = entry.refresh(m, settings, &services) {
+                        removed.push(replaced);
+                        now = true;
                     }
-                    _ => None,
-                })
-                .collect();
-        let removed = self.mappings.finish_returning_unused();
+                    if now {
+                        added.push(entry.compiled.clone());
+                    }
+                    Some((*r, entry.compiled.clone(), entry.note.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        removed.extend(
+            self.mappings
+                .finish_returning_unused()
+                .into_iter()
+                .map(|e| e.compiled),
+        );
         self.unsupported.add(&mine, &mut ir.unreachable);
-        for (resource, c) in &compiled {
+        for (resource, c, note) in &compiled {
             if let Err(refusal) = &**c {
                 ir.rejections.push(Rejection::new(
                     resource.object_ref(),
                     refusal.reason,
                     refusal.message.clone(),
+                ));
+            }
+            if let Some(note) = note {
+                ir.unreachable.push(Rejection::new(
+                    resource.object_ref(),
+                    note.reason,
+                    note.message.clone(),
                 ));
             }
         }
@@ -284,6 +326,9 @@ impl Builder {
         );
         ir.listeners = served.listeners;
         ir.clusters = served.clusters;
+        ir.endpoints =
+            self.endpoints
+                .resolve(&ir.clusters, &services, &compiled, &mut ir.unreachable);
         let tls_ports: Vec<u16> = listeners.iter().filter(|l| l.tls).map(|l| l.port).collect();
         ir.certificates = tls::add_chains(
             &mut ir.listeners,
@@ -318,6 +363,10 @@ fn ambassador_id(resource: &Resource) -> Option<&legate_crds::fields::Ambassador
         Resource::AuthService(r) => &r.spec.ambassador_id,
         Resource::RateLimitService(r) => &r.spec.ambassador_id,
         Resource::Module(r) => &r.spec.ambassador_id,
-        Resource::GatewayInstallation(_) | Resource::Secret(_) => return None,
+        Resource::GatewayInstallation(_)
+        | Resource::Secret(_)
+        | Resource::Service(_)
+        | Resource::EndpointSlice(_)
+        | Resource::Endpoints(_) => return None,
     })
 }

@@ -1,10 +1,23 @@
 //! `service` (`[scheme://]host[:port]`) into an upstream cluster, as Emissary reads it:
 //! `https://` (or a `tls` setting) originates TLS, the default port is 443 then or 80
 //! otherwise, and an unqualified name in another namespace gets that namespace appended.
+//!
+//! A name that reads as a Kubernetes Service (`name`, `name.ns`, `name.ns.svc`,
+//! `name.ns.svc.cluster.local`, Emissary's qualification applied) and names a Service of the
+//! snapshot is served from that Service's ready endpoints over EDS ([`ServiceRef`]); its port is
+//! one of the Service's ports, by number or by name. An ExternalName Service becomes a DNS
+//! cluster to its external name. A missing Service in a namespace the source has authority over
+//! ([`super::Settings::service_namespaces`]) still gets its EDS cluster, empty, so the route
+//! answers 503 and fills as soon as the Service and its endpoints appear. Anything else (a name
+//! with no Service outside those namespaces, an IP, a URL) keeps a DNS or static cluster.
 
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::{Service, ServicePort};
+use legate_crds::service::{EXTERNAL_NAME, service_type};
 use sha2::{Digest, Sha256};
+
+use super::{Reason, Refusal};
 
 /// An upstream cluster. Mappings with identical parameters share one.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -18,6 +31,19 @@ pub struct Cluster {
     /// Speak HTTP/2 to the upstream (`grpc: true`).
     pub http2: bool,
     pub connect_timeout: Duration,
+    /// Served through EDS from this Kubernetes Service's endpoints, rather than by resolving
+    /// `host` (which then only serves as the name TLS origination presents).
+    pub service: Option<ServiceRef>,
+}
+
+/// The Kubernetes Service whose ready endpoints fill an EDS cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServiceRef {
+    pub namespace: String,
+    pub name: String,
+    /// The name of the Service port the Mapping targets (`""` when unnamed): endpoints carry it
+    /// on their ports. `None` when the Service does not exist: no endpoints, until it does.
+    pub port_name: Option<String>,
 }
 
 impl Cluster {
@@ -35,8 +61,59 @@ pub struct Upstream {
     pub tls: bool,
 }
 
+/// A port as `service` gives it: a number, or (for a Kubernetes Service) a port's name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PortRef {
+    Number(u16),
+    Name(String),
+}
+
+/// The parts of a `service` value whose port may be a Service port's name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub host: String,
+    /// `None`: the default, 443 when originating TLS, else 80.
+    pub port: Option<PortRef>,
+    pub tls: bool,
+}
+
+impl Target {
+    /// The port number, the default when none is given.
+    pub fn port_number(&self) -> Option<u16> {
+        match &self.port {
+            Some(PortRef::Number(n)) => Some(*n),
+            Some(PortRef::Name(_)) => None,
+            None => Some(self.default_port()),
+        }
+    }
+
+    fn default_port(&self) -> u16 {
+        if self.tls { 443 } else { 80 }
+    }
+}
+
 /// Parses `service`; `originate_tls` is the Mapping's `tls` setting. Errors name the problem.
 pub fn parse(service: &str, originate_tls: bool) -> Result<Upstream, String> {
+    let target = parse_target(service, originate_tls)?;
+    match target.port_number() {
+        Some(port) => Ok(Upstream {
+            host: target.host,
+            port,
+            tls: target.tls,
+        }),
+        None => Err(format!("service {service:?}: {}", not_a_port(&target.port))),
+    }
+}
+
+fn not_a_port(port: &Option<PortRef>) -> String {
+    match port {
+        Some(PortRef::Name(name)) => format!("port {name:?} is not a number from 1 to 65535"),
+        _ => "no port".to_owned(),
+    }
+}
+
+/// Parses `service` as [`parse`] does, except that the port may be a name (a Service port's).
+pub fn parse_target(service: &str, originate_tls: bool) -> Result<Target, String> {
     let (scheme_tls, rest) = match service.split_once("://") {
         Some((scheme, rest)) => match scheme.to_ascii_lowercase().as_str() {
             "https" => (Some(true), rest),
@@ -62,14 +139,14 @@ pub fn parse(service: &str, originate_tls: bool) -> Result<Upstream, String> {
     if host.is_empty() {
         return Err(format!("service {service:?}: no host"));
     }
-    Ok(Upstream {
+    Ok(Target {
         host: host.to_owned(),
-        port: port.unwrap_or(if tls { 443 } else { 80 }),
+        port,
         tls,
     })
 }
 
-fn split_host_port(s: &str) -> Result<(&str, Option<u16>), String> {
+fn split_host_port(s: &str) -> Result<(&str, Option<PortRef>), String> {
     // [v6]:port, [v6], host:port, host
     if let Some(rest) = s.strip_prefix('[') {
         let (host, after) = rest
@@ -88,11 +165,60 @@ fn split_host_port(s: &str) -> Result<(&str, Option<u16>), String> {
     }
 }
 
-fn parse_port(port: &str) -> Result<u16, String> {
+/// A number from 1 to 65535, or a Kubernetes port name (a DNS label with a letter: `http`,
+/// `grpc-web`), which only a Service can resolve.
+fn parse_port(port: &str) -> Result<PortRef, String> {
+    let is_name = !port.is_empty()
+        && port.len() <= 15
+        && port.bytes().any(|b| b.is_ascii_lowercase())
+        && port
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !port.starts_with('-')
+        && !port.ends_with('-');
     match port.parse::<u16>() {
-        Ok(p) if p > 0 => Ok(p),
+        Ok(p) if p > 0 => Ok(PortRef::Number(p)),
+        _ if is_name => Ok(PortRef::Name(port.to_owned())),
         _ => Err(format!("port {port:?} is not a number from 1 to 65535")),
     }
+}
+
+/// A Service by namespace and name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServiceKey {
+    pub namespace: String,
+    pub name: String,
+    /// Written as `name.namespace`: the form a public DNS name (`httpbin.org`) also has, so it
+    /// names a Service only where one is known to be meant (see [`super::Settings`]).
+    pub ambiguous: bool,
+}
+
+/// The Kubernetes Service a (qualified) `service` host names, if it has the form of one:
+/// `name` (in `own_namespace`), `name.ns`, `name.ns.svc` or `name.ns.svc.cluster.local`, each
+/// part a DNS label. IPs, longer names and other domains name none.
+pub fn service_key(host: &str, own_namespace: &str) -> Option<ServiceKey> {
+    let labels: Vec<&str> = host.split('.').collect();
+    let (name, namespace, ambiguous) = match labels.as_slice() {
+        [name] => (*name, own_namespace, false),
+        [name, ns] => (*name, *ns, true),
+        [name, ns, "svc"] | [name, ns, "svc", "cluster", "local"] => (*name, *ns, false),
+        _ => return None,
+    };
+    let label = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 63
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !s.starts_with('-')
+            && !s.ends_with('-')
+    };
+    // A Service name starts with a letter (DNS-1035); an all-digit first label is an address.
+    let service_name = name.bytes().next().is_some_and(|b| b.is_ascii_lowercase());
+    (service_name && label(name) && label(namespace) && host != "localhost").then(|| ServiceKey {
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        ambiguous,
+    })
 }
 
 /// Emissary's `normalize_service_name`: an unqualified name (no `.`, not `localhost`) in a
@@ -151,6 +277,184 @@ pub fn cluster_name(
     name
 }
 
+/// What a Mapping's `service` names in one snapshot.
+#[derive(Clone, Copy, Debug)]
+pub enum Resolution<'a> {
+    /// No Kubernetes Service (or one the source does not know about): DNS or static, as written.
+    Dns,
+    /// This Service of the snapshot (its namespace as the key says: a Service read from a file
+    /// may leave it out).
+    Found(&'a ServiceKey, &'a Service),
+    /// A Service in a namespace the source has authority over, which does not exist.
+    Missing(&'a ServiceKey),
+}
+
+/// The cluster a forwarding Mapping sends to, given what its `service` (`text`, parsed into
+/// `target` with the host qualified) resolves to, and a note when it is served without
+/// endpoints. A Service that lacks the port asked for refuses the Mapping.
+pub fn cluster(
+    text: &str,
+    target: &Target,
+    resolution: Resolution<'_>,
+    http2: bool,
+    connect_timeout: Duration,
+) -> Result<(Cluster, Option<Refusal>), Refusal> {
+    let dns = |host: &str, port: u16| {
+        let name = cluster_name(host, port, target.tls, http2, connect_timeout);
+        Cluster {
+            name,
+            host: host.to_owned(),
+            port,
+            tls: target.tls,
+            http2,
+            connect_timeout,
+            service: None,
+        }
+    };
+    let eds = |port: u16, service: ServiceRef| Cluster {
+        name: eds_cluster_name(
+            &target.host,
+            port,
+            target.tls,
+            http2,
+            connect_timeout,
+            &service,
+        ),
+        host: target.host.clone(),
+        port,
+        tls: target.tls,
+        http2,
+        connect_timeout,
+        service: Some(service),
+    };
+    match resolution {
+        Resolution::Dns => match target.port_number() {
+            Some(port) => Ok((dns(&target.host, port), None)),
+            None => Err(Refusal::from(format!(
+                "service {text:?}: {}; a port is named only on a Kubernetes Service, and there is none by that name",
+                not_a_port(&target.port)
+            ))),
+        },
+        Resolution::Missing(key) => {
+            let service = ServiceRef {
+                namespace: key.namespace.clone(),
+                name: key.name.clone(),
+                port_name: None,
+            };
+            // The port is only part of the name here: an EDS cluster's endpoints bring theirs.
+            let port = target.port_number().unwrap_or(0);
+            let note = Refusal {
+                reason: Reason::ServiceNotFound,
+                message: format!(
+                    "service {text:?}: Service {}/{} does not exist; the route answers 503 until it does",
+                    key.namespace, key.name
+                ),
+            };
+            Ok((eds(port, service), Some(note)))
+        }
+        Resolution::Found(key, svc) => {
+            let (namespace, name) = (key.namespace.clone(), key.name.clone());
+            let ports = svc
+                .spec
+                .as_ref()
+                .and_then(|s| s.ports.as_deref())
+                .unwrap_or_default();
+            let wanted = |p: &&ServicePort| match &target.port {
+                Some(PortRef::Name(n)) => p.name.as_deref().unwrap_or_default() == n,
+                _ => target.port_number().is_some_and(|n| i32::from(n) == p.port),
+            };
+            let found = ports
+                .iter()
+                .find(wanted)
+                .and_then(|p| Some((u16::try_from(p.port).ok()?, p)));
+            let external = service_type(svc) == EXTERNAL_NAME;
+            match (found, external) {
+                (Some((port, p)), false) => {
+                    let service = ServiceRef {
+                        namespace,
+                        name,
+                        port_name: Some(p.name.clone().unwrap_or_default()),
+                    };
+                    Ok((eds(port, service), None))
+                }
+                // An ExternalName Service is a DNS alias: its ports are informational, so a port
+                // number is used as given and only a port's name has to be found.
+                (found, true) => {
+                    let external_name = svc
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.external_name.as_deref())
+                        .unwrap_or_default();
+                    let port = found.map(|(p, _)| p).or(target.port_number());
+                    match (port, external_name.is_empty()) {
+                        (Some(port), false) => Ok((dns(external_name, port), None)),
+                        _ => Err(no_such_port(text, &namespace, &name, target, ports)),
+                    }
+                }
+                (None, false) => Err(no_such_port(text, &namespace, &name, target, ports)),
+            }
+        }
+    }
+}
+
+fn no_such_port(
+    text: &str,
+    namespace: &str,
+    name: &str,
+    target: &Target,
+    ports: &[ServicePort],
+) -> Refusal {
+    let asked = match &target.port {
+        Some(PortRef::Name(n)) => format!("no port named {n:?}"),
+        _ => format!("no port {}", target.port_number().unwrap_or_default()),
+    };
+    let has = if ports.is_empty() {
+        "it has no ports".to_owned()
+    } else {
+        let list: Vec<String> = ports
+            .iter()
+            .map(|p| match p.name.as_deref() {
+                Some(n) if !n.is_empty() => format!("{} ({n})", p.port),
+                _ => p.port.to_string(),
+            })
+            .collect();
+        format!("its ports: {}", list.join(", "))
+    };
+    Refusal::from(format!(
+        "service {text:?}: Service {namespace}/{name} has {asked}; {has}"
+    ))
+}
+
+/// The name of an EDS cluster: as [`cluster_name`]'s, with the Service and its port's name in
+/// the hashed text too (`\0eds\0{namespace}/{name}\0{port name}`), so it never equals the
+/// DNS cluster of the same host and port.
+pub fn eds_cluster_name(
+    host: &str,
+    port: u16,
+    tls: bool,
+    http2: bool,
+    connect_timeout: Duration,
+    service: &ServiceRef,
+) -> String {
+    let mut text = String::with_capacity(host.len() + 64);
+    text.push_str(host);
+    text.push_str("\0eds\0");
+    text.push_str(&service.namespace);
+    text.push('/');
+    text.push_str(&service.name);
+    text.push('\0');
+    match &service.port_name {
+        Some(port_name) => text.push_str(port_name),
+        None => text.push('\u{1}'),
+    }
+    // The readable part stays the host as written; the hash tells the clusters apart.
+    let hashed = cluster_name(&text, port, tls, http2, connect_timeout);
+    let readable = cluster_name(host, port, tls, http2, connect_timeout);
+    let (prefix, _) = readable.split_at(readable.len().saturating_sub(8));
+    let (_, digest) = hashed.split_at(hashed.len().saturating_sub(8));
+    [prefix, digest].concat()
+}
+
 fn bool_text(b: bool) -> &'static [u8] {
     if b { b"true" } else { b"false" }
 }
@@ -204,6 +508,80 @@ mod tests {
                 .contains("contradicts tls")
         );
         assert!(parse(":80", false).unwrap_err().contains("no host"));
+    }
+
+    #[test]
+    fn a_port_may_be_a_service_port_name_only_when_a_service_resolves_it() {
+        let target = |s: &str| parse_target(s, false).map(|t| (t.host, t.port));
+        assert_eq!(
+            target("echo:http"),
+            Ok(("echo".into(), Some(PortRef::Name("http".into()))))
+        );
+        assert_eq!(
+            target("echo.ns.svc:grpc-web"),
+            Ok(("echo.ns.svc".into(), Some(PortRef::Name("grpc-web".into()))))
+        );
+        assert_eq!(
+            target("echo:80"),
+            Ok(("echo".into(), Some(PortRef::Number(80))))
+        );
+        assert_eq!(target("echo"), Ok(("echo".into(), None)));
+        // Not a port name: upper case, too long, a leading hyphen, digits only out of range.
+        for bad in [
+            "echo:HTTP",
+            "echo:a-very-long-port-name",
+            "echo:-x",
+            "echo:0",
+        ] {
+            assert!(target(bad).is_err(), "{bad}");
+        }
+        // Without a Service, a name is no port.
+        assert!(
+            parse("echo:http", false)
+                .unwrap_err()
+                .contains("port \"http\" is not a number")
+        );
+    }
+
+    #[test]
+    fn service_keys_are_the_kubernetes_forms_of_a_name() {
+        let key = |host: &str| service_key(host, "gw").map(|k| (k.namespace, k.name, k.ambiguous));
+        let k = |ns: &str, name: &str, ambiguous| Some((ns.into(), name.into(), ambiguous));
+        assert_eq!(key("echo"), k("gw", "echo", false));
+        assert_eq!(key("echo.shop"), k("shop", "echo", true));
+        assert_eq!(key("echo.shop.svc"), k("shop", "echo", false));
+        assert_eq!(key("echo.shop.svc.cluster.local"), k("shop", "echo", false));
+        for none in [
+            "10.0.0.1",
+            "::1",
+            "localhost",
+            "api.example.com",
+            "echo.shop.svc.cluster",
+            "Echo.shop",
+            "1echo",
+            "echo..svc",
+            "",
+        ] {
+            assert_eq!(key(none), None, "{none:?}");
+        }
+    }
+
+    #[test]
+    fn eds_cluster_names_differ_from_dns_ones_and_by_service_port() {
+        let t = Duration::from_secs(3);
+        let service = |port_name: Option<&str>| ServiceRef {
+            namespace: "shop".into(),
+            name: "echo".into(),
+            port_name: port_name.map(str::to_owned),
+        };
+        let dns = cluster_name("echo.shop", 80, false, false, t);
+        let http = eds_cluster_name("echo.shop", 80, false, false, t, &service(Some("http")));
+        let other = eds_cluster_name("echo.shop", 80, false, false, t, &service(Some("web")));
+        let missing = eds_cluster_name("echo.shop", 80, false, false, t, &service(None));
+        assert!(http.starts_with("cluster_echo_shop_80_"), "{http}");
+        assert_eq!(http.len(), dns.len());
+        let all: std::collections::BTreeSet<&String> = [&dns, &http, &other, &missing].into();
+        assert_eq!(all.len(), 4);
     }
 
     #[test]

@@ -488,11 +488,15 @@ pub fn unapplied(resource: &Resource) -> Vec<Unapplied> {
         Resource::Listener(l) => listener(&l.spec, &mut found),
         Resource::TLSContext(c) => tls_context(&c.spec, &mut found),
         Resource::Module(m) => module(&m.spec.config, &mut found),
-        Resource::TCPMapping(_)
-        | Resource::AuthService(_)
-        | Resource::RateLimitService(_)
-        | Resource::GatewayInstallation(_)
-        | Resource::Secret(_) => {}
+        // Whole kinds not implemented: their note says so (see `note`).
+        Resource::TCPMapping(_) | Resource::AuthService(_) | Resource::RateLimitService(_) => {}
+        // Not written as routes or policy: the operator's, or Kubernetes' own objects the IR
+        // reads for what it needs.
+        Resource::GatewayInstallation(_)
+        | Resource::Secret(_)
+        | Resource::Service(_)
+        | Resource::EndpointSlice(_)
+        | Resource::Endpoints(_) => {}
     }
     found.0
 }

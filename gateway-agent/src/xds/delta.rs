@@ -26,6 +26,14 @@ pub(crate) fn on_request(s: &mut Session, req: DeltaDiscoveryRequest) -> Option<
         );
         return None;
     };
+    tracing::trace!(
+        type_url = url,
+        nonce = req.response_nonce,
+        subscribe = ?req.resource_names_subscribe,
+        unsubscribe = ?req.resource_names_unsubscribe,
+        nack = req.error_detail.is_some(),
+        "request"
+    );
     let mut refusal = None;
     let ts = s.state(url);
     if !req.response_nonce.is_empty() {
@@ -102,6 +110,7 @@ pub(crate) fn next(s: &mut Session) -> Option<DeltaDiscoveryResponse> {
     let brings = served.key();
     let (version, _) = served.into_parts();
     let nonce = s.next_nonce();
+    tracing::trace!(type_url = url, nonce, version, changed = ?changed.keys().collect::<Vec<_>>(), ?removed, "response");
     let response = DeltaDiscoveryResponse {
         system_version_info: version.clone(),
         resources: changed

@@ -13,6 +13,11 @@
 //! the types in the order of [`session::ORDER`]: CDS, EDS, SDS, LDS, RDS. A new configuration thus
 //! reaches Envoy as "clusters, then their endpoints, then secrets, then listeners, then routes",
 //! each step acknowledged before the next, and a type whose content did not change is skipped.
+//! One exception: endpoints do not wait for the ACK of the clusters before them. Envoy holds
+//! that ACK until the clusters it adds have warmed, and an EDS cluster warms only when its
+//! endpoints arrive; so while clusters are in flight an EDS response may go (Envoy asks for the
+//! new clusters' endpoints as it adds them), and nothing after it. A scale event changes only
+//! endpoints, and is one EDS response.
 //!
 //! Make before break: clusters (and their endpoints) that the new configuration drops stay in
 //! what CDS/EDS serve while the old routes may still use them, that is until Envoy has

@@ -3,8 +3,10 @@
 //!
 //! The planner ([`Session::plan`]) walks the types in [`ORDER`] and stops at the first one that is
 //! waiting for an answer (a response in flight) or blocked (its next content is what Envoy NACKed);
-//! it sends at most one response at a time. So a type is only updated once every type before it
-//! has been acknowledged at its new content.
+//! it sends one response at a time, but for endpoints, which may go while clusters are in flight
+//! (Envoy acknowledges new EDS clusters only once their endpoints have arrived). So a type is
+//! only updated once every type before it has been acknowledged at its new content, endpoints
+//! once every cluster before them has been sent.
 
 use std::borrow::Cow;
 use std::cell::OnceCell;
@@ -300,12 +302,24 @@ impl Session {
     /// The next type to push and what it serves, if any: see the module documentation.
     pub fn plan(&self) -> Option<(&'static str, Served<'_>)> {
         self.target.as_ref()?;
+        // Envoy acknowledges a CDS response only once the clusters it adds have warmed, and an
+        // EDS cluster warms only when its endpoints arrive: with clusters in flight, endpoints
+        // may still go (and nothing after them), or both would wait for Envoy's initial fetch
+        // timeout (15 s).
+        let mut clusters_in_flight = false;
         for url in ORDER {
+            if clusters_in_flight && url != ENDPOINT {
+                return None;
+            }
             let ts = &self.types[url];
             if !ts.subscribed {
                 continue;
             }
             if ts.pending.is_some() {
+                if url == CLUSTER {
+                    clusters_in_flight = true;
+                    continue;
+                }
                 return None;
             }
             let served = self.served(url);

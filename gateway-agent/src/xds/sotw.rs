@@ -23,6 +23,14 @@ pub(crate) fn on_request(s: &mut Session, req: DiscoveryRequest) -> Option<Refus
         );
         return None;
     };
+    tracing::trace!(
+        type_url = url,
+        nonce = req.response_nonce,
+        version = req.version_info,
+        names = ?req.resource_names,
+        nack = req.error_detail.is_some(),
+        "request"
+    );
     let ts = s.state(url);
     let mut refusal = None;
     if req.response_nonce.is_empty() {
@@ -72,6 +80,7 @@ pub(crate) fn next(s: &mut Session) -> Option<DiscoveryResponse> {
     let (version, resources) = served.into_parts();
     let resources = resources.into_owned();
     let nonce = s.next_nonce();
+    tracing::trace!(type_url = url, nonce, version, names = ?resources.keys().collect::<Vec<_>>(), "response");
     let response = DiscoveryResponse {
         version_info: version.clone(),
         resources: resources.values().map(|r| r.any.clone()).collect(),

@@ -19,6 +19,8 @@ pub struct WatchedKind {
     /// Watch only these (`type=kubernetes.io/tls` for Secrets: the others are not ours, and
     /// a gateway should hold no more key material than it serves).
     pub field_selector: Option<&'static str>,
+    /// Watch only these (EndpointSlices of a Service: labelled with its name).
+    pub label_selector: Option<&'static str>,
 }
 
 fn kind<K: kube::Resource<DynamicType = ()>>(
@@ -29,6 +31,7 @@ fn kind<K: kube::Resource<DynamicType = ()>>(
         kind,
         resource: ApiResource::erase::<K>(&()),
         field_selector,
+        label_selector: None,
     }
 }
 
@@ -81,7 +84,10 @@ pub fn watched(endpoints: EndpointsApi) -> Vec<WatchedKind> {
         kind::<Service>("Service", None),
     ];
     kinds.push(match endpoints {
-        EndpointsApi::Slices => kind::<EndpointSlice>("EndpointSlice", None),
+        EndpointsApi::Slices => WatchedKind {
+            label_selector: Some(legate_crds::service::SERVICE_NAME_LABEL),
+            ..kind::<EndpointSlice>("EndpointSlice", None)
+        },
         EndpointsApi::Endpoints => kind::<Endpoints>("Endpoints", None),
     });
     kinds

@@ -424,6 +424,9 @@ fn spawn_watch(
     if let Some(fields) = kind.field_selector {
         config = config.fields(fields);
     }
+    if let Some(labels) = kind.label_selector {
+        config = config.labels(labels);
+    }
     tokio::spawn(async move {
         let mut stream = watcher(api, config).default_backoff().boxed();
         while let Some(event) = stream.next().await {
