@@ -62,3 +62,28 @@ fn validate_reports_each_rejected_document_and_fails() {
     );
     assert!(text.contains("1 accepted, 1 rejected"), "{text}");
 }
+
+#[test]
+fn validate_warns_of_what_run_would_accept_but_not_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("policy.yaml"),
+        "apiVersion: getambassador.io/v3alpha1\nkind: AuthService\nmetadata: {name: auth, namespace: default}\nspec: {auth_service: auth}\n---\n\
+         apiVersion: getambassador.io/v3alpha1\nkind: Mapping\nmetadata: {name: quote, namespace: default}\nspec: {prefix: /q/, service: q, cors: {}}\n",
+    )
+    .unwrap();
+    let (code, text) = agent(&["validate", dir.path().to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains(
+            "warning: AuthService default/auth: AuthService is not implemented: requests through \
+             this gateway are not authenticated"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("warning: Mapping default/quote: not applied yet: spec.cors"),
+        "{text}"
+    );
+    assert!(text.contains("2 accepted, 0 rejected"), "{text}");
+}

@@ -6,7 +6,8 @@
 //! Stages: [`mapping`] validates each Mapping into a [`Route`]; [`group`] forms route groups,
 //! assigns canary weights and orders them; [`host`] holds the rules that associate groups with
 //! Hosts and Hosts with Listeners, which `binder` applies; [`service`] turns `service` into
-//! clusters; [`tls`] resolves the Hosts' TLS and adds the SNI-matched chains that terminate it.
+//! clusters; [`tls`] resolves the Hosts' TLS and adds the SNI-matched chains that terminate it;
+//! [`unsupported`] notes what a resource sets that none of them applies.
 
 mod binder;
 pub mod endpoints;
@@ -15,6 +16,7 @@ pub mod host;
 pub mod mapping;
 pub mod service;
 pub mod tls;
+pub mod unsupported;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -219,6 +221,8 @@ pub struct Builder {
     groups: group::Grouper,
     binder: binder::Binder,
     endpoints: endpoints::EndpointsKeeper,
+    /// Each resource's note of what it sets that is not applied, kept as the Mappings are.
+    unsupported: unsupported::Notes,
 }
 
 /// A Mapping's route (with its grouping keys) and cluster, or why it cannot serve.
@@ -232,6 +236,7 @@ impl Builder {
             groups: group::Grouper::default(),
             binder: binder::Binder::default(),
             endpoints: endpoints::EndpointsKeeper::default(),
+            unsupported: unsupported::Notes::default(),
         }
     }
 
@@ -282,6 +287,7 @@ impl Builder {
                 .into_iter()
                 .map(|e| e.compiled),
         );
+        self.unsupported.add(&mine, &mut ir.unreachable);
         for (resource, c, note) in &compiled {
             if let Err(refusal) = &**c {
                 ir.rejections.push(Rejection::new(
@@ -308,7 +314,7 @@ impl Builder {
             .update(&keyed(&added), &keyed(&removed), &mut ir.rejections);
         let mine: Vec<&Resource> = mine.into_iter().map(|r| &**r).collect();
         let hosts = host::hosts(&mine, &mut ir.rejections);
-        let terminations = tls::resolve(&mine, &mut ir.rejections, &mut ir.unreachable);
+        let terminations = tls::resolve(&mine, &mut ir.rejections);
         let listeners = host::listeners(&mine, &mut ir.rejections);
         let served = self.binder.bind(
             &listeners,

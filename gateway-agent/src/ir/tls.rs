@@ -114,12 +114,9 @@ struct Termination {
 }
 
 /// Resolves the TLS of every Host that asks for it. A Host whose TLS cannot be served gets a
-/// rejection with the reason (it keeps serving cleartext); settings accepted and ignored, a note.
-pub fn resolve(
-    resources: &[&Resource],
-    rejections: &mut Vec<Rejection>,
-    notes: &mut Vec<Rejection>,
-) -> Terminations {
+/// rejection with the reason (it keeps serving cleartext). Settings accepted and ignored
+/// (`tls.sni`, ...) are [`super::unsupported`]'s to note.
+pub fn resolve(resources: &[&Resource], rejections: &mut Vec<Rejection>) -> Terminations {
     let mut secrets = BTreeMap::new();
     let mut contexts = BTreeMap::new();
     for r in resources {
@@ -146,9 +143,6 @@ pub fn resolve(
             .and_then(|(tls, secret)| Ok((server_names(hostname)?, tls, secret)));
         match found {
             Ok((server_names, tls, secret)) => {
-                for note in ignored(h) {
-                    notes.push(Rejection::new(object.clone(), Reason::NotSupported, note));
-                }
                 out.certificates
                     .entry(tls.certificate.clone())
                     .or_insert_with(|| certificate(secret));
@@ -348,25 +342,6 @@ fn refuse_unsupported(c: &TlsContextSpec) -> Result<(), TlsError> {
         Some((field, _)) => Err(TlsError::ClientCertificates(field)),
         None => Ok(()),
     }
-}
-
-/// Settings accepted and ignored, as notes.
-fn ignored(h: &legate_crds::Host) -> Vec<String> {
-    let Some(t) = &h.spec.tls else {
-        return Vec::new();
-    };
-    let mut notes = Vec::new();
-    if t.sni.is_some() {
-        notes.push("tls.sni applies to TLS origination only; ignored".to_owned());
-    }
-    if t.redirect_cleartext_from.is_some() {
-        notes.push(
-            "tls.redirect_cleartext_from is legacy and ignored: use a Listener and \
-             requestPolicy.insecure.action"
-                .to_owned(),
-        );
-    }
-    notes
 }
 
 /// The SNI names a hostname matches: none for `*` (any), the name without its port otherwise.

@@ -1,0 +1,1102 @@
+//! What a user wrote that the gateway does not do: for each resource, every field it sets that
+//! the IR does not apply, and the kinds the agent does not implement at all. Each such resource
+//! gets one note (`Reason::NotSupported`, in `Ir::unreachable`) naming all of them, e.g.
+//! `not applied yet: spec.cors, spec.load_balancer`; the resource itself stays served ("Accepted,
+//! with these fields not applied"). Nothing a user writes is dropped in silence: an ignored
+//! AuthService would leave routes open without anyone being told.
+//!
+//! [`TABLES`] records every `spec` field of every route and policy kind as applied (read by the
+//! IR and carried to Envoy, or refused with a reason when it cannot be) or not applied. A test
+//! walks the CRDs' schemas against them, so a field added to a CRD fails that test, naming the
+//! field, until someone decides which it is; another test sets every not-applied field and
+//! expects each one named, so a table entry cannot lack its check.
+//!
+//! # When a field counts as set
+//!
+//! A field counts as set when it is present, except when its value asks for exactly what the
+//! gateway does without it, which changes nothing and is not worth a warning:
+//! - a scalar (boolean, number, string, enum) equal to the gateway's own behaviour: `false` for a
+//!   feature the gateway lacks (`bypass_auth: false`, `enable_grpc_web: false`), and Emissary's
+//!   default where it is what the gateway does (`enable_ipv4: true`, `dns_type: strict_dns`,
+//!   `priority: default`, `resolver: kubernetes-service`, `server_name: envoy`,
+//!   `cluster_request_timeout_ms: 3000`, ...). `enable_ipv6: false` counts as this default too:
+//!   the gateway prefers IPv4 and uses IPv6 only for a name without IPv4 addresses, which
+//!   Emissary would fail to resolve, so nothing that works in Emissary changes;
+//! - an empty string, list or map;
+//! - an object that only switches its feature off, or asks for the gateway's behaviour in every
+//!   field: `load_balancer: {policy: round_robin}` (Envoy's default), `acmeProvider: {authority:
+//!   none}`, `previewUrl` without `enabled: true`, `diagnostics`/`liveness_probe`/
+//!   `readiness_probe` with `enabled: false`, `set_current_client_cert_details` all `false`.
+//!
+//! Any other object counts when present, even empty: `cors: {}` or `gzip: {}` asks for a feature
+//! (in Emissary, `gzip: {}` turns compression on).
+//!
+//! Besides fields never applied, a field that is applied elsewhere can be unused by one resource:
+//! a redirect sends nothing upstream (`timeout_ms`), redirect settings need `host_redirect`, a
+//! shadow mirrors to its service only (`rewrite`), and of two fields where one takes precedence
+//! (`hostname` over `host`) the other does nothing. Those are named too, each with why.
+//!
+//! A note does not depend on the resource's verdict: a refused Mapping also lists what would not
+//! be applied once it is fixed. Everything here reads typed fields, once per resource: the builder
+//! keeps each resource's note with the resource (by address) from one build to the next.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use legate_crds::{
+    Resource,
+    fields::BoolOrString,
+    host::HostSpec,
+    listener::{ListenerProtocol, ListenerSpec, ProtocolStackElement},
+    mapping::{DnsType, LoadBalancer, LoadBalancerPolicy, MappingSpec},
+    module::{
+        ClientCertDetails, ForwardClientCertDetails, HeadersWithUnderscoresAction, ModuleConfig,
+        RegexType,
+    },
+    tls_context::TlsContextSpec,
+};
+
+use super::{DEFAULT_TIMEOUT, Reason, Rejection};
+use crate::memo::{ByAddress, ByAddressMemo};
+
+/// The note of an AuthService: it must say plainly that nothing is authenticated.
+pub const AUTH_SERVICE: &str =
+    "AuthService is not implemented: requests through this gateway are not authenticated";
+/// The note of a RateLimitService.
+pub const RATE_LIMIT_SERVICE: &str =
+    "RateLimitService is not implemented: requests through this gateway are not rate limited";
+/// The note of a TCPMapping.
+pub const TCP_MAPPING: &str =
+    "TCPMapping is not implemented: this gateway forwards no connections for it";
+
+/// Each kind's `spec` fields by their JSON names, relative to `spec`: applied, or not. An entry
+/// covers the whole object it names; an object applied only in part is listed by its fields
+/// (`requestPolicy.insecure.action`).
+#[derive(Debug)]
+pub struct Table {
+    pub kind: &'static str,
+    pub applied: &'static [&'static str],
+    pub not_applied: &'static [&'static str],
+}
+
+pub const TABLES: &[Table] = &[
+    Table {
+        kind: "Mapping",
+        applied: &[
+            "ambassador_id", // the builder serves only this gateway's resources
+            "prefix",
+            "prefix_regex",
+            "prefix_exact",
+            "case_sensitive",
+            "hostname",
+            "host",
+            "host_regex",
+            "headers",
+            "regex_headers",
+            "query_parameters",
+            "regex_query_parameters",
+            "method",
+            "method_regex",
+            "precedence",
+            "service",
+            "weight",
+            "tls", // `true` originates TLS; a TLSContext name is refused
+            "grpc",
+            "timeout_ms",
+            "idle_timeout_ms",
+            "connect_timeout_ms",
+            // Listed by field so that a new retry setting must be decided too.
+            "retry_policy.retry_on",
+            "retry_policy.num_retries",
+            "retry_policy.per_try_timeout",
+            "host_rewrite",
+            "auto_host_rewrite",
+            "shadow",
+            "rewrite",
+            "regex_rewrite",
+            "add_request_headers",
+            "add_response_headers",
+            "remove_request_headers",
+            "remove_response_headers",
+            "allow_upgrade",
+            "use_websocket",
+            "host_redirect",
+            "path_redirect",
+            "prefix_redirect",
+            "regex_redirect",
+            "redirect_response_code",
+        ],
+        not_applied: &[
+            "resolver",
+            "cluster_idle_timeout_ms",
+            "cluster_max_connection_lifetime_ms",
+            "circuit_breakers",
+            "load_balancer",
+            "keepalive",
+            "dns_type",
+            "respect_dns_ttl",
+            "enable_ipv4",
+            "enable_ipv6",
+            "cluster_tag",
+            "stats_name",
+            "add_linkerd_headers",
+            "priority",
+            "cors",
+            "bypass_auth",
+            "auth_context_extensions",
+            "labels",
+            "docs",
+            "outlier_detection",
+            "envoy_override",
+            "error_response_overrides",
+            "bypass_error_response_overrides",
+            "modules",
+        ],
+    },
+    Table {
+        kind: "Host",
+        applied: &[
+            "ambassador_id",
+            "hostname",
+            "mappingSelector",
+            "selector",
+            "mappingNamespaces", // a Legate extension
+            "tlsSecret",
+            "tlsContext",
+            // Applied, or refused with the reason (key files, client certificates).
+            "tls.cert_chain_file",
+            "tls.private_key_file",
+            "tls.ca_secret",
+            "tls.cacert_chain_file",
+            "tls.crl_secret",
+            "tls.cert_required",
+            "tls.alpn_protocols",
+            "tls.min_tls_version",
+            "tls.max_tls_version",
+            "tls.cipher_suites",
+            "tls.ecdh_curves",
+            "requestPolicy.insecure.action",
+        ],
+        not_applied: &[
+            "tls.sni",
+            "tls.redirect_cleartext_from",
+            "requestPolicy.insecure.additionalPort",
+            "acmeProvider",
+            "previewUrl",
+        ],
+    },
+    Table {
+        kind: "Listener",
+        applied: &[
+            "ambassador_id",
+            "port",
+            // Their PROXY layer is the exception, named when asked for.
+            "protocol",
+            "protocolStack",
+            "securityModel",
+            "statsPrefix",
+            "l7Depth",
+            "hostBinding",
+        ],
+        not_applied: &["http2MaxConcurrentStreams"],
+    },
+    Table {
+        kind: "TLSContext",
+        applied: &[
+            "ambassador_id",
+            "secret",
+            "secret_namespacing",
+            "cert_chain_file",
+            "private_key_file",
+            "ca_secret",
+            "cacert_chain_file",
+            "crl_secret",
+            "cert_required",
+            "alpn_protocols",
+            "min_tls_version",
+            "max_tls_version",
+            "cipher_suites",
+            "ecdh_curves",
+            "signature_algorithms",
+        ],
+        not_applied: &["hosts", "sni", "redirect_cleartext_from"],
+    },
+    Table {
+        kind: "TCPMapping",
+        applied: &["ambassador_id"],
+        not_applied: &[
+            "port",
+            "host",
+            "address",
+            "service",
+            "weight",
+            "tls",
+            "resolver",
+            "enable_ipv4",
+            "enable_ipv6",
+            "circuit_breakers",
+            "idle_timeout_ms",
+            "cluster_tag",
+            "stats_name",
+        ],
+    },
+    Table {
+        kind: "AuthService",
+        applied: &["ambassador_id"],
+        not_applied: &[
+            "auth_service",
+            "proto",
+            "protocol_version",
+            "path_prefix",
+            "timeout_ms",
+            "tls",
+            "stats_name",
+            "circuit_breakers",
+            "add_linkerd_headers",
+            "allowed_request_headers",
+            "allowed_authorization_headers",
+            "add_auth_headers",
+            "allow_request_body",
+            "include_body",
+            "status_on_error",
+            "failure_mode_allow",
+        ],
+    },
+    Table {
+        kind: "RateLimitService",
+        applied: &["ambassador_id"],
+        not_applied: &[
+            "service",
+            "domain",
+            "timeout_ms",
+            "protocol_version",
+            "failure_mode_deny",
+            "grpc",
+            "tls",
+            "stats_name",
+        ],
+    },
+    Table {
+        kind: "Module",
+        applied: &["ambassador_id"],
+        not_applied: &[
+            "config.cluster_request_timeout_ms",
+            "config.cluster_idle_timeout_ms",
+            "config.cluster_max_connection_lifetime_ms",
+            "config.listener_idle_timeout_ms",
+            "config.keepalive",
+            "config.defaults",
+            "config.circuit_breakers",
+            "config.load_balancer",
+            "config.retry_policy",
+            "config.cors",
+            "config.add_linkerd_headers",
+            "config.resolver",
+            "config.default_label_domain",
+            "config.default_labels",
+            "config.enable_ipv4",
+            "config.enable_ipv6",
+            "config.use_ambassador_namespace_for_service_resolution",
+            "config.diagnostics",
+            "config.liveness_probe",
+            "config.readiness_probe",
+            "config.use_remote_address",
+            "config.xff_num_trusted_hops",
+            "config.use_proxy_proto",
+            "config.x_forwarded_proto_redirect",
+            "config.enable_http10",
+            "config.allow_chunked_length",
+            "config.max_request_headers_kb",
+            "config.headers_with_underscores_action",
+            "config.server_name",
+            "config.preserve_external_request_id",
+            "config.forward_client_cert_details",
+            "config.set_current_client_cert_details",
+            "config.strip_matching_host_port",
+            "config.merge_slashes",
+            "config.reject_requests_with_escaped_slashes",
+            "config.proper_case",
+            "config.suppress_envoy_headers",
+            "config.buffer_limit_bytes",
+            "config.envoy_log_type",
+            "config.envoy_log_format",
+            "config.envoy_log_path",
+            "config.ip_allow",
+            "config.ip_deny",
+            "config.lua_scripts",
+            "config.gzip",
+            "config.buffer",
+            "config.enable_grpc_http11_bridge",
+            "config.enable_grpc_web",
+            "config.grpc_stats",
+            "config.regex_max_size",
+            "config.regex_type",
+            "config.envoy_validation_timeout",
+            "config.runtime_flags",
+            "config.service_port",
+            "config.admin_port",
+            "config.diag_port",
+            "config.prune_unreachable_routes",
+            "config.header_case_overrides",
+            "config.error_response_overrides",
+        ],
+    },
+];
+
+/// Why a field that is set does nothing. The order is the order of the note's clauses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Why {
+    /// The gateway does not implement it (yet).
+    NotYet,
+    /// Emissary keeps it for old configurations and has a replacement.
+    Legacy,
+    /// It configures TLS origination, which no TLSContext is used for here.
+    OriginationOnly,
+    /// The Mapping redirects: nothing goes upstream, so upstream settings do nothing.
+    Redirect,
+    /// Redirect settings of a Mapping that does not redirect (no `host_redirect: true`).
+    NotRedirect,
+    /// A shadow Mapping mirrors its group's requests to its service; its own route settings
+    /// are not used.
+    Shadow,
+    /// The field named here is set too and takes precedence.
+    Overridden(&'static str),
+    /// The field is applied, but not this part of its value (a Listener's PROXY layer).
+    Part(&'static str),
+}
+
+impl Why {
+    /// What the note's clause says before the fields.
+    fn clause(self) -> String {
+        match self {
+            Self::NotYet => "not applied yet".into(),
+            Self::Legacy => "legacy, not applied".into(),
+            Self::OriginationOnly => "not applied (for TLS origination only)".into(),
+            Self::Redirect => "not applied to a host_redirect Mapping".into(),
+            Self::NotRedirect => "not applied without host_redirect: true".into(),
+            Self::Shadow => {
+                "not applied to a shadow Mapping (it mirrors to its service only)".into()
+            }
+            Self::Overridden(winner) => format!("not applied because {winner} is set"),
+            Self::Part(part) => format!("{part} not applied yet"),
+        }
+    }
+
+    /// Whether the field is one a table lists as not applied (else it is applied in general,
+    /// and unused only by this resource).
+    pub fn never_applied(self) -> bool {
+        matches!(self, Self::NotYet | Self::Legacy | Self::OriginationOnly)
+    }
+}
+
+/// A field a resource sets that does nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unapplied {
+    /// The field's path as the user writes it, from `spec`.
+    pub field: &'static str,
+    /// What it means for the user, or what to use instead.
+    pub detail: Option<&'static str>,
+    pub why: Why,
+}
+
+/// The note for one resource, or `None` when the gateway applies everything it sets.
+pub fn note(resource: &Resource) -> Option<Rejection> {
+    let message = match resource {
+        Resource::AuthService(_) => AUTH_SERVICE.to_owned(),
+        Resource::RateLimitService(_) => RATE_LIMIT_SERVICE.to_owned(),
+        Resource::TCPMapping(_) => TCP_MAPPING.to_owned(),
+        _ => message(&unapplied(resource))?,
+    };
+    Some(Rejection::new(
+        resource.object_ref(),
+        Reason::NotSupported,
+        message,
+    ))
+}
+
+/// Each resource's note, kept from one build to the next with the resource (by address), and
+/// every note in order, updated by what changed: a build after one change neither recomputes
+/// nor sorts again the other resources' notes (10,000 of them take milliseconds to sort).
+#[derive(Debug, Default)]
+pub struct Notes {
+    memo: ByAddressMemo<ByAddress<Resource>, Option<Arc<Rejection>>>,
+    /// The notes of the last build's resources, sorted.
+    sorted: Vec<Arc<Rejection>>,
+}
+
+impl Notes {
+    /// Adds the note of every resource in `resources` to `out`, in order.
+    pub fn add(&mut self, resources: &[&Arc<Resource>], out: &mut Vec<Rejection>) {
+        let mut added = Vec::new();
+        for r in resources {
+            let mut computed = false;
+            let note = self.memo.get_or_insert_with(ByAddress(Arc::clone(r)), || {
+                computed = true;
+                note(r).map(Arc::new)
+            });
+            if let (true, Some(note)) = (computed, note) {
+                added.push(note);
+            }
+        }
+        let removed: Vec<Arc<Rejection>> = self
+            .memo
+            .finish_returning_unused()
+            .into_iter()
+            .flatten()
+            .collect();
+        self.update(added, removed);
+        out.extend(self.sorted.iter().map(|n| Rejection::clone(n)));
+    }
+
+    /// Takes out the notes of resources gone (each by address: two resources can have equal
+    /// notes) and puts in the new ones: one by one when they are few, else all at once.
+    fn update(&mut self, mut added: Vec<Arc<Rejection>>, removed: Vec<Arc<Rejection>>) {
+        const FEW: usize = 16;
+        if removed.len() <= FEW {
+            for gone in &removed {
+                let from = self.sorted.partition_point(|n| **n < **gone);
+                if let Some(at) = self.sorted[from..]
+                    .iter()
+                    .position(|n| Arc::ptr_eq(n, gone))
+                {
+                    self.sorted.remove(from + at);
+                }
+            }
+        } else {
+            let gone: std::collections::HashSet<*const Rejection, crate::memo::AddressHasher> =
+                removed.iter().map(Arc::as_ptr).collect();
+            self.sorted.retain(|n| !gone.contains(&Arc::as_ptr(n)));
+        }
+        if added.len() <= FEW {
+            for new in added {
+                let at = self.sorted.partition_point(|n| **n <= *new);
+                self.sorted.insert(at, new);
+            }
+        } else {
+            self.sorted.append(&mut added);
+            self.sorted.sort();
+        }
+    }
+}
+
+/// The fields `resource` sets that do nothing, in the order of its spec. Kinds not implemented
+/// at all are not listed field by field: their note says the whole kind is not.
+pub fn unapplied(resource: &Resource) -> Vec<Unapplied> {
+    let mut found = Found::default();
+    match resource {
+        Resource::Mapping(m) => mapping(&m.spec, &mut found),
+        Resource::Host(h) => host(&h.spec, &mut found),
+        Resource::Listener(l) => listener(&l.spec, &mut found),
+        Resource::TLSContext(c) => tls_context(&c.spec, &mut found),
+        Resource::Module(m) => module(&m.spec.config, &mut found),
+        // Whole kinds not implemented: their note says so (see `note`).
+        Resource::TCPMapping(_) | Resource::AuthService(_) | Resource::RateLimitService(_) => {}
+        // Not written as routes or policy: the operator's, or Kubernetes' own objects the IR
+        // reads for what it needs.
+        Resource::GatewayInstallation(_)
+        | Resource::Secret(_)
+        | Resource::Service(_)
+        | Resource::EndpointSlice(_)
+        | Resource::Endpoints(_) => {}
+    }
+    found.0
+}
+
+/// One clause per reason, in [`Why`]'s order, each naming its fields in spec order:
+/// `not applied yet: spec.cors, spec.load_balancer; legacy, not applied: ...`.
+fn message(unapplied: &[Unapplied]) -> Option<String> {
+    if unapplied.is_empty() {
+        return None;
+    }
+    let mut clauses: BTreeMap<Why, Vec<String>> = BTreeMap::new();
+    for u in unapplied {
+        clauses.entry(u.why).or_default().push(match u.detail {
+            Some(detail) => format!("{} ({detail})", u.field),
+            None => u.field.to_owned(),
+        });
+    }
+    let clauses: Vec<String> = clauses
+        .into_iter()
+        .map(|(why, fields)| format!("{}: {}", why.clause(), fields.join(", ")))
+        .collect();
+    Some(clauses.join("; "))
+}
+
+/// The fields found so far; a field is named once, with the first reason found.
+#[derive(Default)]
+struct Found(Vec<Unapplied>);
+
+impl Found {
+    fn add(&mut self, set: bool, field: &'static str, why: Why) {
+        self.add_with(set, field, None, why);
+    }
+
+    fn add_with(&mut self, set: bool, field: &'static str, detail: Option<&'static str>, why: Why) {
+        if set && self.0.iter().all(|u| u.field != field) {
+            self.0.push(Unapplied { field, detail, why });
+        }
+    }
+}
+
+// The rules of "counts as set" (module doc), one helper per shape of value.
+
+fn present<T>(v: &Option<T>) -> bool {
+    v.is_some()
+}
+
+/// A boolean whose `false` is the gateway's behaviour.
+fn on(v: Option<bool>) -> bool {
+    v == Some(true)
+}
+
+/// A boolean whose `true` is the gateway's behaviour.
+fn off(v: Option<bool>) -> bool {
+    v == Some(false)
+}
+
+fn differs<T: PartialEq>(v: Option<T>, default: T) -> bool {
+    v.is_some_and(|v| v != default)
+}
+
+fn text(v: &Option<String>) -> bool {
+    v.as_deref().is_some_and(|s| !s.is_empty())
+}
+
+/// A name compared as Emissary compares it, without regard to case.
+fn text_other_than(v: &Option<String>, default: &str) -> bool {
+    v.as_deref()
+        .is_some_and(|s| !s.is_empty() && !s.eq_ignore_ascii_case(default))
+}
+
+fn list<T>(v: &Option<Vec<T>>) -> bool {
+    v.as_ref().is_some_and(|l| !l.is_empty())
+}
+
+fn map<K, V>(v: &Option<BTreeMap<K, V>>) -> bool {
+    v.as_ref().is_some_and(|m| !m.is_empty())
+}
+
+fn dict(v: &Option<legate_crds::fields::UntypedDict>) -> bool {
+    v.as_ref().is_some_and(|d| !d.is_empty())
+}
+
+/// Round robin is Envoy's default policy, and a hash source is refused without a hash policy.
+fn load_balancer(v: &Option<LoadBalancer>) -> bool {
+    v.as_ref().is_some_and(|lb| {
+        lb.policy != LoadBalancerPolicy::RoundRobin
+            || lb.cookie.is_some()
+            || lb.header.is_some()
+            || lb.source_ip.is_some()
+    })
+}
+
+fn mapping(s: &MappingSpec, f: &mut Found) {
+    use Why::*;
+    f.add(
+        text_other_than(&s.resolver, "kubernetes-service"),
+        "spec.resolver",
+        NotYet,
+    );
+    f.add(
+        present(&s.cluster_idle_timeout_ms),
+        "spec.cluster_idle_timeout_ms",
+        NotYet,
+    );
+    f.add(
+        present(&s.cluster_max_connection_lifetime_ms),
+        "spec.cluster_max_connection_lifetime_ms",
+        NotYet,
+    );
+    f.add(list(&s.circuit_breakers), "spec.circuit_breakers", NotYet);
+    f.add(
+        load_balancer(&s.load_balancer),
+        "spec.load_balancer",
+        NotYet,
+    );
+    f.add(present(&s.keepalive), "spec.keepalive", NotYet);
+    f.add(
+        differs(s.dns_type, DnsType::StrictDns),
+        "spec.dns_type",
+        NotYet,
+    );
+    f.add(on(s.respect_dns_ttl), "spec.respect_dns_ttl", NotYet);
+    f.add(off(s.enable_ipv4), "spec.enable_ipv4", NotYet);
+    f.add(on(s.enable_ipv6), "spec.enable_ipv6", NotYet);
+    f.add(text(&s.cluster_tag), "spec.cluster_tag", NotYet);
+    f.add(text(&s.stats_name), "spec.stats_name", NotYet);
+    f.add(
+        on(s.add_linkerd_headers),
+        "spec.add_linkerd_headers",
+        NotYet,
+    );
+    f.add(
+        text_other_than(&s.priority, "default"),
+        "spec.priority",
+        NotYet,
+    );
+    f.add(present(&s.cors), "spec.cors", NotYet);
+    f.add(on(s.bypass_auth), "spec.bypass_auth", NotYet);
+    f.add(
+        map(&s.auth_context_extensions),
+        "spec.auth_context_extensions",
+        NotYet,
+    );
+    f.add_with(
+        map(&s.labels),
+        "spec.labels",
+        Some("rate-limit labels"),
+        NotYet,
+    );
+    f.add(present(&s.docs), "spec.docs", NotYet);
+    f.add(text(&s.outlier_detection), "spec.outlier_detection", NotYet);
+    f.add(dict(&s.envoy_override), "spec.envoy_override", NotYet);
+    f.add(
+        list(&s.error_response_overrides),
+        "spec.error_response_overrides",
+        NotYet,
+    );
+    f.add(
+        on(s.bypass_error_response_overrides),
+        "spec.bypass_error_response_overrides",
+        NotYet,
+    );
+    f.add(list(&s.modules), "spec.modules", NotYet);
+
+    // What the Mapping is, decided as `mapping::route` and `group` decide it.
+    let shadow = on(s.shadow);
+    let redirect = on(s.host_redirect) && !shadow;
+    if redirect {
+        let why = Redirect;
+        f.add(
+            matches!(s.tls, Some(BoolOrString::Bool(true))),
+            "spec.tls",
+            why,
+        );
+        f.add(on(s.grpc), "spec.grpc", why);
+        f.add(present(&s.timeout_ms), "spec.timeout_ms", why);
+        f.add(present(&s.idle_timeout_ms), "spec.idle_timeout_ms", why);
+        f.add(
+            present(&s.connect_timeout_ms),
+            "spec.connect_timeout_ms",
+            why,
+        );
+        f.add(present(&s.retry_policy), "spec.retry_policy", why);
+        f.add(present(&s.rewrite), "spec.rewrite", why);
+        f.add(present(&s.regex_rewrite), "spec.regex_rewrite", why);
+        f.add(text(&s.host_rewrite), "spec.host_rewrite", why);
+        f.add(on(s.auto_host_rewrite), "spec.auto_host_rewrite", why);
+        f.add(list(&s.allow_upgrade), "spec.allow_upgrade", why);
+        f.add(on(s.use_websocket), "spec.use_websocket", why);
+    } else {
+        let why = NotRedirect;
+        f.add(present(&s.path_redirect), "spec.path_redirect", why);
+        f.add(present(&s.prefix_redirect), "spec.prefix_redirect", why);
+        f.add(present(&s.regex_redirect), "spec.regex_redirect", why);
+        f.add(
+            present(&s.redirect_response_code),
+            "spec.redirect_response_code",
+            why,
+        );
+    }
+    if shadow {
+        // Its group's route carries the request (rewritten, with headers, timeouts and
+        // retries as that route says); the shadow gives the cluster and the share mirrored.
+        let why = Shadow;
+        f.add(off(s.case_sensitive), "spec.case_sensitive", why);
+        f.add(present(&s.timeout_ms), "spec.timeout_ms", why);
+        f.add(present(&s.idle_timeout_ms), "spec.idle_timeout_ms", why);
+        f.add(present(&s.retry_policy), "spec.retry_policy", why);
+        f.add(present(&s.rewrite), "spec.rewrite", why);
+        f.add(present(&s.regex_rewrite), "spec.regex_rewrite", why);
+        f.add(text(&s.host_rewrite), "spec.host_rewrite", why);
+        f.add(on(s.auto_host_rewrite), "spec.auto_host_rewrite", why);
+        f.add(list(&s.allow_upgrade), "spec.allow_upgrade", why);
+        f.add(on(s.use_websocket), "spec.use_websocket", why);
+        f.add(map(&s.add_request_headers), "spec.add_request_headers", why);
+        f.add(
+            map(&s.add_response_headers),
+            "spec.add_response_headers",
+            why,
+        );
+        f.add(
+            list(&s.remove_request_headers),
+            "spec.remove_request_headers",
+            why,
+        );
+        f.add(
+            list(&s.remove_response_headers),
+            "spec.remove_response_headers",
+            why,
+        );
+        f.add(on(s.host_redirect), "spec.host_redirect", why);
+    }
+
+    // Pairs the schema refuses together, which a source without CEL (Kubernetes before 1.25)
+    // can still deliver: the IR reads the first and ignores the second.
+    f.add(
+        s.hostname.is_some() && s.host.is_some(),
+        "spec.host",
+        Overridden("spec.hostname"),
+    );
+    f.add(
+        s.hostname.is_some() && on(s.host_regex),
+        "spec.host_regex",
+        Overridden("spec.hostname"),
+    );
+    f.add(
+        s.regex_rewrite.is_some() && s.rewrite.is_some(),
+        "spec.rewrite",
+        Overridden("spec.regex_rewrite"),
+    );
+}
+
+fn host(s: &HostSpec, f: &mut Found) {
+    use Why::*;
+    const USE_A_LISTENER: Option<&str> =
+        Some("use a Listener and requestPolicy.insecure.action instead");
+    f.add(
+        s.mapping_selector.is_some() && s.selector.is_some(),
+        "spec.selector",
+        Overridden("spec.mappingSelector"),
+    );
+    f.add(
+        s.tls_context.is_some() && s.tls.is_some(),
+        "spec.tls",
+        Overridden("spec.tlsContext"),
+    );
+    if let (None, Some(t)) = (&s.tls_context, &s.tls) {
+        f.add(text(&t.sni), "spec.tls.sni", OriginationOnly);
+        f.add_with(
+            t.redirect_cleartext_from.is_some_and(|p| p.get() != 0),
+            "spec.tls.redirect_cleartext_from",
+            USE_A_LISTENER,
+            Legacy,
+        );
+    }
+    let additional_port = s
+        .request_policy
+        .as_ref()
+        .and_then(|p| p.insecure.as_ref())
+        .and_then(|i| i.additional_port);
+    f.add_with(
+        additional_port.is_some_and(|p| p.get() > 0),
+        "spec.requestPolicy.insecure.additionalPort",
+        USE_A_LISTENER,
+        Legacy,
+    );
+    // Without `acmeProvider` Emissary asks Let's Encrypt; `authority: none` is how to say what
+    // the gateway always does.
+    f.add_with(
+        s.acme_provider.as_ref().is_some_and(|a| {
+            !a.authority
+                .as_deref()
+                .is_some_and(|x| x.eq_ignore_ascii_case("none"))
+        }),
+        "spec.acmeProvider",
+        Some("Legate does no ACME: issue the certificate elsewhere and name it in tlsSecret"),
+        NotYet,
+    );
+    f.add(
+        s.preview_url.as_ref().is_some_and(|p| on(p.enabled)),
+        "spec.previewUrl",
+        NotYet,
+    );
+}
+
+fn listener(s: &ListenerSpec, f: &mut Found) {
+    use Why::*;
+    f.add(
+        present(&s.http2_max_concurrent_streams),
+        "spec.http2MaxConcurrentStreams",
+        NotYet,
+    );
+    f.add(
+        s.protocol_stack.is_some() && s.protocol.is_some(),
+        "spec.protocol",
+        Overridden("spec.protocolStack"),
+    );
+    // Envoy is given no PROXY-protocol listener filter.
+    const PROXY: Option<&str> = Some("connections are read without the PROXY protocol header");
+    let why = Part("PROXY layer");
+    match (&s.protocol_stack, s.protocol) {
+        (Some(stack), _) => f.add_with(
+            stack.contains(&ProtocolStackElement::Proxy),
+            "spec.protocolStack",
+            PROXY,
+            why,
+        ),
+        (None, protocol) => f.add_with(
+            matches!(
+                protocol,
+                Some(ListenerProtocol::HttpProxy | ListenerProtocol::HttpsProxy)
+            ),
+            "spec.protocol",
+            PROXY,
+            why,
+        ),
+    }
+}
+
+fn tls_context(s: &TlsContextSpec, f: &mut Found) {
+    use Why::*;
+    f.add_with(
+        list(&s.hosts),
+        "spec.hosts",
+        Some("a Host uses a TLSContext only when its tlsContext names it"),
+        NotYet,
+    );
+    f.add(text(&s.sni), "spec.sni", OriginationOnly);
+    f.add_with(
+        s.redirect_cleartext_from.is_some_and(|p| p.get() != 0),
+        "spec.redirect_cleartext_from",
+        Some("use a Listener and a Host's requestPolicy.insecure.action instead"),
+        Legacy,
+    );
+}
+
+fn module(c: &ModuleConfig, f: &mut Found) {
+    use Why::*;
+    // What the gateway does without each, where Emissary writes it as a number.
+    const ENVOY_MAX_REQUEST_HEADERS_KB: i64 = 60;
+    let default_timeout_ms = DEFAULT_TIMEOUT.as_millis() as i64;
+    let probe =
+        |p: &Option<legate_crds::module::Probe>| p.as_ref().is_some_and(|p| !off(p.enabled));
+    let client_cert = |d: &Option<ClientCertDetails>| {
+        d.as_ref().is_some_and(|d| {
+            [d.subject, d.cert, d.chain, d.dns, d.uri]
+                .into_iter()
+                .any(on)
+        })
+    };
+
+    f.add(
+        differs(
+            c.cluster_request_timeout_ms.map(|t| t.get()),
+            default_timeout_ms,
+        ),
+        "spec.config.cluster_request_timeout_ms",
+        NotYet,
+    );
+    f.add(
+        present(&c.cluster_idle_timeout_ms),
+        "spec.config.cluster_idle_timeout_ms",
+        NotYet,
+    );
+    f.add(
+        present(&c.cluster_max_connection_lifetime_ms),
+        "spec.config.cluster_max_connection_lifetime_ms",
+        NotYet,
+    );
+    f.add(
+        present(&c.listener_idle_timeout_ms),
+        "spec.config.listener_idle_timeout_ms",
+        NotYet,
+    );
+    f.add(present(&c.keepalive), "spec.config.keepalive", NotYet);
+    f.add(dict(&c.defaults), "spec.config.defaults", NotYet);
+    f.add(
+        list(&c.circuit_breakers),
+        "spec.config.circuit_breakers",
+        NotYet,
+    );
+    f.add(
+        load_balancer(&c.load_balancer),
+        "spec.config.load_balancer",
+        NotYet,
+    );
+    f.add(present(&c.retry_policy), "spec.config.retry_policy", NotYet);
+    f.add(present(&c.cors), "spec.config.cors", NotYet);
+    f.add(
+        on(c.add_linkerd_headers),
+        "spec.config.add_linkerd_headers",
+        NotYet,
+    );
+    f.add(
+        text_other_than(&c.resolver, "kubernetes-service"),
+        "spec.config.resolver",
+        NotYet,
+    );
+    f.add(
+        text_other_than(&c.default_label_domain, "ambassador"),
+        "spec.config.default_label_domain",
+        NotYet,
+    );
+    f.add(map(&c.default_labels), "spec.config.default_labels", NotYet);
+    f.add(off(c.enable_ipv4), "spec.config.enable_ipv4", NotYet);
+    f.add(on(c.enable_ipv6), "spec.config.enable_ipv6", NotYet);
+    f.add(
+        on(c.use_ambassador_namespace_for_service_resolution),
+        "spec.config.use_ambassador_namespace_for_service_resolution",
+        NotYet,
+    );
+    f.add(
+        c.diagnostics.as_ref().is_some_and(|d| !off(d.enabled)),
+        "spec.config.diagnostics",
+        NotYet,
+    );
+    f.add(
+        probe(&c.liveness_probe),
+        "spec.config.liveness_probe",
+        NotYet,
+    );
+    f.add(
+        probe(&c.readiness_probe),
+        "spec.config.readiness_probe",
+        NotYet,
+    );
+    f.add(
+        off(c.use_remote_address),
+        "spec.config.use_remote_address",
+        NotYet,
+    );
+    f.add(
+        differs(c.xff_num_trusted_hops.map(|n| n.get()), 0),
+        "spec.config.xff_num_trusted_hops",
+        NotYet,
+    );
+    f.add(on(c.use_proxy_proto), "spec.config.use_proxy_proto", NotYet);
+    f.add(
+        on(c.x_forwarded_proto_redirect),
+        "spec.config.x_forwarded_proto_redirect",
+        NotYet,
+    );
+    f.add(on(c.enable_http10), "spec.config.enable_http10", NotYet);
+    f.add(
+        on(c.allow_chunked_length),
+        "spec.config.allow_chunked_length",
+        NotYet,
+    );
+    f.add(
+        differs(
+            c.max_request_headers_kb.map(|k| k.get()),
+            ENVOY_MAX_REQUEST_HEADERS_KB,
+        ),
+        "spec.config.max_request_headers_kb",
+        NotYet,
+    );
+    f.add(
+        differs(
+            c.headers_with_underscores_action,
+            HeadersWithUnderscoresAction::Allow,
+        ),
+        "spec.config.headers_with_underscores_action",
+        NotYet,
+    );
+    f.add(
+        text_other_than(&c.server_name, "envoy"),
+        "spec.config.server_name",
+        NotYet,
+    );
+    f.add(
+        on(c.preserve_external_request_id),
+        "spec.config.preserve_external_request_id",
+        NotYet,
+    );
+    f.add(
+        differs(
+            c.forward_client_cert_details,
+            ForwardClientCertDetails::Sanitize,
+        ),
+        "spec.config.forward_client_cert_details",
+        NotYet,
+    );
+    f.add(
+        client_cert(&c.set_current_client_cert_details),
+        "spec.config.set_current_client_cert_details",
+        NotYet,
+    );
+    // The gateway strips any port from the host (`strip_any_host_port`): neither value of
+    // this asks for that.
+    f.add(
+        present(&c.strip_matching_host_port),
+        "spec.config.strip_matching_host_port",
+        NotYet,
+    );
+    f.add(on(c.merge_slashes), "spec.config.merge_slashes", NotYet);
+    f.add(
+        on(c.reject_requests_with_escaped_slashes),
+        "spec.config.reject_requests_with_escaped_slashes",
+        NotYet,
+    );
+    f.add(on(c.proper_case), "spec.config.proper_case", NotYet);
+    f.add(
+        on(c.suppress_envoy_headers),
+        "spec.config.suppress_envoy_headers",
+        NotYet,
+    );
+    f.add(
+        present(&c.buffer_limit_bytes),
+        "spec.config.buffer_limit_bytes",
+        NotYet,
+    );
+    // The gateway writes no access log: no value of these is its behaviour.
+    f.add(
+        present(&c.envoy_log_type),
+        "spec.config.envoy_log_type",
+        NotYet,
+    );
+    f.add(
+        present(&c.envoy_log_format),
+        "spec.config.envoy_log_format",
+        NotYet,
+    );
+    f.add(
+        text(&c.envoy_log_path),
+        "spec.config.envoy_log_path",
+        NotYet,
+    );
+    const UNFILTERED: Option<&str> = Some("requests are not filtered by client address");
+    f.add_with(
+        list(&c.ip_allow),
+        "spec.config.ip_allow",
+        UNFILTERED,
+        NotYet,
+    );
+    f.add_with(list(&c.ip_deny), "spec.config.ip_deny", UNFILTERED, NotYet);
+    f.add(text(&c.lua_scripts), "spec.config.lua_scripts", NotYet);
+    f.add(present(&c.gzip), "spec.config.gzip", NotYet);
+    f.add(present(&c.buffer), "spec.config.buffer", NotYet);
+    f.add(
+        on(c.enable_grpc_http11_bridge),
+        "spec.config.enable_grpc_http11_bridge",
+        NotYet,
+    );
+    f.add(on(c.enable_grpc_web), "spec.config.enable_grpc_web", NotYet);
+    f.add(present(&c.grpc_stats), "spec.config.grpc_stats", NotYet);
+    f.add(
+        present(&c.regex_max_size),
+        "spec.config.regex_max_size",
+        NotYet,
+    );
+    // Regexes are RE2 (`safe`) always.
+    f.add(
+        differs(c.regex_type, RegexType::Safe),
+        "spec.config.regex_type",
+        Legacy,
+    );
+    // 0 turns validation off; the gateway does none.
+    f.add(
+        differs(c.envoy_validation_timeout.map(|t| t.get()), 0),
+        "spec.config.envoy_validation_timeout",
+        NotYet,
+    );
+    f.add(dict(&c.runtime_flags), "spec.config.runtime_flags", NotYet);
+    f.add(present(&c.service_port), "spec.config.service_port", Legacy);
+    f.add(present(&c.admin_port), "spec.config.admin_port", Legacy);
+    f.add(present(&c.diag_port), "spec.config.diag_port", Legacy);
+    // Unreachable routes are always pruned.
+    f.add(
+        off(c.prune_unreachable_routes),
+        "spec.config.prune_unreachable_routes",
+        Legacy,
+    );
+    f.add(
+        list(&c.header_case_overrides),
+        "spec.config.header_case_overrides",
+        NotYet,
+    );
+    f.add(
+        list(&c.error_response_overrides),
+        "spec.config.error_response_overrides",
+        NotYet,
+    );
+}
