@@ -21,7 +21,7 @@ use prometheus_client::{
 use tracing::{info, warn};
 
 use crate::{
-    ir::{Ir, ServiceNamespaces, Settings},
+    ir::{Ir, Reason, ServiceNamespaces, Settings},
     pipeline::Translator,
     source::{DirectorySource, SourceSnapshot, kubernetes},
     status::{self, Built},
@@ -57,6 +57,7 @@ struct Metrics {
     resources: Family<KindLabel, Gauge>,
     rejected: Gauge,
     unreachable: Gauge,
+    not_applied: Gauge,
     build_seconds: Histogram,
 }
 
@@ -66,6 +67,7 @@ impl Metrics {
             resources: Family::default(),
             rejected: Gauge::default(),
             unreachable: Gauge::default(),
+            not_applied: Gauge::default(),
             build_seconds: Histogram::new([
                 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
             ]),
@@ -84,6 +86,11 @@ impl Metrics {
             "unreachable",
             "Accepted resources that serve no traffic (no Listener or Host admits them)",
             m.unreachable.clone(),
+        );
+        registry.register(
+            "not_applied",
+            "Served resources with fields or a kind not implemented yet, each named in the log and status",
+            m.not_applied.clone(),
         );
         registry.register(
             "build_seconds",
@@ -298,9 +305,17 @@ fn report(snapshot: &SourceSnapshot, ir: &Ir, metrics: &Metrics, logged: &mut BT
             r.object, r.reason, r.message
         ));
     }
+    let mut not_applied = 0;
     for r in &ir.unreachable {
+        // A note about fields or kinds not implemented yet is about a resource that serves.
+        let what = if r.reason == Reason::NotSupported {
+            not_applied += 1;
+            "serving, but not applied"
+        } else {
+            "not serving"
+        };
         now.insert(format!(
-            "not serving: {} ({}): {}",
+            "{what}: {} ({}): {}",
             r.object, r.reason, r.message
         ));
     }
@@ -321,7 +336,10 @@ fn report(snapshot: &SourceSnapshot, ir: &Ir, metrics: &Metrics, logged: &mut BT
     metrics
         .rejected
         .set((snapshot.rejected.len() + ir.rejections.len()) as i64);
-    metrics.unreachable.set(ir.unreachable.len() as i64);
+    metrics
+        .unreachable
+        .set((ir.unreachable.len() - not_applied) as i64);
+    metrics.not_applied.set(not_applied as i64);
 }
 
 /// `/readyz` follows Envoy: ready once it has acknowledged a configuration; a refused one is
