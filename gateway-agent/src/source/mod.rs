@@ -52,6 +52,8 @@ pub struct Gateway {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Live {
     pub uid: Option<String>,
+    /// Changes with every write to the object, and only then.
+    pub resource_version: Option<String>,
     pub generation: Option<i64>,
     /// `status` as last written (by us or anyone else), `None` when it has none.
     pub status: Option<serde_json::Value>,

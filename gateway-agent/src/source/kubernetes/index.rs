@@ -153,7 +153,9 @@ impl Index {
             .collect();
         keys.sort();
         let mut snapshot = SourceSnapshot::default();
-        let mut live = BTreeMap::new();
+        // Built in order (streams sorted by kind and namespace, each one's objects by name), so
+        // the map is built in bulk rather than by one insertion each.
+        let mut live = Vec::new();
         for key in keys {
             for ((namespace, name), entry) in &self.streams[key].objects {
                 let object = ObjectRef {
@@ -172,11 +174,11 @@ impl Index {
                     Entry::Skipped { warning } => snapshot.warnings.push(warning.clone()),
                 }
                 if let Some(l) = entry.live() {
-                    live.insert(object, l.clone());
+                    live.push((object, l.clone()));
                 }
             }
         }
-        snapshot.live = Arc::new(live);
+        snapshot.live = Arc::new(live.into_iter().collect());
         snapshot
     }
 }
@@ -190,6 +192,16 @@ fn name_of(object: &DynamicObject) -> Name {
 
 /// Decodes a watched object, keeping `previous`'s resource when the content is the same.
 fn decode(kind: &'static str, object: DynamicObject, previous: Option<&Entry>) -> Entry {
+    // The same object at the same resourceVersion (a relist after a reconnect): nothing to decode.
+    if let Some(previous) = previous.filter(|p| {
+        p.live().is_some_and(|l| {
+            l.resource_version.is_some()
+                && l.resource_version == object.metadata.resource_version
+                && l.uid == object.metadata.uid
+        })
+    }) {
+        return previous.clone();
+    }
     let (document, live) = document(kind, object);
     let live = Arc::new(live);
     let object_ref = document_ref(kind, &document);
@@ -237,6 +249,7 @@ fn document(kind: &str, object: DynamicObject) -> (Value, Live) {
     } = object;
     let live = Live {
         uid: metadata.uid.clone(),
+        resource_version: metadata.resource_version.clone(),
         generation: metadata.generation,
         status: None,
     };

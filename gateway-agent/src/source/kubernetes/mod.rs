@@ -219,6 +219,7 @@ impl Driver {
         let Some(gwi) = now else { return };
         let live = Arc::new(Live {
             uid: gwi.metadata.uid.clone(),
+            resource_version: gwi.metadata.resource_version.clone(),
             generation: gwi.metadata.generation,
             status: gwi
                 .status

@@ -79,20 +79,31 @@ fn a_relist_of_the_same_objects_changes_nothing_and_keeps_every_resource_shared(
         vec![mapping("a", "/a/", "1", ""), mapping("b", "/b/", "2", "")],
     );
     let before = index.snapshot();
-    // The watch lost its place: the server lists everything again (new resourceVersions too,
-    // as after an etcd compaction).
+    // The watch lost its place: the server lists everything again, as it was.
     let changed = listed(
         &mut index,
         &key,
-        vec![mapping("b", "/b/", "7", ""), mapping("a", "/a/", "8", "")],
+        vec![mapping("b", "/b/", "2", ""), mapping("a", "/a/", "1", "")],
     );
     assert!(!changed);
     let after = index.snapshot();
+    assert_eq!(before, after);
     for (x, y) in before.resources.iter().zip(&after.resources) {
         assert!(
             Arc::ptr_eq(x, y),
             "the translator's memos hit on the same Arc"
         );
+    }
+
+    // Written meanwhile without a change of content (new resourceVersions): the live objects
+    // changed, the resources are still the very same.
+    listed(
+        &mut index,
+        &key,
+        vec![mapping("b", "/b/", "7", ""), mapping("a", "/a/", "8", "")],
+    );
+    for (x, y) in before.resources.iter().zip(&index.snapshot().resources) {
+        assert!(Arc::ptr_eq(x, y));
     }
 }
 
