@@ -63,6 +63,19 @@ fn translate(c: &mut Criterion) {
     group.finish();
 }
 
+/// Waits until the client has acknowledged what `xds` publishes now.
+fn acknowledged(rt: &tokio::runtime::Runtime, xds: &Xds) {
+    let published = xds.published_version();
+    rt.block_on(async {
+        let mut status = xds.status();
+        let wait = status.wait_for(|s| s.acked_version == published);
+        tokio::time::timeout(Duration::from_secs(10), wait)
+            .await
+            .expect("the client acknowledged the configuration")
+            .unwrap();
+    })
+}
+
 /// One changed Mapping among 10,000, the way an edit travels: the source's new snapshot (the
 /// changed Mapping a new resource, the others shared) → IR → Envoy resources → published →
 /// received by an Envoy-like delta ADS client over 127.0.0.1, which acknowledges every response
@@ -79,17 +92,7 @@ fn one_change(c: &mut Criterion) {
     let xds = Xds::new(&mut prometheus_client::registry::Registry::default());
     xds.publish(translator.build(&resources).resources);
     let mut received = rt.block_on(envoy_like_client(&xds, false));
-    let converged = |xds: &Xds| {
-        let published = xds.published_version();
-        rt.block_on(async {
-            let mut status = xds.status();
-            let wait = status.wait_for(|s| s.acked_version == published);
-            tokio::time::timeout(Duration::from_secs(10), wait)
-                .await
-                .expect("the client acknowledged the configuration")
-                .unwrap();
-        })
-    };
+    let converged = |xds: &Xds| acknowledged(&rt, xds);
     converged(&xds);
     while received.try_recv().is_ok() {}
 
@@ -168,17 +171,7 @@ fn one_endpoint_change(c: &mut Criterion) {
     let xds = Xds::new(&mut prometheus_client::registry::Registry::default());
     xds.publish(translator.build(&resources).resources);
     let mut received = rt.block_on(envoy_like_client(&xds, true));
-    let converged = |xds: &Xds| {
-        let published = xds.published_version();
-        rt.block_on(async {
-            let mut status = xds.status();
-            let wait = status.wait_for(|s| s.acked_version == published);
-            tokio::time::timeout(Duration::from_secs(10), wait)
-                .await
-                .expect("the client acknowledged the configuration")
-                .unwrap();
-        })
-    };
+    let converged = |xds: &Xds| acknowledged(&rt, xds);
     converged(&xds);
     while received.try_recv().is_ok() {}
 

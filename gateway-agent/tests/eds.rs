@@ -105,20 +105,6 @@ async fn pods(names: &[&str]) -> Vec<Upstream> {
     panic!("no port free on 127.0.0.2-{}", names.len() + 1);
 }
 
-/// The sum of Envoy's stats matching `regex`.
-async fn stat_sum(envoy: &Envoy, regex: &str) -> u64 {
-    let reply = envoy
-        .admin_get(&format!("/stats?filter={regex}"))
-        .await
-        .expect("Envoy admin answers");
-    reply
-        .text
-        .lines()
-        .filter_map(|l| l.split_once(": "))
-        .filter_map(|(_, v)| v.trim().parse::<u64>().ok())
-        .sum()
-}
-
 /// Requests to one URL, on a keep-alive connection and on new connections, until stopped:
 /// every answer that is not a 200 (or no answer) is a failure; the pods that answered are kept.
 struct Load {
@@ -236,11 +222,9 @@ async fn wait_answered_by(load: &Load, pods: &[&str]) {
 
 /// The EDS cluster's membership as Envoy has it (`membership_total` of the `echo` cluster).
 async fn membership(envoy: &Envoy) -> u64 {
-    stat_sum(
-        envoy,
-        r"^cluster\.cluster_echo_default_80_[0-9a-f]+\.membership_total$",
-    )
-    .await
+    envoy
+        .stat_sum(r"^cluster\.cluster_echo_default_80_[0-9a-f]+\.membership_total$")
+        .await
 }
 
 async fn scale_under_load(api: AdsApi) {
@@ -269,10 +253,10 @@ async fn scale_under_load(api: AdsApi) {
 
     let eds = r"^cluster\.cluster_echo_default_80_[0-9a-f]+\.update_success$";
     let before = (
-        stat_sum(&envoy, "^cluster_manager.cluster_modified$").await,
-        stat_sum(&envoy, "^cluster_manager.cluster_added$").await,
-        stat_sum(&envoy, "^cluster_manager.cds.update_success$").await,
-        stat_sum(&envoy, eds).await,
+        envoy.stat_sum("^cluster_manager.cluster_modified$").await,
+        envoy.stat_sum("^cluster_manager.cluster_added$").await,
+        envoy.stat_sum("^cluster_manager.cds.update_success$").await,
+        envoy.stat_sum(eds).await,
     );
 
     // Scale down to one pod, then up to three, while requests flow.
@@ -298,10 +282,10 @@ async fn scale_under_load(api: AdsApi) {
         &failures[..failures.len().min(10)]
     );
     let after = (
-        stat_sum(&envoy, "^cluster_manager.cluster_modified$").await,
-        stat_sum(&envoy, "^cluster_manager.cluster_added$").await,
-        stat_sum(&envoy, "^cluster_manager.cds.update_success$").await,
-        stat_sum(&envoy, eds).await,
+        envoy.stat_sum("^cluster_manager.cluster_modified$").await,
+        envoy.stat_sum("^cluster_manager.cluster_added$").await,
+        envoy.stat_sum("^cluster_manager.cds.update_success$").await,
+        envoy.stat_sum(eds).await,
     );
     // No cluster modified or added, not even a CDS response: only the assignment moved.
     // (`cluster_updated` counts membership updates, EDS's included: not a measure of CDS.)

@@ -136,20 +136,6 @@ async fn nacks(agent: &Agent) -> f64 {
         .sum()
 }
 
-/// The sum of Envoy's stats matching `regex` (admin `/stats?filter=`).
-async fn stat_sum(envoy: &Envoy, regex: &str) -> u64 {
-    let reply = envoy
-        .admin_get(&format!("/stats?filter={regex}"))
-        .await
-        .expect("Envoy admin answers");
-    reply
-        .text
-        .lines()
-        .filter_map(|l| l.split_once(": "))
-        .filter_map(|(_, v)| v.trim().parse::<u64>().ok())
-        .sum()
-}
-
 // ---------------------------------------------------------------------------------------------
 // Load
 
@@ -349,11 +335,11 @@ async fn a_hundred_changes_under_load_drop_no_request() {
     let client = Client::new();
     expect_routed(&client, &format!("{base}/stable/x"), "stable").await;
 
-    let rejected_before = stat_sum(&envoy, "update_rejected").await;
-    let listener_modified_before = stat_sum(&envoy, "^listener_manager.listener_modified$").await;
-    let rds_before = stat_sum(&envoy, "rds.*update_success").await;
+    let rejected_before = envoy.stat_sum("update_rejected").await;
+    let listener_modified_before = envoy.stat_sum("^listener_manager.listener_modified$").await;
+    let rds_before = envoy.stat_sum("rds.*update_success").await;
     let listener_stat = format!("^listener.0.0.0.0_{port}.downstream_cx_total$");
-    let connections_before = stat_sum(&envoy, &listener_stat).await;
+    let connections_before = envoy.stat_sum(&listener_stat).await;
 
     let load = Load::start(
         format!("{base}/stable/r"),
@@ -471,12 +457,14 @@ async fn a_hundred_changes_under_load_drop_no_request() {
     let report = load.finish().await;
 
     let per_change = changes_took / CHANGES as u32;
-    let rds = stat_sum(&envoy, "rds.*update_success").await - rds_before;
-    let connections = stat_sum(&envoy, &listener_stat).await - connections_before;
-    let cds = stat_sum(&envoy, "^cluster_manager.cds.update_success$").await;
-    let lds = stat_sum(&envoy, "^listener_manager.lds.update_success$").await;
+    let rds = envoy.stat_sum("rds.*update_success").await - rds_before;
+    let connections = envoy.stat_sum(&listener_stat).await - connections_before;
+    let cds = envoy.stat_sum("^cluster_manager.cds.update_success$").await;
+    let lds = envoy
+        .stat_sum("^listener_manager.lds.update_success$")
+        .await;
     let listener_modified =
-        stat_sum(&envoy, "^listener_manager.listener_modified$").await - listener_modified_before;
+        envoy.stat_sum("^listener_manager.listener_modified$").await - listener_modified_before;
     eprintln!(
         "zero-drop: {CHANGES} changes (kinds add/edit/remove/host/canary/+cluster/-cluster = \
          {kinds:?}) in {changes_took:?} ({per_change:?} per change, each acknowledged); \
@@ -517,7 +505,7 @@ async fn a_hundred_changes_under_load_drop_no_request() {
         report.ok
     );
     assert_eq!(
-        stat_sum(&envoy, "update_rejected").await,
+        envoy.stat_sum("update_rejected").await,
         rejected_before,
         "Envoy rejected an update during the changes"
     );
@@ -632,7 +620,7 @@ async fn a_configuration_envoy_refuses_keeps_the_last_good_one() {
     );
     // Envoy counted its own rejection, and kept the old routes.
     assert!(
-        stat_sum(&envoy, "lds.*update_rejected").await >= 1,
+        envoy.stat_sum("lds.*update_rejected").await >= 1,
         "Envoy's LDS update_rejected counter"
     );
     for _ in 0..20 {
@@ -704,7 +692,7 @@ async fn a_restarted_agent_serves_the_same_versions_and_traffic_never_stops() {
     ];
     let mut before = Vec::new();
     for s in churn {
-        before.push(stat_sum(&envoy, s).await);
+        before.push(envoy.stat_sum(s).await);
     }
     let route_config_before = envoy
         .admin_get("/config_dump?resource=dynamic_route_configs")
@@ -723,7 +711,7 @@ async fn a_restarted_agent_serves_the_same_versions_and_traffic_never_stops() {
     eventually(
         "Envoy to notice the agent is gone",
         Duration::from_secs(10),
-        || async { (stat_sum(&envoy, "^control_plane.connected_state$").await == 0).then_some(()) },
+        || async { (envoy.stat_sum("^control_plane.connected_state$").await == 0).then_some(()) },
     )
     .await;
     // Envoy keeps routing on what it has while nothing serves ADS.
@@ -743,7 +731,7 @@ async fn a_restarted_agent_serves_the_same_versions_and_traffic_never_stops() {
     eventually(
         "Envoy to be connected to agent B",
         Duration::from_secs(15),
-        || async { (stat_sum(&envoy, "^control_plane.connected_state$").await == 1).then_some(()) },
+        || async { (envoy.stat_sum("^control_plane.connected_state$").await == 1).then_some(()) },
     )
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -766,7 +754,7 @@ async fn a_restarted_agent_serves_the_same_versions_and_traffic_never_stops() {
     );
     let mut after = Vec::new();
     for s in churn {
-        after.push(stat_sum(&envoy, s).await);
+        after.push(envoy.stat_sum(s).await);
     }
     assert_eq!(
         churn

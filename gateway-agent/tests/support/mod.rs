@@ -435,6 +435,20 @@ impl Envoy {
         self.client.get(&url, None).await.ok()
     }
 
+    /// The sum of the stats matching `regex` (admin `/stats?filter=`).
+    pub async fn stat_sum(&self, regex: &str) -> u64 {
+        let reply = self
+            .admin_get(&format!("/stats?filter={regex}"))
+            .await
+            .expect("Envoy admin answers");
+        reply
+            .text
+            .lines()
+            .filter_map(|l| l.split_once(": "))
+            .filter_map(|(_, v)| v.trim().parse::<u64>().ok())
+            .sum()
+    }
+
     /// Status and body of `/ready` (200 `LIVE` once initialized; 503 while initializing).
     pub async fn ready(&self) -> (u16, String) {
         let reply = self.admin_get("/ready").await.expect("Envoy admin answers");
