@@ -432,8 +432,17 @@ pub struct TestNamespace {
 
 impl TestNamespace {
     pub async fn create(client: &Client, prefix: &str) -> Result<Self> {
+        Self::labelled(client, prefix, &[]).await
+    }
+
+    /// A namespace with `labels` (as an installation's `allowedRoutes` selector reads them).
+    pub async fn labelled(client: &Client, prefix: &str, labels: &[(&str, &str)]) -> Result<Self> {
         let name = unique_name(prefix);
-        ensure_namespace(client, &name, &BTreeMap::new()).await?;
+        let labels = labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        ensure_namespace(client, &name, &labels).await?;
         Ok(Self { name })
     }
 }

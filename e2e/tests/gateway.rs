@@ -29,9 +29,9 @@ use kube::{
     core::{ApiResource, GroupVersionKind},
 };
 use legate_e2e::{
-    HttpResponse, HttpUpstream, LocalProcess, Operator, TestNamespace, client, ensure_namespace,
-    free_port, http_get, install_default, kubectl_apply, kubectl_json, kubectl_ok, metric,
-    repo_root, server_minor, temp_dir, unique_name, wait_for, write_impersonating_kubeconfig,
+    HttpResponse, HttpUpstream, LocalProcess, Operator, TestNamespace, client, free_port, http_get,
+    install_default, kubectl_apply, kubectl_json, kubectl_ok, metric, repo_root, server_minor,
+    temp_dir, wait_for, write_impersonating_kubeconfig,
 };
 use serde_json::Value;
 
@@ -98,13 +98,13 @@ async fn scenario(world: &mut World) -> Result<()> {
     world.namespaces.push(gw_ns);
     // Named so team-a sorts first: a conflict between equally old Mappings goes to the first
     // by namespace/name.
-    let team_a = labelled(
+    let team_a = TestNamespace::labelled(
         &client,
         "legate-e2e-team-a",
         &[("legate.dev/e2e-gateway", &gw)],
     )
     .await?;
-    let team_b = labelled(
+    let team_b = TestNamespace::labelled(
         &client,
         "legate-e2e-team-b",
         &[
@@ -825,17 +825,6 @@ fn lease_holder(ns: &str, installation: &str) -> Result<String> {
         "-o",
         "jsonpath={.spec.holderIdentity}",
     ])
-}
-
-/// A namespace with `labels`, deleted when dropped.
-async fn labelled(client: &Client, prefix: &str, labels: &[(&str, &str)]) -> Result<TestNamespace> {
-    let name = unique_name(prefix);
-    let labels = labels
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    ensure_namespace(client, &name, &labels).await?;
-    Ok(TestNamespace { name })
 }
 
 /// The Deployment the operator made for installation `ns/name`, and its bootstrap (the

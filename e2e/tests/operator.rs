@@ -13,8 +13,8 @@ use std::{collections::BTreeMap, time::Duration};
 use anyhow::{Context, Result, bail};
 use legate_crds::gateway_installation::GatewayInstallation;
 use legate_e2e::{
-    Access, Operator, TestNamespace, can, client, ensure_namespace, install_default, kubectl_ok,
-    read_docs, repo_root, server_minor, unique_name, wait_for,
+    Access, Operator, TestNamespace, can, client, install_default, kubectl_ok, read_docs,
+    repo_root, server_minor, unique_name, wait_for,
 };
 use serde_json::{Value, json};
 
@@ -384,21 +384,6 @@ impl Checks {
     }
 }
 
-/// A namespace labelled `labels`, deleted when dropped.
-async fn labelled_namespace(
-    client: &kube::Client,
-    prefix: &str,
-    labels: &[(&str, &str)],
-) -> Result<TestNamespace> {
-    let name = unique_name(prefix);
-    let labels = labels
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    ensure_namespace(client, &name, &labels).await?;
-    Ok(TestNamespace { name })
-}
-
 #[tokio::test]
 #[ignore = "needs a Kubernetes API server: run e2e/run.sh"]
 async fn a_selector_grants_the_agent_exactly_the_namespaces_it_admits() -> Result<()> {
@@ -410,9 +395,9 @@ async fn a_selector_grants_the_agent_exactly_the_namespaces_it_admits() -> Resul
     // The label is unique to this run: no other namespace matches.
     let key = "legate.dev/e2e-admitted-by";
     let value = own.name.as_str();
-    let a = labelled_namespace(&client, "legate-e2e-team-a", &[(key, value)]).await?;
-    let b = labelled_namespace(&client, "legate-e2e-team-b", &[(key, value)]).await?;
-    let c = labelled_namespace(&client, "legate-e2e-team-c", &[]).await?;
+    let a = TestNamespace::labelled(&client, "legate-e2e-team-a", &[(key, value)]).await?;
+    let b = TestNamespace::labelled(&client, "legate-e2e-team-b", &[(key, value)]).await?;
+    let c = TestNamespace::labelled(&client, "legate-e2e-team-c", &[]).await?;
     let gwi: GatewayInstallation = serde_json::from_value(json!({
         "apiVersion": "legate.dev/v1alpha1",
         "kind": "GatewayInstallation",
