@@ -6,6 +6,8 @@
 //!
 //! Everything here is bounded: waits take a timeout, and failures name the file and document.
 
+pub mod gateway;
+
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::io::{Read, Write};
@@ -768,6 +770,21 @@ pub fn metric(text: &str, name: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
+/// The sum of every sample of `name` in `text`, whatever their labels (0 when there is none).
+pub fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let rest = l.strip_prefix(name)?;
+            let value = match rest.strip_prefix('{') {
+                Some(labelled) => labelled.rsplit_once('}')?.1,
+                None => rest,
+            };
+            value.strip_prefix(' ')?.trim().parse::<f64>().ok()
+        })
+        .sum()
+}
+
 /// A tiny HTTP/1.1 server on 127.0.0.1 answering every request `200` with its `name` as the
 /// body, on a thread of its own; stops when dropped.
 pub struct HttpUpstream {
@@ -974,6 +991,14 @@ mod tests {
             pruned_fields(&sent, &got),
             vec!["spec.list[0].b", "spec.typo"]
         );
+    }
+
+    #[test]
+    fn metric_sum_adds_every_labelled_sample_of_one_name() {
+        let text = "# HELP x_total pushes\nx_total{type=\"a\"} 2\nx_total{type=\"b\"} 3\n\
+                    x_total_other 7\nx_total 1\n";
+        assert_eq!(metric_sum(text, "x_total"), 6.0);
+        assert_eq!(metric_sum(text, "y_total"), 0.0);
     }
 
     #[test]

@@ -17,8 +17,6 @@
 use std::{
     cell::RefCell,
     collections::BTreeMap,
-    path::PathBuf,
-    process::Command,
     time::{Duration, Instant},
 };
 
@@ -26,16 +24,18 @@ use anyhow::{Context, Result, anyhow, bail, ensure};
 use kube::{
     Api, Client,
     api::{DynamicObject, ListParams},
-    core::{ApiResource, GroupVersionKind},
+};
+use legate_e2e::gateway::{
+    self, ACCEPTED, Moved, PROGRAMMED, Pod, WAIT, condition, entry_verdict, fleet, get,
+    gwi_resource, installations, mapping_resource, owned_entries, summary_verdict, verdicts,
+    wait_verdict,
 };
 use legate_e2e::{
-    HttpResponse, HttpUpstream, LocalProcess, Operator, TestNamespace, client, free_port, http_get,
-    install_default, kubectl_apply, kubectl_json, kubectl_ok, metric, repo_root, server_minor,
-    temp_dir, wait_for, write_impersonating_kubeconfig,
+    HttpResponse, HttpUpstream, Operator, TestNamespace, client, install_default, kubectl_apply,
+    kubectl_json, kubectl_ok, server_minor, wait_for,
 };
 use serde_json::Value;
 
-const WAIT: Duration = Duration::from_secs(60);
 /// The hostname the team-a Host serves (`*.example.com`); requests carry it.
 const HOST_HEADER: &str = "shop.example.com";
 /// The port the team-a Listener asks Envoy to listen on.
@@ -577,139 +577,6 @@ spec:
     Ok(())
 }
 
-/// Accepted=True (reason Accepted).
-const ACCEPTED: (&str, &str) = ("True", "Accepted");
-/// Programmed=True (reason Programmed).
-const PROGRAMMED: (&str, &str) = ("True", "Programmed");
-
-/// `(status, reason)` of Accepted and of Programmed.
-type Verdicts = [(String, String); 2];
-
-fn verdicts(accepted: (&str, &str), programmed: (&str, &str)) -> Verdicts {
-    [accepted, programmed].map(|(s, r)| (s.to_owned(), r.to_owned()))
-}
-
-/// `(status, reason, message)` of condition `type_` in `status.conditions`-like `owner`.
-fn condition(owner: &Value, type_: &str) -> Option<(String, String, String)> {
-    let c = owner["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == type_)?;
-    let s = |k: &str| c[k].as_str().unwrap_or_default().to_owned();
-    Some((s("status"), s("reason"), s("message")))
-}
-
-fn verdicts_of(owner: &Value) -> Option<Verdicts> {
-    let (a, ar, _) = condition(owner, "Accepted")?;
-    let (p, pr, _) = condition(owner, "Programmed")?;
-    Some([(a, ar), (p, pr)])
-}
-
-/// The summary verdict, when it is for the object's current generation.
-fn summary_verdict(object: &Value) -> Option<Verdicts> {
-    let current = object["status"]["observedGeneration"] == object["metadata"]["generation"];
-    current.then(|| verdicts_of(&object["status"])).flatten()
-}
-
-/// One gateway's own verdict, from its `status.gateways` entry.
-fn entry_verdict(object: &Value, installation: &str) -> Option<Verdicts> {
-    let entry = object["status"]["gateways"]
-        .as_array()?
-        .iter()
-        .find(|g| g["installation"] == installation)?;
-    verdicts_of(entry)
-}
-
-/// The installations with an entry in `status.gateways`, sorted (a list keyed by installation:
-/// its order is server-side apply's merge order, which means nothing).
-fn installations(object: &Value) -> Vec<String> {
-    let mut out: Vec<String> = object["status"]["gateways"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|g| g["installation"].as_str().map(str::to_owned))
-        .collect();
-    out.sort();
-    out
-}
-
-/// The `status.gateways` entries field manager `manager` owns (its managedFields).
-fn owned_entries(object: &Value, manager: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for m in object["metadata"]["managedFields"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
-        if m["manager"] != manager {
-            continue;
-        }
-        for key in m["fieldsV1"]["f:status"]["f:gateways"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(k, _)| k)
-        {
-            let Some(json) = key.strip_prefix("k:") else {
-                continue;
-            };
-            if let Ok(k) = serde_json::from_str::<Value>(json)
-                && let Some(i) = k["installation"].as_str()
-            {
-                out.push(i.to_owned());
-            }
-        }
-    }
-    out
-}
-
-/// Waits for Mapping `ns/name`'s summary verdict at its current generation.
-async fn wait_verdict(
-    client: &Client,
-    ns: &str,
-    name: &str,
-    accepted: (&str, &str),
-    programmed: (&str, &str),
-) -> Result<Value> {
-    let want = verdicts(accepted, programmed);
-    let last = RefCell::new(Value::Null);
-    let found = wait_for(
-        &format!("Mapping {ns}/{name}: Accepted {accepted:?}, Programmed {programmed:?}"),
-        WAIT,
-        || async {
-            let m = get(client, &mapping_resource(), ns, name).await?;
-            let ok = summary_verdict(&m).as_ref() == Some(&want);
-            *last.borrow_mut() = m["status"].clone();
-            Ok(ok.then_some(m))
-        },
-    )
-    .await;
-    found.with_context(|| format!("its status: {:#}", last.borrow()))
-}
-
-fn mapping_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("getambassador.io", "v3alpha1", "Mapping"),
-        "mappings",
-    )
-}
-
-fn gwi_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("legate.dev", "v1alpha1", "GatewayInstallation"),
-        "gatewayinstallations",
-    )
-}
-
-async fn get(client: &Client, resource: &ApiResource, ns: &str, name: &str) -> Result<Value> {
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, resource);
-    let object = api
-        .get(name)
-        .await
-        .with_context(|| format!("GET {} {ns}/{name}", resource.kind))?;
-    Ok(serde_json::to_value(object)?)
-}
-
 /// Waits for installation `gw/name` to count `(accepted, rejected)` Mappings and to report
 /// the configuration `pod`'s Envoy serves. Envoy's config dump carries a version per resource
 /// type (delta ADS); the configuration's version, a digest of them all, is the one the pod's
@@ -827,264 +694,15 @@ fn lease_holder(ns: &str, installation: &str) -> Result<String> {
     ])
 }
 
-/// The Deployment the operator made for installation `ns/name`, and its bootstrap (the
-/// ConfigMap's `bootstrap.yaml`), once both exist.
-async fn fleet(ns: &str, name: &str) -> Result<(Value, String)> {
-    wait_for(
-        &format!("the operator's Deployment and ConfigMap for {ns}/{name}"),
-        WAIT,
-        || async {
-            let deployments = kubectl_json(&["get", "deployments", "-n", ns])?;
-            let configmaps = kubectl_json(&["get", "configmaps", "-n", ns])?;
-            let find = |list: &Value, n: &str| {
-                list["items"]
-                    .as_array()
-                    .and_then(|items| items.iter().find(|i| i["metadata"]["name"] == n).cloned())
-            };
-            let (Some(deployment), Some(cm)) = (
-                find(&deployments, name),
-                find(&configmaps, &format!("{name}-bootstrap")),
-            ) else {
-                return Ok(None);
-            };
-            let bootstrap = cm["data"]["bootstrap.yaml"]
-                .as_str()
-                .ok_or_else(|| anyhow!("{name}-bootstrap has no bootstrap.yaml"))?;
-            Ok(Some((deployment, bootstrap.to_owned())))
-        },
-    )
-    .await
-}
-
-/// Ports a pod beside another on this machine must move (each pod has its own network
-/// namespace in a cluster, so there the template's fixed ports never clash).
-#[derive(Default)]
-struct Moved {
-    ads: Option<u16>,
-    admin: Option<u16>,
-    metrics: Option<u16>,
-}
-
-impl Moved {
-    fn free() -> Result<Self> {
-        Ok(Self {
-            ads: Some(free_port()?),
-            admin: Some(free_port()?),
-            metrics: Some(free_port()?),
-        })
-    }
-}
-
-/// One gateway pod as a kubelet would run the Deployment's template: its agent and its Envoy,
-/// as local processes.
-struct Pod {
-    name: String,
-    agent: LocalProcess,
-    envoy: LocalProcess,
-    /// The agent's `/metrics` and `/readyz`.
-    metrics: String,
-}
-
-impl Pod {
-    fn start(deployment: &Value, bootstrap: &str, name: &str, moved: &Moved) -> Result<Self> {
-        let namespace = deployment["metadata"]["namespace"]
-            .as_str()
-            .ok_or_else(|| anyhow!("the Deployment has no namespace"))?;
-        let spec = &deployment["spec"]["template"]["spec"];
-        let service_account = spec["serviceAccountName"]
-            .as_str()
-            .ok_or_else(|| anyhow!("the pod template names no ServiceAccount"))?;
-        let container = |wanted: &str| {
-            spec["containers"]
-                .as_array()
-                .and_then(|cs| cs.iter().find(|c| c["name"] == wanted))
-                .ok_or_else(|| anyhow!("the pod template has no {wanted} container"))
-        };
-        let dir = temp_dir(&format!("legate-e2e-{name}"))?;
-
-        // The agent: the container's args and env, acting as the pod's ServiceAccount.
-        let agent = container("legate-agent")?;
-        let mut args = strings(&agent["args"]);
-        if let Some(port) = moved.ads {
-            set_flag(&mut args, "--ads-address", &format!("127.0.0.1:{port}"))?;
-        }
-        if let Some(port) = moved.metrics {
-            set_flag(&mut args, "--metrics-address", &format!("0.0.0.0:{port}"))?;
-        }
-        let metrics_port = flag(&args, "--metrics-address")?
-            .rsplit_once(':')
-            .and_then(|(_, p)| p.parse::<u16>().ok())
-            .ok_or_else(|| anyhow!("--metrics-address without a port"))?;
-        let kubeconfig = write_impersonating_kubeconfig(
-            &dir,
-            &format!("system:serviceaccount:{namespace}:{service_account}"),
-        )?;
-        let mut command = Command::new(binary("LEGATE_AGENT_BIN", "target/debug/legate-agent"));
-        // Exactly the template's environment, plus where the API server is (and, to debug,
-        // the agent's log filter from LEGATE_E2E_AGENT_LOG).
-        command
-            .args(&args)
-            .env_clear()
-            .envs(env(agent, namespace, name)?)
-            .env("KUBECONFIG", &kubeconfig);
-        if let Some(filter) = std::env::var_os("LEGATE_E2E_AGENT_LOG") {
-            command.env("RUST_LOG", filter);
-        }
-        let agent = LocalProcess::spawn(
-            &format!("{name} legate-agent"),
-            command,
-            dir.join("agent.log"),
-        )?;
-
-        // Envoy: the container's args, its bootstrap file the ConfigMap's.
-        let envoy = container("envoy")?;
-        let mut args = strings(&envoy["args"]);
-        let mut bootstrap = bootstrap.to_owned();
-        let ads = moved.ads.map(|p| (18000, p));
-        let admin_port = moved.admin.unwrap_or(19000);
-        for (from, to) in ads.into_iter().chain(moved.admin.map(|p| (19000, p))) {
-            let old = format!("port_value: {from}\n");
-            ensure!(
-                bootstrap.matches(&old).count() == 1,
-                "the bootstrap has no single {old:?}:\n{bootstrap}"
-            );
-            bootstrap = bootstrap.replace(&old, &format!("port_value: {to}\n"));
-        }
-        ensure!(
-            bootstrap.contains(&format!("port_value: {admin_port}\n")),
-            "the bootstrap's admin port is not {admin_port}:\n{bootstrap}"
-        );
-        let path = dir.join("bootstrap.yaml");
-        std::fs::write(&path, &bootstrap)?;
-        set_flag(&mut args, "-c", path.to_str().expect("a UTF-8 temp path"))?;
-        let mut command = Command::new(binary("LEGATE_ENVOY", ".tools/bin/envoy"));
-        // In a cluster each pod's Envoy has its own network namespace; here they all share the
-        // machine's, where hot restart's abstract domain socket (named by the base id, 0 unless
-        // told) would clash between the pods' Envoys and any other on the machine. A base id of
-        // its own (its admin port, ours while it runs) keeps them apart.
-        command
-            .args(&args)
-            .args(["--base-id", &admin_port.to_string()]);
-        let envoy = LocalProcess::spawn(&format!("{name} envoy"), command, dir.join("envoy.log"))?;
-        Ok(Self {
-            name: name.to_owned(),
-            agent,
-            envoy,
-            metrics: format!("127.0.0.1:{metrics_port}"),
-        })
-    }
-
-    /// Waits for `/readyz`: the agent is ready once its Envoy acknowledged a configuration.
-    async fn wait_ready(&mut self) -> Result<()> {
-        let start = Instant::now();
-        loop {
-            for p in [&mut self.agent, &mut self.envoy] {
-                if let Some(status) = p.exited() {
-                    bail!("{} exited with {status}", p.name);
-                }
-            }
-            if http_get(&self.metrics, "/readyz", None).is_ok_and(|r| r.status == 200) {
-                return Ok(());
-            }
-            if start.elapsed() > WAIT {
-                bail!("pod {} not ready within {WAIT:?}", self.name);
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
-
-    /// The configuration version the pod's Envoy acknowledged, as `/readyz` says it.
-    fn served_version(&self) -> Result<String> {
-        let ready = http_get(&self.metrics, "/readyz", None)?.body;
-        ready
-            .split_once("serving configuration ")
-            .and_then(|(_, rest)| rest.split([' ', ';', '\n']).next())
-            .map(str::to_owned)
-            .ok_or_else(|| anyhow!("{}: /readyz names no configuration: {ready:?}", self.name))
-    }
-
-    /// A sample of the agent's `/metrics`.
-    fn metric(&self, name: &str) -> Result<f64> {
-        let text = http_get(&self.metrics, "/metrics", None)?.body;
-        metric(&text, name).ok_or_else(|| anyhow!("{}: no {name} in:\n{text}", self.name))
-    }
-}
-
-/// A binary: `$VAR`, else `relative` under the repository root.
-fn binary(var: &str, relative: &str) -> PathBuf {
-    std::env::var_os(var)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(relative))
-}
-
-fn strings(list: &Value) -> Vec<String> {
-    list.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s.as_str().map(str::to_owned))
-        .collect()
-}
-
-fn flag<'a>(args: &'a [String], name: &str) -> Result<&'a str> {
-    let i = args
-        .iter()
-        .position(|a| a == name)
-        .ok_or_else(|| anyhow!("no {name} in {args:?}"))?;
-    args.get(i + 1)
-        .map(String::as_str)
-        .ok_or_else(|| anyhow!("{name} without a value"))
-}
-
-fn set_flag(args: &mut [String], name: &str, value: &str) -> Result<()> {
-    let i = args
-        .iter()
-        .position(|a| a == name)
-        .ok_or_else(|| anyhow!("no {name} in {args:?}"))?;
-    *args
-        .get_mut(i + 1)
-        .ok_or_else(|| anyhow!("{name} without a value"))? = value.to_owned();
-    Ok(())
-}
-
-/// A container's `env` as a kubelet resolves it for pod `pod` in `namespace`.
-fn env(container: &Value, namespace: &str, pod: &str) -> Result<Vec<(String, String)>> {
-    let mut out = Vec::new();
-    for e in container["env"].as_array().into_iter().flatten() {
-        let name = e["name"].as_str().unwrap_or_default().to_owned();
-        let value = if let Some(v) = e["value"].as_str() {
-            v.to_owned()
-        } else {
-            match e["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
-                Some("metadata.namespace") => namespace.to_owned(),
-                Some("metadata.name") => pod.to_owned(),
-                _ => bail!("env {name}: the test cannot resolve {e}"),
-            }
-        };
-        out.push((name, value));
-    }
-    Ok(out)
-}
-
 /// A request through Envoy's Listener on `port`, for the team-a Host's domain.
 fn through(port: u16, path: &str) -> Result<HttpResponse> {
-    http_get(&format!("127.0.0.1:{port}"), path, Some(HOST_HEADER))
+    gateway::through(port, path, HOST_HEADER)
 }
 
 /// Waits until `path` on `port` answers 200 from `upstream` (a route just acknowledged may
 /// take a moment to reach Envoy's workers).
 async fn expect_route(port: u16, path: &str, upstream: &str) -> Result<()> {
-    let last = RefCell::new(String::new());
-    let found = wait_for(
-        &format!("GET {path} on :{port} → {upstream}"),
-        WAIT,
-        || async {
-            let answer = through(port, path)?;
-            *last.borrow_mut() = format!("{answer:?}");
-            Ok((answer.status == 200 && answer.body == upstream).then_some(()))
-        },
-    )
-    .await;
-    found.with_context(|| format!("last answer: {}", last.borrow()))
+    gateway::expect_route(port, path, HOST_HEADER, upstream).await
 }
 
 /// The named columns of a `kubectl get` table, row by row (cells contain no spaces here).
