@@ -11,7 +11,7 @@ pub mod gateway;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::Arc;
@@ -785,18 +785,27 @@ pub fn metric_sum(text: &str, name: &str) -> f64 {
         .sum()
 }
 
-/// A tiny HTTP/1.1 server on 127.0.0.1 answering every request `200` with its `name` as the
-/// body, on a thread of its own; stops when dropped.
+/// A tiny HTTP/1.1 server (on 127.0.0.1 unless told otherwise) answering every request `200`
+/// with its `name` as the body, on a thread of its own; stops when dropped.
 pub struct HttpUpstream {
     pub name: String,
     pub port: u16,
+    /// Where it listens.
+    pub addr: SocketAddr,
     stop: Arc<AtomicBool>,
 }
 
 impl HttpUpstream {
+    /// On a free port of 127.0.0.1.
     pub fn start(name: &str) -> Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let port = listener.local_addr()?.port();
+        Self::start_on(name, "127.0.0.1:0")
+    }
+
+    /// On `address` (`IP:PORT`, port 0 for a free one).
+    pub fn start_on(name: &str, address: &str) -> Result<Self> {
+        let listener =
+            TcpListener::bind(address).with_context(|| format!("listening on {address}"))?;
+        let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let (body, stopping) = (name.to_owned(), stop.clone());
         std::thread::spawn(move || {
@@ -811,7 +820,8 @@ impl HttpUpstream {
         });
         Ok(Self {
             name: name.to_owned(),
-            port,
+            port: addr.port(),
+            addr,
             stop,
         })
     }
@@ -822,19 +832,23 @@ impl HttpUpstream {
     }
 }
 
-/// Answers each request on one (keep-alive) connection until the peer closes it.
+/// Answers each request on one (keep-alive) connection until the peer closes it or asks to
+/// (`Connection: close`).
 fn serve_http(mut stream: TcpStream, body: &str) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
     let mut pending = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
         while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&pending[..end]).to_ascii_lowercase();
+            let close = head.contains("\r\nconnection: close");
             pending.drain(..end + 4);
             let answer = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{body}",
-                body.len()
+                "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n{}\r\n{body}",
+                body.len(),
+                if close { "connection: close\r\n" } else { "" }
             );
-            if stream.write_all(answer.as_bytes()).is_err() {
+            if stream.write_all(answer.as_bytes()).is_err() || close {
                 return;
             }
         }
@@ -849,7 +863,7 @@ impl Drop for HttpUpstream {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         // Wake the accepting thread so it sees the flag.
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
     }
 }
 
