@@ -30,9 +30,10 @@ trap 'exit 130' INT TERM
 
 # Compile first: a build error should not cost a cluster start. No kubelet runs pods here, so
 # the tests run what pods would as local processes: the operator (tests/operator.rs,
-# tests/gateway.rs) and a gateway pod's agent and Envoy (tests/gateway.rs). The binaries
-# target/debug/legate-operator and legate-agent come from the build of their crates' integration
-# tests; Envoy is $LEGATE_ENVOY or .tools/bin/envoy (`make envoy`).
+# tests/gateway.rs, ...) and a gateway pod's agent and Envoy (tests/gateway.rs, outage.rs,
+# endpoints.rs). The binaries target/debug/legate-operator and legate-agent come from the build
+# of their crates' integration tests; Envoy is $LEGATE_ENVOY or .tools/bin/envoy (`make envoy`).
+# tests/endpoints.rs runs its upstreams in a network namespace (root and iproute2's `ip`).
 cargo test --workspace --no-run
 if [ -z "${LEGATE_ENVOY:-}" ] && [ ! -x .tools/bin/envoy ]; then
   echo "e2e: .tools/bin/envoy is missing: run \`make envoy\` (or set LEGATE_ENVOY)" >&2
