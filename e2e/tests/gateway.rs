@@ -11,7 +11,7 @@
 //!
 //! Then the status writes: none on a resync, none from a second replica, a standby that takes
 //! the Lease when the leader stops and follows a later change; two installations with different
-//! `ambassadorId`s sharing a route, each with its own entry; a burst of 300 Mappings built in a
+//! `ambassadorId`s sharing a route, each with its own entry; a burst of 1,000 Mappings built in a
 //! handful of configurations. Slowest parts last.
 
 use std::{
@@ -527,15 +527,17 @@ spec:
         .await?;
     }
 
-    // 8. A burst: 300 Mappings in one `kubectl apply`, built in a handful of configurations.
-    const BURST: usize = 300;
+    // 8. A burst: 1,000 Mappings in one `kubectl apply`, built in a handful of configurations,
+    // each Mapping's status written once.
+    const BURST: usize = 1_000;
     let builds_before = world.pod("edge-1").metric(BUILDS)?;
+    let writes_before = world.pod("edge-1").metric(WRITES)?;
     let mut burst = String::new();
     for i in 0..BURST {
         burst.push_str(&format!(
             "---\napiVersion: getambassador.io/v3alpha1\nkind: Mapping\n\
-             metadata: {{name: burst-{i:03}, namespace: {a}, labels: {{burst: \"yes\"}}}}\n\
-             spec: {{hostname: \"*\", prefix: /burst-{i:03}/, service: {svc_a}}}\n"
+             metadata: {{name: burst-{i:04}, namespace: {a}, labels: {{burst: \"yes\"}}}}\n\
+             spec: {{hostname: \"*\", prefix: /burst-{i:04}/, service: {svc_a}}}\n"
         ));
     }
     let started = Instant::now();
@@ -560,16 +562,22 @@ spec:
     )
     .await?;
     let builds = world.pod("edge-1").metric(BUILDS)? - builds_before;
+    let writes = world.pod("edge-1").metric(WRITES)? - writes_before;
     println!(
         "burst: {BURST} Mappings applied in {applied_in:?}, all Programmed after {:?}, \
-         in {builds} builds",
+         in {builds} builds and {writes} status writes",
         started.elapsed()
     );
     assert!(
         builds <= 20.0,
         "{builds} configurations built for {BURST} edits"
     );
-    expect_route(LISTENER_PORT, "/burst-299/", "team-a upstream").await?;
+    // One per Mapping, and a few of the installation's counts as they grow.
+    assert!(
+        writes <= (BURST + 20) as f64,
+        "{writes} status writes for {BURST} new Mappings"
+    );
+    expect_route(LISTENER_PORT, "/burst-0999/", "team-a upstream").await?;
 
     // Deleted while the operator runs, so its finalizer removes the cluster-scoped RBAC and the
     // namespaces can go.
