@@ -789,3 +789,32 @@ spec: {hostname: shop.example.com, prefix: /other/, service: other}
     assert!(ir.unreachable.is_empty(), "{:?}", ir.unreachable);
     assert_eq!(routes(&ir), [("other".to_owned(), None)]);
 }
+
+#[test]
+fn a_retry_timeout_no_duration_can_hold_refuses_its_mapping_alone_instead_of_panicking() {
+    // Passes the schema's pattern; `Duration::from_secs_f64` panicked on it, on every start.
+    let yaml = [
+        LISTENER,
+        &mapping(
+            "forever",
+            "  prefix: /forever/\n  service: forever\n  retry_policy: {per_try_timeout: 99999999999999999999h}",
+        ),
+        &mapping(
+            "fine",
+            "  prefix: /fine/\n  service: fine\n  retry_policy: {per_try_timeout: 1.5s}",
+        ),
+    ]
+    .concat();
+    let ir = ir(&yaml);
+    assert_eq!(routes(&ir), [("fine".to_owned(), None)]);
+    let refused = &ir.rejections[0];
+    assert_eq!(
+        (refused.object.name.as_str(), refused.reason),
+        ("forever", Reason::Invalid)
+    );
+    assert_eq!(
+        refused.message,
+        "retry_policy.per_try_timeout: \"99999999999999999999h\" is out of range: at most \
+         315576000000 seconds (10,000 years)"
+    );
+}

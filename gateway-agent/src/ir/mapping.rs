@@ -350,11 +350,18 @@ pub fn route(
             idle_timeout: spec.idle_timeout_ms.map(millis),
             host_rewrite: spec.host_rewrite.clone(),
             auto_host_rewrite: spec.auto_host_rewrite == Some(true),
-            retry: spec.retry_policy.as_ref().map(|r| Retry {
-                retry_on: retry_on(r.retry_on.unwrap_or(RetryOn::FiveXx)).into(),
-                num_retries: r.num_retries.map_or(1, |n| n.get() as u32),
-                per_try_timeout: r.per_try_timeout.as_deref().and_then(parse_duration),
-            }),
+            retry: match &spec.retry_policy {
+                Some(r) => Some(Retry {
+                    retry_on: retry_on(r.retry_on.unwrap_or(RetryOn::FiveXx)).into(),
+                    num_retries: r.num_retries.map_or(1, |n| n.get() as u32),
+                    per_try_timeout: r
+                        .per_try_timeout
+                        .as_deref()
+                        .map(|t| parse_duration("retry_policy.per_try_timeout", t))
+                        .transpose()?,
+                }),
+                None => None,
+            },
             upgrades,
             mirrors: Vec::new(),
         };
@@ -583,17 +590,29 @@ fn retry_on(r: RetryOn) -> &'static str {
     }
 }
 
-/// `250ms`, `1.5s`, `2m`, `1h` (the schema's pattern).
-fn parse_duration(s: &str) -> Option<Duration> {
-    let split = s.find(|c: char| c.is_ascii_alphabetic())?;
+/// The longest duration Envoy takes: protobuf's `Duration` holds up to 10,000 years.
+const MAX_DURATION_SECS: f64 = 315_576_000_000.0;
+
+/// `250ms`, `1.5s`, `2m`, `1h` (the schema's pattern). A value the schema lets through but no
+/// duration can hold (`99999999999999999999h`) refuses the Mapping, naming `field`, rather than
+/// panicking the agent on every start.
+fn parse_duration(field: &str, s: &str) -> Result<Duration, String> {
+    let bad = || format!("{field}: {s:?} is not a duration such as 250ms, 1.5s, 2m or 1h");
+    let split = s.find(|c: char| c.is_ascii_alphabetic()).ok_or_else(bad)?;
     let (number, unit) = s.split_at(split);
-    let n: f64 = number.parse().ok()?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return None,
+    let n: f64 = number.parse().map_err(|_| bad())?;
+    let scale = match unit {
+        "ms" => 0.001,
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(bad()),
     };
-    Some(Duration::from_secs_f64(secs))
+    let secs = n * scale;
+    if !(0.0..=MAX_DURATION_SECS).contains(&secs) {
+        return Err(format!(
+            "{field}: {s:?} is out of range: at most {MAX_DURATION_SECS} seconds (10,000 years)"
+        ));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|_| bad())
 }
