@@ -5,7 +5,10 @@
 //! position, the object and the field, and the others still load. Documents of kinds Legate
 //! does not serve, and fields it does not know, are [`Warning`]s.
 
-use std::{fmt, path::Path};
+use std::{
+    fmt, io,
+    path::{Path, PathBuf},
+};
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -104,13 +107,13 @@ pub struct DirectoryLoad {
     pub file_errors: Vec<FileError>,
 }
 
-/// Loads every `*.yaml`/`*.yml` file under `dir`, recursively, in path order (so the result
-/// does not depend on the file system's listing order). Hidden files and folders are skipped:
-/// editors and `kubectl` leave swap and temporary files there.
+/// Loads every `*.yaml`/`*.yml` file under `dir` ([`yaml_files`]), in path order (so the
+/// result does not depend on the file system's listing order).
 pub fn load_dir(dir: &Path) -> Result<DirectoryLoad, FileError> {
-    let mut files = Vec::new();
-    collect_yaml(dir, &mut files)?;
-    files.sort();
+    let files = yaml_files(dir).map_err(|source| FileError::Read {
+        origin: dir.display().to_string(),
+        source,
+    })?;
     let mut result = DirectoryLoad::default();
     for file in files {
         match load_file(&file) {
@@ -125,37 +128,120 @@ pub fn load_dir(dir: &Path) -> Result<DirectoryLoad, FileError> {
     Ok(result)
 }
 
-fn collect_yaml(dir: &Path, files: &mut Vec<std::path::PathBuf>) -> Result<(), FileError> {
-    let read_err = |source| FileError::Read {
-        origin: dir.display().to_string(),
+/// Loads one file ([`read_file`]'s limits); `origin` in messages is the path as given.
+pub fn load_file(path: &Path) -> Result<Loaded, FileError> {
+    let origin = path.display().to_string();
+    let read = |source| FileError::Read {
+        origin: origin.clone(),
         source,
     };
-    for entry in std::fs::read_dir(dir).map_err(read_err)? {
-        let path = entry.map_err(read_err)?.path();
-        let hidden = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with('.'));
-        if hidden {
+    let bytes = read_file(path).map_err(read)?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| read(io::Error::new(io::ErrorKind::InvalidData, e.utf8_error())))?;
+    load_str(&origin, &text)
+}
+
+/// Directories nested deeper than this are not read.
+const MAX_DEPTH: usize = 32;
+
+/// Every `*.yaml`/`*.yml` file under `dir`, recursively, sorted. Links are followed (a
+/// ConfigMap volume's files are links), but each real directory is walked once and each real
+/// file listed once, under its first path: a link loop ends, and a file many links point at is
+/// read once. Hidden files and folders are skipped (editors and `kubectl` leave swap and
+/// temporary files there, and a ConfigMap volume keeps its real files under `..data`), as are
+/// files not named `*.yaml`/`*.yml` (`file.yaml~`, `file.yaml.swp`).
+pub fn yaml_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    list_yaml(dir, 0, &mut Seen::default(), &mut out)?;
+    Ok(out)
+}
+
+fn is_hidden(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.'))
+}
+
+/// A YAML file larger than this is refused whole: one file must not cost the agent its memory
+/// (a link to `/dev/zero` once grew it to 1.5 GB). 10,000 Mappings take about 2 MiB.
+pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Reads a regular file (links followed) of at most [`MAX_FILE_BYTES`]. A FIFO, a device or a
+/// socket is never opened: reading one blocks, or never ends.
+pub fn read_file(path: &Path) -> io::Result<Vec<u8>> {
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file (a FIFO, device or socket is never read)",
+        ));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} bytes, more than the {MAX_FILE_BYTES} a file may have",
+                meta.len()
+            ),
+        ));
+    }
+    let mut bytes = Vec::new();
+    // The size can grow between the look and the read: never read past the limit.
+    io::Read::read_to_end(
+        &mut io::Read::take(std::fs::File::open(path)?, MAX_FILE_BYTES + 1),
+        &mut bytes,
+    )?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("more than the {MAX_FILE_BYTES} bytes a file may have"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// The real directories and files already listed, so a link loop is walked once and a file
+/// that several links point at is read once (under its first path in sorted order).
+#[derive(Default)]
+struct Seen(std::collections::HashSet<PathBuf>);
+
+impl Seen {
+    /// Whether `path` (resolved) is new; a path that cannot be resolved counts as new.
+    fn first(&mut self, path: &Path) -> bool {
+        match std::fs::canonicalize(path) {
+            Ok(real) => self.0.insert(real),
+            Err(_) => true,
+        }
+    }
+}
+
+fn list_yaml(dir: &Path, depth: usize, seen: &mut Seen, out: &mut Vec<PathBuf>) -> io::Result<()> {
+    if !seen.first(dir) {
+        return Ok(());
+    }
+    let mut entries = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        entries.push(entry?.path());
+    }
+    entries.sort();
+    for path in entries {
+        if is_hidden(&path) {
             continue;
         }
+        // Follows symlinks, as a ConfigMap volume's files are links.
         if path.is_dir() {
-            collect_yaml(&path, files)?;
-        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-            files.push(path);
+            if depth < MAX_DEPTH {
+                // A subdirectory removed while listing is simply gone.
+                match list_yaml(&path, depth + 1, seen, out) {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    other => other?,
+                }
+            }
+        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") && seen.first(&path) {
+            out.push(path);
         }
     }
     Ok(())
-}
-
-/// Loads one file; `origin` in messages is the path as given.
-pub fn load_file(path: &Path) -> Result<Loaded, FileError> {
-    let origin = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| FileError::Read {
-        origin: origin.clone(),
-        source,
-    })?;
-    load_str(&origin, &text)
 }
 
 /// Loads every document of `text`; `origin` names it in messages.

@@ -10,13 +10,10 @@ use std::{
 
 use legate_crds::{
     ObjectRef, Resource,
-    loader::{FileError, load_str},
+    loader::{FileError, load_str, read_file, yaml_files},
 };
 
 use super::{Rejection, SourceError, SourceSnapshot};
-
-/// Directories nested deeper than this are not read (a guard against symlink loops).
-const MAX_DEPTH: usize = 32;
 
 /// What one file yielded the last time it parsed.
 #[derive(Clone, Debug, Default)]
@@ -59,15 +56,14 @@ impl DirectoryState {
     /// dropped. Fails only when the directory itself cannot be listed (the state is then
     /// unchanged).
     pub fn rescan(&mut self) -> Result<(), SourceError> {
-        let mut paths = Vec::new();
-        list_yaml(&self.dir, 0, &mut paths).map_err(|source| SourceError::Directory {
+        let paths = yaml_files(&self.dir).map_err(|source| SourceError::Directory {
             path: self.dir.clone(),
             source,
         })?;
         let present: BTreeSet<&PathBuf> = paths.iter().collect();
         self.files.retain(|path, _| present.contains(path));
         for path in paths {
-            match std::fs::read(&path) {
+            match read_file(&path) {
                 Ok(bytes) => self.update(path, bytes),
                 // Deleted between listing and reading.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -152,39 +148,4 @@ fn reuse_unchanged(parsed: Vec<Resource>, previous: &[Arc<Resource>]) -> Vec<Arc
                 .map_or_else(|| Arc::new(r), |o| Arc::clone(o))
         })
         .collect()
-}
-
-/// Hidden files and folders are skipped (editors and `kubectl` leave swap and temporary files
-/// there, and a Kubernetes ConfigMap volume keeps its real files under `..data`), as are files
-/// not named `*.yaml`/`*.yml` (`file.yaml~`, `file.yaml.swp`, `#file.yaml#`).
-pub(crate) fn is_hidden(path: &Path) -> bool {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n.starts_with('.'))
-}
-
-fn list_yaml(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> io::Result<()> {
-    let mut entries = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        entries.push(entry?.path());
-    }
-    entries.sort();
-    for path in entries {
-        if is_hidden(&path) {
-            continue;
-        }
-        // Follows symlinks, as a ConfigMap volume's files are links.
-        if path.is_dir() {
-            if depth < MAX_DEPTH {
-                // A subdirectory removed while listing is simply gone.
-                match list_yaml(&path, depth + 1, out) {
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    other => other?,
-                }
-            }
-        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-            out.push(path);
-        }
-    }
-    Ok(())
 }

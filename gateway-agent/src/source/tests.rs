@@ -322,3 +322,80 @@ fn dropping_the_guard_stops_publishing() {
     assert_eq!(rx.borrow().generation, 1);
     assert!(rx.has_changed().is_err(), "the sender is gone");
 }
+
+/// Hostile files in the directory: none of them hangs, bloats or multiplies the load, and the
+/// good file beside them still serves.
+#[test]
+fn fifos_devices_link_loops_and_many_links_to_one_file_cost_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "good.yaml", &mapping("good", "/good/"));
+    // Reading a FIFO blocks until someone writes: it is never opened.
+    let fifo = dir.path().join("fifo.yaml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // A link to a device that never ends.
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero.yaml")).unwrap();
+    // A directory that contains itself, twice over.
+    std::os::unix::fs::symlink(".", dir.path().join("loop")).unwrap();
+    std::fs::create_dir_all(dir.path().join("sub")).unwrap();
+    std::os::unix::fs::symlink("..", dir.path().join("sub/up")).unwrap();
+    // Many links to one file: read once.
+    for i in 0..5 {
+        std::os::unix::fs::symlink("good.yaml", dir.path().join(format!("link-{i}.yaml"))).unwrap();
+    }
+
+    let mut state = DirectoryState::new(dir.path().to_owned());
+    state.rescan().unwrap();
+    let snapshot = state.snapshot();
+    assert_eq!(names(&snapshot), ["good"], "one Mapping, loaded once");
+    let refused: Vec<(String, &str)> = snapshot
+        .rejected
+        .iter()
+        .map(|r| {
+            let file = Path::new(&r.origin)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            (file, r.message.as_str())
+        })
+        .collect();
+    assert_eq!(
+        refused,
+        [
+            (
+                "fifo.yaml".to_owned(),
+                "cannot read: not a regular file (a FIFO, device or socket is never read)"
+            ),
+            (
+                "zero.yaml".to_owned(),
+                "cannot read: not a regular file (a FIFO, device or socket is never read)"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_file_over_the_size_limit_is_refused_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.yaml");
+    let file = std::fs::File::create(&big).unwrap();
+    // Sparse: the limit is checked before anything is read.
+    file.set_len(legate_crds::loader::MAX_FILE_BYTES + 1)
+        .unwrap();
+    write(dir.path(), "good.yaml", &mapping("good", "/good/"));
+    let mut state = DirectoryState::new(dir.path().to_owned());
+    state.rescan().unwrap();
+    let snapshot = state.snapshot();
+    assert_eq!(names(&snapshot), ["good"]);
+    assert!(
+        snapshot.rejected[0]
+            .message
+            .contains("more than the 67108864 a file may have"),
+        "{}",
+        snapshot.rejected[0].message
+    );
+}
