@@ -258,7 +258,11 @@ pub fn load_str(origin: &str, text: &str) -> Result<Loaded, FileError> {
     let documents: Vec<Value> =
         serde_saphyr::from_multiple_with_options(text, options).map_err(|e| FileError::Yaml {
             origin: origin.to_owned(),
-            message: e.to_string(),
+            // The message and its line and column, never the file's lines around it: the file
+            // may be a Secret, and its lines a private key.
+            message: e.render_with_options(serde_saphyr::render_options! {
+                snippets: serde_saphyr::SnippetMode::Off,
+            }),
         })?;
     let mut loaded = Loaded::default();
     for (i, document) in documents.into_iter().enumerate() {

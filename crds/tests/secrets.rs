@@ -168,3 +168,24 @@ fn secrets_of_other_types_are_skipped_with_a_warning() {
         loaded.warnings[0]
     );
 }
+
+#[test]
+fn a_secret_file_that_is_not_yaml_is_refused_without_printing_a_line_of_it() {
+    // A tab where YAML wants spaces, in the middle of a key.
+    let text = "apiVersion: v1\nkind: Secret\nmetadata: {name: tls, namespace: default}\n\
+                type: kubernetes.io/tls\nstringData:\n  tls.key: |\n    -----BEGIN PRIVATE KEY-----\n\
+                \tMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\n  : [unclosed\n";
+    let e = legate_crds::loader::load_str("tls.yaml", text).unwrap_err();
+    let message = e.to_string();
+    assert!(
+        message.starts_with("tls.yaml: not valid YAML: "),
+        "{message}"
+    );
+    for secret in ["MIIE", "PRIVATE KEY", "BEGIN"] {
+        assert!(
+            !message.contains(secret),
+            "the error quotes the key: {message}"
+        );
+    }
+    assert!(message.contains("line"), "it still says where: {message}");
+}
