@@ -153,6 +153,9 @@ const MAX_DEPTH: usize = 32;
 pub fn yaml_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     list_yaml(dir, 0, &mut Seen::default(), &mut out)?;
+    // The walk sorts each directory; the whole list is in path order (`a/x.yaml` after
+    // `a.yaml`), as it always was.
+    out.sort();
     Ok(out)
 }
 
