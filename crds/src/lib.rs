@@ -4,6 +4,8 @@
 
 pub mod fields;
 pub mod loader;
+pub mod names;
+pub mod printable;
 pub mod status;
 
 pub mod auth_service;

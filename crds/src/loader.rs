@@ -13,7 +13,7 @@ use std::{
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::{ObjectRef, Resource};
+use crate::{ObjectRef, Resource, printable::escaped};
 
 /// What one file yielded.
 #[derive(Debug, Default)]
@@ -247,45 +247,190 @@ fn list_yaml(dir: &Path, depth: usize, seen: &mut Seen, out: &mut Vec<PathBuf>) 
     Ok(())
 }
 
-/// Loads every document of `text`; `origin` names it in messages.
+/// What one document may cost, in a file as from the API server. No Kubernetes object is larger
+/// than etcd's 1.5 MiB request limit, and a Mapping has about fifty nodes; a document past either
+/// bound is refused alone, before it is built in memory (one of a million `ambassador_id`s once
+/// grew the agent by 425 MB).
+pub const MAX_DOCUMENT_BYTES: usize = 1536 * 1024;
+/// See [`MAX_DOCUMENT_BYTES`]: YAML nodes (mappings, sequences and scalars) in one document.
+pub const MAX_DOCUMENT_NODES: usize = 10_000;
+/// Documents in one file: 10,000 Mappings in one generated file are legitimate; a file of empty
+/// documents by the million is not.
+pub const MAX_DOCUMENTS: usize = 100_000;
+
+/// Documents over budget in one file before the file is refused whole: each one costs a new
+/// start of the parser.
+const MAX_DOCUMENTS_OVER_BUDGET: usize = 8;
+
+/// Loads every document of `text`; `origin` names it in messages. Documents are numbered from 1
+/// in file order, empty ones (a trailing `---`) not counted.
 pub fn load_str(origin: &str, text: &str) -> Result<Loaded, FileError> {
-    // serde-saphyr's default budget stops at 1,024 documents and 250,000 nodes; a generated
-    // configuration of 10,000 Mappings in one file is legitimate. Alias limits stay as they are.
+    let mut loaded = Loaded::default();
+    let mut index = 0;
+    let mut over_budget = 0;
+    let mut resume = 0;
+    loop {
+        // After a document over budget the parser starts again at the next one, the lines read
+        // so far blank so that every line number stays true.
+        let padded;
+        let rest = if resume == 0 {
+            text
+        } else {
+            let lines = text[..resume].matches('\n').count();
+            padded = format!("{}{}", "\n".repeat(lines), &text[resume..]);
+            &padded
+        };
+        let Some(line) = load_documents(origin, rest, &mut index, &mut loaded)? else {
+            return Ok(loaded);
+        };
+        over_budget += 1;
+        if over_budget > MAX_DOCUMENTS_OVER_BUDGET {
+            return Err(FileError::Yaml {
+                origin: origin.to_owned(),
+                message: format!(
+                    "more than {MAX_DOCUMENTS_OVER_BUDGET} documents larger than a document may \
+                     be; the file is refused whole"
+                ),
+            });
+        }
+        match next_document_start(text, line) {
+            Some(offset) => resume = offset,
+            None => return Ok(loaded),
+        }
+    }
+}
+
+/// Loads the documents of `text` until its end (`None`) or until one over budget, which is
+/// refused: then the line where the budget broke.
+fn load_documents(
+    origin: &str,
+    text: &str,
+    index: &mut usize,
+    loaded: &mut Loaded,
+) -> Result<Option<u64>, FileError> {
+    // The message and its line and column, never the file's lines around it: the file may be a
+    // Secret, and its lines a private key.
+    let render = |e: &serde_saphyr::Error| {
+        e.render_with_options(serde_saphyr::render_options! {
+            snippets: serde_saphyr::SnippetMode::Off,
+        })
+    };
+    let yaml_error = |message| FileError::Yaml {
+        origin: origin.to_owned(),
+        message,
+    };
+    // Each document has its own budget, checked as it is parsed: what breaks it is never built.
     let options = serde_saphyr::options! {
         budget: serde_saphyr::budget! {
-            max_documents: 1_000_000,
-            max_nodes: 50_000_000,
-            max_events: 100_000_000,
+            max_nodes: MAX_DOCUMENT_NODES,
+            max_total_scalar_bytes: MAX_DOCUMENT_BYTES,
+            max_events: 4 * MAX_DOCUMENT_NODES,
         },
     };
-    let documents: Vec<Value> =
-        serde_saphyr::from_multiple_with_options(text, options).map_err(|e| FileError::Yaml {
-            origin: origin.to_owned(),
-            // The message and its line and column, never the file's lines around it: the file
-            // may be a Secret, and its lines a private key.
-            message: e.render_with_options(serde_saphyr::render_options! {
-                snippets: serde_saphyr::SnippetMode::Off,
-            }),
-        })?;
-    let mut loaded = Loaded::default();
-    for (i, document) in documents.into_iter().enumerate() {
-        if document.is_null() {
-            continue; // an empty document, e.g. a trailing `---`
+    let mut bytes = text.as_bytes();
+    for document in serde_saphyr::read_with_options::<_, Value>(&mut bytes, options) {
+        *index += 1;
+        if *index > MAX_DOCUMENTS {
+            return Err(yaml_error(format!(
+                "more than {MAX_DOCUMENTS} documents; the file is refused whole"
+            )));
         }
-        load_document(origin, i + 1, document, &mut loaded);
+        match document {
+            Ok(document) => load_document(origin, *index, document, loaded),
+            Err(e @ serde_saphyr::Error::Budget { .. }) => {
+                loaded.errors.push(DocumentError {
+                    origin: origin.to_owned(),
+                    index: *index,
+                    object: None,
+                    problems: vec![problem(
+                        "",
+                        &format!(
+                            "larger than a document may be (at most {MAX_DOCUMENT_NODES} YAML \
+                             nodes and {MAX_DOCUMENT_BYTES} bytes of text): {}",
+                            render(&e)
+                        ),
+                    )],
+                });
+                return match e.location() {
+                    Some(at) => Ok(Some(at.line())),
+                    None => Err(yaml_error(render(&e))),
+                };
+            }
+            // Not YAML: the whole file is refused, as no document after it can be trusted.
+            Err(e) => return Err(yaml_error(render(&e))),
+        }
     }
-    Ok(loaded)
+    Ok(None)
+}
+
+/// The byte offset of the first document marker (`---` at the start of a line) after line
+/// `after` (1-based). YAML forbids such a line inside any scalar, so it always starts the next
+/// document.
+fn next_document_start(text: &str, after: u64) -> Option<usize> {
+    let mut offset = 0;
+    for (number, line) in (1u64..).zip(text.split_inclusive('\n')) {
+        let marker = line
+            .strip_prefix("---")
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '\r', '\n']));
+        if number > after && marker {
+            return Some(offset);
+        }
+        offset += line.len();
+    }
+    None
 }
 
 /// Loads one object as the API server handed it over (a watch event): the same checks, errors
 /// and warnings as a document of a file, with `origin` naming where it came from.
 pub fn load_object(origin: &str, object: Value) -> Loaded {
     let mut loaded = Loaded::default();
-    load_document(origin, 1, object, &mut loaded);
+    if within_budget(&object) {
+        load_document(origin, 1, object, &mut loaded);
+    } else {
+        loaded.errors.push(DocumentError {
+            origin: origin.to_owned(),
+            index: 1,
+            object: identify(&object),
+            problems: vec![problem(
+                "",
+                &format!(
+                    "larger than a document may be (at most {MAX_DOCUMENT_NODES} nodes and \
+                     {MAX_DOCUMENT_BYTES} bytes of text)"
+                ),
+            )],
+        });
+    }
     loaded
 }
 
-fn load_document(origin: &str, index: usize, document: Value, loaded: &mut Loaded) {
+/// Whether an object costs no more than a document of a file may ([`MAX_DOCUMENT_NODES`],
+/// [`MAX_DOCUMENT_BYTES`]); the count stops at the first bound crossed.
+fn within_budget(object: &Value) -> bool {
+    let mut nodes = 0usize;
+    let mut bytes = 0usize;
+    let mut pending = vec![object];
+    while let Some(value) = pending.pop() {
+        nodes += 1;
+        match value {
+            Value::String(s) => bytes += s.len(),
+            Value::Array(items) => pending.extend(items),
+            Value::Object(map) => {
+                // A key is a scalar node of its own in YAML.
+                nodes += map.len();
+                bytes += map.keys().map(String::len).sum::<usize>();
+                pending.extend(map.values());
+            }
+            _ => {}
+        }
+        if nodes > MAX_DOCUMENT_NODES || bytes > MAX_DOCUMENT_BYTES {
+            return false;
+        }
+    }
+    true
+}
+
+fn load_document(origin: &str, index: usize, mut document: Value, loaded: &mut Loaded) {
+    drop_nulls(&mut document);
     let object = identify(&document);
     let mut reject = |problems: Vec<FieldProblem>, object: Option<ObjectRef>| {
         loaded.errors.push(DocumentError {
@@ -311,12 +456,19 @@ fn load_document(origin: &str, index: usize, document: Value, loaded: &mut Loade
             origin: origin.to_owned(),
             index,
             object,
-            message: format!("kind {kind} ({api_version}) is not one Legate serves; skipped"),
+            message: format!(
+                "kind {} ({}) is not one Legate serves; skipped",
+                escaped(kind),
+                escaped(api_version)
+            ),
         });
         return;
     };
     if api_version != served {
-        let message = format!("{api_version} is not served for {kind}; use {served}");
+        let message = format!(
+            "{} is not served for {kind}; use {served}",
+            escaped(api_version)
+        );
         return reject(vec![problem("apiVersion", &message)], object);
     }
     // Secrets of other types (service-account tokens, Opaque, ...) are common in a dumped
@@ -332,8 +484,16 @@ fn load_document(origin: &str, index: usize, document: Value, loaded: &mut Loade
         });
         return;
     }
-    if str_at(&document, "/metadata/name").is_none_or(str::is_empty) {
+    let Some(name) = str_at(&document, "/metadata/name").filter(|n| !n.is_empty()) else {
         return reject(vec![problem("metadata.name", "is required")], object);
+    };
+    if let Err(message) = crate::names::check_name(kind, name) {
+        return reject(vec![problem("metadata.name", &message)], object);
+    }
+    if let Some(namespace) = str_at(&document, "/metadata/namespace")
+        && let Err(message) = crate::names::check_namespace(namespace)
+    {
+        return reject(vec![problem("metadata.namespace", &message)], object);
     }
 
     let kind = kind.to_owned();
@@ -345,7 +505,7 @@ fn load_document(origin: &str, index: usize, document: Value, loaded: &mut Loade
             origin: origin.to_owned(),
             index,
             object: object.clone(),
-            message: format!("{path}: unknown field, ignored"),
+            message: format!("{}: unknown field, ignored", escaped(&path)),
         });
     }
     match decoded {
@@ -389,11 +549,11 @@ fn field_problem(parent: String, message: String) -> FieldProblem {
         .strip_prefix("missing field `")
         .and_then(|rest| rest.strip_suffix('`'));
     match missing {
-        Some(field) if parent.is_empty() => problem(field, "is required"),
-        Some(field) => problem(&format!("{parent}.{field}"), "is required"),
+        Some(field) if parent.is_empty() => problem(&escaped(field), "is required"),
+        Some(field) => problem(&escaped(&format!("{parent}.{field}")), "is required"),
         None => FieldProblem {
-            field: parent,
-            message,
+            field: escaped(&parent).into_owned(),
+            message: escaped(&message).into_owned(),
         },
     }
 }
@@ -409,10 +569,33 @@ fn str_at<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
     value.pointer(pointer).and_then(Value::as_str)
 }
 
+/// Who the document says it is, as far as that can be printed: a name or namespace Kubernetes
+/// would refuse is not used (the document is refused for it, the message quoting it escaped).
 fn identify(document: &Value) -> Option<ObjectRef> {
+    let kind = str_at(document, "/kind")?;
+    let name = str_at(document, "/metadata/name")?;
+    crate::names::check_name(kind, name).ok()?;
+    let namespace = str_at(document, "/metadata/namespace");
+    if let Some(namespace) = namespace {
+        crate::names::check_namespace(namespace).ok()?;
+    }
     Some(ObjectRef {
-        kind: str_at(document, "/kind")?.to_owned(),
-        namespace: str_at(document, "/metadata/namespace").map(str::to_owned),
-        name: str_at(document, "/metadata/name")?.to_owned(),
+        kind: escaped(kind).into_owned(),
+        namespace: namespace.map(str::to_owned),
+        name: name.to_owned(),
     })
+}
+
+/// The API server drops an optional field set to `null`; so does the loader, before typing and
+/// CEL see the document (`per_try_timeout: null` is no timeout, not a type error). Nulls in
+/// lists stay, and are refused as the wrong type.
+fn drop_nulls(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(drop_nulls);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_nulls),
+        _ => {}
+    }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use kube::core::cel::{CompiledSchema, compile_schema, validate_compiled};
 use serde_json::Value;
 
-use crate::loader::FieldProblem;
+use crate::{loader::FieldProblem, printable::escaped};
 
 thread_local! {
     static SCHEMAS: BTreeMap<String, CompiledSchema> = crate::crds()
@@ -32,8 +32,8 @@ pub(crate) fn cel_problems(kind: &str, value: &Value) -> Vec<FieldProblem> {
                 .into_vec()
                 .into_iter()
                 .map(|e| FieldProblem {
-                    field: e.field_path.trim_start_matches('.').to_owned(),
-                    message: e.message,
+                    field: escaped(e.field_path.trim_start_matches('.')).into_owned(),
+                    message: escaped(&e.message).into_owned(),
                 })
                 .collect(),
         }

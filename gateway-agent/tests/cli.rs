@@ -87,3 +87,31 @@ fn validate_warns_of_what_run_would_accept_but_not_apply() {
     );
     assert!(text.contains("2 accepted, 0 rejected"), "{text}");
 }
+
+#[test]
+fn what_a_user_wrote_cannot_forge_a_line_of_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let forged = "FORGED: Mapping default/admin accepted";
+    std::fs::write(
+        dir.path().join("hostile.yaml"),
+        format!(
+            "apiVersion: getambassador.io/v3alpha1\nkind: Mapping\nmetadata: {{name: \"x\\n{forged}\", namespace: default}}\nspec: {{prefix: /a/, service: a}}\n---\n\
+             apiVersion: getambassador.io/v3alpha1\nkind: Mapping\nmetadata: {{name: keys, namespace: default}}\nspec: {{prefix: /k/, service: k, \"x\\u2028{forged}\": 1}}\n---\n\
+             apiVersion: getambassador.io/v3alpha1\nkind: Mapping\nmetadata: {{name: value, namespace: default}}\nspec: {{prefix: /v/, service: v, load_balancer: {{policy: \"x\\r\\n{forged}\"}}}}\n"
+        ),
+    )
+    .unwrap();
+    let (code, text) = agent(&["validate", dir.path().to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(!text.lines().any(|l| l.starts_with("FORGED")), "{text}");
+    assert!(!text.contains(['\r', '\u{2028}']), "{text}");
+    assert!(
+        text.contains(&format!("\"x\\n{forged}\" is not a DNS-1123 subdomain")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("spec.x\\u{{2028}}{forged}: unknown field")),
+        "{text}"
+    );
+    assert!(text.contains(&format!("x\\r\\n{forged}")), "{text}");
+}

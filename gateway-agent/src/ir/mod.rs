@@ -95,11 +95,18 @@ pub struct Rejection {
 }
 
 impl Rejection {
+    /// The message quotes what the user wrote: it is escaped here, once for every log line,
+    /// status condition and Event it reaches.
     pub fn new(object: ObjectRef, reason: Reason, message: impl Into<String>) -> Self {
+        let message = message.into();
+        let message = match legate_crds::printable::escaped(&message) {
+            std::borrow::Cow::Borrowed(_) => message,
+            std::borrow::Cow::Owned(escaped) => escaped,
+        };
         Self {
             object,
             reason,
-            message: message.into(),
+            message,
         }
     }
 }

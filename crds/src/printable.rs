@@ -1,0 +1,62 @@
+//! User text in messages. A name, value or key a user wrote can hold a newline, a carriage
+//! return, an escape sequence, a Unicode line separator or a bidirectional override: printed as
+//! is, it forges log lines that look like the agent's own, or hides what it says. Everything a
+//! user wrote goes through [`escaped`] before it reaches an error, a log line or a status.
+
+use std::borrow::Cow;
+
+/// `text` with every character that could break or disguise a line written as an escape
+/// (`\n`, `\u{2028}`); text without such characters is borrowed as is.
+pub fn escaped(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if needs_escape(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Control characters (C0, DEL, C1 with NEL), line and paragraph separators, and the invisible
+/// format characters that reorder or hide text (bidirectional marks, embeddings, overrides and
+/// isolates; zero-width characters; the byte-order mark).
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}'
+                | '\u{2029}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{2069}'
+                | '\u{FEFF}'
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escaped;
+
+    #[test]
+    fn plain_text_is_borrowed() {
+        assert!(matches!(
+            escaped("quote-backend.default"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
+
+    #[test]
+    fn what_breaks_or_disguises_a_line_is_escaped() {
+        assert_eq!(escaped("a\nb"), "a\\nb");
+        assert_eq!(escaped("a\r\tb"), "a\\r\\tb");
+        assert_eq!(escaped("a\u{2028}b\u{85}c"), "a\\u{2028}b\\u{85}c");
+        assert_eq!(escaped("\u{1b}[31mred"), "\\u{1b}[31mred");
+        assert_eq!(escaped("admin\u{202E}gpj.exe"), "admin\\u{202e}gpj.exe");
+        assert_eq!(escaped("ünïcödé ✓"), "ünïcödé ✓");
+    }
+}
