@@ -85,7 +85,7 @@ impl<const MIN: i64, const MAX: i64> JsonSchema for Bounded<MIN, MAX> {
 /// A value Emissary accepts as a boolean or a string (`tls: true` or `tls: my-context`; v2-style
 /// `headers: {x-foo: true}` meaning "present").
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "expected a boolean or a string")]
 pub enum BoolOrString {
     Bool(bool),
     String(String),
@@ -110,7 +110,10 @@ impl JsonSchema for BoolOrString {
 /// A header value to add: a plain string, or `{value, append}` (`append` defaults to true, as in
 /// Emissary).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "expected a string, or a map with `value` and an optional boolean `append`"
+)]
 pub enum AddedHeader {
     Value(String),
     Detailed(AddedHeaderSpec),

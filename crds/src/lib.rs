@@ -21,6 +21,7 @@ pub mod tcp_mapping;
 pub mod tls_context;
 
 pub mod crd;
+mod structural;
 mod validation;
 
 pub use auth_service::{AuthService, AuthServiceSpec};

@@ -485,7 +485,13 @@ fn load_document(origin: &str, index: usize, mut document: Value, loaded: &mut L
         return;
     }
     let Some(name) = str_at(&document, "/metadata/name").filter(|n| !n.is_empty()) else {
-        return reject(vec![problem("metadata.name", "is required")], object);
+        let wrong_type = match (document.get("metadata"), document.pointer("/metadata/name")) {
+            (Some(m), _) if !m.is_object() => Some(("metadata", "expected a map")),
+            (_, Some(n)) if !n.is_string() => Some(("metadata.name", "expected a string")),
+            _ => None,
+        };
+        let (field, message) = wrong_type.unwrap_or(("metadata.name", "is required"));
+        return reject(vec![problem(field, message)], object);
     };
     if let Err(message) = crate::names::check_name(kind, name) {
         return reject(vec![problem("metadata.name", &message)], object);
@@ -511,6 +517,9 @@ fn load_document(origin: &str, index: usize, mut document: Value, loaded: &mut L
     match decoded {
         Err(problems) => reject(problems, object),
         Ok(resource) => {
+            if let Some(problem) = crate::structural::type_problem(&kind, &document) {
+                return reject(vec![problem], object);
+            }
             let broken = crate::validation::cel_problems(&kind, &document);
             if broken.is_empty() {
                 loaded.resources.push(resource);

@@ -343,7 +343,7 @@ pub type RateLimitLabels = BTreeMap<String, Vec<BTreeMap<String, Vec<LabelSpecif
 /// generic key, `{generic_key: {value, key?}}` or `{request_headers: {key, header_name, ...}}`,
 /// or Emissary's shorthand `{<label>: {header: <name>, omit_if_not_present?}}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "expected a label name, or a map")]
 pub enum LabelSpecifier {
     Name(String),
     Object(UntypedDict),

@@ -327,7 +327,10 @@ pub enum EnvoyLogType {
 
 /// `envoy_log_format`: a format string (`text`), or a map of field name to format (JSON types).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "expected a format string, or a map of field names to formats"
+)]
 pub enum EnvoyLogFormat {
     Text(String),
     Fields(UntypedDict),

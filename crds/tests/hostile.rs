@@ -207,3 +207,44 @@ fn a_file_of_many_documents_over_budget_is_refused_whole() {
         "{e}"
     );
 }
+
+#[test]
+fn a_value_of_the_wrong_type_is_refused_naming_the_field_and_what_it_must_be() {
+    let cases = [
+        ("metadata: 5", "metadata: expected a map"),
+        ("metadata: {name: [1]}", "metadata.name: expected a string"),
+        ("spec: 5", "spec: invalid type: integer `5`"),
+        (
+            "spec: {prefix: /a/, service: a, tls: 5}",
+            "spec.tls: expected a boolean or a string",
+        ),
+        (
+            "spec: {prefix: /a/, service: a, add_request_headers: {x: [1]}}",
+            "spec.add_request_headers.x: expected a string, or a map with `value`",
+        ),
+        (
+            "spec: {prefix: /a/, service: a, query_parameters: {a: {b: 1}}}",
+            "spec.query_parameters.a: expected a boolean or a string",
+        ),
+        (
+            "spec: {prefix: /a/, service: {a: 1}}",
+            "spec.service: invalid type: map, expected a string",
+        ),
+        (
+            "spec: {prefix: /a/, service: a, retry_policy: [5xx]}",
+            "spec.retry_policy: must be of type object, got array",
+        ),
+    ];
+    for (yaml, expected) in cases {
+        let mut doc = String::from("apiVersion: getambassador.io/v3alpha1\nkind: Mapping\n");
+        if !yaml.starts_with("metadata") {
+            doc.push_str("metadata: {name: m, namespace: default}\n");
+        }
+        doc.push_str(yaml);
+        if yaml.starts_with("metadata") {
+            doc.push_str("\nspec: {prefix: /a/, service: a}");
+        }
+        let error = refused_between_good_ones(&doc);
+        assert!(error.to_string().contains(expected), "{yaml}: {error}");
+    }
+}
