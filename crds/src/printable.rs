@@ -22,6 +22,21 @@ pub fn escaped(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// `text` cut to at most `max` bytes on a character boundary, ending in `…` when cut: a message
+/// quoting a megabyte regex must not make the status or Event that carries it too large to write.
+pub fn clipped(text: &str, max: usize) -> Cow<'_, str> {
+    const MORE: &str = "…";
+    if text.len() <= max {
+        return Cow::Borrowed(text);
+    }
+    let more = if max >= MORE.len() { MORE } else { "" };
+    let mut cut = max - more.len();
+    while !text.is_char_boundary(cut) {
+        cut -= 1; // 0 is a boundary: never below it
+    }
+    Cow::Owned(format!("{}{more}", &text[..cut]))
+}
+
 /// Control characters (C0, DEL, C1 with NEL), line and paragraph separators, and the invisible
 /// format characters that reorder or hide text (bidirectional marks, embeddings, overrides and
 /// isolates; zero-width characters; the byte-order mark).
@@ -41,6 +56,17 @@ fn needs_escape(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::escaped;
+
+    #[test]
+    fn clipped_cuts_on_a_character_boundary() {
+        use super::clipped;
+        assert_eq!(clipped("short", 10), "short");
+        assert_eq!(clipped("0123456789abc", 10), "0123456…");
+        assert_eq!(clipped("ééééé", 6), "é…");
+        assert_eq!(clipped("ééééé", 2), "é");
+        assert_eq!(clipped("ééééé", 1), "");
+        assert!(clipped(&"x".repeat(100_000), 1000).len() <= 1000);
+    }
 
     #[test]
     fn plain_text_is_borrowed() {

@@ -13,7 +13,10 @@
 //! the same inputs finds nothing to write.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use legate_crds::status::{GatewayVerdict, condition};
+use legate_crds::{
+    printable::clipped,
+    status::{GatewayVerdict, condition},
+};
 use serde_json::{Map, Value, json};
 
 use super::verdict::{Judgement, Verdict, reasons};
@@ -157,6 +160,10 @@ fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
     conditions.iter().find(|c| c.type_ == type_)
 }
 
+/// A condition's message is at most this long, as `metav1.Condition` has it: one quoting a huge
+/// value must not make the status too large to write.
+const MAX_CONDITION_MESSAGE: usize = 32 * 1024;
+
 /// A condition from a judgement, keeping the live one's transition time while its status holds.
 fn condition(
     type_: &str,
@@ -173,7 +180,7 @@ fn condition(
         type_: type_.to_owned(),
         status: judgement.status.to_owned(),
         reason: judgement.reason.clone(),
-        message: judgement.message.clone(),
+        message: clipped(&judgement.message, MAX_CONDITION_MESSAGE).into_owned(),
         observed_generation: generation,
         last_transition_time: since,
     }

@@ -489,18 +489,11 @@ fn events(
 
 fn warning(reason: &str, message: &str, object: &ObjectRef) -> Event {
     // Events carry at most 1 kB of note.
-    let mut note = format!("{object}: {message}");
-    if note.len() > 1000 {
-        let mut cut = 1000;
-        while !note.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        note.truncate(cut);
-    }
+    let note = format!("{object}: {message}");
     Event {
         type_: EventType::Warning,
         reason: reason.to_owned(),
-        note: Some(note),
+        note: Some(legate_crds::printable::clipped(&note, 1000).into_owned()),
         action: "Translate".to_owned(),
         secondary: None,
     }

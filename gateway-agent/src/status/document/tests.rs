@@ -221,3 +221,17 @@ fn waiting_for_envoy_keeps_a_resource_programmed_at_its_generation() {
         "a new generation is not programmed until Envoy says so"
     );
 }
+
+#[test]
+fn a_huge_message_is_clipped_so_the_status_stays_writable() {
+    let mut v = verdict(("False", "Invalid"), ("False", "Refused"));
+    v.accepted.message = format!("spec.regex_rewrite.pattern: {}", "x".repeat(2 << 20));
+    let status = written("gw/edge", &v, 100);
+    let message = status["gateways"][0]["conditions"][0]["message"]
+        .as_str()
+        .unwrap();
+    assert!(message.len() <= 32 * 1024, "{}", message.len());
+    assert!(message.starts_with("spec.regex_rewrite.pattern: xxx") && message.ends_with('…'));
+    assert_eq!(status["conditions"][0]["message"], message);
+    assert_eq!(status["reason"], message);
+}
