@@ -41,6 +41,9 @@ pub enum Problem {
     Format(String),
 }
 
+/// A check of one value, given the field that holds it.
+pub type Check = fn(&str, &str) -> Result<(), Violation>;
+
 impl Violation {
     fn new(field: &str, value: &str, problem: Problem) -> Self {
         Self {

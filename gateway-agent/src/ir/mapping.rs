@@ -483,7 +483,7 @@ fn matchers(
     field: &str,
     map: &Option<BTreeMap<String, BoolOrString>>,
     regex: bool,
-    check_name: fn(&str, &str) -> Result<(), envoy_rules::Violation>,
+    check_name: envoy_rules::Check,
 ) -> Result<Vec<HeaderMatch>, String> {
     let mut out = Vec::new();
     for (name, value) in map.iter().flatten() {

@@ -325,11 +325,7 @@ fn terminate<'a>(
 /// Names BoringSSL must know, and ALPN protocols it can offer: one it refuses fails the
 /// listener, and the whole update with it.
 fn settings(tls: &DownstreamTls) -> Result<(), envoy_rules::Violation> {
-    let checks: [(
-        &str,
-        &[String],
-        fn(&str, &str) -> Result<(), envoy_rules::Violation>,
-    ); 4] = [
+    let checks: [(&str, &[String], envoy_rules::Check); 4] = [
         (
             "cipher_suites",
             &tls.cipher_suites,

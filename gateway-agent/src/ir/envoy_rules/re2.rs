@@ -138,7 +138,9 @@ fn check(ast: &Ast, budget: u32) -> Result<(), &'static str> {
                         0 => budget,
                         n => match budget / n {
                             0 => {
-                                return Err("RE2 refuses nested repetition counts over 1000 in all");
+                                return Err(
+                                    "RE2 refuses nested repetition counts over 1000 in all",
+                                );
                             }
                             left => left,
                         },
