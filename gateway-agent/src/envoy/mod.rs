@@ -179,10 +179,13 @@ pub fn route_config_name(listener_name: &str) -> String {
     format!("{listener_name}-routes")
 }
 
+/// The IR bounds every duration below Envoy's limit (`ir::envoy_rules::MAX_DURATION_SECS`);
+/// saturating keeps an impossible one from panicking.
 fn duration(d: std::time::Duration) -> PbDuration {
     PbDuration {
-        seconds: d.as_secs() as i64,
-        nanos: d.subsec_nanos() as i32,
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        // Below 10^9.
+        nanos: i32::try_from(d.subsec_nanos()).unwrap_or_default(),
     }
 }
 

@@ -164,6 +164,7 @@ impl EncodedRoute {
         use prost::encoding::message;
         let envoy = route(r);
         let bytes = envoy.encode_to_vec();
+        // `route` always sets the match: unreachable with any input.
         let matched = envoy.r#match.as_ref().expect("every route has a match");
         let match_len = matched.encoded_len();
         let start = 1 + encoded_len_varint(match_len as u64);

@@ -413,15 +413,17 @@ fn assign_weights(members: &mut Vec<Route>, rejections: &mut Vec<Rejection>) {
         r.fraction = Some(total);
         members.push(r);
     }
-    let n = unweighted.len() as u32;
-    for (i, mut r) in unweighted.into_iter().enumerate() {
-        let i = i as u32 + 1;
+    // In u64: the share arithmetic multiplies by the number of members, which is the user's.
+    let n = u64::try_from(unweighted.len()).unwrap_or(u64::MAX);
+    let total = u64::from(total);
+    for (i, mut r) in (1u64..).zip(unweighted) {
         // The remainder in equal, rounded steps; the last reaches exactly 100.
-        r.fraction = Some(if i == n {
+        let share = if i == n {
             100
         } else {
-            total + ((100 - total) * i + n / 2) / n
-        });
+            total + (100u64.saturating_sub(total).saturating_mul(i) + n / 2) / n
+        };
+        r.fraction = Some(u32::try_from(share).unwrap_or(100));
         members.push(r);
     }
     if members.len() == 1 {

@@ -15,7 +15,7 @@ use legate_crds::{
 };
 
 use super::{
-    Reason, Rejection,
+    Reason, Rejection, envoy_rules,
     mapping::{PathMatch, Route, RouteAction},
 };
 
@@ -98,6 +98,20 @@ pub fn hosts(resources: &[&Resource], rejections: &mut Vec<Rejection>) -> Vec<Ho
             own_namespace_only: false,
         }];
     }
+    // The hostname is a virtual host's domain: Envoy's `HTTP_HEADER_VALUE` rule.
+    hosts.retain(
+        |h| match envoy_rules::header_value("hostname", &h.hostname) {
+            Ok(()) => true,
+            Err(e) => {
+                rejections.push(Rejection::new(
+                    h.source.clone(),
+                    Reason::Invalid,
+                    e.to_string(),
+                ));
+                false
+            }
+        },
+    );
     hosts.sort_by(|a, b| a.source.cmp(&b.source));
     let mut seen: BTreeMap<String, ObjectRef> = BTreeMap::new();
     hosts.retain(|h| match seen.get(&h.hostname) {
@@ -162,7 +176,13 @@ pub fn listeners(resources: &[&Resource], rejections: &mut Vec<Rejection>) -> Ve
             rejections.push(reject(Reason::NotSupported, "hostBinding.namespace.from: SELECTOR is not supported; use ALL with hostBinding.selector".into()));
             continue;
         }
-        let port = l.spec.port.get() as u16;
+        // `Port` is bounded to 1..=65535 by its schema and its loader.
+        let stats_prefix = l.spec.stats_prefix.as_deref().unwrap_or("ingress_http");
+        if let Err(e) = envoy_rules::stat_prefix("statsPrefix", stats_prefix) {
+            rejections.push(reject(Reason::Invalid, e.to_string()));
+            continue;
+        }
+        let port = u16::try_from(l.spec.port.get()).unwrap_or_default();
         if let Some(first) = out.iter().find(|o| o.port == port) {
             rejections.push(reject(
                 Reason::Conflict,
@@ -175,12 +195,11 @@ pub fn listeners(resources: &[&Resource], rejections: &mut Vec<Rejection>) -> Ve
             namespace: l.metadata.namespace.clone().unwrap_or_default(),
             port,
             security_model: l.spec.security_model,
-            stats_prefix: l
+            stats_prefix: stats_prefix.to_owned(),
+            l7_depth: l
                 .spec
-                .stats_prefix
-                .clone()
-                .unwrap_or_else(|| "ingress_http".into()),
-            l7_depth: l.spec.l7_depth.map_or(0, |d| d.get() as u32),
+                .l7_depth
+                .map_or(0, |d| u32::try_from(d.get()).unwrap_or(u32::MAX)),
             host_namespaces: from,
             host_selector: l.spec.host_binding.selector.clone(),
             tls,

@@ -12,6 +12,7 @@ use legate_crds::{
 
 use super::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Reason, Refusal, Settings,
+    envoy_rules::{self, Side},
     service::{self, Cluster},
 };
 
@@ -217,7 +218,7 @@ pub fn route(
     };
 
     let path = if spec.prefix_regex == Some(true) {
-        check_regex("prefix", &spec.prefix)?;
+        envoy_rules::regex("prefix", &spec.prefix)?;
         PathMatch::Regex(spec.prefix.clone())
     } else if spec.prefix_exact == Some(true) {
         PathMatch::Exact(spec.prefix.clone())
@@ -236,7 +237,7 @@ pub fn route(
             (Some(glob), false)
         }
         (None, Some(host)) if spec.host_regex == Some(true) => {
-            check_regex("host", host)?;
+            envoy_rules::regex("host", host)?;
             headers.push(HeaderMatch {
                 name: ":authority".into(),
                 value: StringMatch::Regex(host.clone()),
@@ -260,7 +261,7 @@ pub fn route(
     };
     if let Some(method) = &spec.method {
         let value = if spec.method_regex == Some(true) {
-            check_regex("method", method)?;
+            envoy_rules::regex("method", method)?;
             StringMatch::Regex(method.clone())
         } else {
             StringMatch::Exact(method.clone())
@@ -270,11 +271,22 @@ pub fn route(
             value,
         });
     }
-    headers.extend(matchers("headers", &spec.headers, false)?);
-    headers.extend(matchers("regex_headers", &spec.regex_headers, true)?);
+    let (header, query) = (envoy_rules::matcher_name, envoy_rules::query_name);
+    headers.extend(matchers("headers", &spec.headers, false, header)?);
+    headers.extend(matchers(
+        "regex_headers",
+        &spec.regex_headers,
+        true,
+        header,
+    )?);
     let query = [
-        matchers("query_parameters", &spec.query_parameters, false)?,
-        matchers("regex_query_parameters", &spec.regex_query_parameters, true)?,
+        matchers("query_parameters", &spec.query_parameters, false, query)?,
+        matchers(
+            "regex_query_parameters",
+            &spec.regex_query_parameters,
+            true,
+            query,
+        )?,
     ]
     .concat();
 
@@ -295,25 +307,42 @@ pub fn route(
         .connect_timeout_ms
         .map(millis)
         .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+    // Envoy requires a connect timeout above zero (`Cluster.connect_timeout`: `gt: 0s`).
+    if connect_timeout.is_zero() {
+        return Err(Refusal::from(
+            "connect_timeout_ms: 0 is not a timeout Envoy takes; it must be at least 1".to_owned(),
+        ));
+    }
     let http2 = spec.grpc == Some(true);
 
     let redirect = spec.host_redirect == Some(true) && spec.shadow != Some(true);
     let (action, cluster, note) = if redirect {
+        let host = spec
+            .service
+            .split_once("://")
+            .map_or(spec.service.as_str(), |(_, h)| h);
+        envoy_rules::header_value("service", host)?;
+        let rewrites = [
+            ("path_redirect", &spec.path_redirect),
+            ("prefix_redirect", &spec.prefix_redirect),
+        ];
+        for (field, value) in rewrites {
+            if let Some(value) = value {
+                envoy_rules::header_value(field, value)?;
+            }
+        }
         let action = RouteAction::Redirect(Redirect {
-            host: spec
-                .service
-                .split_once("://")
-                .map_or(spec.service.as_str(), |(_, h)| h)
-                .to_owned(),
+            host: host.to_owned(),
             path: spec.path_redirect.clone(),
             prefix: spec.prefix_redirect.clone(),
             regex: spec
                 .regex_redirect
                 .as_ref()
-                .map(|r| (r.pattern.clone(), r.substitution.clone())),
+                .map(|r| regex_substitution("regex_redirect", r))
+                .transpose()?,
             code: spec
                 .redirect_response_code
-                .map_or(301, |c| i64::from(c) as u16),
+                .map_or(301, |c| u16::try_from(i64::from(c)).unwrap_or(301)),
         });
         (action, None, None)
     } else {
@@ -324,19 +353,23 @@ pub fn route(
         let (cluster, note) =
             service::cluster(&spec.service, &target, resolution, http2, connect_timeout)?;
         let name = cluster.name.clone();
-        let regex_rewrite = match &spec.regex_rewrite {
-            Some(r) => {
-                check_regex("regex_rewrite.pattern", &r.pattern)?;
-                Some((r.pattern.clone(), r.substitution.clone()))
+        let regex_rewrite = spec
+            .regex_rewrite
+            .as_ref()
+            .map(|r| regex_substitution("regex_rewrite", r))
+            .transpose()?;
+        for (field, value) in [
+            ("rewrite", &spec.rewrite),
+            ("host_rewrite", &spec.host_rewrite),
+        ] {
+            if let Some(value) = value {
+                envoy_rules::header_value(field, value)?;
             }
-            None => None,
-        };
-        let mut upgrades = spec.allow_upgrade.clone().unwrap_or_default();
-        if spec.use_websocket == Some(true)
-            && !upgrades.iter().any(|u| u.eq_ignore_ascii_case("websocket"))
-        {
-            upgrades.push("websocket".into());
         }
+        let upgrades = upgrades(
+            spec.allow_upgrade.as_deref().unwrap_or_default(),
+            spec.use_websocket == Some(true),
+        )?;
         let forward = Forward {
             cluster: name,
             // Absent means "/", "" means keep the path (Emissary); regex_rewrite takes precedence.
@@ -353,7 +386,10 @@ pub fn route(
             retry: match &spec.retry_policy {
                 Some(r) => Some(Retry {
                     retry_on: retry_on(r.retry_on.unwrap_or(RetryOn::FiveXx)).into(),
-                    num_retries: r.num_retries.map_or(1, |n| n.get() as u32),
+                    // `Count` is bounded to 0..=i32::MAX by its schema and its loader.
+                    num_retries: r
+                        .num_retries
+                        .map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX)),
                     per_try_timeout: r
                         .per_try_timeout
                         .as_deref()
@@ -382,7 +418,8 @@ pub fn route(
         host_regex,
         headers,
         query,
-        weight: spec.weight.map(|w| w.get() as u8),
+        // `Percent` is bounded to 0..=100 by its schema and its loader.
+        weight: spec.weight.map(|w| u8::try_from(w.get()).unwrap_or(100)),
         fraction: None,
         shadow: spec.shadow == Some(true),
         action,
@@ -441,13 +478,16 @@ fn authority_for_glob(glob: &str) -> Option<HeaderMatch> {
     })
 }
 
+/// Header or query conditions; `check_name` holds the names to what Envoy takes for them.
 fn matchers(
     field: &str,
     map: &Option<BTreeMap<String, BoolOrString>>,
     regex: bool,
+    check_name: envoy_rules::Check,
 ) -> Result<Vec<HeaderMatch>, String> {
     let mut out = Vec::new();
     for (name, value) in map.iter().flatten() {
+        check_name(field, name)?;
         let value = match value {
             // v2's `true` meant "present"; `false` has no meaning in Emissary either.
             BoolOrString::Bool(true) => StringMatch::Present,
@@ -455,7 +495,7 @@ fn matchers(
                 return Err(format!("{field}.{name}: false is not a condition"));
             }
             BoolOrString::String(v) if regex => {
-                check_regex(&format!("{field}.{name}"), v)?;
+                envoy_rules::regex(&format!("{field}.{name}"), v)?;
                 StringMatch::Regex(v.clone())
             }
             BoolOrString::String(v) => StringMatch::Exact(v.clone()),
@@ -477,7 +517,8 @@ fn added(
     map.iter()
         .flatten()
         .map(|(name, h)| {
-            check_header_name(field, name, side)?;
+            envoy_rules::header_name(field, name, side)?;
+            envoy_rules::added_header_value(&format!("{field}.{name}"), h.value())?;
             Ok(AddedHeader {
                 name: name.clone(),
                 value: h.value().to_owned(),
@@ -492,91 +533,38 @@ fn removed(field: &str, names: &Option<Vec<String>>, side: Side) -> Result<Vec<S
     let names = names.clone().unwrap_or_default();
     names
         .iter()
-        .try_for_each(|n| check_header_name(field, n, side))?;
+        .try_for_each(|n| envoy_rules::header_name(field, n, side))?;
     Ok(names)
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Side {
-    Request,
-    Response,
+/// `regex_rewrite` or `regex_redirect`: a pattern RE2 compiles, a substitution Envoy takes.
+fn regex_substitution(
+    field: &str,
+    r: &legate_crds::mapping::RegexRewrite,
+) -> Result<(String, String), String> {
+    envoy_rules::regex(&format!("{field}.pattern"), &r.pattern)?;
+    envoy_rules::header_value(&format!("{field}.substitution"), &r.substitution)?;
+    Ok((r.pattern.clone(), r.substitution.clone()))
 }
 
-/// Envoy refuses to add or remove pseudo-headers (`:path`), and `host` on requests; a name must
-/// be an HTTP token. Refusing them here keeps them from failing the whole route table in Envoy.
-fn check_header_name(field: &str, name: &str, side: Side) -> Result<(), String> {
-    let token = !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-    if name.starts_with(':') || (side == Side::Request && name.eq_ignore_ascii_case("host")) {
-        Err(format!(
-            "{field}: {name:?} cannot be added or removed; use host_rewrite or rewrite for the host and path"
-        ))
-    } else if !token {
-        Err(format!("{field}: {name:?} is not a valid header name"))
-    } else {
-        Ok(())
-    }
-}
-
-/// Envoy's RE2 refuses a regex whose program is larger than 100 instructions (its default
-/// `re2.max_program_size.error_level`), and with it the whole route table.
-const RE2_MAX_PROGRAM_SIZE: usize = 100;
-
-/// RE2 and Rust's `regex` share their syntax for what both accept; what is refused here would
-/// otherwise be refused by Envoy, which would reject the whole update.
-fn check_regex(field: &str, pattern: &str) -> Result<(), String> {
-    let invalid = |e: &dyn std::fmt::Display| {
-        let detail = e.to_string().lines().last().unwrap_or_default().to_owned();
-        format!("{field}: invalid regular expression {pattern:?}: {detail}")
-    };
-    regex::Regex::new(pattern).map_err(|e| invalid(&e))?;
-    let hir = regex_syntax::Parser::new()
-        .parse(pattern)
-        .map_err(|e| invalid(&e))?;
-    let size = re2_program_size(&hir) + 2; // RE2 adds a start and a match instruction
-    if size > RE2_MAX_PROGRAM_SIZE {
-        return Err(format!(
-            "{field}: regular expression {pattern:?} is too large for Envoy (about {size} RE2 instructions, at most {RE2_MAX_PROGRAM_SIZE}); simplify it"
-        ));
-    }
-    Ok(())
-}
-
-/// An estimate of RE2's program size: one instruction per literal byte and per UTF-8 range of
-/// a class, repetitions unrolled, one split per alternative or optional copy.
-fn re2_program_size(hir: &regex_syntax::hir::Hir) -> usize {
-    use regex_syntax::hir::{Class, HirKind};
-    match hir.kind() {
-        HirKind::Empty => 0,
-        HirKind::Literal(l) => l.0.len(),
-        HirKind::Class(Class::Unicode(c)) => c
-            .ranges()
-            .iter()
-            .map(|r| regex_syntax::utf8::Utf8Sequences::new(r.start(), r.end()).count())
-            .sum::<usize>()
-            .max(1),
-        HirKind::Class(Class::Bytes(c)) => c.ranges().len().max(1),
-        HirKind::Look(_) => 1,
-        HirKind::Capture(c) => re2_program_size(&c.sub) + 2,
-        HirKind::Concat(parts) => parts.iter().map(re2_program_size).sum(),
-        HirKind::Alternation(parts) => {
-            parts.iter().map(re2_program_size).sum::<usize>() + parts.len() - 1
-        }
-        HirKind::Repetition(r) => {
-            let one = re2_program_size(&r.sub);
-            let min = r.min as usize;
-            match r.max {
-                Some(max) => one * (max as usize).max(1) + (max as usize).saturating_sub(min),
-                None => one * min.max(1) + 1,
-            }
+/// The upgrades allowed, lower case as Envoy compares them, each once: Envoy refuses a
+/// repeated upgrade type, and `[websocket, WebSocket]` asks for one.
+fn upgrades(allowed: &[String], websocket: bool) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::new();
+    let websocket = websocket.then(|| "websocket".to_owned());
+    for u in allowed.iter().chain(websocket.as_ref()) {
+        envoy_rules::non_empty_header_value("allow_upgrade", u)?;
+        let u = u.to_ascii_lowercase();
+        if !out.contains(&u) {
+            out.push(u);
         }
     }
+    Ok(out)
 }
 
 fn millis(ms: legate_crds::fields::Millis) -> Duration {
-    Duration::from_millis(ms.get() as u64)
+    // `Millis` is bounded to 0..=u32::MAX by its schema and its loader.
+    Duration::from_millis(u64::try_from(ms.get()).unwrap_or(0))
 }
 
 fn retry_on(r: RetryOn) -> &'static str {
@@ -589,9 +577,6 @@ fn retry_on(r: RetryOn) -> &'static str {
         RetryOn::RetriableStatusCodes => "retriable-status-codes",
     }
 }
-
-/// The longest duration Envoy takes: protobuf's `Duration` holds up to 10,000 years.
-const MAX_DURATION_SECS: f64 = 315_576_000_000.0;
 
 /// `250ms`, `1.5s`, `2m`, `1h` (the schema's pattern). A value the schema lets through but no
 /// duration can hold (`99999999999999999999h`) refuses the Mapping, naming `field`, rather than
@@ -609,9 +594,11 @@ fn parse_duration(field: &str, s: &str) -> Result<Duration, String> {
         _ => return Err(bad()),
     };
     let secs = n * scale;
-    if !(0.0..=MAX_DURATION_SECS).contains(&secs) {
+    let max = envoy_rules::MAX_DURATION_SECS;
+    // `as`: exact, the bound is below 2^53.
+    if !(0.0..=max as f64).contains(&secs) {
         return Err(format!(
-            "{field}: {s:?} is out of range: at most {MAX_DURATION_SECS} seconds (10,000 years)"
+            "{field}: {s:?} is out of range: at most {max} seconds"
         ));
     }
     Duration::try_from_secs_f64(secs).map_err(|_| bad())

@@ -11,6 +11,7 @@
 
 mod binder;
 pub mod endpoints;
+pub mod envoy_rules;
 pub mod group;
 pub mod host;
 pub mod mapping;

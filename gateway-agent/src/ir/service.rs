@@ -299,6 +299,8 @@ pub fn cluster(
     http2: bool,
     connect_timeout: Duration,
 ) -> Result<(Cluster, Option<Refusal>), Refusal> {
+    // Resolved by DNS, or presented as SNI when originating TLS: Envoy refuses a NUL there.
+    super::envoy_rules::upstream_host("service", &target.host)?;
     let dns = |host: &str, port: u16| {
         let name = cluster_name(host, port, target.tls, http2, connect_timeout);
         Cluster {
@@ -387,7 +389,15 @@ pub fn cluster(
                         .unwrap_or_default();
                     let port = found.map(|(p, _)| p).or(target.port_number());
                     match (port, external_name.is_empty()) {
-                        (Some(port), false) => Ok((dns(external_name, port), None)),
+                        (Some(port), false) => {
+                            super::envoy_rules::upstream_host(
+                                &format!(
+                                    "service {text:?}: Service {namespace}/{name} spec.externalName"
+                                ),
+                                external_name,
+                            )?;
+                            Ok((dns(external_name, port), None))
+                        }
                         _ => Err(no_such_port(text, &namespace, &name, target, ports)),
                     }
                 }

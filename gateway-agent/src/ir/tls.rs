@@ -23,7 +23,7 @@ use legate_crds::{
     tls_context::TlsContextSpec, tls_context::TlsVersion,
 };
 
-use super::{Listener, Reason, Rejection, VirtualHost, host::Host};
+use super::{Listener, Reason, Rejection, VirtualHost, envoy_rules, host::Host};
 
 /// A certificate and its key, as SDS serves them.
 #[derive(Clone, Debug, PartialEq)]
@@ -98,6 +98,8 @@ pub enum TlsError {
     Sni(String),
     #[error("SNI {sni:?} is already terminated on port {port} with other TLS settings")]
     SniTaken { sni: String, port: u16 },
+    #[error(transparent)]
+    Setting(#[from] envoy_rules::Violation),
 }
 
 /// What each Host terminates with, and the certificates that can be used.
@@ -222,7 +224,9 @@ impl TlsError {
     fn reason(&self) -> Reason {
         match self {
             Self::ContextNotFound(_) | Self::SecretNotFound(_) => Reason::SecretNotFound,
-            Self::SecretMismatch { .. } | Self::NoCertificate | Self::Sni(_) => Reason::Invalid,
+            Self::SecretMismatch { .. } | Self::NoCertificate | Self::Sni(_) | Self::Setting(_) => {
+                Reason::Invalid
+            }
             Self::OtherNamespace { .. } => Reason::RefNotPermitted,
             Self::KeyFiles | Self::ClientCertificates(_) => Reason::NotSupported,
             Self::SniTaken { .. } => Reason::Conflict,
@@ -314,7 +318,34 @@ fn terminate<'a>(
             .map(str::to_owned)
             .collect(),
     };
+    settings(&tls)?;
     Ok((tls, secret))
+}
+
+/// Names BoringSSL must know, and ALPN protocols it can offer: one it refuses fails the
+/// listener, and the whole update with it.
+fn settings(tls: &DownstreamTls) -> Result<(), envoy_rules::Violation> {
+    let checks: [(&str, &[String], envoy_rules::Check); 4] = [
+        (
+            "cipher_suites",
+            &tls.cipher_suites,
+            envoy_rules::cipher_suite,
+        ),
+        ("ecdh_curves", &tls.ecdh_curves, envoy_rules::ecdh_curve),
+        (
+            "signature_algorithms",
+            &tls.signature_algorithms,
+            envoy_rules::signature_algorithm,
+        ),
+        (
+            "alpn_protocols",
+            &tls.alpn_protocols,
+            envoy_rules::alpn_protocol,
+        ),
+    ];
+    checks
+        .into_iter()
+        .try_for_each(|(field, values, check)| values.iter().try_for_each(|v| check(field, v)))
 }
 
 /// A TLSContext's `secret`: `name`, or `name.namespace` unless `secret_namespacing: false`.
