@@ -141,8 +141,15 @@ fn validate(dir: &std::path::Path) -> ExitCode {
     {
         println!("warning: {}: {}", note.object, note.message);
     }
+    // What `run` would refuse after loading (a regex Envoy refuses, a route conflict) is as
+    // much an error as what the loader refused.
+    let refused: std::collections::BTreeSet<_> = ir.rejections.iter().map(|r| &r.object).collect();
+    let mut accepted = 0;
     for resource in &load.loaded.resources {
-        println!("ok: {}", resource.object_ref());
+        if !refused.contains(&resource.object_ref()) {
+            accepted += 1;
+            println!("ok: {}", resource.object_ref());
+        }
     }
     for e in &load.file_errors {
         println!("error: {e}");
@@ -150,11 +157,11 @@ fn validate(dir: &std::path::Path) -> ExitCode {
     for e in &load.loaded.errors {
         println!("error: {e}");
     }
-    let rejected = load.file_errors.len() + load.loaded.errors.len();
-    println!(
-        "{} accepted, {rejected} rejected",
-        load.loaded.resources.len()
-    );
+    for r in &ir.rejections {
+        println!("error: {} ({}): {}", r.object, r.reason, r.message);
+    }
+    let rejected = load.file_errors.len() + load.loaded.errors.len() + refused.len();
+    println!("{accepted} accepted, {rejected} rejected");
     if rejected == 0 {
         ExitCode::SUCCESS
     } else {

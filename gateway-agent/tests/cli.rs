@@ -115,3 +115,23 @@ fn what_a_user_wrote_cannot_forge_a_line_of_output() {
     );
     assert!(text.contains(&format!("x\\r\\n{forged}")), "{text}");
 }
+
+#[test]
+fn validate_reports_what_run_would_refuse_after_loading() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("routes.yaml"),
+        "apiVersion: getambassador.io/v3alpha1\nkind: Mapping\nmetadata: {name: ok, namespace: default}\nspec: {prefix: /ok/, service: ok}\n---\n\
+         apiVersion: getambassador.io/v3alpha1\nkind: Mapping\nmetadata: {name: regex, namespace: default}\nspec: {prefix: \"/(?<v>x)/\", prefix_regex: true, service: r}\n",
+    )
+    .unwrap();
+    let (code, text) = agent(&["validate", dir.path().to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("ok: Mapping default/ok"), "{text}");
+    assert!(!text.contains("ok: Mapping default/regex"), "{text}");
+    assert!(
+        text.contains("error: Mapping default/regex (Invalid): "),
+        "{text}"
+    );
+    assert!(text.contains("1 accepted, 1 rejected"), "{text}");
+}
