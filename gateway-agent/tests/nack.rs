@@ -11,17 +11,21 @@
 
 mod support;
 
-use std::{collections::BTreeSet, net::SocketAddr, time::Duration};
+use std::{collections::BTreeSet, net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
 use legate_agent::{
     bootstrap::AdsApi,
-    ir::Settings,
-    pipeline::Configuration,
+    ir::{Reason, Settings},
+    pipeline::{Configuration, Fault},
+    run::{Agent, Options, SourceOptions},
+    status::Built,
     xds::{AckStatus, ResourceSet, Xds},
 };
+use legate_common::Readiness;
+use legate_crds::Resource;
 use prometheus_client::registry::Registry;
-use support::{Client, Envoy, Upstream, eventually, free_port};
-use tokio::sync::oneshot;
+use support::{Client, Envoy, Upstream, eventually, free_addr, free_port, write_config as write};
+use tokio::sync::{oneshot, watch};
 
 /// How long one configuration may take to reach Envoy and be answered.
 const WAIT: Duration = Duration::from_secs(20);
@@ -220,4 +224,163 @@ async fn sotw_a_later_update_reaches_envoy_after_a_nack() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delta_a_later_update_reaches_envoy_after_a_nack() {
     a_later_update_reaches_envoy_after_a_nack(AdsApi::DeltaGrpc).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. The agent
+
+/// Mappings `m0`… of `/m{i}/` to `service`, one file; those in `refused` carry the label the
+/// test-only fault makes Envoy refuse.
+fn mappings(n: usize, refused: &[usize], service: &str) -> String {
+    (0..n)
+        .map(|i| {
+            let labels = if refused.contains(&i) {
+                format!("labels: {{{FAULT_LABEL}: \"true\"}}, ")
+            } else {
+                String::new()
+            };
+            format!(
+                "---\napiVersion: getambassador.io/v3alpha1\nkind: Mapping\n\
+                 metadata: {{{labels}name: m{i}, namespace: default}}\n\
+                 spec: {{hostname: \"*\", prefix: /m{i}/, service: \"{service}\"}}\n"
+            )
+        })
+        .collect()
+}
+
+/// The label that makes Envoy refuse a resource's configuration (see [`fault`]).
+const FAULT_LABEL: &str = "test.legate.dev/envoy-refuses";
+
+/// Test-only: a resource labelled [`FAULT_LABEL`] brings a cluster Envoy refuses.
+fn fault() -> Fault {
+    Arc::new(|r: &Resource| {
+        r.meta()
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.contains_key(FAULT_LABEL))
+    })
+}
+
+/// The agent in process (the fault is injected into it), serving a directory.
+struct InProcessAgent {
+    ads_address: SocketAddr,
+    registry: Registry,
+    built: watch::Receiver<Option<Built>>,
+    _stop: oneshot::Sender<()>,
+}
+
+impl InProcessAgent {
+    fn start(dir: &Path) -> Self {
+        let ads_address = free_addr();
+        let mut registry = Registry::with_prefix("legate_agent");
+        let options = Options {
+            source: SourceOptions::Directory {
+                dir: dir.to_owned(),
+                debounce: Duration::from_millis(20),
+            },
+            ads_address,
+            settings: Settings::default(),
+        };
+        let mut agent = Agent::new(options, &mut registry).expect("the agent starts");
+        agent.inject_fault(fault());
+        let built = agent.built();
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(agent.run(Readiness::new("starting"), async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            ads_address,
+            registry,
+            built,
+            _stop: stop,
+        }
+    }
+
+    fn metric(&self, name: &str) -> Option<f64> {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry).unwrap();
+        text.lines()
+            .filter_map(|l| l.rsplit_once(' '))
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, v)| v.parse().ok())
+    }
+
+    /// Waits until the configuration served refuses exactly `objects` (`Kind ns/name`) as
+    /// Envoy refused them; returns their messages.
+    async fn refused_by_envoy(&mut self, objects: &[&str]) -> Vec<String> {
+        let mut last = Vec::new();
+        let reached = tokio::time::timeout(
+            WAIT,
+            self.built.wait_for(|b| {
+                last = b.as_ref().map_or_else(Vec::new, |b| {
+                    b.ir.rejections
+                        .iter()
+                        .filter(|r| r.reason == Reason::RefusedByEnvoy)
+                        .map(|r| (r.object.to_string(), r.message.clone()))
+                        .collect()
+                });
+                last.iter()
+                    .map(|(o, _)| o.as_str())
+                    .eq(objects.iter().copied())
+            }),
+        )
+        .await;
+        assert!(
+            reached.is_ok(),
+            "timed out waiting for {objects:?} to be refused by Envoy; refused: {last:?}"
+        );
+        last.into_iter().map(|(_, m)| m).collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_mapping_envoy_refuses_among_many_is_refused_and_the_rest_served() {
+    let up = Upstream::start("up").await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = free_port();
+    write(
+        d,
+        "gateway.yaml",
+        &format!("{}{HOST}", listener("http", port)),
+    );
+    write(d, "mappings.yaml", &mappings(40, &[23], &up.service()));
+    let mut agent = InProcessAgent::start(d);
+    let mut envoy = Envoy::start(agent.ads_address).await;
+    let client = Client::new();
+    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+
+    // On a fresh start Envoy refuses everything; the agent finds m23 and serves the rest.
+    let messages = agent.refused_by_envoy(&["Mapping default/m23"]).await;
+    assert!(
+        messages[0].starts_with("Envoy refused the configuration this resource produces: ")
+            && messages[0].contains("Expected positive duration"),
+        "the refusal carries Envoy's message: {messages:?}"
+    );
+    envoy.wait_ready().await;
+    for i in [0, 22, 24, 39] {
+        expect_routed(&client, &url(&format!("/m{i}/x")), "up").await;
+    }
+    let reply = client.get(&url("/m23/x"), None).await.unwrap();
+    assert_eq!(reply.status, 404, "the refused Mapping is not served");
+    assert_eq!(agent.metric("legate_agent_quarantined"), Some(1.0));
+    let trials = agent
+        .metric("legate_agent_quarantine_trials_total")
+        .unwrap_or_default();
+    assert!(
+        (1.0..=9.0).contains(&trials),
+        "about log2(42) trials: {trials}"
+    );
+
+    // A later good update goes through at once, the bad Mapping still refused.
+    write(d, "more.yaml", &mapping("new", "/new/", &up.service()));
+    expect_routed(&client, &url("/new/x"), "up").await;
+    agent.refused_by_envoy(&["Mapping default/m23"]).await;
+
+    // Edited to be good, the Mapping is tried again and serves.
+    write(d, "mappings.yaml", &mappings(40, &[], &up.service()));
+    agent.refused_by_envoy(&[]).await;
+    expect_routed(&client, &url("/m23/x"), "up").await;
+    assert_eq!(agent.metric("legate_agent_quarantined"), Some(0.0));
+    envoy.process.assert_running();
 }

@@ -130,6 +130,9 @@ pub enum Reason {
     SecretNotFound,
     /// It refers to something in another namespace, which it may not.
     RefNotPermitted,
+    /// Envoy refused (NACKed) the configuration it produces; the message carries Envoy's. Set
+    /// aside by [`crate::quarantine`] until it changes.
+    RefusedByEnvoy,
 }
 
 impl Reason {
@@ -146,6 +149,7 @@ impl Reason {
             Self::NoReadyEndpoints => "NoReadyEndpoints",
             Self::SecretNotFound => "SecretNotFound",
             Self::RefNotPermitted => "RefNotPermitted",
+            Self::RefusedByEnvoy => "RefusedByEnvoy",
         }
     }
 }
