@@ -18,8 +18,14 @@
 //! once found it is quarantined and the rest is tried again, until Envoy accepts everything but
 //! the quarantined. Suspects are tried in dependency order (Secrets, Services, Listeners and
 //! Hosts before the Mappings that need them), so a Mapping's fault is not blamed on the Host that
-//! makes it reachable. At most [`MAX_TRIALS`] trials a search: past that the agent stops looking
-//! until the inputs change, and Envoy keeps the last configuration it accepted.
+//! makes it reachable. Before a second culprit is blamed while Envoy has accepted nothing, the
+//! configuration with none of the changes is tried: an Envoy that refuses everything gets nothing
+//! quarantined. At most [`MAX_TRIALS`] trials a search: past that the agent stops looking until
+//! the inputs change, and Envoy keeps the last configuration it accepted.
+//!
+//! On a fresh start (nothing acknowledged yet, all resources suspects) a trial serves a subset:
+//! an Envoy that kept its configuration across an agent restart briefly serves less while the
+//! search runs (milliseconds a trial).
 //!
 //! With several Envoy streams, a NACK of the configuration awaited from any of them is a refusal;
 //! the first stream to acknowledge it all is an acceptance.
@@ -227,16 +233,7 @@ impl Quarantine {
         let Some(search) = &mut self.search else {
             return Step::Wait;
         };
-        let next = search.next();
-        for (object, refused) in search.found.drain(..) {
-            warn!(
-                %object,
-                error = refused.message,
-                "Envoy refuses the configuration this resource produces: it is set aside until it changes"
-            );
-            self.refused.insert(object, refused);
-        }
-        let build = match next {
+        let build = match search.next() {
             Some(inputs) => {
                 self.trials += 1;
                 Build {
@@ -248,6 +245,14 @@ impl Quarantine {
                 let Some(search) = self.search.take() else {
                     return Step::Wait;
                 };
+                for (object, refused) in search.found {
+                    warn!(
+                        %object,
+                        error = refused.message,
+                        "Envoy refuses the configuration this resource produces: it is set aside until it changes"
+                    );
+                    self.refused.insert(object, refused);
+                }
                 info!(
                     trials = search.trials,
                     quarantined = self.refused.len(),
@@ -294,15 +299,18 @@ struct Search {
     refusal: Option<String>,
     /// How many suspects the trial in flight applies (a prefix of `suspects`).
     trying: usize,
-    /// Envoy accepted the configuration with none of the changes: a culprit is blamed only
-    /// then, so an Envoy that refuses everything gets nothing quarantined.
+    /// Envoy accepted a trial (or the configuration the search started from). Until then a
+    /// second culprit is blamed only once Envoy accepts the configuration with none of the
+    /// changes, so an Envoy that refuses everything gets nothing quarantined. (Not before the
+    /// first: that trial would take every route away from an Envoy that kept its configuration
+    /// across an agent restart, and the usual case, one culprit, needs no such check.)
     base_accepted: bool,
     /// The trial in flight applies no change, to learn `base_accepted`.
     checking_base: bool,
     /// Envoy refused even the configuration with none of the changes.
     gave_up: bool,
     trials: u32,
-    /// Culprits found, not handed over yet.
+    /// Culprits found, handed over when the search ends (and dropped if it gives up).
     found: Vec<(ObjectRef, Refused)>,
 }
 
@@ -348,10 +356,11 @@ impl Search {
     fn next(&mut self) -> Option<Vec<Arc<Resource>>> {
         loop {
             if self.gave_up {
+                self.found.clear();
                 return None;
             }
             match (&self.refusal, self.suspects.as_slice()) {
-                (Some(_), [_]) if !self.base_accepted => {
+                (Some(_), [_]) if !self.base_accepted && !self.found.is_empty() => {
                     self.checking_base = true;
                     self.trying = 0;
                     break;
