@@ -88,8 +88,9 @@ enum Kind {
 #[derive(Debug, Default)]
 pub struct Quarantine {
     refused: BTreeMap<ObjectRef, Refused>,
-    /// The inputs of the last configuration Envoy acknowledged.
-    acked: BTreeMap<ObjectRef, Arc<Resource>>,
+    /// The inputs of the last configuration Envoy acknowledged (indexed only when a search
+    /// needs them: every build passes here, searches are rare).
+    acked: Option<Vec<Arc<Resource>>>,
     /// Built, not published yet.
     building: Option<(Vec<Arc<Resource>>, Kind)>,
     /// Published, waiting for Envoy's answer: the version and the inputs.
@@ -104,6 +105,26 @@ impl Quarantine {
     /// New inputs from the source: ends any search, lifts the quarantine of a resource that
     /// changed or went, and returns what to build (the inputs minus the quarantined).
     pub fn admit(&mut self, resources: &[Arc<Resource>]) -> Vec<Arc<Resource>> {
+        if self.search.take().is_some() {
+            info!("new inputs: the search for what Envoy refuses starts over if it refuses again");
+        }
+        // The common case costs a copy of the list, not an index of every name.
+        let inputs: Vec<Arc<Resource>> = if self.refused.is_empty() {
+            resources.to_vec()
+        } else {
+            self.lift(resources);
+            resources
+                .iter()
+                .filter(|r| !self.refused.contains_key(&r.object_ref()))
+                .cloned()
+                .collect()
+        };
+        self.building = Some((inputs.clone(), Kind::Fresh));
+        inputs
+    }
+
+    /// Lifts the quarantine of the resources that changed or went.
+    fn lift(&mut self, resources: &[Arc<Resource>]) {
         let now: BTreeMap<ObjectRef, &Arc<Resource>> =
             resources.iter().map(|r| (r.object_ref(), r)).collect();
         self.refused.retain(|object, refused| {
@@ -113,16 +134,6 @@ impl Quarantine {
             }
             kept
         });
-        if self.search.take().is_some() {
-            info!("new inputs: the search for what Envoy refuses starts over if it refuses again");
-        }
-        let inputs: Vec<Arc<Resource>> = resources
-            .iter()
-            .filter(|r| !self.refused.contains_key(&r.object_ref()))
-            .cloned()
-            .collect();
-        self.building = Some((inputs.clone(), Kind::Fresh));
-        inputs
     }
 
     /// The inputs last returned (by [`Quarantine::admit`] or a [`Step::Build`]) were built and
@@ -153,7 +164,7 @@ impl Quarantine {
         else {
             return Step::Wait;
         };
-        self.acked = inputs.iter().map(|r| (r.object_ref(), r.clone())).collect();
+        self.acked = Some(inputs);
         match (kind, &mut self.search) {
             (Kind::Trial, Some(search)) => {
                 search.accepted();
@@ -172,7 +183,7 @@ impl Quarantine {
         };
         match kind {
             Kind::Fresh => {
-                let search = Search::new(inputs, &self.acked, message);
+                let search = Search::new(inputs, self.acked.as_deref(), message);
                 warn!(
                     version,
                     suspects = search.suspects.len(),
@@ -315,18 +326,21 @@ struct Search {
 }
 
 impl Search {
-    fn new(
-        full: Vec<Arc<Resource>>,
-        acked: &BTreeMap<ObjectRef, Arc<Resource>>,
-        message: &str,
-    ) -> Self {
+    /// `acked`: the inputs of the configuration Envoy acknowledged last, if any.
+    fn new(full: Vec<Arc<Resource>>, acked: Option<&[Arc<Resource>]>, message: &str) -> Self {
+        let base_accepted = acked.is_some();
+        let acked: BTreeMap<ObjectRef, &Arc<Resource>> = acked
+            .into_iter()
+            .flatten()
+            .map(|r| (r.object_ref(), r))
+            .collect();
         let mut before = BTreeMap::new();
         let mut suspects = Vec::new();
         for (i, r) in full.iter().enumerate() {
             match acked.get(&r.object_ref()) {
                 Some(old) if same(old, r) => continue,
                 Some(old) => {
-                    before.insert(i, old.clone());
+                    before.insert(i, Arc::clone(old));
                 }
                 None => {}
             }
@@ -344,7 +358,7 @@ impl Search {
             refusal: Some(message.to_owned()),
             trying: 0,
             // A configuration Envoy acknowledged: already known.
-            base_accepted: !acked.is_empty(),
+            base_accepted,
             checking_base: false,
             gave_up: false,
             trials: 0,
