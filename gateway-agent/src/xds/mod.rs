@@ -116,7 +116,7 @@ pub struct Nack {
     pub type_url: String,
     /// The refused response's version (the type's content version as served).
     pub version: String,
-    /// The configuration being rolled out when Envoy refused it.
+    /// The configuration the refused response was cut from.
     pub config_version: String,
     /// Envoy's `error_detail` message.
     pub message: String,

@@ -606,6 +606,26 @@ mod tests {
     }
 
     #[test]
+    fn a_nack_names_the_configuration_the_refused_response_was_cut_from() {
+        let a = snap(&["a"], &[]);
+        let mut s = Session::new(Some(a.clone()), false);
+        s.state(CLUSTER).subscribed = true;
+        s.state(CLUSTER).wildcard = true;
+        let (url, served) = s.plan().unwrap();
+        let pending = Pending {
+            version: served.version().to_owned(),
+            brings: served.key(),
+            resources: served.resources.into_owned(),
+            removed: vec![],
+        };
+        s.sent(url, "1".into(), pending);
+        // A newer configuration is published before Envoy answers.
+        s.set_target(Some(snap(&["b"], &[])));
+        let refusal = s.answer(CLUSTER, Some("bad".into())).unwrap();
+        assert_eq!(refusal.config_version, a.version);
+    }
+
+    #[test]
     fn after_a_nack_the_refused_type_is_resent_even_when_back_to_what_envoy_acked() {
         for delta in [false, true] {
             let mut s = synced(delta, snap(&["a"], &[("r", "a")]));
