@@ -334,7 +334,16 @@ impl InProcessAgent {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_mapping_envoy_refuses_among_many_is_refused_and_the_rest_served() {
+async fn delta_one_mapping_envoy_refuses_among_many_is_refused_and_the_rest_served() {
+    one_mapping_envoy_refuses_among_many_is_refused_and_the_rest_served(AdsApi::DeltaGrpc).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sotw_one_mapping_envoy_refuses_among_many_is_refused_and_the_rest_served() {
+    one_mapping_envoy_refuses_among_many_is_refused_and_the_rest_served(AdsApi::Grpc).await;
+}
+
+async fn one_mapping_envoy_refuses_among_many_is_refused_and_the_rest_served(api: AdsApi) {
     let up = Upstream::start("up").await;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -346,7 +355,7 @@ async fn one_mapping_envoy_refuses_among_many_is_refused_and_the_rest_served() {
     );
     write(d, "mappings.yaml", &mappings(40, &[23], &up.service()));
     let mut agent = InProcessAgent::start(d);
-    let mut envoy = Envoy::start(agent.ads_address).await;
+    let mut envoy = Envoy::start_with(agent.ads_address, api).await;
     let client = Client::new();
     let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
 
