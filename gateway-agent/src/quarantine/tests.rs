@@ -228,3 +228,27 @@ fn a_listener_envoy_refuses_is_found_without_an_empty_trial() {
         "no trial takes everything away"
     );
 }
+
+#[test]
+fn new_inputs_end_a_search_and_answers_to_older_configurations_are_ignored() {
+    let mut q = Quarantine::default();
+    let resources = gateway(10, &[4]);
+    let inputs = q.admit(&resources);
+    assert_eq!(q.published(version(&inputs), None), Step::Wait);
+    let Step::Build(trial) = q.refused(&version(&inputs), "bad") else {
+        panic!("a trial follows the refusal");
+    };
+    assert!(trial.trial && q.searching());
+    assert_eq!(q.published(version(&trial.inputs), None), Step::Wait);
+
+    // The source moves on before Envoy answers the trial: the search ends, and the trial's
+    // answer no longer counts.
+    let fixed = gateway(10, &[]);
+    let inputs = q.admit(&fixed);
+    assert!(!q.searching());
+    assert_eq!(inputs.len(), fixed.len());
+    assert_eq!(q.published(version(&inputs), None), Step::Wait);
+    assert_eq!(q.refused(&version(&trial.inputs), "bad"), Step::Wait);
+    assert_eq!(q.acked(&version(&inputs)), Step::Wait);
+    assert!(q.is_empty() && !q.searching());
+}
