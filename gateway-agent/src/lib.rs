@@ -8,6 +8,7 @@ mod hex;
 pub mod ir;
 mod memo;
 pub mod pipeline;
+pub mod quarantine;
 pub mod run;
 pub mod source;
 pub mod status;

@@ -1,7 +1,8 @@
 //! `legate-agent run`: the I/O edge that wires the pipeline together. A source (a directory, or
 //! Kubernetes) publishes snapshots; each one is built into a configuration (pure), published to
 //! the ADS server, and what Envoy says back drives `/readyz` and, on Kubernetes, the status
-//! written back to the resources.
+//! written back to the resources. When Envoy refuses a configuration anyway, the
+//! [`Quarantine`] finds the resources responsible and the loop serves the rest.
 
 use std::{
     collections::BTreeSet,
@@ -13,16 +14,19 @@ use std::{
 
 use kube::Client;
 use legate_common::Readiness;
+use legate_crds::Resource;
 use prometheus_client::{
     encoding::EncodeLabelSet,
-    metrics::{family::Family, gauge::Gauge, histogram::Histogram},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
+use tokio::sync::{broadcast::error::RecvError, watch};
 use tracing::{info, warn};
 
 use crate::{
     ir::{Ir, Reason, ServiceNamespaces, Settings},
-    pipeline::Translator,
+    pipeline::{Fault, Translator},
+    quarantine::{Quarantine, Step},
     source::{DirectorySource, SourceSnapshot, kubernetes},
     status::{self, Built},
     xds::{AckStatus, Xds},
@@ -59,6 +63,8 @@ struct Metrics {
     unreachable: Gauge,
     not_applied: Gauge,
     build_seconds: Histogram,
+    quarantined: Gauge,
+    trials: Counter,
 }
 
 impl Metrics {
@@ -71,6 +77,8 @@ impl Metrics {
             build_seconds: Histogram::new([
                 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
             ]),
+            quarantined: Gauge::default(),
+            trials: Counter::default(),
         };
         registry.register(
             "resources",
@@ -97,6 +105,16 @@ impl Metrics {
             "Time to turn resources into Envoy configuration",
             m.build_seconds.clone(),
         );
+        registry.register(
+            "quarantined",
+            "Resources Envoy refused (NACK), set aside until they change, each named in the log and status",
+            m.quarantined.clone(),
+        );
+        registry.register(
+            "quarantine_trials",
+            "Trial configurations published to find the resources Envoy refuses",
+            m.trials.clone(),
+        );
         m
     }
 }
@@ -112,6 +130,9 @@ pub struct Agent {
     _source: Box<dyn Send>,
     /// Kubernetes only: who writes status, and its metrics.
     status: Option<(Client, status::Identity, status::Metrics)>,
+    /// What the gateway serves, as built: the status writer's input.
+    built: watch::Sender<Option<Built>>,
+    fault: Option<Fault>,
 }
 
 impl Agent {
@@ -154,7 +175,21 @@ impl Agent {
             snapshots,
             _source: source,
             status,
+            built: watch::Sender::new(None),
+            fault: None,
         })
+    }
+
+    /// Every configuration the gateway serves as it is built: the IR (rejections included) and
+    /// the version published for it. Trials published to find what Envoy refuses are not.
+    pub fn built(&self) -> watch::Receiver<Option<Built>> {
+        self.built.subscribe()
+    }
+
+    /// Test-only: see [`Translator::inject_fault`].
+    #[doc(hidden)]
+    pub fn inject_fault(&mut self, fault: Fault) {
+        self.fault = Some(fault);
     }
 
     /// Serves ADS and follows the source until `shutdown` resolves.
@@ -175,26 +210,36 @@ impl Agent {
             readiness,
             wait(stopped.clone()),
         ));
-        let (built_tx, built_rx) = tokio::sync::watch::channel(None);
         let status_writer = self.status.take().map(|(client, identity, metrics)| {
             tokio::spawn(status::run(
                 client,
                 identity,
-                built_rx,
+                self.built.subscribe(),
                 self.xds.status(),
                 metrics,
             ))
         });
 
+        let mut translator = Translator::new(self.settings.clone());
+        if let Some(fault) = &self.fault {
+            translator.inject_fault(fault.clone());
+        }
         let mut state = BuildState {
             logged: BTreeSet::new(),
-            translator: Translator::new(self.settings.clone()),
+            translator,
             last: None,
+            quarantine: Quarantine::default(),
+            served: None,
         };
+        let mut refusals = self.xds.refusals();
+        let mut acks = self.xds.status();
         tokio::pin!(shutdown);
         let mut first = true;
         loop {
-            if !first {
+            let event = if first {
+                first = false;
+                Event::Snapshot
+            } else {
                 tokio::select! {
                     () = &mut shutdown => break,
                     changed = self.snapshots.changed() => {
@@ -202,24 +247,42 @@ impl Agent {
                             warn!("the source stopped");
                             break;
                         }
+                        Event::Snapshot
+                    }
+                    nack = refusals.recv() => match nack {
+                        Ok(nack) => Event::Refused(nack.config_version, nack.message),
+                        // Missed NACKs were of configurations no longer awaited, or the one
+                        // awaited is still refused: Envoy answers it again.
+                        Err(RecvError::Lagged(_)) => continue,
+                        Err(RecvError::Closed) => break,
+                    },
+                    changed = acks.changed() => {
+                        if changed.is_err() {
+                            break;
+                        }
+                        match acks.borrow_and_update().acked_version.clone() {
+                            Some(version) => Event::Acked(version),
+                            None => continue,
+                        }
                     }
                 }
-            }
-            first = false;
-            let snapshot = self.snapshots.borrow_and_update().clone();
-            // Generation 0: the source has nothing complete yet (Kubernetes before every
-            // watch has listed). Envoy gets nothing rather than a partial configuration.
-            if snapshot.generation == 0 {
-                continue;
-            }
-            let ir = self.apply(&mut state, &snapshot);
-            built_tx.send_replace(Some(Built {
-                snapshot,
-                ir,
-                version: self.xds.published_version(),
-            }));
+            };
+            let step = match event {
+                Event::Snapshot => {
+                    let snapshot = self.snapshots.borrow_and_update().clone();
+                    // Generation 0: the source has nothing complete yet (Kubernetes before every
+                    // watch has listed). Envoy gets nothing rather than a partial configuration.
+                    if snapshot.generation == 0 {
+                        continue;
+                    }
+                    self.apply(&mut state, &snapshot)
+                }
+                Event::Acked(version) => state.quarantine.acked(&version),
+                Event::Refused(version, message) => state.quarantine.refused(&version, &message),
+            };
+            self.follow(&mut state, step);
         }
-        drop(built_tx);
+        drop(self.built);
         let _ = stop.send(true);
         if let Some(writer) = status_writer {
             let _ = writer.await;
@@ -230,7 +293,7 @@ impl Agent {
 
     /// Builds a configuration from one snapshot and publishes it; a snapshot that differs from
     /// the last only in what the status writer reads (live statuses) is not built again.
-    fn apply(&self, state: &mut BuildState, snapshot: &Arc<SourceSnapshot>) -> Arc<Ir> {
+    fn apply(&self, state: &mut BuildState, snapshot: &Arc<SourceSnapshot>) -> Step {
         let mut settings = state.translator.settings().clone();
         if let Some(gateway) = &snapshot.gateway {
             // The installation decides: its ambassador_id, and the namespaces whose Services
@@ -244,18 +307,47 @@ impl Agent {
         if &settings != state.translator.settings() {
             info!(ambassador_id = %settings.ambassador_id, service_namespaces = ?settings.service_namespaces, "gateway settings changed: building from scratch");
             state.translator = Translator::new(settings);
+            if let Some(fault) = &self.fault {
+                state.translator.inject_fault(fault.clone());
+            }
             state.last = None;
         }
         if let Some((last, ir)) = &state.last
             && same_inputs(last, snapshot)
         {
-            return ir.clone();
+            // Live statuses changed: the status writer sees them with the same verdicts.
+            let ir = ir.clone();
+            state.last = Some((snapshot.clone(), ir.clone()));
+            self.built.send_replace(Some(Built {
+                snapshot: snapshot.clone(),
+                ir,
+                version: state.served.clone(),
+            }));
+            return Step::Wait;
         }
+        let inputs = state.quarantine.admit(&snapshot.resources);
+        self.serve(state, snapshot, &inputs)
+    }
+
+    /// Builds the configuration the gateway serves from `inputs` (the snapshot's resources
+    /// minus those Envoy refused, which are rejected), publishes it and hands it to the status
+    /// writer.
+    fn serve(
+        &self,
+        state: &mut BuildState,
+        snapshot: &Arc<SourceSnapshot>,
+        inputs: &[Arc<Resource>],
+    ) -> Step {
         let started = Instant::now();
-        let config = state.translator.build(&snapshot.resources);
+        let mut config = state.translator.build(inputs);
+        if !state.quarantine.is_empty() {
+            config.ir.rejections.extend(state.quarantine.rejections());
+            config.ir.rejections.sort();
+        }
         self.metrics
             .build_seconds
             .observe(started.elapsed().as_secs_f64());
+        self.metrics.quarantined.set(state.quarantine.len() as i64);
         report(snapshot, &config.ir, &self.metrics, &mut state.logged);
         info!(
             generation = snapshot.generation,
@@ -266,10 +358,55 @@ impl Agent {
             "configuration built"
         );
         self.xds.publish(config.resources);
+        let version = self.xds.published_version();
         let ir = Arc::new(config.ir);
         state.last = Some((snapshot.clone(), ir.clone()));
-        ir
+        state.served.clone_from(&version);
+        self.built.send_replace(Some(Built {
+            snapshot: snapshot.clone(),
+            ir,
+            version: version.clone(),
+        }));
+        self.published(state, version)
     }
+
+    /// Publishes what the quarantine asks for (trials, then what the gateway serves) until it
+    /// waits for Envoy.
+    fn follow(&self, state: &mut BuildState, mut step: Step) {
+        while let Step::Build(build) = step {
+            if !build.trial {
+                let Some((snapshot, _)) = state.last.clone() else {
+                    return;
+                };
+                step = self.serve(state, &snapshot, &build.inputs);
+                continue;
+            }
+            self.metrics.trials.inc();
+            let config = state.translator.build(&build.inputs);
+            self.xds.publish(config.resources);
+            let version = self.xds.published_version();
+            tracing::debug!(version, resources = build.inputs.len(), "trial published");
+            step = self.published(state, version);
+        }
+    }
+
+    fn published(&self, state: &mut BuildState, version: Option<String>) -> Step {
+        let Some(version) = version else {
+            return Step::Wait;
+        };
+        let acked = self.xds.status().borrow().acked_version.clone();
+        state.quarantine.published(version, acked.as_deref())
+    }
+}
+
+/// What the build loop reacts to.
+enum Event {
+    /// The source has a new snapshot.
+    Snapshot,
+    /// Envoy acknowledged this configuration version.
+    Acked(String),
+    /// Envoy refused this configuration version, saying this.
+    Refused(String, String),
 }
 
 /// What the build loop keeps between snapshots.
@@ -279,6 +416,10 @@ struct BuildState {
     translator: Translator,
     /// The last snapshot built, and its IR.
     last: Option<(Arc<SourceSnapshot>, Arc<Ir>)>,
+    /// What Envoy refused, and the search for it.
+    quarantine: Quarantine,
+    /// The version of the last configuration published to serve (not a trial).
+    served: Option<String>,
 }
 
 /// The same resources (the very same shared objects) and the same rejections.

@@ -1,5 +1,5 @@
 //! Reconfiguration through the real Envoy: 100 changes under load without a failed request, a
-//! configuration Envoy refuses (NACK) while the last good one keeps serving, and an agent
+//! Listener Envoy refuses (NACK) set aside while the rest keeps serving, and an agent
 //! restart that serves the same (content-derived) versions while Envoy keeps routing.
 
 mod support;
@@ -536,7 +536,7 @@ async fn a_hundred_changes_under_load_drop_no_request() {
 // ---------------------------------------------------------------------------------------------
 // 2. NACK
 
-/// A Listener that validates in the agent but that Envoy cannot take: its port is already
+/// A Listener that validates in the agent but that Envoy cannot take when its port is already
 /// bound by another process (the test), which no in-process check can know.
 fn refused_listener(port: u16) -> String {
     format!(
@@ -549,7 +549,7 @@ fn refused_listener(port: u16) -> String {
 const ENVOY_ERROR: &str = "Address already in use";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_configuration_envoy_refuses_keeps_the_last_good_one() {
+async fn a_listener_envoy_refuses_is_set_aside_and_the_rest_keeps_serving() {
     let up = Upstream::start("up").await;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -567,7 +567,7 @@ async fn a_configuration_envoy_refuses_keeps_the_last_good_one() {
     let base = format!("http://127.0.0.1:{port}");
     let client = Client::new();
     expect_routed(&client, &format!("{base}/good/x"), "up").await;
-    assert_eq!(nacks(&agent).await, 0.0, "no NACK before the bad Mapping");
+    assert_eq!(nacks(&agent).await, 0.0, "no NACK before the bad Listener");
 
     // Hold a port the way another process on the node would.
     let occupied = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
@@ -576,28 +576,23 @@ async fn a_configuration_envoy_refuses_keeps_the_last_good_one() {
         "bad.yaml",
         &refused_listener(occupied.local_addr().unwrap().port()),
     );
-    let (status, body) = eventually(
-        "/readyz to note the refused configuration",
+    // Envoy refuses it; the agent finds the Listener responsible and rejects it, naming
+    // Envoy's error.
+    let rejected = eventually(
+        "the agent to reject the Listener Envoy refused",
         ACK_TIMEOUT,
         || async {
-            let (status, body) = agent.readyz().await;
-            body.contains("refused").then_some((status, body))
+            agent
+                .log()
+                .lines()
+                .find(|l| l.contains("rejected: Listener default/occupied (RefusedByEnvoy)"))
+                .map(str::to_owned)
         },
     )
     .await;
-    assert_eq!(
-        status, 200,
-        "the agent stays ready on the last good configuration: {body}"
-    );
     assert!(
-        body.contains(&format!(
-            "serving configuration {good_version}; Envoy refused a newer one"
-        )),
-        "/readyz names the configuration still served ({good_version}) and the refusal: {body}"
-    );
-    assert!(
-        body.contains(ENVOY_ERROR),
-        "/readyz carries Envoy's error ({ENVOY_ERROR:?}): {body}"
+        rejected.contains(ENVOY_ERROR),
+        "the rejection carries Envoy's error ({ENVOY_ERROR:?}): {rejected}"
     );
     let counted = nacks(&agent).await;
     assert!(
@@ -612,16 +607,28 @@ async fn a_configuration_envoy_refuses_keeps_the_last_good_one() {
             .is_some_and(|n| n >= 1.0),
         "the refusal is counted for LDS"
     );
+    assert_eq!(
+        agent.metric("legate_agent_quarantined").await,
+        Some(1.0),
+        "one resource set aside"
+    );
     let log = agent.log();
     assert!(
         log.lines()
             .any(|l| l.contains("NACK") && l.contains(ENVOY_ERROR)),
         "the agent logs the NACK with Envoy's error ({ENVOY_ERROR:?}); log:\n{log}"
     );
-    // Envoy counted its own rejection, and kept the old routes.
     assert!(
         envoy.stat_sum("lds.*update_rejected").await >= 1,
         "Envoy's LDS update_rejected counter"
+    );
+    // What is left is what Envoy had: the same version, acknowledged, nothing refused.
+    let (status, body) = agent.readyz().await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serving_version(&body).as_deref(),
+        Some(good_version.as_str()),
+        "{body}"
     );
     for _ in 0..20 {
         let reply = client.get(&format!("{base}/good/x"), None).await.unwrap();
@@ -633,24 +640,29 @@ async fn a_configuration_envoy_refuses_keeps_the_last_good_one() {
     }
     envoy.process.assert_running();
 
-    // Remove the bad Listener and add a Mapping: the note clears and the new route works.
-    remove(d, "bad.yaml");
+    // A later good update goes through, the Listener still set aside.
     write(d, "new.yaml", &mapping("new", "/new/", &up.service(), &[]));
     let version = wait_acked(
-        "the configuration without the bad Listener",
+        "the configuration with the new Mapping",
         Some(&good_version),
         || agent.readyz(),
     )
     .await;
-    let (status, body) = agent.readyz().await;
-    assert_eq!(status, 200, "{body}");
-    assert!(
-        !body.contains("refused"),
-        "the refusal note clears once a configuration is acknowledged: {body}"
-    );
-    assert_ne!(version, good_version);
     expect_routed(&client, &format!("{base}/new/x"), "up").await;
+
+    // Edited to a free port, the Listener is tried again and serves.
+    let moved = free_port();
+    write(d, "bad.yaml", &refused_listener(moved));
+    wait_acked(
+        "the configuration with the Listener moved",
+        Some(&version),
+        || agent.readyz(),
+    )
+    .await;
+    expect_routed(&client, &format!("http://127.0.0.1:{moved}/good/x"), "up").await;
     expect_routed(&client, &format!("{base}/good/x"), "up").await;
+    assert_eq!(agent.metric("legate_agent_quarantined").await, Some(0.0));
+    drop(occupied);
 }
 
 // ---------------------------------------------------------------------------------------------

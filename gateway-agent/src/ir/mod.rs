@@ -138,6 +138,9 @@ pub enum Reason {
     SecretNotFound,
     /// It refers to something in another namespace, which it may not.
     RefNotPermitted,
+    /// Envoy refused (NACKed) the configuration it produces; the message carries Envoy's. Set
+    /// aside by [`crate::quarantine`] until it changes.
+    RefusedByEnvoy,
 }
 
 impl Reason {
@@ -154,6 +157,7 @@ impl Reason {
             Self::NoReadyEndpoints => "NoReadyEndpoints",
             Self::SecretNotFound => "SecretNotFound",
             Self::RefNotPermitted => "RefNotPermitted",
+            Self::RefusedByEnvoy => "RefusedByEnvoy",
         }
     }
 }

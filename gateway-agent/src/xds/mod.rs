@@ -29,12 +29,19 @@
 //! # ACK and NACK
 //! Every response has its own nonce. Envoy answering it without `error_detail` (state of the world:
 //! and with the `version_info` sent) is an ACK; with `error_detail` a NACK. A NACK is logged
-//! (`warn`, with Envoy's message), counted (`xds_nacks_total{type}`) and recorded in
-//! [`AckStatus::last_nack`]; the refused content is never resent and the types after it in the
-//! order wait (they may depend on it), so Envoy keeps running the last acknowledged
-//! configuration. The next publish that changes the refused type is sent normally; once Envoy has
+//! (`warn`, with Envoy's message), counted (`xds_nacks_total{type}`), recorded in
+//! [`AckStatus::last_nack`] and sent to [`Xds::refusals`], naming the configuration the refused
+//! response was cut from. The refused content is not resent for the same configuration and the
+//! types after it in the order wait (they may depend on it), so Envoy keeps running the last
+//! acknowledged configuration. Envoy applies what it can of a refused response (each listener or
+//! cluster on its own), so what it holds of that type is unknown afterwards: the next response of
+//! the type carries it again, whole, even if it matches the last ACK. The next publish gets a
+//! fresh answer for every type, the refused one included, even with the very content refused
+//! before: a refusal can depend on more than content (a port another process held), and a stream
+//! that never resent it would hold back every type after it, silently. Once Envoy has
 //! acknowledged a whole configuration, [`AckStatus::acked_version`] names it and `last_nack` is
-//! cleared.
+//! cleared. Finding the resources Envoy refused and serving the rest is the caller's
+//! ([`crate::quarantine`]).
 //!
 //! # Metrics
 //! `xds_pushes_total{type}`, `xds_nacks_total{type}` (`type` is `cds`, `eds`, `lds`, `rds`, `sds`)
@@ -52,7 +59,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tonic::transport::server::TcpIncoming;
 
 pub use cache::{Res, ResourceSet};
@@ -60,6 +67,10 @@ pub use server::AdsService;
 
 use cache::Snapshot;
 use metrics::Metrics;
+
+/// NACKs kept for a slow reader of [`Xds::refusals`]: Envoy answers one response at a time per
+/// stream, so a handful is plenty.
+const REFUSALS_BUFFERED: usize = 64;
 
 /// The type URLs ADS serves.
 pub mod type_url {
@@ -105,7 +116,7 @@ pub struct Nack {
     pub type_url: String,
     /// The refused response's version (the type's content version as served).
     pub version: String,
-    /// The configuration being rolled out when Envoy refused it.
+    /// The configuration the refused response was cut from.
     pub config_version: String,
     /// Envoy's `error_detail` message.
     pub message: String,
@@ -114,6 +125,7 @@ pub struct Nack {
 pub(crate) struct Inner {
     target: watch::Sender<Option<Arc<Snapshot>>>,
     status: watch::Sender<AckStatus>,
+    refusals: broadcast::Sender<Nack>,
     shutdown: watch::Sender<bool>,
     metrics: Metrics,
 }
@@ -131,6 +143,7 @@ impl Xds {
             inner: Arc::new(Inner {
                 target: watch::Sender::new(None),
                 status: watch::Sender::new(AckStatus::default()),
+                refusals: broadcast::Sender::new(REFUSALS_BUFFERED),
                 shutdown: watch::Sender::new(false),
                 metrics: Metrics::register(registry),
             }),
@@ -165,6 +178,13 @@ impl Xds {
 
     pub fn status(&self) -> watch::Receiver<AckStatus> {
         self.inner.status.subscribe()
+    }
+
+    /// Every NACK from now on, from every stream, each naming the configuration it refused.
+    /// [`Xds::status`] keeps only the last one, until an ACK clears it; a caller that must know
+    /// whether a given configuration was refused reads them here.
+    pub fn refusals(&self) -> broadcast::Receiver<Nack> {
+        self.inner.refusals.subscribe()
     }
 
     pub fn server(&self) -> AggregatedDiscoveryServiceServer<AdsService> {

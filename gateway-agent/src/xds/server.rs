@@ -137,7 +137,7 @@ async fn drive<P: Protocol>(
             msg = incoming.next() => match msg {
                 Some(Ok(req)) => {
                     if let Some(refusal) = P::on_request(&mut session, req) {
-                        report_nack(&inner, &session, refusal);
+                        report_nack(&inner, refusal);
                     }
                 }
                 Some(Err(status)) => {
@@ -166,12 +166,8 @@ async fn drive<P: Protocol>(
     tracing::debug!(delta = P::DELTA, "ADS stream closed");
 }
 
-fn report_nack(inner: &Inner, session: &Session, refusal: Refusal) {
-    let config_version = session
-        .target
-        .as_ref()
-        .map(|t| t.version.clone())
-        .unwrap_or_default();
+fn report_nack(inner: &Inner, refusal: Refusal) {
+    let config_version = refusal.config_version;
     tracing::warn!(
         type_url = refusal.type_url,
         version = refusal.version,
@@ -186,6 +182,8 @@ fn report_nack(inner: &Inner, session: &Session, refusal: Refusal) {
         config_version,
         message: refusal.message,
     };
+    // No receiver (nothing follows refusals) is fine.
+    let _ = inner.refusals.send(nack.clone());
     inner.status.send_modify(|s| s.last_nack = Some(nack));
 }
 

@@ -124,16 +124,21 @@ pub(crate) struct TypeState {
     /// empty first subscription in delta).
     pub wildcard: bool,
     pub names: BTreeSet<String>,
-    /// SotW: the `version_info` Envoy acknowledged (or reported on a new stream).
+    /// SotW: the `version_info` Envoy acknowledged (or reported on a new stream); `None` after a
+    /// NACK, as Envoy may have applied part of the refused set.
     pub acked_version: Option<String>,
-    /// Name → resource version Envoy has (delta: acknowledged or `initial_resource_versions`).
+    /// Name → resource version Envoy has (delta: acknowledged or `initial_resource_versions`;
+    /// an empty version after a NACK: Envoy may or may not have applied it).
     pub acked: BTreeMap<String, String>,
     /// The acknowledged resources this stream sent itself (their content is needed to keep
     /// clusters and endpoints alive while routes move off them).
     pub acked_res: BTreeMap<String, Arc<Res>>,
     pub last_nonce: String,
     pub pending: Option<Pending>,
-    /// The served-set version Envoy refused: never sent again.
+    /// The version of the configuration the response in flight was cut from (set by
+    /// [`Session::sent`]): a NACK names it, not a newer one published meanwhile.
+    pub pending_config: Option<String>,
+    /// The served-set version Envoy refused: not sent again for the same target.
     pub nacked: Option<String>,
     /// Delta: Envoy has acknowledged a response of this type on this stream. Until then even an
     /// empty set must be sent: Envoy's initialization waits for a first answer to each wildcard
@@ -164,6 +169,8 @@ impl TypeState {
 pub(crate) struct Refusal {
     pub type_url: &'static str,
     pub version: String,
+    /// The configuration the refused response was cut from.
+    pub config_version: String,
     pub message: String,
 }
 
@@ -188,7 +195,20 @@ impl Session {
         }
     }
 
+    /// A new configuration to serve. Whatever Envoy refused before gets a fresh answer: a
+    /// refusal can depend on more than content (a port another process held), and holding back
+    /// the refused type would also hold back every type after it, silently.
     pub fn set_target(&mut self, target: Option<Arc<Snapshot>>) {
+        let same = match (&self.target, &target) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            for ts in self.types.values_mut() {
+                ts.nacked = None;
+            }
+        }
         self.target = target;
     }
 
@@ -198,9 +218,11 @@ impl Session {
 
     /// Records a response sent for `url`: its nonce, and what it carried until Envoy answers.
     pub fn sent(&mut self, url: &'static str, nonce: String, pending: Pending) {
+        let config = self.target.as_ref().map(|t| t.version.clone());
         let ts = self.state(url);
         ts.last_nonce = nonce;
         ts.pending = Some(pending);
+        ts.pending_config = config;
     }
 
     pub fn next_nonce(&mut self) -> String {
@@ -357,14 +379,28 @@ impl Session {
     /// error message for a NACK. Returns the refusal to report, if any.
     pub fn answer(&mut self, url: &'static str, refusal: Option<String>) -> Option<Refusal> {
         let delta = self.delta;
+        let target = self.target.as_ref().map(|t| t.version.clone());
         let ts = self.state(url);
         let p = ts.pending.take()?;
+        let config_version = ts.pending_config.take().or(target).unwrap_or_default();
         match refusal {
             Some(message) => {
                 ts.nacked = Some(p.version.clone());
+                // Envoy applies what it can of a refused response (each listener or cluster on
+                // its own) and refuses the rest: what it holds of this type is unknown, so the
+                // next response carries it again, whole, even if it matches the last ACK.
+                ts.synced = None;
+                if delta {
+                    for n in p.resources.into_keys() {
+                        ts.acked.insert(n, String::new());
+                    }
+                } else {
+                    ts.acked_version = None;
+                }
                 Some(Refusal {
                     type_url: url,
                     version: p.version,
+                    config_version,
                     message,
                 })
             }
@@ -524,5 +560,86 @@ mod tests {
         assert_eq!(refusal.version, version);
         assert!(s.plan().is_none());
         assert!(s.converged_version().is_none());
+    }
+
+    /// Subscribes to clusters and routes (wildcard) and brings Envoy to `target`.
+    fn synced(delta: bool, target: Arc<Snapshot>) -> Session {
+        let mut s = Session::new(Some(target), delta);
+        for url in [CLUSTER, ROUTE] {
+            s.state(url).subscribed = true;
+            s.state(url).wildcard = true;
+        }
+        while step(&mut s).is_some() {}
+        assert!(s.converged_version().is_some());
+        s
+    }
+
+    /// Sends what is planned and has Envoy refuse it.
+    fn refuse(s: &mut Session) -> &'static str {
+        let (url, served) = s.plan().expect("something to send");
+        let pending = Pending {
+            version: served.version().to_owned(),
+            brings: served.key(),
+            resources: served.resources.into_owned(),
+            removed: vec![],
+        };
+        s.state(url).pending = Some(pending);
+        assert!(s.answer(url, Some("refused".into())).is_some());
+        url
+    }
+
+    #[test]
+    fn a_new_configuration_resends_content_envoy_refused_for_an_older_one() {
+        for delta in [false, true] {
+            let mut s = synced(delta, snap(&["a"], &[("r", "a")]));
+            // Envoy refuses cluster b (say its port was taken): nothing after clusters goes.
+            s.set_target(Some(snap(&["a", "b"], &[("r", "a,b")])));
+            assert_eq!(refuse(&mut s), CLUSTER);
+            assert!(s.plan().is_none(), "the same target is not resent");
+            // A newer configuration with the same clusters and new routes gets a fresh answer:
+            // the clusters go again, and then the routes.
+            s.set_target(Some(snap(&["a", "b"], &[("r", "a,b,c")])));
+            assert_eq!(step(&mut s), Some(CLUSTER), "delta: {delta}");
+            assert_eq!(step(&mut s), Some(ROUTE), "delta: {delta}");
+            assert!(s.converged_version().is_some(), "delta: {delta}");
+        }
+    }
+
+    #[test]
+    fn a_nack_names_the_configuration_the_refused_response_was_cut_from() {
+        let a = snap(&["a"], &[]);
+        let mut s = Session::new(Some(a.clone()), false);
+        s.state(CLUSTER).subscribed = true;
+        s.state(CLUSTER).wildcard = true;
+        let (url, served) = s.plan().unwrap();
+        let pending = Pending {
+            version: served.version().to_owned(),
+            brings: served.key(),
+            resources: served.resources.into_owned(),
+            removed: vec![],
+        };
+        s.sent(url, "1".into(), pending);
+        // A newer configuration is published before Envoy answers.
+        s.set_target(Some(snap(&["b"], &[])));
+        let refusal = s.answer(CLUSTER, Some("bad".into())).unwrap();
+        assert_eq!(refusal.config_version, a.version);
+    }
+
+    #[test]
+    fn after_a_nack_the_refused_type_is_resent_even_when_back_to_what_envoy_acked() {
+        for delta in [false, true] {
+            let mut s = synced(delta, snap(&["a"], &[("r", "a")]));
+            s.set_target(Some(snap(&["a", "b"], &[("r", "a")])));
+            assert_eq!(refuse(&mut s), CLUSTER);
+            // Envoy may have added b while refusing the response: back to the acknowledged
+            // content, the clusters are sent again so that b goes.
+            s.set_target(Some(snap(&["a"], &[("r", "a")])));
+            let (url, served) = s.plan().expect("the clusters are sent again");
+            assert_eq!(url, CLUSTER, "delta: {delta}");
+            assert!(!served.resources.contains_key("b"));
+            assert_eq!(step(&mut s), Some(CLUSTER));
+            assert_eq!(step(&mut s), None);
+            assert!(s.converged_version().is_some(), "delta: {delta}");
+        }
     }
 }
