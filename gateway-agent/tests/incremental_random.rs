@@ -12,7 +12,7 @@
 //! gateway, Secrets and TLSContexts that Hosts refer to, Services with their EndpointSlices and
 //! Endpoints, and values the IR refuses. A step changes one resource or several at once: put a
 //! new one (or a new version of one), renew one (the same content in a new `Arc`: recompiled,
-//! nothing may change) or delete one. A failure shrinks to a minimal sequence of steps and prints
+//! nothing may change), delete one, or hand the same resources over in another order. A failure shrinks to a minimal sequence of steps and prints
 //! it, each resource as the JSON the loader read.
 //!
 //! In CI it runs `CASES` sequences. A long run takes more, and any of proptest's settings:
@@ -26,6 +26,7 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     fmt,
+    hash::{DefaultHasher, Hash, Hasher},
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -64,7 +65,9 @@ fn every_step_of_a_random_history_builds_as_from_scratch() {
         config.cases = CASES;
     }
     let started = Instant::now();
-    let result = TestRunner::new(config).run(&history(), |steps| replay(&steps));
+    let result = TestRunner::new(config).run(&history(), |steps| {
+        replay(&steps).map_err(TestCaseError::fail)
+    });
     let steps = STEPS.load(Ordering::Relaxed);
     eprintln!(
         "{steps} steps in {:.1} s ({:.0} steps/s)",
@@ -73,7 +76,8 @@ fn every_step_of_a_random_history_builds_as_from_scratch() {
     );
     match result {
         Ok(()) => {}
-        Err(TestError::Fail(why, steps)) => {
+        Err(TestError::Fail(_, steps)) => {
+            let (steps, why) = minimized(steps);
             panic!("{why}\nminimal sequence of steps:\n{}", Steps(&steps))
         }
         Err(e) => panic!("{e}"),
@@ -85,7 +89,7 @@ static STEPS: AtomicU64 = AtomicU64::new(0);
 
 /// Applies the steps one after the other; after each, every mode's incremental build must be the
 /// build from scratch.
-fn replay(steps: &[Step]) -> Result<(), TestCaseError> {
+fn replay(steps: &[Step]) -> Result<(), String> {
     let mut fleet = Fleet::default();
     let mut modes: Vec<(&str, Settings, Translator)> = modes()
         .into_iter()
@@ -100,15 +104,50 @@ fn replay(steps: &[Step]) -> Result<(), TestCaseError> {
             let incremental = translator.build(&current);
             let fresh = Configuration::build(&owned, settings);
             if incremental != fresh {
-                return Err(TestCaseError::fail(format!(
+                return Err(format!(
                     "{mode}: after step {}, the incremental build is not the build from scratch:\n{}",
                     i + 1,
                     difference(&incremental, &fresh)
-                )));
+                ));
             }
         }
     }
     Ok(())
+}
+
+/// A failing history without the steps and changes it fails without, and why it fails.
+/// proptest's shrinking stops short on a list of lists whose later steps point into what
+/// earlier ones built; taking out one step or one change at a time, while it still fails,
+/// finishes the job.
+fn minimized(mut steps: Vec<Step>) -> (Vec<Step>, String) {
+    let mut why = replay(&steps).err().unwrap_or_default();
+    loop {
+        let smaller = one_less(&steps).find_map(|fewer| {
+            let w = replay(&fewer).err()?;
+            Some((fewer, w))
+        });
+        match smaller {
+            Some(smaller) => (steps, why) = smaller,
+            None => return (steps, why),
+        }
+    }
+}
+
+/// Every history with one step, or one change of a step, taken out.
+fn one_less(steps: &[Step]) -> impl Iterator<Item = Vec<Step>> + '_ {
+    let without_step = (0..steps.len()).map(move |i| {
+        let mut fewer = steps.to_vec();
+        fewer.remove(i);
+        fewer
+    });
+    let without_change = (0..steps.len()).flat_map(move |i| {
+        (0..steps[i].0.len()).map(move |j| {
+            let mut fewer = steps.to_vec();
+            fewer[i].0.remove(j);
+            fewer
+        })
+    });
+    without_step.chain(without_change)
 }
 
 /// As a directory of YAML (no authority over Services), and as Kubernetes (authority over every
@@ -127,10 +166,13 @@ fn modes() -> [(&'static str, Settings); 2] {
 }
 
 /// The resources the source holds, one per kind, namespace and name, as it hands them over:
-/// each in its own `Arc`, shared from one snapshot to the next while unchanged.
+/// each in its own `Arc`, shared from one snapshot to the next while unchanged, in an order
+/// of its own (a build may depend on what changed, never on the order it is given).
 #[derive(Default)]
 struct Fleet {
     resources: BTreeMap<ObjectRef, Arc<Resource>>,
+    /// Resources are handed over by the hash of their key with this seed; `0`: by key.
+    order: u64,
 }
 
 impl Fleet {
@@ -155,6 +197,7 @@ impl Fleet {
                         self.resources.remove(&key);
                     }
                 }
+                Change::Shuffle(order) => self.order = *order,
             }
         }
     }
@@ -168,7 +211,18 @@ impl Fleet {
     }
 
     fn resources(&self) -> Vec<Arc<Resource>> {
-        self.resources.values().cloned().collect()
+        let mut in_order: Vec<(u64, &Arc<Resource>)> = self
+            .resources
+            .iter()
+            .map(|(key, r)| {
+                let mut hasher = DefaultHasher::new();
+                (self.order, key).hash(&mut hasher);
+                (if self.order == 0 { 0 } else { hasher.finish() }, r)
+            })
+            .collect();
+        // Stable: with order 0, by key.
+        in_order.sort_by_key(|(rank, _)| *rank);
+        in_order.into_iter().map(|(_, r)| r.clone()).collect()
     }
 }
 
@@ -183,6 +237,8 @@ enum Change {
     /// The same content in a new `Arc`, as a source that decoded it again hands it over.
     Renew(Index),
     Delete(Index),
+    /// The same resources in another order.
+    Shuffle(u64),
 }
 
 /// A document as the API server or a file gives it, printed as compact JSON.
@@ -217,6 +273,7 @@ fn history() -> impl Strategy<Value = Vec<Step>> {
         6 => doc.clone().prop_map(Change::Put),
         2 => any::<Index>().prop_map(Change::Renew),
         2 => any::<Index>().prop_map(Change::Delete),
+        1 => any::<u64>().prop_map(Change::Shuffle),
     ]
     .boxed();
     let first = vec(doc.prop_map(Change::Put), 0..40).prop_map(Step);
@@ -363,6 +420,7 @@ fn mapping() -> impl Strategy<Value = Value> {
             (1, json!({"hostname": "*"})),
             (1, json!({"hostname": "*.example.com"})),
             (1, json!({"hostname": "A.Example.COM"})),
+            (1, json!({"hostname": "a.example.com:8443"})),
             (1, json!({"host": "a.example.com"})),
             (
                 1,
@@ -448,6 +506,7 @@ fn host() -> impl Strategy<Value = Value> {
             (2, json!({"hostname": "*.example.com"})),
             (1, json!({"hostname": "*"})),
             (1, json!({"hostname": "A.Example.COM"})),
+            (1, json!({"hostname": "a.example.com:8443"})),
         ]),
         rarely([
             json!({"matchLabels": {"team": "a"}}),
