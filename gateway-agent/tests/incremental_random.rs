@@ -12,16 +12,17 @@
 //! gateway, Secrets and TLSContexts that Hosts refer to, Services with their EndpointSlices and
 //! Endpoints, and values the IR refuses. A step changes one resource or several at once: put a
 //! new one (or a new version of one), renew one (the same content in a new `Arc`: recompiled,
-//! nothing may change), delete one, or hand the same resources over in another order. A failure shrinks to a minimal sequence of steps and prints
-//! it, each resource as the JSON the loader read.
+//! nothing may change), delete one, or hand the same resources over in another order. A
+//! failure shrinks to a minimal sequence of steps and prints it, each resource as the JSON the
+//! loader read: the makings of a focused regression test.
 //!
-//! In CI it runs `CASES` sequences. A long run takes more, and any of proptest's settings:
+//! In CI it runs `CASES` sequences, from a new seed each time. A long run takes more, with any
+//! of proptest's settings (`PROPTEST_RNG_SEED=N` repeats a run; `--nocapture` prints how many
+//! steps ran and how fast, shrinking included):
 //!
 //! ```text
 //! PROPTEST_CASES=20000 cargo test --workspace --test incremental_random -- --nocapture
 //! ```
-//!
-//! (`PROPTEST_RNG_SEED=N` repeats a run; `--nocapture` prints how many steps ran and how fast.)
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -66,7 +67,7 @@ fn every_step_of_a_random_history_builds_as_from_scratch() {
     }
     let started = Instant::now();
     let result = TestRunner::new(config).run(&history(), |steps| {
-        replay(&steps).map_err(TestCaseError::fail)
+        check(&steps).map_err(TestCaseError::fail)
     });
     let steps = STEPS.load(Ordering::Relaxed);
     eprintln!(
@@ -86,6 +87,17 @@ fn every_step_of_a_random_history_builds_as_from_scratch() {
 
 /// Steps replayed, over every sequence (shrinking included).
 static STEPS: AtomicU64 = AtomicU64::new(0);
+
+/// [`replay`], with a panic (a memo's broken invariant) as a failure like any other.
+fn check(steps: &[Step]) -> Result<(), String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| replay(steps))).unwrap_or_else(
+        |panic| {
+            let message = (panic.downcast_ref::<String>().cloned())
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
+            Err(format!("panicked: {}", message.unwrap_or_default()))
+        },
+    )
+}
 
 /// Applies the steps one after the other; after each, every mode's incremental build must be the
 /// build from scratch.
@@ -120,10 +132,10 @@ fn replay(steps: &[Step]) -> Result<(), String> {
 /// earlier ones built; taking out one step or one change at a time, while it still fails,
 /// finishes the job.
 fn minimized(mut steps: Vec<Step>) -> (Vec<Step>, String) {
-    let mut why = replay(&steps).err().unwrap_or_default();
+    let mut why = check(&steps).err().unwrap_or_default();
     loop {
         let smaller = one_less(&steps).find_map(|fewer| {
-            let w = replay(&fewer).err()?;
+            let w = check(&fewer).err()?;
             Some((fewer, w))
         });
         match smaller {
