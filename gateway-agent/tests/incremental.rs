@@ -143,3 +143,37 @@ spec: {{hostname: \"*\", prefix: /other/, service: {service}}}
         assert_as_from_scratch(&mut translator, &source.snapshot().resources);
     }
 }
+
+/// One Mapping declared twice with different services (two files of a directory can): both join
+/// its group, in an order that depends on neither the order of the resources nor the builds
+/// that added them (the incremental group kept the order it had grown in).
+#[test]
+fn a_mapping_declared_twice_builds_as_from_scratch_in_any_order() {
+    let declared = |service: &str| {
+        format!(
+            "---
+apiVersion: getambassador.io/v3alpha1
+kind: Mapping
+metadata: {{name: twice, namespace: default}}
+spec: {{hostname: \"*\", prefix: /twice/, service: {service}}}
+"
+        )
+    };
+    let text = format!(
+        "apiVersion: getambassador.io/v3alpha1
+kind: Listener
+metadata: {{name: http, namespace: default}}
+spec: {{port: 8080, protocol: HTTP, securityModel: XFP, hostBinding: {{namespace: {{from: ALL}}}}}}
+{}{}",
+        declared("first"),
+        declared("second")
+    );
+    let resources = legate_crds::loader::load_str("twice", &text)
+        .unwrap()
+        .resources;
+    let all: Vec<Arc<Resource>> = resources.into_iter().map(Arc::new).collect();
+    let mut translator = Translator::new(Settings::default());
+    assert_as_from_scratch(&mut translator, &all);
+    let reversed: Vec<Arc<Resource>> = all.iter().rev().cloned().collect();
+    assert_as_from_scratch(&mut translator, &reversed);
+}
