@@ -182,7 +182,8 @@ fn modes() -> [(&'static str, Settings); 2] {
 /// of its own (a build may depend on what changed, never on the order it is given).
 #[derive(Default)]
 struct Fleet {
-    resources: BTreeMap<ObjectRef, Arc<Resource>>,
+    /// By key, and by the file that declares it: a directory may declare an object twice.
+    resources: BTreeMap<(ObjectRef, File), Arc<Resource>>,
     /// Resources are handed over by the hash of their key with this seed; `0`: by key.
     order: u64,
 }
@@ -191,11 +192,11 @@ impl Fleet {
     fn apply(&mut self, step: &Step) {
         for change in &step.0 {
             match change {
-                Change::Put(doc) => {
+                Change::Put(doc, file) => {
                     // A document the loader refuses never reaches the translator: no change.
                     let loaded = loader::load_object("random", doc.0.clone());
                     for r in loaded.resources {
-                        self.resources.insert(r.object_ref(), Arc::new(r));
+                        self.resources.insert((r.object_ref(), *file), Arc::new(r));
                     }
                 }
                 Change::Renew(at) => {
@@ -214,7 +215,7 @@ impl Fleet {
         }
     }
 
-    fn nth(&mut self, at: &Index) -> Option<(&ObjectRef, &mut Arc<Resource>)> {
+    fn nth(&mut self, at: &Index) -> Option<(&(ObjectRef, File), &mut Arc<Resource>)> {
         if self.resources.is_empty() {
             return None;
         }
@@ -244,13 +245,22 @@ struct Step(Vec<Change>);
 
 #[derive(Clone, Debug)]
 enum Change {
-    /// A new resource, or a new version of the one with its kind, namespace and name.
-    Put(Doc),
+    /// A new resource, or a new version of the one with its kind, namespace and name in that
+    /// file.
+    Put(Doc, File),
     /// The same content in a new `Arc`, as a source that decoded it again hands it over.
     Renew(Index),
     Delete(Index),
     /// The same resources in another order.
     Shuffle(u64),
+}
+
+/// Which file declares a resource: mostly the first; an object declared in both is two
+/// resources with one name, as a directory of YAML can have (Kubernetes cannot).
+type File = u8;
+
+fn file() -> impl Strategy<Value = File> {
+    prop_oneof![9 => Just(0), 1 => Just(1)]
 }
 
 /// A document as the API server or a file gives it, printed as compact JSON.
@@ -282,13 +292,17 @@ impl fmt::Display for Steps<'_> {
 fn history() -> impl Strategy<Value = Vec<Step>> {
     let doc = document(key_pairs()).boxed();
     let change = prop_oneof![
-        6 => doc.clone().prop_map(Change::Put),
+        6 => (doc.clone(), file()).prop_map(|(doc, file)| Change::Put(doc, file)),
         2 => any::<Index>().prop_map(Change::Renew),
         2 => any::<Index>().prop_map(Change::Delete),
         1 => any::<u64>().prop_map(Change::Shuffle),
     ]
     .boxed();
-    let first = vec(doc.prop_map(Change::Put), 0..40).prop_map(Step);
+    let first = vec(
+        (doc, file()).prop_map(|(doc, file)| Change::Put(doc, file)),
+        0..40,
+    )
+    .prop_map(Step);
     // Past 16 changes at once, grouping and notes merge instead of inserting one by one.
     let step = prop_oneof![
         16 => vec(change.clone(), 1..=1),
