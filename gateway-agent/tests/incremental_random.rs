@@ -10,11 +10,12 @@
 //! hostnames (canary groups, namespace conflicts, Hosts that claim the same name), labels and
 //! selectors that come and go, `ambassador_id`s that move a resource in and out of the
 //! gateway, Secrets and TLSContexts that Hosts refer to, Services with their EndpointSlices and
-//! Endpoints, and values the IR refuses. A step changes one resource or several at once: put a
-//! new one (or a new version of one), renew one (the same content in a new `Arc`: recompiled,
-//! nothing may change), delete one, or hand the same resources over in another order. A
-//! failure shrinks to a minimal sequence of steps and prints it, each resource as the JSON the
-//! loader read: the makings of a focused regression test.
+//! Endpoints, values the IR refuses, and now and then an object declared twice (two files of a
+//! directory can). A step changes one resource or several at once: put a new one (or a new
+//! version of one), renew one (the same content in a new `Arc`: recompiled, nothing may change),
+//! delete one, or hand the same resources over in another order. A failure shrinks to a minimal
+//! sequence of steps and prints it, each resource as the JSON the loader read: the makings of a
+//! focused regression test.
 //!
 //! In CI it runs `CASES` sequences, from a new seed each time. A long run takes more, with any
 //! of proptest's settings (`PROPTEST_RNG_SEED=N` repeats a run; `--nocapture` prints how many
