@@ -102,3 +102,78 @@ fn many_changes_at_once_equal_a_build_from_scratch() {
         assert_as_from_scratch(&mut translator, &all);
     }
 }
+
+/// A file that declares the same Mapping twice, reloaded after another of its documents
+/// changed: each declaration stays a resource of its own, as a build from scratch counts them
+/// (the source once handed both the one `Arc` kept from before, which the translator counted
+/// once: one canary member instead of two, one note instead of two).
+#[test]
+fn a_file_declaring_a_mapping_twice_builds_as_from_scratch_after_a_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("routes.yaml");
+    let twice = |service: &str| {
+        format!(
+            "apiVersion: getambassador.io/v3alpha1
+kind: Listener
+metadata: {{name: http, namespace: default}}
+spec: {{port: 8080, protocol: HTTP, securityModel: XFP, hostBinding: {{namespace: {{from: ALL}}}}}}
+---
+apiVersion: getambassador.io/v3alpha1
+kind: Mapping
+metadata: {{name: twice, namespace: default}}
+spec: {{hostname: \"*\", prefix: /twice/, service: twice}}
+---
+apiVersion: getambassador.io/v3alpha1
+kind: Mapping
+metadata: {{name: twice, namespace: default}}
+spec: {{hostname: \"*\", prefix: /twice/, service: twice}}
+---
+apiVersion: getambassador.io/v3alpha1
+kind: Mapping
+metadata: {{name: other, namespace: default}}
+spec: {{hostname: \"*\", prefix: /other/, service: {service}}}
+"
+        )
+    };
+    let mut source = legate_agent::source::DirectoryState::new(dir.path().to_owned());
+    let mut translator = Translator::new(Settings::default());
+    for service in ["other", "changed"] {
+        std::fs::write(&file, twice(service)).unwrap();
+        source.rescan().unwrap();
+        assert_as_from_scratch(&mut translator, &source.snapshot().resources);
+    }
+}
+
+/// One Mapping declared twice with different services (two files of a directory can): both join
+/// its group, in an order that depends on neither the order of the resources nor the builds
+/// that added them (the incremental group kept the order it had grown in).
+#[test]
+fn a_mapping_declared_twice_builds_as_from_scratch_in_any_order() {
+    let declared = |service: &str| {
+        format!(
+            "---
+apiVersion: getambassador.io/v3alpha1
+kind: Mapping
+metadata: {{name: twice, namespace: default}}
+spec: {{hostname: \"*\", prefix: /twice/, service: {service}}}
+"
+        )
+    };
+    let text = format!(
+        "apiVersion: getambassador.io/v3alpha1
+kind: Listener
+metadata: {{name: http, namespace: default}}
+spec: {{port: 8080, protocol: HTTP, securityModel: XFP, hostBinding: {{namespace: {{from: ALL}}}}}}
+{}{}",
+        declared("first"),
+        declared("second")
+    );
+    let resources = legate_crds::loader::load_str("twice", &text)
+        .unwrap()
+        .resources;
+    let all: Vec<Arc<Resource>> = resources.into_iter().map(Arc::new).collect();
+    let mut translator = Translator::new(Settings::default());
+    assert_as_from_scratch(&mut translator, &all);
+    let reversed: Vec<Arc<Resource>> = all.iter().rev().cloned().collect();
+    assert_as_from_scratch(&mut translator, &reversed);
+}

@@ -321,7 +321,7 @@ fn form(members: Vec<&Keyed>, rejections: &mut Vec<Rejection>) -> Option<Group> 
             describe(&r)
         )));
     }
-    members.sort_by(|a, b| a.source.cmp(&b.source));
+    members.sort_by(|a, b| a.source.cmp(&b.source).then_with(|| by_content(a, b)));
 
     // Core keys must agree (Emissary: "mismatched ..."): the path's kind, redirect vs proxy.
     let (first_path, first_source) = (
@@ -429,6 +429,13 @@ fn assign_weights(members: &mut Vec<Route>, rejections: &mut Vec<Rejection>) {
     if members.len() == 1 {
         members[0].fraction = None;
     }
+}
+
+/// Members with one source are one object declared twice (a directory of YAML can hold that):
+/// ordered by what they say, so that a group never depends on the order its members came in
+/// (the order of the files, or of the builds that added them).
+fn by_content(a: &Route, b: &Route) -> Ordering {
+    format!("{a:?}").cmp(&format!("{b:?}"))
 }
 
 fn is_redirect(r: &Route) -> bool {

@@ -134,6 +134,8 @@ impl DirectoryState {
 
 /// `parsed`, with every resource equal to one the file held before replaced by that one: a
 /// resource that did not change stays the same `Arc` (consumers keep their work on it).
+/// Each one is reused once: a file that declares an object twice yields two resources, never
+/// one `Arc` twice (a consumer that keeps work by address would count it once).
 fn reuse_unchanged(parsed: Vec<Resource>, previous: &[Arc<Resource>]) -> Vec<Arc<Resource>> {
     let mut before: HashMap<ObjectRef, Vec<&Arc<Resource>>> = HashMap::new();
     for r in previous {
@@ -143,9 +145,9 @@ fn reuse_unchanged(parsed: Vec<Resource>, previous: &[Arc<Resource>]) -> Vec<Arc
         .into_iter()
         .map(|r| {
             before
-                .get(&r.object_ref())
-                .and_then(|old| old.iter().find(|o| ****o == r))
-                .map_or_else(|| Arc::new(r), |o| Arc::clone(o))
+                .get_mut(&r.object_ref())
+                .and_then(|old| Some(old.remove(old.iter().position(|o| ***o == r)?)))
+                .map_or_else(|| Arc::new(r), Arc::clone)
         })
         .collect()
 }
