@@ -83,14 +83,17 @@ kubectl -n "$NS" rollout status deploy/edge --timeout=300s
 kubectl get pods -A -o wide
 phase gateway-ready
 
-# Both gateway Pods: every container Running and Ready.
-pods=$(kubectl -n "$NS" get pods -l app.kubernetes.io/instance=edge -o jsonpath='{.items[*].metadata.name}' 2>/dev/null)
-[ -n "$pods" ] || pods=$(kubectl -n "$NS" get pods -o name | sed 's|pod/||' | grep '^edge-')
+# Both gateway Pods: every container Running and Ready, and the agent's /readyz answers on the
+# Pod's IP from the host (the bridge is this test's own network).
+pods=$(kubectl -n "$NS" get pods -l app.kubernetes.io/instance=edge -o jsonpath='{.items[*].metadata.name}')
 n=0
 for p in $pods; do
   ready=$(kubectl -n "$NS" get pod "$p" -o jsonpath='{range .status.containerStatuses[*]}{.name}={.ready}{" "}{end}')
-  echo "e2e-node: $p: $ready"
-  case "$ready" in *false*) echo "e2e-node: $p has a container not Ready" >&2; exit 1 ;; esac
+  ip=$(kubectl -n "$NS" get pod "$p" -o jsonpath='{.status.podIP}')
+  readyz=$(curl -s -m 5 "http://$ip:9090/readyz" || true)
+  echo "e2e-node: $p ($ip): $ready; /readyz: $readyz"
+  case "$ready" in *false*|"") echo "e2e-node: $p has a container not Ready" >&2; exit 1 ;; esac
+  case "$readyz" in ok*) ;; *) echo "e2e-node: $p: /readyz on the Pod IP did not answer ok" >&2; exit 1 ;; esac
   n=$((n + 1))
 done
 [ "$n" = 2 ] || { echo "e2e-node: expected 2 gateway Pods, found $n" >&2; exit 1; }
@@ -106,7 +109,7 @@ import json, sys
 c = json.loads(sys.argv[1])
 labels, spec = c.get("Labels", {}), c.get("Spec", {})
 name = labels.get("io.kubernetes.container.name", "")
-if labels.get("io.kubernetes.pod.namespace") != "legate-system" or name not in ("envoy", "agent", "operator"):
+if labels.get("io.kubernetes.pod.namespace") != "legate-system" or name not in ("envoy", "legate-agent", "operator"):
     sys.exit(0)
 proc, problems = spec["process"], []
 uid = proc["user"]["uid"]
