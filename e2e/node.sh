@@ -39,7 +39,7 @@ finish() {
     "$KL" down || true
     phase down
   fi
-  printf 'e2e-node: timings: %s\n' "$(IFS=', '; echo "${timings[*]}")"
+  echo "e2e-node: timings: $(printf '%s; ' "${timings[@]}")"
   [ "$rc" = 0 ] && echo "e2e-node: PASS"
   exit "$rc"
 }
