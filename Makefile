@@ -77,27 +77,29 @@ bench: ## Benchmarks (criterion)
 # flags cargo-fuzz passes when RUSTC_BOOTSTRAP is set; no sanitizer (they need a nightly std), so
 # a failure is a panic, a failed check, a hang (-timeout, seconds) or memory (-rss_limit_mb).
 FUZZ_TARGETS  := loader ir ads
-FUZZ_SECONDS  ?= 50
+FUZZ_SECONDS  ?= 30
 FUZZ_RUNS     ?= 10000000
 FUZZ_FLAGS    := -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
 FUZZ          := cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz
 # The seeds of each target, after its own corpus (fuzz/corpus/<target>, kept between runs).
 FUZZ_SEEDS_loader := ../gateway-agent/tests/golden ../crds/tests/data ../config/samples
 FUZZ_FLAGS_loader := -dict=loader.dict -max_len=65536
-FUZZ_FLAGS_ir     := -max_len=4096
-FUZZ_FLAGS_ads    := -max_len=4096
+# ir and ads decode their input into a fleet or a script: at full length from the start.
+FUZZ_FLAGS_ir     := -max_len=1024 -len_control=0
+FUZZ_FLAGS_ads    := -max_len=1024 -len_control=0
 FUZZ_SEEDS_ir     := seeds/ir
 FUZZ_SEEDS_ads    := seeds/ads
-# $(call fuzz_each,<libFuzzer flags>): every target in turn; the first failure stops.
-fuzz_each = set -e; $(foreach t,$(FUZZ_TARGETS),mkdir -p fuzz/corpus/$(t); \
-	( $(FUZZ) run --sanitizer none $(t) corpus/$(t) $(FUZZ_SEEDS_$(t)) -- $(FUZZ_FLAGS) $(FUZZ_FLAGS_$(t)) $(1) );)
+# $(call fuzz_each,<cargo fuzz flags>,<libFuzzer flags>): every target in turn, the first failure
+# stops. The short run builds `--dev` (fuzz/Cargo.toml: opt-level 1, a few minutes), the long
+# one `--release`.
+fuzz_each = set -e; ( $(FUZZ) build $(1) --sanitizer none ); \
+	$(foreach t,$(FUZZ_TARGETS),mkdir -p fuzz/corpus/$(t); ( $(FUZZ) run $(1) --sanitizer none \
+	$(t) corpus/$(t) $(FUZZ_SEEDS_$(t)) -- $(FUZZ_FLAGS) $(FUZZ_FLAGS_$(t)) $(2) );)
 
 fuzz-short: ## Each fuzz target for $(FUZZ_SECONDS) s (CI)
-	$(FUZZ) build --sanitizer none
-	$(call fuzz_each,-max_total_time=$(FUZZ_SECONDS))
+	$(call fuzz_each,--dev,-max_total_time=$(FUZZ_SECONDS))
 
 fuzz-long: ## Each fuzz target for $(FUZZ_RUNS) inputs (one at a time, hours)
-	$(FUZZ) build --sanitizer none
-	$(call fuzz_each,-runs=$(FUZZ_RUNS))
+	$(call fuzz_each,--release,-runs=$(FUZZ_RUNS))
 
 ci: lint test fuzz-short validate e2e ## Everything CI runs: lint, tests, short fuzzing, bundle validation, e2e
