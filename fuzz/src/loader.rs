@@ -5,10 +5,10 @@
 use legate_crds::loader::{Loaded, load_object, load_str};
 
 pub fn run(data: &[u8]) {
-    if let Ok(text) = std::str::from_utf8(data) {
-        if let Ok(loaded) = load_str("fuzz.yaml", text) {
-            round_trip(&loaded);
-        }
+    if let Ok(text) = std::str::from_utf8(data)
+        && let Ok(loaded) = load_str("fuzz.yaml", text)
+    {
+        round_trip(&loaded);
     }
     // An object as a watch hands it over: JSON, already parsed.
     if let Ok(value) = serde_json::from_slice(data) {
