@@ -24,7 +24,7 @@ AGENT_IMAGE    ?= ghcr.io/legate-dev/legate-agent:$(VERSION)
 ENVOY_IMAGE    ?= localhost/legate-envoy:v$(ENVOY_VERSION)
 IMAGES         := $(CURDIR)/target/images
 
-.PHONY: help build test lint fmt crds envoy kube-up kube-down kube-node images e2e e2e-node demo bench ci bundle validate olm-tools
+.PHONY: help build test lint fmt crds envoy kube-up kube-down kube-node images e2e e2e-node demo bench ci bundle validate olm-tools fuzz-short fuzz-long
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -98,4 +98,33 @@ demo: ## A local gateway: example upstreams, the agent on config/samples/local, 
 bench: ## Benchmarks (criterion)
 	$(CARGO) bench --workspace
 
-ci: lint test validate e2e ## Everything CI runs: lint, tests, bundle validation, e2e
+# Fuzzing (fuzz/, README.md "Fuzzing"): cargo-fuzz on the stable toolchain, which takes the -Z
+# flags cargo-fuzz passes when RUSTC_BOOTSTRAP is set; no sanitizer (they need a nightly std), so
+# a failure is a panic, a failed check, a hang (-timeout, seconds) or memory (-rss_limit_mb).
+FUZZ_TARGETS  := loader ir ads
+FUZZ_SECONDS  ?= 30
+FUZZ_RUNS     ?= 10000000
+FUZZ_FLAGS    := -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
+FUZZ          := cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz
+# The seeds of each target, after its own corpus (fuzz/corpus/<target>, kept between runs).
+FUZZ_SEEDS_loader := ../gateway-agent/tests/golden ../crds/tests/data ../config/samples
+FUZZ_FLAGS_loader := -dict=loader.dict -max_len=65536
+# ir and ads decode their input into a fleet or a script: at full length from the start.
+FUZZ_FLAGS_ir     := -max_len=1024 -len_control=0
+FUZZ_FLAGS_ads    := -max_len=1024 -len_control=0
+FUZZ_SEEDS_ir     := seeds/ir
+FUZZ_SEEDS_ads    := seeds/ads
+# $(call fuzz_each,<cargo fuzz flags>,<libFuzzer flags>): every target in turn, the first failure
+# stops. The short run builds `--dev` (fuzz/Cargo.toml: opt-level 1, a few minutes), the long
+# one `--release`.
+fuzz_each = set -e; ( $(FUZZ) build $(1) --sanitizer none ); \
+	$(foreach t,$(FUZZ_TARGETS),mkdir -p fuzz/corpus/$(t); ( $(FUZZ) run $(1) --sanitizer none \
+	$(t) corpus/$(t) $(FUZZ_SEEDS_$(t)) -- $(FUZZ_FLAGS) $(FUZZ_FLAGS_$(t)) $(2) );)
+
+fuzz-short: ## Each fuzz target for $(FUZZ_SECONDS) s (CI)
+	$(call fuzz_each,--dev,-max_total_time=$(FUZZ_SECONDS))
+
+fuzz-long: ## Each fuzz target for $(FUZZ_RUNS) inputs (one at a time, hours)
+	$(call fuzz_each,--release,-runs=$(FUZZ_RUNS))
+
+ci: lint test fuzz-short validate e2e ## Everything CI runs: lint, tests, short fuzzing, bundle validation, e2e

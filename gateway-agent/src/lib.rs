@@ -4,6 +4,9 @@
 
 pub mod bootstrap;
 pub mod envoy;
+/// Test-only: the ADS session state machine for the fuzz targets.
+#[doc(hidden)]
+pub mod fuzzing;
 mod hex;
 pub mod ir;
 mod memo;

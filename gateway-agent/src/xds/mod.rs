@@ -65,12 +65,17 @@ use tonic::transport::server::TcpIncoming;
 pub use cache::{Res, ResourceSet};
 pub use server::AdsService;
 
-use cache::Snapshot;
+pub(crate) use cache::Snapshot;
 use metrics::Metrics;
 
 /// NACKs kept for a slow reader of [`Xds::refusals`]: Envoy answers one response at a time per
 /// stream, so a handful is plenty.
 const REFUSALS_BUFFERED: usize = 64;
+
+// The pure state machine of a stream, for the test-only `crate::fuzzing`.
+pub(crate) use delta::{next as delta_next, on_request as delta_request};
+pub(crate) use session::{ORDER, Session};
+pub(crate) use sotw::{next as sotw_next, on_request as sotw_request};
 
 /// The type URLs ADS serves.
 pub mod type_url {

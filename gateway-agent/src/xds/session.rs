@@ -324,6 +324,15 @@ impl Session {
     /// The next type to push and what it serves, if any: see the module documentation.
     pub fn plan(&self) -> Option<(&'static str, Served<'_>)> {
         self.target.as_ref()?;
+        // One response in flight at a time: a type earlier in the order does not overtake one in
+        // flight after it (clusters would go while listeners are, and secrets could then be
+        // dropped before the listeners in flight that use them are acknowledged).
+        if ORDER
+            .into_iter()
+            .any(|url| url != CLUSTER && self.types[url].pending.is_some())
+        {
+            return None;
+        }
         // Envoy acknowledges a CDS response only once the clusters it adds have warmed, and an
         // EDS cluster warms only when its endpoints arrive: with clusters in flight, endpoints
         // may still go (and nothing after them), or both would wait for Envoy's initial fetch
