@@ -8,7 +8,7 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 };
 
 use crate::xds::{
-    ORDER, ResourceSet, Session, Snapshot, delta_next, delta_request, sotw_next, sotw_request,
+    ResourceSet, Session, Snapshot, delta_next, delta_request, sotw_next, sotw_request,
 };
 
 /// A published configuration, as [`crate::xds::Xds::publish`] makes it.
@@ -71,16 +71,5 @@ impl Stream {
     /// The version the server would report as acknowledged by this stream.
     pub fn converged_version(&self) -> Option<&str> {
         self.0.converged_version()
-    }
-
-    /// Whether a subscribed type waits on content Envoy refused (nothing is sent until a
-    /// publish changes it, and the types after it wait too).
-    pub fn blocked_by_nack(&self) -> bool {
-        ORDER.into_iter().any(|url| {
-            let ts = &self.0.types[url];
-            ts.subscribed
-                && ts.pending.is_none()
-                && ts.nacked.as_deref() == Some(self.0.served(url).version())
-        })
     }
 }

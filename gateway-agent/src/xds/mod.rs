@@ -74,7 +74,7 @@ const REFUSALS_BUFFERED: usize = 64;
 
 // The pure state machine of a stream, for the test-only `crate::fuzzing`.
 pub(crate) use delta::{next as delta_next, on_request as delta_request};
-pub(crate) use session::{ORDER, Session};
+pub(crate) use session::Session;
 pub(crate) use sotw::{next as sotw_next, on_request as sotw_request};
 
 /// The type URLs ADS serves.
