@@ -107,6 +107,13 @@ struct Envoy {
     held_version: BTreeMap<&'static str, String>,
 }
 
+impl Envoy {
+    /// The version a state-of-the-world request reports for `url`: the last one acknowledged.
+    fn acked_version(&self, url: &str) -> String {
+        self.held_version.get(url).cloned().unwrap_or_default()
+    }
+}
+
 /// What Envoy subscribed to of one type.
 #[derive(Clone, Debug, Default)]
 struct Scope {
@@ -242,12 +249,7 @@ impl Harness {
             } else {
                 let version_info = match lie {
                     Some(lie) => format!("made-up-{}", lie.len()),
-                    None => self
-                        .envoy
-                        .held_version
-                        .get(url)
-                        .cloned()
-                        .unwrap_or_default(),
+                    None => self.envoy.acked_version(url),
                 };
                 self.sotw_request(DiscoveryRequest {
                     type_url: url.to_owned(),
@@ -337,11 +339,7 @@ impl Harness {
                 type_url: url.to_owned(),
                 response_nonce: f.nonce.clone(),
                 version_info: if nack {
-                    self.envoy
-                        .held_version
-                        .get(url)
-                        .cloned()
-                        .unwrap_or_default()
+                    self.envoy.acked_version(url)
                 } else {
                     f.version.clone()
                 },
@@ -556,12 +554,7 @@ impl Harness {
             } else {
                 let version_info = match self.view.in_flight.get(url) {
                     Some(f) if f.nonce == nonce => f.version.clone(),
-                    _ => self
-                        .envoy
-                        .held_version
-                        .get(url)
-                        .cloned()
-                        .unwrap_or_default(),
+                    _ => self.envoy.acked_version(url),
                 };
                 self.sotw_request(DiscoveryRequest {
                     type_url: url.to_owned(),

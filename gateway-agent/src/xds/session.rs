@@ -489,8 +489,8 @@ mod tests {
         Arc::new(Snapshot::build(s))
     }
 
-    /// Sends whatever is planned and acknowledges it; returns the type pushed.
-    fn step(s: &mut Session) -> Option<&'static str> {
+    /// Sends whatever is planned (without an answer yet); returns the type sent.
+    fn send(s: &mut Session) -> Option<&'static str> {
         let (url, served) = s.plan()?;
         let pending = Pending {
             version: served.version().to_owned(),
@@ -499,6 +499,12 @@ mod tests {
             removed: vec![],
         };
         s.state(url).pending = Some(pending);
+        Some(url)
+    }
+
+    /// Sends whatever is planned and acknowledges it; returns the type pushed.
+    fn step(s: &mut Session) -> Option<&'static str> {
+        let url = send(s)?;
         s.answer(url, None);
         Some(url)
     }
@@ -585,14 +591,7 @@ mod tests {
 
     /// Sends what is planned and has Envoy refuse it.
     fn refuse(s: &mut Session) -> &'static str {
-        let (url, served) = s.plan().expect("something to send");
-        let pending = Pending {
-            version: served.version().to_owned(),
-            brings: served.key(),
-            resources: served.resources.into_owned(),
-            removed: vec![],
-        };
-        s.state(url).pending = Some(pending);
+        let url = send(s).expect("something to send");
         assert!(s.answer(url, Some("refused".into())).is_some());
         url
     }
