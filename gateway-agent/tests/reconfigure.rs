@@ -124,18 +124,6 @@ where
     }
 }
 
-/// The NACK counter, summed over resource types.
-async fn nacks(agent: &Agent) -> f64 {
-    agent
-        .metrics()
-        .await
-        .lines()
-        .filter(|l| l.starts_with("legate_agent_xds_nacks_total{"))
-        .filter_map(|l| l.rsplit_once(' '))
-        .filter_map(|(_, v)| v.parse::<f64>().ok())
-        .sum()
-}
-
 // ---------------------------------------------------------------------------------------------
 // Load
 
@@ -567,7 +555,7 @@ async fn a_listener_envoy_refuses_is_set_aside_and_the_rest_keeps_serving() {
     let base = format!("http://127.0.0.1:{port}");
     let client = Client::new();
     expect_routed(&client, &format!("{base}/good/x"), "up").await;
-    assert_eq!(nacks(&agent).await, 0.0, "no NACK before the bad Listener");
+    assert_eq!(agent.nacks().await, 0.0, "no NACK before the bad Listener");
 
     // Hold a port the way another process on the node would.
     let occupied = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
@@ -594,7 +582,7 @@ async fn a_listener_envoy_refuses_is_set_aside_and_the_rest_keeps_serving() {
         rejected.contains(ENVOY_ERROR),
         "the rejection carries Envoy's error ({ENVOY_ERROR:?}): {rejected}"
     );
-    let counted = nacks(&agent).await;
+    let counted = agent.nacks().await;
     assert!(
         counted >= 1.0,
         "legate_agent_xds_nacks_total counts the refusal ({counted}); metrics:\n{}",
@@ -874,7 +862,7 @@ async fn a_mapping_envoy_would_refuse_is_rejected_alone() {
         .await;
         let (status, body) = agent.readyz().await;
         let other = client.get(&other_url, None).await.unwrap().status;
-        let nacked = nacks(&agent).await;
+        let nacked = agent.nacks().await;
         let rejected = agent.metric("legate_agent_rejected").await.unwrap_or(0.0);
         let new_version = serving_version(&body).is_some_and(|v| v != version);
         if other != 200

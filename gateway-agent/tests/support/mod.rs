@@ -321,6 +321,17 @@ impl Agent {
             .and_then(|(_, value)| value.parse().ok())
     }
 
+    /// The NACK counter (`legate_agent_xds_nacks_total`), summed over resource types.
+    pub async fn nacks(&self) -> f64 {
+        self.metrics()
+            .await
+            .lines()
+            .filter(|l| l.starts_with("legate_agent_xds_nacks_total{"))
+            .filter_map(|l| l.rsplit_once(' '))
+            .filter_map(|(_, v)| v.parse::<f64>().ok())
+            .sum()
+    }
+
     pub fn log(&self) -> String {
         self.process.log()
     }
