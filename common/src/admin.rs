@@ -76,6 +76,12 @@ impl AdminServer {
         Ok(Self { listener, router })
     }
 
+    /// Adds routes of the program's own (e.g. the agent's `/drain`) beside the standard ones.
+    pub fn merge(mut self, routes: Router) -> Self {
+        self.router = self.router.merge(routes);
+        self
+    }
+
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
     }

@@ -6,6 +6,7 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 use clap::{Parser, Subcommand};
 use legate_agent::{
     bootstrap::{AdsApi, BootstrapParams, bootstrap, render_yaml},
+    drain,
     ir::{Reason, Settings},
     run::{Agent, Options, SourceOptions},
     source::kubernetes,
@@ -70,6 +71,13 @@ struct RunArgs {
     /// milliseconds.
     #[arg(long, default_value_t = 1000)]
     max_delay_ms: u64,
+    /// Envoy's admin interface, which `/drain` asks to drain its listeners.
+    #[arg(long, default_value = "127.0.0.1:19000")]
+    envoy_admin_address: SocketAddr,
+    /// How long `/drain` (the pod's preStop hooks) keeps Envoy draining before it lets the pod
+    /// stop; Envoy's own `--drain-time-s` should be the same.
+    #[arg(long, default_value_t = 15)]
+    drain_seconds: u64,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -178,6 +186,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         );
     }
     let debounce = Duration::from_millis(args.debounce_ms);
+    let mut guard = drain::Guard::Open;
     let source = match (args.config_dir, args.installation) {
         (Some(dir), _) => SourceOptions::Directory { dir, debounce },
         (None, Some(installation)) => {
@@ -192,6 +201,11 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
             let client = kube::Client::try_default().await.map_err(|e| {
                 anyhow::anyhow!("cannot reach Kubernetes (in-cluster config or KUBECONFIG): {e}")
             })?;
+            // The Pod this agent runs in: POD_NAME, in its installation's namespace.
+            guard = drain::Guard::PodDeleted {
+                pods: kube::Api::namespaced(client.clone(), namespace),
+                name: args.replica.clone(),
+            };
             SourceOptions::Kubernetes {
                 client,
                 options: kubernetes::Options {
@@ -220,8 +234,15 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     };
     let agent = Agent::new(options, &mut registry)?;
     let readiness = Readiness::new("no Envoy has acknowledged a configuration yet");
-    let admin = AdminServer::bind(args.common.metrics_address, registry, readiness.clone()).await?;
-    info!(address = %admin.local_addr()?, "serving /metrics, /healthz, /readyz");
+    let drain = drain::Drain::new(
+        args.envoy_admin_address,
+        Duration::from_secs(args.drain_seconds),
+        guard,
+    );
+    let admin = AdminServer::bind(args.common.metrics_address, registry, readiness.clone())
+        .await?
+        .merge(drain.router());
+    info!(address = %admin.local_addr()?, "serving /metrics, /healthz, /readyz, /drain");
     let admin = tokio::spawn(admin.serve(shutdown_signal()));
     agent.run(readiness, shutdown_signal()).await?;
     admin.await??;

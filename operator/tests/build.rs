@@ -245,6 +245,8 @@ fn own_namespace_rules() -> Value {
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
          "resourceNames": ["edge-agent-status"], "verbs": ["get", "update", "patch"]},
+        // its own Pod, so `/drain` acts only while the Pod is being deleted
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]},
         {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
         {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
     ])
@@ -264,7 +266,7 @@ fn route_rules_without_events() -> Value {
 
 fn route_rules() -> Value {
     let mut rules = route_rules_without_events();
-    let events = own_namespace_rules().as_array().unwrap()[4..].to_vec();
+    let events = own_namespace_rules().as_array().unwrap()[5..].to_vec();
     rules.as_array_mut().unwrap().extend(events);
     rules
 }
@@ -808,7 +810,11 @@ fn the_agent_is_probed_and_envoy_drains_before_it_stops() {
             "--metrics-address",
             "0.0.0.0:9090",
             "--log-format",
-            "json"
+            "json",
+            "--envoy-admin-address",
+            "127.0.0.1:19000",
+            "--drain-seconds",
+            "15"
         ])
     );
     // The installation by name (the agent takes its ambassador id and allowed namespaces from
@@ -833,22 +839,22 @@ fn the_agent_is_probed_and_envoy_drains_before_it_stops() {
         agent["ports"],
         json!([{"name": "metrics", "containerPort": 9090, "protocol": "TCP"}])
     );
-    let envoy = container(&desired, ENVOY_CONTAINER);
-    let hook = envoy.lifecycle.as_ref().unwrap().pre_stop.as_ref().unwrap();
-    let command = hook
-        .exec
-        .as_ref()
-        .unwrap()
-        .command
-        .clone()
-        .unwrap()
-        .join(" ");
-    assert!(command.contains("/dev/tcp/127.0.0.1/19000"), "{command}");
-    assert!(
-        command.contains("POST /drain_listeners?graceful"),
-        "{command}"
-    );
-    assert!(command.ends_with("sleep 15"), "{command}");
+    // Both containers stop only after the agent's `/drain` answered: an `httpGet`, which needs
+    // no shell or client in either image; the port is a number because a named port resolves
+    // against the hook's own container, and Envoy's has none.
+    let envoy = serde_json::to_value(container(&desired, ENVOY_CONTAINER)).unwrap();
+    for c in [&envoy, &agent] {
+        assert_eq!(
+            c["lifecycle"],
+            json!({"preStop": {"httpGet": {"path": "/drain", "port": 9090}}}),
+            "{}",
+            c["name"]
+        );
+    }
+    // Envoy drains for as long as the agent waits.
+    let args = envoy["args"].as_array().unwrap();
+    let drain_time = args.iter().position(|a| a == "--drain-time-s").unwrap();
+    assert_eq!(args[drain_time + 1], "15");
     // The grace period outlasts the drain.
     assert!(pod(&desired).termination_grace_period_seconds.unwrap() > 15);
 }

@@ -198,7 +198,8 @@ impl Agent {
         Self::start_inner(config_dir, Some(ads_address), &[]).await
     }
 
-    async fn start_inner(
+    /// The general form: ADS where given (else on a free port), extra arguments to `run`.
+    pub async fn start_inner(
         config_dir: &Path,
         ads_address: Option<SocketAddr>,
         extra: &[&str],
@@ -373,10 +374,15 @@ impl Envoy {
     }
 
     pub async fn start_with(ads_address: SocketAddr, ads_api: AdsApi) -> Self {
+        Self::start_with_args(ads_address, ads_api, &[]).await
+    }
+
+    /// As [`Envoy::start_with`], with extra command-line arguments (e.g. `--drain-time-s`).
+    pub async fn start_with_args(ads_address: SocketAddr, ads_api: AdsApi, extra: &[&str]) -> Self {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            match Self::try_start(ads_address, ads_api).await {
+            match Self::try_start(ads_address, ads_api, extra).await {
                 Ok(envoy) => return envoy,
                 Err(envoy) if attempts < 3 && envoy.process.log().contains("in use") => continue,
                 Err(mut envoy) => {
@@ -387,7 +393,11 @@ impl Envoy {
         }
     }
 
-    async fn try_start(ads_address: SocketAddr, ads_api: AdsApi) -> Result<Self, Self> {
+    async fn try_start(
+        ads_address: SocketAddr,
+        ads_api: AdsApi,
+        extra: &[&str],
+    ) -> Result<Self, Self> {
         let dir = tempfile::tempdir().expect("an Envoy directory");
         let admin_address = free_addr();
         let n = ENVOYS.fetch_add(1, Ordering::Relaxed);
@@ -407,7 +417,8 @@ impl Envoy {
             .args(["--log-level", "warn"])
             .arg("--disable-hot-restart")
             // Two shared cores: a couple of workers is plenty.
-            .args(["--concurrency", "2"]);
+            .args(["--concurrency", "2"])
+            .args(extra);
         let process = ChildProcess::spawn("envoy", command, dir.path().join("envoy.log"));
         let mut envoy = Self {
             process,

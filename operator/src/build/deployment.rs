@@ -9,9 +9,9 @@ use k8s_openapi::{
         apps::v1::{Deployment, DeploymentSpec},
         core::v1::{
             Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-            EnvVar, EnvVarSource, ExecAction, HTTPGetAction, Lifecycle, LifecycleHandler,
-            ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-            SeccompProfile, SecurityContext, Volume, VolumeMount,
+            EnvVar, EnvVarSource, HTTPGetAction, Lifecycle, LifecycleHandler, ObjectFieldSelector,
+            PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecurityContext,
+            Volume, VolumeMount,
         },
     },
     apimachinery::pkg::{
@@ -94,33 +94,9 @@ pub fn build(cx: &Context, config_hash: &str) -> Result<Deployment, BuildError> 
                 .collect(),
         ),
         resources: spec.envoy.as_ref().and_then(|e| e.resources.clone()),
-        // The preStop drain. Kubernetes removes the pod from the Service's endpoints while the
-        // hook runs; the hook asks Envoy (admin, loopback) to drain its listeners gracefully, so
-        // every open connection is told to close (HTTP/1.1 `Connection: close`, HTTP/2 GOAWAY),
-        // then waits out the drain before the kubelet sends SIGTERM, on which Envoy exits at
-        // once. Why this shape:
-        // - `lifecycle.sleep` only waits, and needs Kubernetes 1.29+ (we support 1.20);
-        // - an `httpGet` hook cannot POST, and `/drain_listeners` is POST-only;
-        // - Envoy has no drain subcommand, and the agent none yet (a `legate-agent drain`, in
-        //   the agent container, is the shell-free follow-up, as Envoy Gateway's
-        //   shutdown-manager does it).
-        // So: bash's `/dev/tcp` and `sleep`, which the default, Ubuntu-based
-        // `envoyproxy/envoy` image has. With a distroless Envoy image the hook fails, the
-        // kubelet records a `FailedPreStopHook` event and proceeds to SIGTERM: no drain, but
-        // nothing worse.
-        lifecycle: Some(Lifecycle {
-            pre_stop: Some(LifecycleHandler {
-                exec: Some(ExecAction {
-                    command: Some(vec![
-                        "/bin/bash".to_owned(),
-                        "-c".to_owned(),
-                        drain_script(drain),
-                    ]),
-                }),
-                ..LifecycleHandler::default()
-            }),
-            ..Lifecycle::default()
-        }),
+        // The preStop drain (the agent's `/drain`, see `drain_hook`): Envoy gets SIGTERM, on
+        // which it exits at once, only after its listeners drained.
+        lifecycle: Some(drain_hook()),
         security_context: Some(security_context(ENVOY_UID)),
         volume_mounts: Some(vec![
             VolumeMount {
@@ -163,6 +139,10 @@ pub fn build(cx: &Context, config_hash: &str) -> Result<Deployment, BuildError> 
                 format!("0.0.0.0:{METRICS_PORT}").as_str(),
                 "--log-format",
                 "json",
+                "--envoy-admin-address",
+                ADMIN_ADDRESS,
+                "--drain-seconds",
+                drain.to_string().as_str(),
             ]
             .map(str::to_owned)
             .to_vec(),
@@ -188,6 +168,8 @@ pub fn build(cx: &Context, config_hash: &str) -> Result<Deployment, BuildError> 
         // Ready only when Envoy has acknowledged a configuration (DESIGN.md).
         readiness_probe: Some(probe("/readyz")),
         liveness_probe: Some(probe("/healthz")),
+        // The same hook: the agent keeps serving Envoy until the drain is over.
+        lifecycle: Some(drain_hook()),
         resources: spec.agent.as_ref().and_then(|a| a.resources.clone()),
         security_context: Some(security_context(AGENT_UID)),
         ..Container::default()
@@ -283,12 +265,26 @@ fn pull_policy(settings: Option<&ContainerSettings>) -> Option<String> {
     })
 }
 
-/// POST `/drain_listeners?graceful` to Envoy's admin interface, then wait out the drain.
-fn drain_script(seconds: u32) -> String {
-    let (host, port) = ADMIN_ADDRESS.split_once(':').expect("host:port");
-    format!(
-        "exec 3<>/dev/tcp/{host}/{port} && printf 'POST /drain_listeners?graceful HTTP/1.1\\r\\nHost: {host}\\r\\nContent-Length: 0\\r\\nConnection: close\\r\\n\\r\\n' >&3; sleep {seconds}"
-    )
+/// Both containers' preStop hook: an `httpGet` of the agent's `/drain`, which asks Envoy to drain
+/// its listeners gracefully (every open connection is told to close while the pod leaves the
+/// Service's endpoints) and answers when the drain period is over; the kubelet sends each
+/// container SIGTERM only then. An `httpGet` needs nothing in the images: no shell, no client
+/// (Envoy has no drain command, `/drain_listeners` is POST-only, and `lifecycle.sleep` needs
+/// Kubernetes 1.29). The agent acts on `/drain` only while its Pod is being deleted.
+fn drain_hook() -> Lifecycle {
+    Lifecycle {
+        pre_stop: Some(LifecycleHandler {
+            http_get: Some(HTTPGetAction {
+                path: Some(legate_agent::drain::PATH.to_owned()),
+                // A number: a named port resolves against the hook's own container's ports,
+                // and Envoy's container has no `metrics` port.
+                port: IntOrString::Int(METRICS_PORT),
+                ..HTTPGetAction::default()
+            }),
+            ..LifecycleHandler::default()
+        }),
+        ..Lifecycle::default()
+    }
 }
 
 fn runtime_default() -> SeccompProfile {

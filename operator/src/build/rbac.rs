@@ -141,6 +141,9 @@ pub fn own_namespace_rules(name: &str) -> Vec<PolicyRule> {
             ),
             agent_lease_name(name),
         ),
+        // `/drain` (the pods' preStop hook) acts only once the agent saw its own Pod being
+        // deleted.
+        rule("", &["pods"], &["get"]),
     ];
     rules.extend(events());
     rules
