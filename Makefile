@@ -22,7 +22,13 @@ VERSION        := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head 
 OPERATOR_IMAGE ?= ghcr.io/legate-dev/legate-operator:$(VERSION)
 AGENT_IMAGE    ?= ghcr.io/legate-dev/legate-agent:$(VERSION)
 ENVOY_IMAGE    ?= localhost/legate-envoy:v$(ENVOY_VERSION)
+# The example backend (gateway-agent/examples/upstream.rs, the demo's echo server) for e2e/node.sh.
+UPSTREAM_IMAGE ?= localhost/legate-example-upstream:$(VERSION)
 IMAGES         := $(CURDIR)/target/images
+# release: a release build of the binaries. debug: the binaries `make test` already built (what
+# `make ci` uses: `cargo build -p ...` would compile the dependency graph a second time).
+IMAGE_PROFILE  ?= release
+BINARIES       := target/$(IMAGE_PROFILE)
 
 .PHONY: help build test lint fmt crds envoy kube-up kube-down kube-node images e2e e2e-node demo bench ci bundle validate olm-tools fuzz-short fuzz-long
 
@@ -72,24 +78,31 @@ kube-up: ## Start a local API server (etcd + kube-apiserver + controller-manager
 kube-down: ## Stop it (and the node, if any)
 	e2e/kube-local down
 
-images: envoy ## OCI archives of the operator, agent and Envoy images in target/images/ (release build)
-	$(CARGO) build --release --locked -p legate-operator -p legate-agent
+images: envoy ## OCI archives of the operator, agent, Envoy and example-backend images in target/images/
+ifeq ($(IMAGE_PROFILE),release)
+	$(CARGO) build --release --locked -p legate-operator -p legate-agent --bins --example upstream
+else
+	$(CARGO) test --workspace --locked --no-run
+endif
 	mkdir -p $(IMAGES)
 	python3 hack/oci-image.py --name $(OPERATOR_IMAGE) --out $(IMAGES)/legate-operator.tar --libs \
-	  --add target/release/legate-operator:/usr/local/bin/legate-operator --entrypoint /usr/local/bin/legate-operator
+	  --add $(BINARIES)/legate-operator:/usr/local/bin/legate-operator --entrypoint /usr/local/bin/legate-operator
 	python3 hack/oci-image.py --name $(AGENT_IMAGE) --out $(IMAGES)/legate-agent.tar --libs \
-	  --add target/release/legate-agent:/usr/local/bin/legate-agent --entrypoint /usr/local/bin/legate-agent
+	  --add $(BINARIES)/legate-agent:/usr/local/bin/legate-agent --entrypoint /usr/local/bin/legate-agent
 	python3 hack/oci-image.py --name $(ENVOY_IMAGE) --out $(IMAGES)/envoy.tar --libs --user 101:101 \
 	  --add $(realpath $(ENVOY)):/usr/local/bin/envoy --entrypoint /usr/local/bin/envoy
+	python3 hack/oci-image.py --name $(UPSTREAM_IMAGE) --out $(IMAGES)/example-upstream.tar --libs \
+	  --add $(BINARIES)/examples/upstream:/usr/local/bin/upstream --entrypoint /usr/local/bin/upstream
 
 kube-node: images ## kube-up with a node that runs Pods (root), the images imported into it
 	e2e/kube-local up --node
 	e2e/kube-local load $(IMAGES)/*.tar
 
-e2e: envoy ## End-to-end tests (real Envoy): against $$KUBECONFIG if set, else a fresh local API server
+e2e: envoy ## End-to-end tests (real Envoy): against $$KUBECONFIG if set; else a fresh local API server, then kube-local with a node (root)
 	e2e/run.sh
+	if [ -z "$${KUBECONFIG:-}" ]; then e2e/node.sh; fi
 
-e2e-node: ## Legate on a real node: operator and gateway Pods from `make images` (root; not in ci yet)
+e2e-node: ## Only the real-node half of `make e2e`: operator, gateway and backend Pods from `make images` (root)
 	e2e/node.sh
 
 demo: ## A local gateway: example upstreams, the agent on config/samples/local, real Envoy (Ctrl-C stops it)

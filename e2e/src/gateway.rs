@@ -453,9 +453,43 @@ impl TrafficStats {
     }
 }
 
-/// Requests sent one after the other through Envoy's Listener on 127.0.0.1 (nowhere else) on a
-/// thread of its own, until stopped or a bound is reached: each must answer 200 with one of
-/// the `upstreams`' bodies, anything else (an error, another status or body) counts as failed.
+/// The `HOST:PORT`s a [`Traffic`] loop may send its next request to.
+pub type Targets = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
+/// Who gave a good answer to a request for a path; `None` makes the request a failure.
+pub type AnsweredBy = Arc<dyn Fn(&str, &HttpResponse) -> Option<String> + Send + Sync>;
+
+/// Where a [`Traffic`] loop sends its requests, and what it accepts as an answer.
+#[derive(Clone)]
+pub struct Requests {
+    /// The `HOST:PORT`s taken in turn, asked again before each request (so the loop can follow
+    /// a Service's ready endpoints as a load balancer does).
+    pub targets: Targets,
+    pub host: String,
+    /// Requested in turn.
+    pub paths: Vec<String>,
+    pub answered_by: AnsweredBy,
+}
+
+impl Requests {
+    /// To Envoy's Listener on 127.0.0.1:`port`: a good answer is a 200 whose body is one of
+    /// `upstreams` (the names [`crate::HttpUpstream`]s answer with).
+    pub fn local(port: u16, host: &str, paths: &[&str], upstreams: &[&str]) -> Self {
+        let target = format!("127.0.0.1:{port}");
+        let upstreams: Vec<String> = upstreams.iter().map(|u| (*u).to_owned()).collect();
+        Self {
+            targets: Arc::new(move || vec![target.clone()]),
+            host: host.to_owned(),
+            paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+            answered_by: Arc::new(move |_, a| {
+                (a.status == 200 && upstreams.contains(&a.body)).then(|| a.body.clone())
+            }),
+        }
+    }
+}
+
+/// Requests sent one after the other (one connection each) on a thread of its own, until
+/// stopped or a bound is reached; what [`Requests::answered_by`] refuses, or no answer at all,
+/// counts as failed.
 pub struct Traffic {
     stop: Arc<AtomicBool>,
     stats: Arc<Mutex<TrafficStats>>,
@@ -466,8 +500,9 @@ pub struct Traffic {
 const FAILURES_KEPT: usize = 20;
 
 impl Traffic {
-    /// Starts the loop: `paths` in turn on `port` with `Host: host`, at most `max_requests`
-    /// requests and `max_time`.
+    /// Starts the loop: `paths` in turn through Envoy's Listener on 127.0.0.1:`port` with
+    /// `Host: host`, each answered 200 by one of `upstreams`; at most `max_requests` requests
+    /// and `max_time`.
     pub fn start(
         port: u16,
         host: &str,
@@ -476,15 +511,21 @@ impl Traffic {
         max_requests: u64,
         max_time: Duration,
     ) -> Self {
+        Self::send(
+            Requests::local(port, host, paths, upstreams),
+            max_requests,
+            max_time,
+        )
+    }
+
+    /// Starts the loop over any [`Requests`].
+    pub fn send(requests: Requests, max_requests: u64, max_time: Duration) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(Mutex::new(TrafficStats::default()));
         let (stopping, shared) = (stop.clone(), stats.clone());
-        let host = host.to_owned();
-        let paths: Vec<String> = paths.iter().map(|p| (*p).to_owned()).collect();
-        let upstreams: Vec<String> = upstreams.iter().map(|u| (*u).to_owned()).collect();
         let thread = std::thread::spawn(move || {
             let start = Instant::now();
-            for (n, path) in paths.iter().cycle().enumerate() {
+            for (n, path) in requests.paths.iter().cycle().enumerate() {
                 if stopping.load(Ordering::Relaxed) {
                     return;
                 }
@@ -499,22 +540,28 @@ impl Traffic {
                     shared.lock().expect("traffic stats").ended = Some(why);
                     return;
                 }
-                let answer = through(port, path, &host);
+                let targets = (requests.targets)();
+                let target = targets.get(n % targets.len().max(1)).cloned();
+                let answer = match &target {
+                    Some(target) => http_get(target, path, Some(&requests.host))
+                        .map(|a| ((requests.answered_by)(path, &a), a)),
+                    None => Err(anyhow!("no target to send to")),
+                };
                 let mut s = shared.lock().expect("traffic stats");
                 s.sent += 1;
                 match answer {
-                    Ok(a) if a.status == 200 && upstreams.contains(&a.body) => {
-                        *s.answers.entry(a.body).or_default() += 1;
-                    }
+                    Ok((Some(who), _)) => *s.answers.entry(who).or_default() += 1,
                     other => {
                         s.failed += 1;
                         if s.failures.len() < FAILURES_KEPT {
                             let what = match other {
-                                Ok(a) => format!("{} {:?}", a.status, a.body),
+                                Ok((_, a)) => format!("{} {:?}", a.status, a.body),
                                 Err(e) => format!("{e:#}"),
                             };
                             let at = start.elapsed();
-                            s.failures.push(format!("{at:?}: GET {path}: {what}"));
+                            let to = target.as_deref().unwrap_or("-");
+                            s.failures
+                                .push(format!("{at:?}: GET {path} to {to}: {what}"));
                         }
                     }
                 }

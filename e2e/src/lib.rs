@@ -7,11 +7,12 @@
 //! Everything here is bounded: waits take a timeout, and failures name the file and document.
 
 pub mod gateway;
+pub mod node;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::Arc;
@@ -539,9 +540,8 @@ pub fn free_port() -> Result<u16> {
 }
 
 /// Installs CRDs, RBAC and the operator's Deployment from `config/default` as a user would
-/// (`kubectl apply -k`); the Deployment is scaled to zero, since no kubelet runs its pod here:
-/// the tests run the operator as a local process instead ([`Operator`]).
-pub fn install_default(minor: u32) -> Result<()> {
+/// (`kubectl apply -k`).
+pub fn apply_default(minor: u32) -> Result<()> {
     // Before 1.25 kubectl refuses the CRDs' CEL rules; the server drops them (README).
     let default = repo_root().join("config/default");
     let validate = if minor < 25 {
@@ -550,6 +550,13 @@ pub fn install_default(minor: u32) -> Result<()> {
         "--validate=true"
     };
     kubectl_ok(&["apply", "-k", default.to_str().unwrap(), validate])?;
+    Ok(())
+}
+
+/// [`apply_default`], with the operator's Deployment scaled to zero where no kubelet runs its
+/// pod: the tests run the operator as a local process instead ([`Operator`]).
+pub fn install_default(minor: u32) -> Result<()> {
+    apply_default(minor)?;
     kubectl_ok(&[
         "scale",
         "deployment/legate-operator",
@@ -713,11 +720,18 @@ pub struct HttpResponse {
 }
 
 /// `GET path` over HTTP/1.1 to `address` (`HOST:PORT`), with `Host: host` (or the address),
-/// one connection per request, 10 s at most. Blocking: upstreams must not share the caller's
+/// one connection per request, 10 s at most (5 s to connect). Blocking: upstreams must not share the caller's
 /// thread ([`HttpUpstream`] runs on its own).
 pub fn http_get(address: &str, path: &str, host: Option<&str>) -> Result<HttpResponse> {
-    let mut stream =
-        TcpStream::connect(address).with_context(|| format!("connecting to {address}"))?;
+    // A bounded connect: an address that vanished (a deleted Pod's) drops SYNs, and the
+    // system's own timeout is two minutes.
+    let socket = address
+        .to_socket_addrs()
+        .with_context(|| format!("resolving {address}"))?
+        .next()
+        .ok_or_else(|| anyhow!("{address} resolves to nothing"))?;
+    let mut stream = TcpStream::connect_timeout(&socket, Duration::from_secs(5))
+        .with_context(|| format!("connecting to {address}"))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(
         stream,

@@ -1,6 +1,6 @@
 //! The demo's example upstreams: `cargo run --example upstream -- NAME=ADDRESS ...` starts one
 //! echo server per argument (each answers every request with what it received, as JSON) and
-//! runs until Ctrl-C.
+//! runs until Ctrl-C or SIGTERM. It is also the example backend image (`make images`).
 
 #[path = "../tests/support/upstream.rs"]
 mod upstream;
@@ -28,6 +28,7 @@ async fn main() -> std::process::ExitCode {
             }
         }
     }
-    let _ = tokio::signal::ctrl_c().await;
+    // SIGTERM too: as a container's first process it would otherwise ignore it.
+    legate_common::shutdown_signal().await;
     std::process::ExitCode::SUCCESS
 }

@@ -25,8 +25,14 @@ use tracing::{info, warn};
 
 /// The path the preStop hooks call.
 pub const PATH: &str = "/drain";
+/// The same, as kubelets before 1.23 send it: they build the hook's URL as
+/// `http://HOST:PORT/` + path, so `/drain` arrives as `//drain`. (They also ignore the status, so
+/// a 404 there would skip the drain without a trace.)
+const PATH_OLD_KUBELETS: &str = "//drain";
 
 /// Who may start a drain.
+// One per process: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Guard {
     /// Anyone who reaches the endpoint: a local agent (`--config-dir`), whose admin address is
     /// its operator's choice.
@@ -111,7 +117,10 @@ impl Drain {
 
     /// The `/drain` route, for the admin server.
     pub fn router(self) -> Router {
-        Router::new().route(PATH, get(handle)).with_state(self)
+        Router::new()
+            .route(PATH, get(handle))
+            .route(PATH_OLD_KUBELETS, get(handle))
+            .with_state(self)
     }
 
     async fn check_guard(&self) -> Result<(), DrainError> {

@@ -86,16 +86,17 @@ async fn drain_closes_connections_gracefully_and_answers_when_the_period_is_over
     .await;
 
     // A request in flight when the drain begins, and two hooks calling at once (one per
-    // container).
+    // container; one as kubelets before 1.23 send it, `//drain`).
     let slow = tokio::spawn({
         let client = client.clone();
         let url = format!("{url}slow?ms=1500");
         async move { client.get(&url, None).await }
     });
     let started = Instant::now();
-    let hooks: Vec<_> = (0..2)
-        .map(|_| {
-            let url = format!("{}/drain", agent.metrics_url);
+    let hooks: Vec<_> = ["/drain", "//drain"]
+        .into_iter()
+        .map(|path| {
+            let url = format!("{}{path}", agent.metrics_url);
             tokio::spawn(async move { Client::with_timeout(DRAIN * 4).get(&url, None).await })
         })
         .collect();
