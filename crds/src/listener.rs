@@ -137,7 +137,8 @@ pub enum SecurityModel {
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct HostBinding {
-    /// Which namespaces' Hosts to consider.
+    /// Which namespaces' Hosts to consider; absent means the Listener's own, as in Emissary.
+    #[serde(default, skip_serializing_if = "NamespaceBinding::is_empty")]
     pub namespace: NamespaceBinding,
     /// Hosts whose labels match (`matchLabels` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -149,6 +150,13 @@ pub struct NamespaceBinding {
     /// `SELF` (the Listener's namespace), `ALL`, or `SELECTOR` (not supported yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<NamespaceFrom>,
+}
+
+impl NamespaceBinding {
+    /// Nothing written: `from` is absent (SELF).
+    pub fn is_empty(&self) -> bool {
+        self.from.is_none()
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]

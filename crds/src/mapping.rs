@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     fields::{
-        AddedHeader, AmbassadorId, BoolOrString, CircuitBreaker, Count, Millis, Percent,
+        AddedHeader, AmbassadorId, BoolOrString, Bounded, CircuitBreaker, Count, Millis, Percent,
         UntypedDict,
     },
     status::MappingStatus,
@@ -32,9 +32,7 @@ use crate::{
     printcolumn(name = "State", type_ = "string", json_path = ".status.state")
 )]
 #[x_kube(validation = Rule::new("(has(self.prefix_regex) && self.prefix_regex) || self.prefix.startsWith('/')").message("prefix must start with '/' unless prefix_regex is true").field_path(".prefix"))]
-#[x_kube(validation = Rule::new("!(has(self.host) && has(self.hostname))").message("set hostname or the deprecated host, not both").field_path(".hostname"))]
 #[x_kube(validation = Rule::new("!has(self.regex_rewrite) || !has(self.rewrite)").message("set rewrite or regex_rewrite, not both").field_path(".regex_rewrite"))]
-#[x_kube(validation = Rule::new("[has(self.path_redirect), has(self.prefix_redirect), has(self.regex_redirect)].filter(x, x).size() <= 1").message("set at most one of path_redirect, prefix_redirect and regex_redirect").field_path(".path_redirect"))]
 #[x_kube(validation = Rule::new("(!has(self.path_redirect) && !has(self.prefix_redirect) && !has(self.regex_redirect) && !has(self.redirect_response_code)) || (has(self.host_redirect) && self.host_redirect)").message("path_redirect, prefix_redirect, regex_redirect and redirect_response_code need host_redirect: true").field_path(".host_redirect"))]
 #[x_kube(validation = Rule::new("!(has(self.shadow) && self.shadow && has(self.host_redirect) && self.host_redirect)").message("a Mapping is either a shadow or a redirect, not both").field_path(".shadow"))]
 pub struct MappingSpec {
@@ -103,6 +101,9 @@ pub struct MappingSpec {
     pub retry_policy: Option<RetryPolicy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub circuit_breakers: Option<Vec<CircuitBreaker>>,
+    /// Active health checks of the upstream's endpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_checks: Option<Vec<HealthCheck>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_balancer: Option<LoadBalancer>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -277,6 +278,66 @@ pub struct Cors {
     pub exposed_headers: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_age: Option<String>,
+}
+
+/// An active health check of a Mapping's upstream endpoints (Emissary's `health_checks`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct HealthCheck {
+    /// How long to wait for an answer, a duration such as `3s` (Emissary's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Time between checks, a duration such as `5s` (Emissary's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    /// Failed checks before an endpoint is unhealthy (default 2; one 503 is enough).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unhealthy_threshold: Option<Count>,
+    /// Passed checks before an endpoint is healthy again (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy_threshold: Option<Count>,
+    /// What to ask: an HTTP request or a gRPC health check.
+    pub health_check: HealthCheckLocation,
+}
+
+/// Exactly one kind of check.
+#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[x_kube(validation = Rule::new("has(self.http) != has(self.grpc)").message("set exactly one of http and grpc"))]
+pub struct HealthCheckLocation {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpHealthCheck>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc: Option<GrpcHealthCheck>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct HttpHealthCheck {
+    pub path: String,
+    /// The `Host` of the check request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub add_request_headers: Option<BTreeMap<String, AddedHeader>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remove_request_headers: Option<Vec<String>>,
+    /// Statuses that pass (default: 200 to 299).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_statuses: Option<Vec<StatusRange>>,
+}
+
+/// HTTP statuses from `min` to `max`, both included.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct StatusRange {
+    pub min: Bounded<100, 599>,
+    pub max: Bounded<100, 599>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct GrpcHealthCheck {
+    /// The service name sent in the gRPC health check request.
+    pub upstream_name: String,
+    /// The check's `:authority` (default: `upstream_name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authority: Option<String>,
 }
 
 /// `regex_rewrite` and `regex_redirect`: an RE2 pattern and its substitution.

@@ -14,7 +14,6 @@ use k8s_openapi::{
 use rustls::{
     crypto::ring,
     pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
-    sign::CertifiedKey,
 };
 use serde::{Serialize, Serializer, ser::SerializeMap};
 use serde_json::Value;
@@ -80,18 +79,8 @@ impl TlsSecret {
         let (Ok(chain), Ok(private)) = (chain, private) else {
             return Err(problems);
         };
-        match CertifiedKey::from_der(chain, private, &ring::default_provider()) {
-            Ok(_) => {}
-            Err(rustls::Error::InconsistentKeys(_)) => {
-                return Err(vec![problem(
-                    &key.field,
-                    format!("does not match the first certificate of {CERT_KEY}"),
-                )]);
-            }
-            Err(e @ rustls::Error::InvalidCertificate(_)) => {
-                return Err(vec![problem(&cert.field, format!("unusable: {e}"))]);
-            }
-            Err(e) => return Err(vec![problem(&key.field, format!("unusable: {e}"))]),
+        if let Err(p) = key_matches(&chain, private, &cert.field, &key.field) {
+            return Err(vec![p]);
         }
         Ok(Self {
             metadata: secret.metadata,
@@ -199,6 +188,44 @@ fn private_key(e: &Entry) -> Result<PrivateKeyDer<'static>, FieldProblem> {
         };
         problem(&e.field, what)
     })
+}
+
+/// Every certificate parses and the key is the first one's. X.509 v1 certificates too, which
+/// Envoy serves and Emissary accepts (rustls's own check, through webpki, wants v3).
+fn key_matches(
+    chain: &[CertificateDer<'static>],
+    private: PrivateKeyDer<'static>,
+    cert_field: &str,
+    key_field: &str,
+) -> Result<(), FieldProblem> {
+    let mut leaf_key = None;
+    for (n, der) in chain.iter().enumerate() {
+        match x509_parser::parse_x509_certificate(der) {
+            Ok((_, parsed)) => {
+                if n == 0 {
+                    leaf_key = Some(parsed.public_key().raw.to_vec());
+                }
+            }
+            Err(e) => {
+                return Err(problem(
+                    cert_field,
+                    format!("unusable: certificate {} is not X.509: {e}", n + 1),
+                ));
+            }
+        }
+    }
+    let signing = ring::default_provider()
+        .key_provider
+        .load_private_key(private)
+        .map_err(|e| problem(key_field, format!("unusable: {e}")))?;
+    // A key type whose public half rustls cannot derive is left to Envoy to check.
+    match (signing.public_key(), leaf_key) {
+        (Some(public), Some(leaf)) if public.as_ref() != leaf.as_slice() => Err(problem(
+            key_field,
+            format!("does not match the first certificate of {CERT_KEY}"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn problem(field: &str, message: String) -> FieldProblem {

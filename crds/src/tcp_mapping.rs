@@ -31,7 +31,6 @@ use crate::{
     printcolumn(name = "Host", type_ = "string", json_path = ".spec.host"),
     printcolumn(name = "Service", type_ = "string", json_path = ".spec.service")
 )]
-#[x_kube(validation = Rule::new("!(has(self.enable_ipv4) && !self.enable_ipv4 && has(self.enable_ipv6) && !self.enable_ipv6)").message("enable_ipv4 and enable_ipv6 cannot both be false: the service could never be resolved").field_path(".enable_ipv6"))]
 pub struct TcpMappingSpec {
     #[serde(default, skip_serializing_if = "AmbassadorId::is_empty")]
     pub ambassador_id: AmbassadorId,

@@ -152,6 +152,36 @@ fn a_key_of_another_certificate_is_refused() {
 }
 
 #[test]
+fn an_x509_version_1_certificate_is_accepted_and_its_key_checked() {
+    // Emissary hands such a Secret to Envoy, which serves it; rustls's own check (webpki) wants
+    // v3. The fixture is made by OpenSSL (tests/data/x509-v1/README.md).
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/x509-v1");
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+    let (cert, key) = (read("tls.crt"), read("tls.key"));
+    let loaded = load_str(
+        "secrets.yaml",
+        &secret(
+            "kubernetes.io/tls",
+            &[("tls.crt", base64(&cert)), ("tls.key", base64(&key))],
+        ),
+    )
+    .unwrap();
+    assert!(loaded.errors.is_empty(), "{:#?}", loaded.errors);
+    assert!(matches!(loaded.resources.as_slice(), [Resource::Secret(_)]));
+
+    // The key must still be the certificate's.
+    let other = self_signed("other.example.com");
+    let error = error_of(&secret(
+        "kubernetes.io/tls",
+        &[("tls.crt", base64(&cert)), ("tls.key", base64(&other.key))],
+    ));
+    assert!(
+        error.ends_with("data.tls.key: does not match the first certificate of tls.crt"),
+        "{error}"
+    );
+}
+
+#[test]
 fn secrets_of_other_types_are_skipped_with_a_warning() {
     let loaded = load_str(
         "secrets.yaml",

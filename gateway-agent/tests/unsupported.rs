@@ -447,6 +447,7 @@ spec:
   cluster_idle_timeout_ms: 1000
   cluster_max_connection_lifetime_ms: 1000
   circuit_breakers: [{max_connections: 10}]
+  health_checks: [{health_check: {http: {path: /health}}}]
   load_balancer: {policy: least_request}
   keepalive: {probes: 3}
   dns_type: logical_dns

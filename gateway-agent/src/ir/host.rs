@@ -30,6 +30,8 @@ pub struct Host {
     pub insecure: InsecureAction,
     /// `mappingNamespaces.from: Same`: only Mappings of its own namespace attach.
     pub own_namespace_only: bool,
+    /// Emissary's `default-host`, made when there is no Host: every Listener binds it.
+    pub synthesized: bool,
 }
 
 /// An HTTP Listener before Hosts are bound to it.
@@ -48,14 +50,23 @@ pub struct ListenerSpec {
 }
 
 /// The Hosts, or Emissary's synthesized `default-host` (`*`, insecure action Route) when
-/// there are none. A hostname already served by an earlier Host is rejected.
-pub fn hosts(resources: &[&Resource], rejections: &mut Vec<Rejection>) -> Vec<Host> {
+/// there are none. A hostname already served by an earlier Host is rejected. A Host without a
+/// namespace (a directory's) is in `own_namespace`, the agent's, as Emissary places it.
+pub fn hosts(
+    resources: &[&Resource],
+    own_namespace: &str,
+    rejections: &mut Vec<Rejection>,
+) -> Vec<Host> {
     let mut hosts: Vec<Host> = resources
         .iter()
         .filter_map(|r| match r {
             Resource::Host(h) => Some(Host {
                 source: r.object_ref(),
-                namespace: h.metadata.namespace.clone().unwrap_or_default(),
+                namespace: h
+                    .metadata
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| own_namespace.to_owned()),
                 // Host names compare case-insensitively.
                 hostname: h
                     .spec
@@ -79,6 +90,7 @@ pub fn hosts(resources: &[&Resource], rejections: &mut Vec<Rejection>) -> Vec<Ho
                     .unwrap_or(InsecureAction::Redirect),
                 own_namespace_only: h.spec.mapping_namespaces.as_ref().and_then(|m| m.from)
                     == Some(MappingNamespacesFrom::Same),
+                synthesized: false,
             }),
             _ => None,
         })
@@ -96,6 +108,7 @@ pub fn hosts(resources: &[&Resource], rejections: &mut Vec<Rejection>) -> Vec<Ho
             mapping_selector: None,
             insecure: InsecureAction::Route,
             own_namespace_only: false,
+            synthesized: true,
         }];
     }
     // The hostname is a virtual host's domain: Envoy's `HTTP_HEADER_VALUE` rule.
@@ -133,7 +146,12 @@ pub fn hosts(resources: &[&Resource], rejections: &mut Vec<Rejection>) -> Vec<Ho
 }
 
 /// The HTTP Listeners, one per port (the first by namespace/name wins a port).
-pub fn listeners(resources: &[&Resource], rejections: &mut Vec<Rejection>) -> Vec<ListenerSpec> {
+/// A Listener without a namespace is in `own_namespace`, as a Host is ([`hosts`]).
+pub fn listeners(
+    resources: &[&Resource],
+    own_namespace: &str,
+    rejections: &mut Vec<Rejection>,
+) -> Vec<ListenerSpec> {
     let mut out: Vec<ListenerSpec> = Vec::new();
     let mut sorted: Vec<&&Resource> = resources
         .iter()
@@ -192,7 +210,11 @@ pub fn listeners(resources: &[&Resource], rejections: &mut Vec<Rejection>) -> Ve
         }
         out.push(ListenerSpec {
             source: source.clone(),
-            namespace: l.metadata.namespace.clone().unwrap_or_default(),
+            namespace: l
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| own_namespace.to_owned()),
             port,
             security_model: l.spec.security_model,
             stats_prefix: stats_prefix.to_owned(),
@@ -247,7 +269,7 @@ pub(super) fn why_unreachable(
 
 /// A Listener's `hostBinding`: namespace (SELF or ALL) and selector must both admit the Host.
 pub(super) fn binds(l: &ListenerSpec, h: &Host) -> bool {
-    let synthesized = h.source.namespace.is_none();
+    let synthesized = h.synthesized;
     let namespace_ok =
         synthesized || l.host_namespaces == NamespaceFrom::All || h.namespace == l.namespace;
     namespace_ok

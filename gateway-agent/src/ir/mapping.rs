@@ -227,7 +227,7 @@ pub fn route(
     };
 
     let mut headers = Vec::new();
-    // `hostname` wins over the deprecated `host` (Emissary logs a warning; the schema refuses both).
+    // `hostname` wins over the deprecated `host`, as in Emissary (the note names `host`).
     let (hostname, host_regex) = match (&spec.hostname, &spec.host) {
         (Some(glob), _) => {
             let glob = glob.to_ascii_lowercase();
@@ -331,13 +331,21 @@ pub fn route(
                 envoy_rules::header_value(field, value)?;
             }
         }
+        // One path rewrite, as Emissary picks it: path_redirect, else prefix_redirect, else
+        // regex_redirect (the others are named in the Mapping's note, `unsupported`).
+        let prefix = spec
+            .prefix_redirect
+            .clone()
+            .filter(|_| spec.path_redirect.is_none());
+        let regex = spec
+            .regex_redirect
+            .as_ref()
+            .filter(|_| spec.path_redirect.is_none() && spec.prefix_redirect.is_none());
         let action = RouteAction::Redirect(Redirect {
             host: host.to_owned(),
             path: spec.path_redirect.clone(),
-            prefix: spec.prefix_redirect.clone(),
-            regex: spec
-                .regex_redirect
-                .as_ref()
+            prefix,
+            regex: regex
                 .map(|r| regex_substitution("regex_redirect", r))
                 .transpose()?,
             code: spec

@@ -325,9 +325,9 @@ impl Builder {
             .groups
             .update(&keyed(&added), &keyed(&removed), &mut ir.rejections);
         let mine: Vec<&Resource> = mine.into_iter().map(|r| &**r).collect();
-        let hosts = host::hosts(&mine, &mut ir.rejections);
+        let hosts = host::hosts(&mine, &self.settings.namespace, &mut ir.rejections);
         let terminations = tls::resolve(&mine, &mut ir.rejections);
-        let listeners = host::listeners(&mine, &mut ir.rejections);
+        let listeners = host::listeners(&mine, &self.settings.namespace, &mut ir.rejections);
         let served = self.binder.bind(
             &listeners,
             &hosts,

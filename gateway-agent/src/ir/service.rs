@@ -152,6 +152,13 @@ fn split_host_port(s: &str) -> Result<(&str, Option<PortRef>), String> {
         let (host, after) = rest
             .split_once(']')
             .ok_or("unclosed '[' in an IPv6 address")?;
+        // A zone (`fe80::1%eth0`) names an interface of the machine that wrote it; Envoy takes
+        // none in a cluster address, and Emissary calls such a service malformed.
+        if host.contains('%') {
+            return Err(format!(
+                "{host:?}: an IPv6 address with a zone (%interface) is not supported"
+            ));
+        }
         return match after.strip_prefix(':') {
             Some(port) => Ok((host, Some(parse_port(port)?))),
             None if after.is_empty() => Ok((host, None)),
@@ -518,6 +525,18 @@ mod tests {
                 .contains("contradicts tls")
         );
         assert!(parse(":80", false).unwrap_err().contains("no host"));
+        // Emissary ignores these too: `//name` has no host for its URL parser (ircluster.py,
+        // "has no hostname and will be ignored"), and a zone makes an address malformed.
+        assert!(
+            parse("//quote.ns:8080", false)
+                .unwrap_err()
+                .contains("a path is not allowed")
+        );
+        assert!(
+            parse("[fe80::1%eth0]:80", false)
+                .unwrap_err()
+                .contains("with a zone")
+        );
     }
 
     #[test]

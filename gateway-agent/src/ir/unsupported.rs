@@ -130,6 +130,7 @@ pub const TABLES: &[Table] = &[
             "cluster_idle_timeout_ms",
             "cluster_max_connection_lifetime_ms",
             "circuit_breakers",
+            "health_checks",
             "load_balancer",
             "keepalive",
             "dns_type",
@@ -607,6 +608,7 @@ fn mapping(s: &MappingSpec, f: &mut Found) {
         NotYet,
     );
     f.add(list(&s.circuit_breakers), "spec.circuit_breakers", NotYet);
+    f.add(list(&s.health_checks), "spec.health_checks", NotYet);
     f.add(
         load_balancer(&s.load_balancer),
         "spec.load_balancer",
@@ -730,8 +732,26 @@ fn mapping(s: &MappingSpec, f: &mut Found) {
         f.add(on(s.host_redirect), "spec.host_redirect", why);
     }
 
-    // Pairs the schema refuses together, which a source without CEL (Kubernetes before 1.25)
-    // can still deliver: the IR reads the first and ignores the second.
+    // Fields of which Emissary uses one when several are set (posting an error it still serves
+    // with), and pairs the schema refuses together, which a source without CEL (Kubernetes
+    // before 1.25) can still deliver: the IR reads the winner and ignores the rest.
+    if redirect {
+        f.add(
+            s.path_redirect.is_some() && s.prefix_redirect.is_some(),
+            "spec.prefix_redirect",
+            Overridden("spec.path_redirect"),
+        );
+        f.add(
+            s.path_redirect.is_some() && s.regex_redirect.is_some(),
+            "spec.regex_redirect",
+            Overridden("spec.path_redirect"),
+        );
+        f.add(
+            s.path_redirect.is_none() && s.prefix_redirect.is_some() && s.regex_redirect.is_some(),
+            "spec.regex_redirect",
+            Overridden("spec.prefix_redirect"),
+        );
+    }
     f.add(
         s.hostname.is_some() && s.host.is_some(),
         "spec.host",

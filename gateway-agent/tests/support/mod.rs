@@ -5,6 +5,7 @@
 //! - [`Agent`]: the built `legate-agent run --config-dir DIR` process.
 //! - [`Envoy`]: the real Envoy (`make envoy`) with the bootstrap from `legate_agent::bootstrap`.
 //! - [`Client`]: HTTP requests with a chosen `Host` header, answers with status, headers, body.
+//! - [`gateway`]: all of it together, a Listener's config directory served through Envoy.
 //! - [`tls`]: a test CA, its leaf certificates as Secret documents, and an HTTPS client.
 //!
 //! Child processes are killed when their handle is dropped; if the test is panicking, the tail
@@ -77,6 +78,7 @@ pub use upstream::Upstream;
 // ---------------------------------------------------------------------------------------------
 // TLS
 
+pub mod gateway;
 pub mod tls;
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,206 @@
+//! A whole gateway for data-path tests: a config directory with a Listener on a free port, the
+//! agent serving it and a real Envoy fed by it, and helpers to write Emissary YAML and to wait
+//! for Envoy's answers.
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+
+use super::{Agent, Client, Envoy, Reply, Upstream, free_port, write_config as write_file};
+
+/// How long a configuration change may take to reach Envoy's data path.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// Any hostname, plain HTTP routed (not redirected): the default for tests not about Hosts.
+pub const HOST_ANY: &str = r#"
+apiVersion: getambassador.io/v3alpha1
+kind: Host
+metadata: {name: any, namespace: default}
+spec: {hostname: "*", requestPolicy: {insecure: {action: Route}}}
+"#;
+
+/// A config directory with a Listener on a free port, the agent on it, and Envoy fed by it.
+pub struct Gateway {
+    pub envoy: Envoy,
+    pub agent: Agent,
+    pub client: Client,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl Gateway {
+    /// A gateway with the Listener and a `*` Host that routes plain HTTP.
+    pub async fn start() -> Self {
+        Self::start_with_hosts(HOST_ANY).await
+    }
+
+    /// A gateway with the Listener and the given Host documents (`hosts.yaml`).
+    pub async fn start_with_hosts(hosts: &str) -> Self {
+        Self::start_with(hosts, "").await
+    }
+
+    /// A gateway with the given Host documents and `listener_spec` (e.g. `l7Depth: 1, `) added
+    /// to the Listener's spec.
+    pub async fn start_with(hosts: &str, listener_spec: &str) -> Self {
+        let dir = tempfile::tempdir().expect("a config directory");
+        let port = free_port();
+        let listener = format!(
+            "apiVersion: getambassador.io/v3alpha1
+kind: Listener
+metadata: {{name: http, namespace: default}}
+spec: {{port: {port}, protocol: HTTP, securityModel: XFP, {listener_spec}hostBinding: {{namespace: {{from: ALL}}}}}}
+"
+        );
+        write_file(dir.path(), "listener.yaml", &listener);
+        write_file(dir.path(), "hosts.yaml", hosts);
+        // At least one cluster from the start: with none, Envoy waits 15 s for its first
+        // CDS answer (see `envoy_initializes_promptly_without_any_mapping`).
+        write_file(
+            dir.path(),
+            "probe.yaml",
+            &mapping(
+                "probe",
+                "hostname: \"*\"\nprefix: /__probe/\nservice: 127.0.0.1:1",
+            ),
+        );
+        let agent = Agent::start(dir.path()).await;
+        let mut envoy = Envoy::start(agent.ads_address).await;
+        envoy.wait_ready().await;
+        agent.wait_ready().await;
+        Self {
+            envoy,
+            agent,
+            client: Client::new(),
+            port,
+            dir,
+        }
+    }
+
+    /// Writes (or replaces) `name` in the config directory, atomically.
+    pub fn write(&self, name: &str, yaml: &str) {
+        write_file(self.dir.path(), name, yaml);
+    }
+
+    pub fn remove(&self, name: &str) {
+        std::fs::remove_file(self.dir.path().join(name)).expect("remove a config file");
+    }
+
+    /// `http://127.0.0.1:PORT{path}` on the Listener.
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("http://127.0.0.1:{}{path_and_query}", self.port)
+    }
+
+    /// GET over HTTP/1.1 through Envoy with `Host: host`.
+    pub async fn get(&self, path: &str, host: &str) -> Reply {
+        self.send(Method::GET, path, host, &[]).await
+    }
+
+    /// Any request through Envoy; panics (with the logs) when Envoy does not answer.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        host: &str,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        self.client
+            .send(method.clone(), &self.url(path), Some(host), headers, None)
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path} (Host: {host}) through Envoy: {e}"))
+    }
+
+    /// Sends GET `path` with `Host: example.com` until `done` holds for the answer, and returns
+    /// it; panics after [`WAIT`] with the last answer (and, on drop, the logs).
+    pub async fn wait_for(&self, path: &str, what: &str, done: impl Fn(&Reply) -> bool) -> Reply {
+        self.wait_for_request(Method::GET, path, "example.com", &[], what, done)
+            .await
+    }
+
+    pub async fn wait_for_request(
+        &self,
+        method: Method,
+        path: &str,
+        host: &str,
+        headers: &[(&str, &str)],
+        what: &str,
+        done: impl Fn(&Reply) -> bool,
+    ) -> Reply {
+        let start = Instant::now();
+        loop {
+            let last = match self
+                .client
+                .send(method.clone(), &self.url(path), Some(host), headers, None)
+                .await
+            {
+                Ok(reply) if done(&reply) => return reply,
+                Ok(reply) => describe(&reply),
+                Err(e) => format!("error: {e}"),
+            };
+            assert!(
+                start.elapsed() < WAIT,
+                "timed out after {WAIT:?} waiting for {what} ({method} {path}, Host: {host}); \
+                 last answer: {last}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until GET `path` (Host `example.com`) is answered 200 by `upstream`.
+    pub async fn wait_upstream(&self, path: &str, upstream: &str) -> Reply {
+        let what = format!("{path} to be served by {upstream}");
+        self.wait_for(path, &what, |r| {
+            r.status == 200 && r.upstream() == Some(upstream)
+        })
+        .await
+    }
+
+    /// Waits until GET `path` (Host `example.com`) answers `status`.
+    pub async fn wait_status(&self, path: &str, status: u16) -> Reply {
+        let what = format!("{path} to answer {status}");
+        self.wait_for(path, &what, |r| r.status == status).await
+    }
+}
+
+pub fn describe(reply: &Reply) -> String {
+    let body: String = reply.text.chars().take(400).collect();
+    format!(
+        "status {}, x-upstream {:?}, location {:?}, body {body:?}",
+        reply.status,
+        reply.upstream(),
+        reply.header("location")
+    )
+}
+
+/// A Mapping document in namespace `default` for every hostname; `spec` is the rest of its
+/// spec, one field per line without indentation.
+pub fn mapping(name: &str, spec: &str) -> String {
+    let spec: String = spec
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| format!("  {l}\n"))
+        .collect();
+    format!(
+        "---\napiVersion: getambassador.io/v3alpha1\nkind: Mapping\nmetadata: {{name: {name}, namespace: default}}\nspec:\n{spec}"
+    )
+}
+
+/// As [`mapping`], with `hostname: "*"` and `service` first.
+pub fn route(name: &str, service: &Upstream, spec: &str) -> String {
+    mapping(
+        name,
+        &format!("hostname: \"*\"\nservice: {}\n{spec}", service.service()),
+    )
+}
+
+/// Asserts the answer came from `upstream` with status 200, and returns the echoed request.
+#[track_caller]
+pub fn served_by(reply: &Reply, upstream: &str) -> serde_json::Value {
+    assert_eq!(
+        (reply.status, reply.upstream()),
+        (200, Some(upstream)),
+        "{}",
+        describe(reply)
+    );
+    reply.json()
+}
