@@ -521,6 +521,16 @@ fn load_document(origin: &str, index: usize, mut document: Value, loaded: &mut L
                 return reject(vec![problem], object);
             }
             let broken = crate::validation::cel_problems(&kind, &document);
+            if kind == "Service"
+                && let Some(message) = crate::service::annotation_config_warning(&document)
+            {
+                loaded.warnings.push(Warning {
+                    origin: origin.to_owned(),
+                    index,
+                    object: object.clone(),
+                    message,
+                });
+            }
             if broken.is_empty() {
                 loaded.resources.push(resource);
             } else {

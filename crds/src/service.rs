@@ -32,6 +32,22 @@ pub const IPV4: &str = "IPv4";
 pub const IPV6: &str = "IPv6";
 pub const FQDN: &str = "FQDN";
 
+/// The annotation Emissary 1.x configured routes with, which Emissary 3.x still reads.
+pub const EMISSARY_CONFIG_ANNOTATION: &str = "getambassador.io/config";
+
+/// Why a Service's `getambassador.io/config` annotation does nothing here, if it has one: Legate
+/// reads route configuration from resources only, and says so rather than ignore it silently.
+pub(crate) fn annotation_config_warning(document: &Value) -> Option<String> {
+    let annotations = document.pointer("/metadata/annotations")?.as_object()?;
+    annotations.contains_key(EMISSARY_CONFIG_ANNOTATION).then(|| {
+        format!(
+            "metadata.annotations[{EMISSARY_CONFIG_ANNOTATION}]: Emissary's annotation \
+             configuration is not read; write what it holds as getambassador.io/v3alpha1 \
+             resources (Mapping, Host, ...)"
+        )
+    })
+}
+
 /// Decodes and validates a Service document (the loader's entry point).
 pub(crate) fn decode_service(
     value: Value,

@@ -139,3 +139,35 @@ fn what_the_gateway_cannot_use_is_refused_naming_the_field() {
         );
     }
 }
+
+#[test]
+fn emissarys_annotation_configuration_is_named_not_silently_ignored() {
+    // Emissary 1.x configured routes in a Service annotation (still read by 3.x); Legate reads
+    // resources only, and says so where the annotation is.
+    let yaml = r#"
+apiVersion: v1
+kind: Service
+metadata:
+  name: quote
+  namespace: shop
+  annotations:
+    getambassador.io/config: |
+      apiVersion: getambassador.io/v2
+      kind: Mapping
+      name: quote_mapping
+      prefix: /quote/
+      service: quote
+spec:
+  ports: [{name: http, port: 80, targetPort: 8080}]
+"#;
+    let loaded = load_str("annotated.yaml", yaml).unwrap();
+    assert!(loaded.errors.is_empty(), "{:#?}", loaded.errors);
+    assert_eq!(loaded.resources.len(), 1, "the Service itself is used");
+    let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        ["annotated.yaml: document 1 (Service shop/quote): metadata.annotations\
+          [getambassador.io/config]: Emissary's annotation configuration is not read; write \
+          what it holds as getambassador.io/v3alpha1 resources (Mapping, Host, ...)"]
+    );
+}
