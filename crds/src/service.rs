@@ -39,13 +39,15 @@ pub const EMISSARY_CONFIG_ANNOTATION: &str = "getambassador.io/config";
 /// reads route configuration from resources only, and says so rather than ignore it silently.
 pub(crate) fn annotation_config_warning(document: &Value) -> Option<String> {
     let annotations = document.pointer("/metadata/annotations")?.as_object()?;
-    annotations.contains_key(EMISSARY_CONFIG_ANNOTATION).then(|| {
-        format!(
-            "metadata.annotations[{EMISSARY_CONFIG_ANNOTATION}]: Emissary's annotation \
+    annotations
+        .contains_key(EMISSARY_CONFIG_ANNOTATION)
+        .then(|| {
+            format!(
+                "metadata.annotations[{EMISSARY_CONFIG_ANNOTATION}]: Emissary's annotation \
              configuration is not read; write what it holds as getambassador.io/v3alpha1 \
              resources (Mapping, Host, ...)"
-        )
-    })
+            )
+        })
 }
 
 /// Decodes and validates a Service document (the loader's entry point).

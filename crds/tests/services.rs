@@ -166,8 +166,10 @@ spec:
     let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
     assert_eq!(
         warnings,
-        ["annotated.yaml: document 1 (Service shop/quote): metadata.annotations\
+        [
+            "annotated.yaml: document 1 (Service shop/quote): metadata.annotations\
           [getambassador.io/config]: Emissary's annotation configuration is not read; write \
-          what it holds as getambassador.io/v3alpha1 resources (Mapping, Host, ...)"]
+          what it holds as getambassador.io/v3alpha1 resources (Mapping, Host, ...)"
+        ]
     );
 }

@@ -140,9 +140,9 @@ spec: {hostname: b.example.com, requestPolicy: {insecure: {action: Route}}}
     assert_eq!(echo["path"], "/x");
     let echo = served_by(&gw.get("/vh/x", "b.example.com").await, "b");
     assert_eq!(echo["headers"]["host"], "b.example.com");
-    // The port in Host is ignored.
+    // A port in Host is part of the name, as in Emissary (tests/emissary_compat.rs).
     let host_with_port = format!("a.example.com:{}", gw.port);
-    served_by(&gw.get("/vh/x", &host_with_port).await, "a");
+    assert_eq!(gw.get("/vh/x", &host_with_port).await.status, 404);
     let unknown = gw.get("/vh/x", "c.example.com").await;
     assert_eq!(unknown.status, 404, "{}", describe(&unknown));
     assert_eq!(unknown.upstream(), None);

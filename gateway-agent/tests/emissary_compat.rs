@@ -202,3 +202,54 @@ async fn hostname_wins_over_host_and_one_redirect_rewrite_is_used_through_envoy(
         );
     }
 }
+
+#[tokio::test]
+async fn a_port_in_the_host_header_is_part_of_the_name_as_in_emissary() {
+    // Emissary's issue #4791 and its `listeners/` unit testdata: a Host `quote.local:8500`
+    // serves requests for `quote.local:8500` (and its Mappings must name the port too); a Host
+    // `plain.local` does not serve `plain.local:8500`: Envoy matches virtual hosts on the whole
+    // `Host`, port included, unless the Module asks to strip it. So a request with the port
+    // gets 404 there, not the Host's insecure redirect.
+    let hosts = "apiVersion: getambassador.io/v3alpha1
+kind: Host
+metadata: {name: quote, namespace: default}
+spec: {hostname: \"quote.local:8500\", requestPolicy: {insecure: {action: Route}}}
+---
+apiVersion: getambassador.io/v3alpha1
+kind: Host
+metadata: {name: plain, namespace: default}
+spec: {hostname: plain.local, requestPolicy: {insecure: {action: Redirect}}}
+";
+    let gw = Gateway::start_with_hosts(hosts).await;
+    gw.write(
+        "quote.yaml",
+        &[
+            mapping(
+                "quote",
+                "hostname: \"quote.local:8500\"\nprefix: /quote/\nservice: 127.0.0.1:1",
+            ),
+            mapping(
+                "plain",
+                "hostname: plain.local\nprefix: /plain/\nservice: 127.0.0.1:1",
+            ),
+        ]
+        .concat(),
+    );
+    gw.wait_for_request(
+        reqwest::Method::GET,
+        "/quote/",
+        "quote.local:8500",
+        &[],
+        "quote.local:8500 to be routed",
+        |r| r.status == 503,
+    )
+    .await;
+    for (host, path, status) in [
+        ("quote.local", "/quote/", 404),
+        ("plain.local:8500", "/plain/", 404),
+        ("plain.local", "/plain/", 301),
+    ] {
+        let reply = gw.get(path, host).await;
+        assert_eq!(reply.status, status, "Host: {host}: {}", describe(&reply));
+    }
+}

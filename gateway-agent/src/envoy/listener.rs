@@ -95,10 +95,10 @@ fn hcm(l: &Listener, rds: String) -> Filter {
         // As Emissary: trust the connection's address, plus `l7Depth` proxies in front.
         use_remote_address: bool_value(true),
         xff_num_trusted_hops: l.l7_depth,
-        // `Host: example.com:8080` matches the virtual host `example.com`.
-        strip_port_mode: Some(http_connection_manager::StripPortMode::StripAnyHostPort(
-            true,
-        )),
+        // No port stripping, as Emissary by default: a port in `Host` is part of what virtual
+        // hosts and `:authority` matchers see, so `Host: a.example.com:8500` is served by a Host
+        // `a.example.com:8500` and not by `a.example.com` (Emissary's #4791). The Module's
+        // `strip_matching_host_port` is not applied yet (it is reported).
         ..Default::default()
     };
     Filter {

@@ -1024,10 +1024,9 @@ fn module(c: &ModuleConfig, f: &mut Found) {
         "spec.config.set_current_client_cert_details",
         NotYet,
     );
-    // The gateway strips any port from the host (`strip_any_host_port`): neither value of
-    // this asks for that.
+    // `false` is Emissary's default and the gateway's: ports are never stripped.
     f.add(
-        present(&c.strip_matching_host_port),
+        on(c.strip_matching_host_port),
         "spec.config.strip_matching_host_port",
         NotYet,
     );
