@@ -253,3 +253,78 @@ spec: {hostname: plain.local, requestPolicy: {insecure: {action: Redirect}}}
         assert_eq!(reply.status, status, "Host: {host}: {}", describe(&reply));
     }
 }
+
+#[test]
+fn mappings_attached_to_different_hosts_by_labels_are_not_one_canary_group() {
+    // Emissary's fix for #4152 (irhttpmappinggroup / IRHTTPMapping's group id): a Mapping without
+    // a hostname is grouped by the matchLabels of the Host selectors that pick it too. So
+    // `/orders/` for Host a and `/orders/` for Host b stay two routes, each on its own Host,
+    // while a Mapping differing only in labels no selector reads joins its group as a canary.
+    let selector_host = |name: &str| {
+        format!(
+            "---
+apiVersion: getambassador.io/v3alpha1
+kind: Host
+metadata: {{name: {name}, namespace: default}}
+spec:
+  hostname: {name}.example.com
+  mappingSelector: {{matchLabels: {{host: {name}}}}}
+  requestPolicy: {{insecure: {{action: Route}}}}
+"
+        )
+    };
+    let labelled = |name: &str, labels: &str, service: &str| {
+        format!(
+            "---
+apiVersion: getambassador.io/v3alpha1
+kind: Mapping
+metadata: {{name: {name}, namespace: default, labels: {{{labels}}}}}
+spec: {{prefix: /orders/, service: {service}}}
+"
+        )
+    };
+    let yaml = [
+        "apiVersion: getambassador.io/v3alpha1
+kind: Listener
+metadata: {name: http, namespace: default}
+spec: {port: 8080, protocol: HTTP, securityModel: XFP, hostBinding: {namespace: {from: ALL}}}
+",
+        &selector_host("a"),
+        &selector_host("b"),
+        &labelled("orders-a", "host: a", "orders-a"),
+        &labelled("orders-a-next", "host: a, version: next", "orders-a-next"),
+        &labelled("orders-b", "host: b", "orders-b"),
+    ]
+    .concat();
+    let ir = ir_in("default", &yaml);
+    assert!(ir.rejections.is_empty(), "{:#?}", ir.rejections);
+    let vhosts: Vec<(String, Vec<(String, Option<u32>)>)> = ir.listeners[0]
+        .virtual_hosts
+        .iter()
+        .map(|v| {
+            let mut routes: Vec<(String, Option<u32>)> = v
+                .routes
+                .iter()
+                .map(|r| (r.route.source.name.clone(), r.route.fraction))
+                .collect();
+            routes.dedup();
+            (v.domains.join(","), routes)
+        })
+        .collect();
+    assert_eq!(
+        vhosts,
+        [
+            (
+                "a.example.com".to_owned(),
+                vec![
+                    ("orders-a".to_owned(), Some(50)),
+                    ("orders-a-next".to_owned(), Some(100))
+                ]
+            ),
+            (
+                "b.example.com".to_owned(),
+                vec![("orders-b".to_owned(), None)]
+            ),
+        ]
+    );
+}

@@ -22,7 +22,7 @@ use legate_crds::{Mapping, Resource, service::SERVICE_NAME_LABEL};
 
 use super::{
     Cluster, Reason, Refusal, Rejection, ServiceNamespaces, Settings,
-    group::Keyed,
+    group::{HostSelectors, Keyed},
     mapping,
     service::{Resolution, ServiceKey, ServiceRef},
 };
@@ -198,10 +198,15 @@ pub(super) struct Entry {
 }
 
 impl Entry {
-    pub fn compile(mapping: &Mapping, settings: &Settings, index: &ServiceIndex<'_>) -> Self {
+    pub fn compile(
+        mapping: &Mapping,
+        settings: &Settings,
+        selectors: &HostSelectors,
+        index: &ServiceIndex<'_>,
+    ) -> Self {
         let key = mapping::service_key(mapping, settings);
         let resolved = Self::resolve(&key, mapping, settings, index);
-        let (compiled, note) = Self::compiled(mapping, settings, &key, &resolved);
+        let (compiled, note) = Self::compiled(mapping, settings, selectors, &key, &resolved);
         Self {
             key,
             resolved,
@@ -216,6 +221,7 @@ impl Entry {
         &mut self,
         mapping: &Mapping,
         settings: &Settings,
+        selectors: &HostSelectors,
         index: &ServiceIndex<'_>,
     ) -> Option<Arc<super::Compiled>> {
         // A Mapping that names no Service depends on none.
@@ -224,7 +230,7 @@ impl Entry {
         if resolved == self.resolved {
             return None;
         }
-        let (compiled, note) = Self::compiled(mapping, settings, &self.key, &resolved);
+        let (compiled, note) = Self::compiled(mapping, settings, selectors, &self.key, &resolved);
         self.resolved = resolved;
         self.note = note;
         Some(std::mem::replace(&mut self.compiled, compiled))
@@ -250,6 +256,7 @@ impl Entry {
     fn compiled(
         mapping: &Mapping,
         settings: &Settings,
+        selectors: &HostSelectors,
         key: &Option<ServiceKey>,
         resolved: &Resolved,
     ) -> (Arc<super::Compiled>, Option<Refusal>) {
@@ -262,9 +269,10 @@ impl Entry {
             _ => Resolution::Dns,
         };
         match mapping::route(mapping, settings, resolution) {
-            Ok((route, cluster, note)) => {
-                (Arc::new(Ok(Arc::new(Keyed::new(route, cluster)))), note)
-            }
+            Ok((route, cluster, note)) => (
+                Arc::new(Ok(Arc::new(Keyed::new(route, cluster, selectors)))),
+                note,
+            ),
             Err(refusal) => (Arc::new(Err(refusal)), None),
         }
     }

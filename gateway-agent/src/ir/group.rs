@@ -8,8 +8,11 @@
 use itertools::Itertools;
 use std::{cmp::Ordering, collections::BTreeSet, sync::Arc};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
 use super::{
     Cluster, Reason, Rejection,
+    host::selects,
     mapping::{HeaderMatch, PathMatch, Route, RouteAction, StringMatch},
 };
 
@@ -30,11 +33,48 @@ pub struct Keyed {
 }
 
 impl Keyed {
-    pub fn new(route: Route, cluster: Option<Cluster>) -> Self {
+    pub fn new(route: Route, cluster: Option<Cluster>, selectors: &HostSelectors) -> Self {
+        let mut identity = identity(&route);
+        selectors.extend_identity(&route, &mut identity);
         Self {
-            identity: identity(&route),
+            identity,
             route: Arc::new(route),
             cluster: cluster.map(Arc::new),
+        }
+    }
+}
+
+/// The Hosts' `mappingSelector`s, each once, in a stable order. A Mapping without a hostname
+/// is grouped by the `matchLabels` of every selector that picks it, too (Emissary's fix for
+/// #4152): two such Mappings with one prefix attached to different Hosts by labels are two
+/// routes, not one canary group. Since they are part of every such Mapping's identity, a
+/// change of them makes the builder start again from scratch.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HostSelectors(Vec<(String, LabelSelector)>);
+
+impl HostSelectors {
+    pub fn new<'a>(selectors: impl IntoIterator<Item = &'a LabelSelector>) -> Self {
+        let mut all: Vec<(String, LabelSelector)> = selectors
+            .into_iter()
+            // `match_labels` is a BTreeMap: the text is canonical.
+            .map(|s| (serde_json::to_string(s).unwrap_or_default(), s.clone()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all.dedup_by(|a, b| a.0 == b.0);
+        Self(all)
+    }
+
+    fn extend_identity(&self, route: &Route, identity: &mut String) {
+        if route.hostname.is_some() || route.host_regex {
+            return;
+        }
+        for (_, selector) in self.0.iter().filter(|(_, s)| selects(s, &route.labels)) {
+            for (k, v) in selector.match_labels.iter().flatten() {
+                identity.push_str("\0label:");
+                identity.push_str(k);
+                identity.push('=');
+                identity.push_str(v);
+            }
         }
     }
 }

@@ -235,6 +235,8 @@ pub struct Builder {
     endpoints: endpoints::EndpointsKeeper,
     /// Each resource's note of what it sets that is not applied, kept as the Mappings are.
     unsupported: unsupported::Notes,
+    /// What the Mappings were grouped with ([`group::HostSelectors`]).
+    host_selectors: group::HostSelectors,
 }
 
 /// A Mapping's route (with its grouping keys) and cluster, or why it cannot serve.
@@ -249,6 +251,7 @@ impl Builder {
             binder: binder::Binder::default(),
             endpoints: endpoints::EndpointsKeeper::default(),
             unsupported: unsupported::Notes::default(),
+            host_selectors: group::HostSelectors::default(),
         }
     }
 
@@ -256,8 +259,32 @@ impl Builder {
         &self.settings
     }
 
+    /// Whether this gateway serves `r` (its `ambassador_id`).
+    fn serves(&self, r: &Resource) -> bool {
+        ambassador_id(r).is_none_or(|ids| ids.matches(&self.settings.ambassador_id))
+    }
+
     pub fn build(&mut self, resources: &[Arc<Resource>]) -> Ir {
+        // Mappings without a hostname are grouped by the Hosts' selectors that pick them: when
+        // those change, every such Mapping's group may, so start again from scratch.
+        let host_selectors = group::HostSelectors::new(resources.iter().filter_map(|r| {
+            match &**r {
+                Resource::Host(h) if self.serves(r) => h
+                    .spec
+                    .mapping_selector
+                    .as_ref()
+                    .or(h.spec.selector.as_ref()),
+                _ => None,
+            }
+        }));
+        if host_selectors != self.host_selectors {
+            *self = Self {
+                host_selectors,
+                ..Self::new(self.settings.clone())
+            };
+        }
         let settings = &self.settings;
+        let selectors = &self.host_selectors;
         let mut ir = Ir::default();
         let mine: Vec<&Arc<Resource>> = resources
             .iter()
@@ -279,9 +306,10 @@ impl Builder {
                         self.mappings
                             .entry_or_insert_with(ByAddress(Arc::clone(r)), || {
                                 now = true;
-                                endpoints::Entry::compile(m, settings, &services)
+                                endpoints::Entry::compile(m, settings, selectors, &services)
                             });
-                    if !now && let Some(replaced) = entry.refresh(m, settings, &services) {
+                    if !now && let Some(replaced) = entry.refresh(m, settings, selectors, &services)
+                    {
                         removed.push(replaced);
                         now = true;
                     }
