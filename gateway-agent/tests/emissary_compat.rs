@@ -42,6 +42,9 @@ fn note(ir: &Ir, name: &str) -> String {
         .unwrap_or_else(|| panic!("no note for {name}: {:#?}", ir.unreachable))
 }
 
+/// A route as a virtual host serves it: the Mapping's name and its cumulative share.
+type Served = (String, Option<u32>);
+
 fn host(name: &str, namespace: Option<&str>, hostname: &str, labels: &str) -> String {
     let namespace = namespace.map_or(String::new(), |n| format!(", namespace: {n}"));
     format!(
@@ -298,11 +301,11 @@ spec: {port: 8080, protocol: HTTP, securityModel: XFP, hostBinding: {namespace: 
     .concat();
     let ir = ir_in("default", &yaml);
     assert!(ir.rejections.is_empty(), "{:#?}", ir.rejections);
-    let vhosts: Vec<(String, Vec<(String, Option<u32>)>)> = ir.listeners[0]
+    let vhosts: Vec<(String, Vec<Served>)> = ir.listeners[0]
         .virtual_hosts
         .iter()
         .map(|v| {
-            let mut routes: Vec<(String, Option<u32>)> = v
+            let mut routes: Vec<Served> = v
                 .routes
                 .iter()
                 .map(|r| (r.route.source.name.clone(), r.route.fraction))
