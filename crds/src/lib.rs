@@ -20,6 +20,7 @@ pub mod service;
 pub mod tcp_mapping;
 pub mod tls_context;
 
+pub mod convert;
 pub mod crd;
 mod structural;
 mod validation;

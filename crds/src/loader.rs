@@ -464,6 +464,34 @@ fn load_document(origin: &str, index: usize, mut document: Value, loaded: &mut L
         });
         return;
     };
+    // Emissary's v1 and v2 are read through its conversion to v3alpha1, with a warning that
+    // says what changed (`legate-agent convert` rewrites the file for good).
+    if api_version != served && crate::convert::OLD_VERSIONS.contains(&api_version) {
+        let old = api_version.to_owned();
+        match crate::convert::convert(&document) {
+            Ok(Some(converted)) => {
+                loaded.warnings.push(Warning {
+                    origin: origin.to_owned(),
+                    index,
+                    object: object.clone(),
+                    message: format!(
+                        "{old} is deprecated; read as {served} (`legate-agent convert` rewrites \
+                         it){}",
+                        match converted.changes.get(1..) {
+                            Some(rest) if !rest.is_empty() => format!(": {}", rest.join("; ")),
+                            _ => ", nothing else changed".to_owned(),
+                        }
+                    ),
+                });
+                return load_document(origin, index, converted.document, loaded);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let message = format!("{old} cannot be read as {served}: {}", e.message);
+                return reject(vec![problem(&e.field, &message)], object);
+            }
+        }
+    }
     if api_version != served {
         let message = format!(
             "{} is not served for {kind}; use {served}",

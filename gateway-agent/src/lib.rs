@@ -3,6 +3,7 @@
 //! ADS server Envoy connects to). `bootstrap` prints the Envoy bootstrap that points at it.
 
 pub mod bootstrap;
+pub mod convert;
 pub mod drain;
 pub mod envoy;
 /// Test-only: the ADS session state machine for the fuzz targets.

@@ -40,6 +40,12 @@ enum Command {
     Bootstrap(BootstrapArgs),
     /// Load every YAML file under DIR and report what would be rejected; exits 1 if anything is.
     Validate { dir: PathBuf },
+    /// Rewrite Emissary getambassador.io/v1 and v2 YAML (and Services' getambassador.io/config
+    /// annotations) as v3alpha1 on stdout, saying what changed; exits 1 if anything cannot be.
+    Convert {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -102,6 +108,18 @@ struct BootstrapArgs {
 async fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Validate { dir } => validate(&dir),
+        Command::Convert { files } => {
+            let out = legate_agent::convert::convert_files(&files);
+            print!("{}", out.yaml);
+            for e in &out.errors {
+                eprintln!("error: {e}");
+            }
+            if out.errors.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
         Command::Bootstrap(args) => print_bootstrap(args),
         Command::Run(args) => {
             telemetry::init(args.common.log_format);

@@ -135,3 +135,75 @@ fn validate_reports_what_run_would_refuse_after_loading() {
     );
     assert!(text.contains("1 accepted, 1 rejected"), "{text}");
 }
+
+#[test]
+fn convert_rewrites_emissary_v2_yaml_saying_what_changed_and_fails_on_what_it_cannot() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.yaml");
+    std::fs::write(
+        &old,
+        "apiVersion: getambassador.io/v2
+kind: Mapping
+metadata: {name: quote, namespace: default}
+spec: {prefix: /quote/, service: quote, host: quote.example.com}
+---
+apiVersion: getambassador.io/v3alpha1
+kind: Host
+metadata: {name: current, namespace: default}
+spec: {hostname: quote.example.com}
+",
+    )
+    .unwrap();
+    let (code, text) = agent(&["convert", old.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(
+        text,
+        "---
+# apiVersion: getambassador.io/v2 → getambassador.io/v3alpha1
+# spec.host: quote.example.com → spec.hostname
+apiVersion: getambassador.io/v3alpha1
+kind: Mapping
+metadata:
+  name: quote
+  namespace: default
+spec:
+  hostname: quote.example.com
+  prefix: /quote/
+  service: quote
+---
+apiVersion: getambassador.io/v3alpha1
+kind: Host
+metadata:
+  name: current
+  namespace: default
+spec:
+  hostname: quote.example.com
+"
+    );
+    // What it prints loads as it is.
+    let converted = dir.path().join("converted");
+    std::fs::create_dir(&converted).unwrap();
+    std::fs::write(converted.join("all.yaml"), &text).unwrap();
+    let (code, out) = agent(&["validate", converted.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}");
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "apiVersion: getambassador.io/v2
+kind: Mapping
+metadata: {name: wild, namespace: default}
+spec: {prefix: /, service: s, host: \"*.example.com\"}
+",
+    )
+    .unwrap();
+    let (code, text) = agent(&["convert", bad.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "error: {}: document 1: spec.host: \"*.example.com\" is an exact host in v2",
+            bad.display()
+        )),
+        "{text}"
+    );
+}

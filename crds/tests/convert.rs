@@ -1,0 +1,247 @@
+//! Emissary v1 and v2 YAML, in the style of Emissary's documentation, converted to v3alpha1 as
+//! Emissary's own conversion does (pkg/api/getambassador.io/v2/handwritten.conversion.go), then
+//! loaded: each converts, says what changed, and loads without an error.
+
+use legate_crds::{
+    Resource,
+    convert::{self, Converted},
+    loader::load_str,
+};
+use serde_json::{Value, json};
+
+fn yaml(text: &str) -> Value {
+    serde_saphyr::from_str(text).unwrap()
+}
+
+fn converted(text: &str) -> Converted {
+    convert::convert(&yaml(text))
+        .unwrap()
+        .expect("an old document")
+}
+
+/// Loads a converted document as the directory source would, and returns it.
+#[track_caller]
+fn loads(c: &Converted) -> Resource {
+    let text = serde_saphyr::to_string(&c.document).unwrap();
+    let loaded = load_str("converted.yaml", &text).unwrap();
+    assert!(loaded.errors.is_empty(), "{:#?}", loaded.errors);
+    assert!(loaded.warnings.is_empty(), "{:#?}", loaded.warnings);
+    loaded.resources.into_iter().next().unwrap()
+}
+
+#[test]
+fn a_v2_mapping_gets_hostname_regex_headers_and_an_https_service() {
+    let c = converted(
+        "apiVersion: getambassador.io/v2
+kind: Mapping
+metadata: {name: quote-backend, namespace: default}
+spec:
+  prefix: /backend/
+  host: quote.example.com
+  headers: {x-canary: true, x-team: blue}
+  query_parameters: {debug: true}
+  service: quote:8443
+  tls: true
+",
+    );
+    assert_eq!(
+        c.document["spec"],
+        json!({
+            "prefix": "/backend/",
+            "hostname": "quote.example.com",
+            "headers": {"x-team": "blue"},
+            "regex_headers": {"x-canary": ".*"},
+            "regex_query_parameters": {"debug": ".*"},
+            "service": "https://quote:8443",
+        })
+    );
+    assert_eq!(c.document["apiVersion"], "getambassador.io/v3alpha1");
+    assert_eq!(
+        c.changes,
+        [
+            "apiVersion: getambassador.io/v2 → getambassador.io/v3alpha1",
+            "spec.host: quote.example.com → spec.hostname",
+            "spec.headers.x-canary: true → spec.regex_headers: \".*\"",
+            "spec.query_parameters.debug: true → spec.regex_query_parameters: \".*\"",
+            "spec.tls: true → spec.service: https://quote:8443",
+        ]
+    );
+    loads(&c);
+}
+
+#[test]
+fn a_v1_mapping_without_host_matches_every_host_and_a_regex_host_stays() {
+    // Emissary: `out.Hostname = "*"` when v2 had no host; a host_regex keeps `host`.
+    let c = converted(
+        "apiVersion: getambassador.io/v1
+kind: Mapping
+metadata: {name: qotm, namespace: default}
+spec: {prefix: /qotm/, service: qotm}
+",
+    );
+    assert_eq!(c.document["spec"]["hostname"], "*");
+    loads(&c);
+    let c = converted(
+        "apiVersion: getambassador.io/v2
+kind: Mapping
+metadata: {name: regex-host, namespace: default}
+spec: {prefix: /r/, service: r, host: \"^[a-z]+\\\\.example\\\\.com$\", host_regex: true}
+",
+    );
+    assert_eq!(c.document["spec"]["host"], "^[a-z]+\\.example\\.com$");
+    assert_eq!(c.document["spec"].get("hostname"), None);
+    loads(&c);
+}
+
+#[test]
+fn a_v2_host_gets_ambassador_id_and_mapping_selector() {
+    let c = converted(
+        "apiVersion: getambassador.io/v2
+kind: Host
+metadata: {name: example, namespace: default}
+spec:
+  ambassadorId: [edge]
+  hostname: example.com
+  selector: {matchLabels: {app: quote}}
+  tlsSecret: {name: example-cert}
+",
+    );
+    assert_eq!(
+        c.document["spec"],
+        json!({
+            "ambassador_id": ["edge"],
+            "hostname": "example.com",
+            "mappingSelector": {"matchLabels": {"app": "quote"}},
+            "tlsSecret": {"name": "example-cert"},
+        })
+    );
+    loads(&c);
+}
+
+#[test]
+fn tls_true_becomes_a_scheme_except_on_a_tcpmapping() {
+    let c = converted(
+        "apiVersion: getambassador.io/v2
+kind: AuthService
+metadata: {name: authentication, namespace: default}
+spec: {auth_service: example-auth:3000, proto: http, tls: true}
+",
+    );
+    assert_eq!(
+        c.document["spec"]["auth_service"],
+        "https://example-auth:3000"
+    );
+    assert_eq!(c.document["spec"].get("tls"), None);
+    loads(&c);
+    // v2 gave TCPMappings no scheme: `tls: true` stays (Emissary's TCPMapping conversion).
+    let c = converted(
+        "apiVersion: getambassador.io/v2
+kind: TCPMapping
+metadata: {name: db, namespace: default}
+spec: {port: 5432, service: db:5432, tls: true}
+",
+    );
+    assert_eq!(c.document["spec"]["tls"], true);
+    assert_eq!(c.changes.len(), 1, "{:?}", c.changes);
+    loads(&c);
+}
+
+#[test]
+fn a_v2_host_glob_in_host_is_refused_naming_the_field() {
+    let e = convert::convert(&yaml(
+        "apiVersion: getambassador.io/v2
+kind: Mapping
+metadata: {name: wild, namespace: default}
+spec: {prefix: /, service: s, host: \"*.example.com\"}
+",
+    ))
+    .unwrap_err();
+    assert_eq!(e.field, "spec.host");
+    assert!(e.message.contains("write hostname yourself"), "{e}");
+}
+
+#[test]
+fn an_annotated_service_becomes_v3alpha1_resources_in_its_namespace() {
+    let service = yaml(
+        "apiVersion: v1
+kind: Service
+metadata:
+  name: quote
+  namespace: shop
+  annotations:
+    getambassador.io/config: |
+      ---
+      apiVersion: ambassador/v1
+      kind: Mapping
+      name: quote_mapping
+      prefix: /quote/
+      service: quote
+      ---
+      apiVersion: getambassador.io/v2
+      kind: Mapping
+      name: quote-admin
+      host: admin.example.com
+      prefix: /admin/
+      service: quote:9000
+spec:
+  ports: [{port: 80}]
+",
+    );
+    let resources = convert::from_annotation(&service).unwrap();
+    let documents: Vec<&Value> = resources.iter().map(|c| &c.document).collect();
+    assert_eq!(
+        documents,
+        [
+            &json!({
+                "apiVersion": "getambassador.io/v3alpha1",
+                "kind": "Mapping",
+                "metadata": {"name": "quote-mapping", "namespace": "shop"},
+                "spec": {"prefix": "/quote/", "service": "quote", "hostname": "*"},
+            }),
+            &json!({
+                "apiVersion": "getambassador.io/v3alpha1",
+                "kind": "Mapping",
+                "metadata": {"name": "quote-admin", "namespace": "shop"},
+                "spec": {"prefix": "/admin/", "service": "quote:9000", "hostname": "admin.example.com"},
+            }),
+        ]
+    );
+    assert!(
+        resources[0]
+            .changes
+            .iter()
+            .any(|c| c == "name: quote_mapping → metadata.name quote-mapping"),
+        "{:?}",
+        resources[0].changes
+    );
+    for r in &resources {
+        loads(r);
+    }
+}
+
+#[test]
+fn the_loader_reads_a_v2_document_through_the_conversion_with_a_warning() {
+    let loaded = load_str(
+        "old.yaml",
+        "apiVersion: getambassador.io/v2
+kind: Mapping
+metadata: {name: quote, namespace: default}
+spec: {prefix: /quote/, service: quote, host: quote.example.com}
+",
+    )
+    .unwrap();
+    assert!(loaded.errors.is_empty(), "{:#?}", loaded.errors);
+    let [Resource::Mapping(m)] = loaded.resources.as_slice() else {
+        panic!("{:#?}", loaded.resources);
+    };
+    assert_eq!(m.spec.hostname.as_deref(), Some("quote.example.com"));
+    let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        [
+            "old.yaml: document 1 (Mapping default/quote): getambassador.io/v2 is deprecated; read \
+          as getambassador.io/v3alpha1 (`legate-agent convert` rewrites it): spec.host: \
+          quote.example.com → spec.hostname"
+        ]
+    );
+}
