@@ -44,8 +44,8 @@ pub(crate) fn annotation_config_warning(document: &Value) -> Option<String> {
         .then(|| {
             format!(
                 "metadata.annotations[{EMISSARY_CONFIG_ANNOTATION}]: Emissary's annotation \
-             configuration is not read; write what it holds as getambassador.io/v3alpha1 \
-             resources (Mapping, Host, ...)"
+             configuration is not read; `legate-agent convert` turns it into \
+             getambassador.io/v3alpha1 resources"
             )
         })
 }
