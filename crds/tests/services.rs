@@ -168,8 +168,8 @@ spec:
         warnings,
         [
             "annotated.yaml: document 1 (Service shop/quote): metadata.annotations\
-          [getambassador.io/config]: Emissary's annotation configuration is not read; write \
-          what it holds as getambassador.io/v3alpha1 resources (Mapping, Host, ...)"
+          [getambassador.io/config]: Emissary's annotation configuration is not read; \
+          `legate-agent convert` turns it into getambassador.io/v3alpha1 resources"
         ]
     );
 }
