@@ -13,7 +13,7 @@ use k8s_openapi::{
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use crate::fields::{Count, Percent, Port};
+use crate::fields::{Bounded, Count, Percent, Port};
 
 #[allow(clippy::duplicated_attributes)] // one `printcolumn(...)` per column
 #[derive(CustomResource, KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -94,6 +94,11 @@ pub struct GatewayInstallationSpec {
     pub pod_disruption_budget: Option<PodDisruptionBudgetSettings>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscaling: Option<AutoscalingSettings>,
+    /// How long a stopping gateway pod drains before Envoy exits, in seconds: its listeners
+    /// tell every connection to close while the pod leaves the Service's endpoints. Defaults
+    /// to 15; long-lived connections (WebSockets, streams) may want more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_seconds: Option<Bounded<0, 3600>>,
 }
 
 /// Image and resources of one of the pod's two containers.

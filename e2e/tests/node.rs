@@ -29,8 +29,8 @@ use serde_json::Value;
 
 const SYSTEM: &str = "legate-system";
 const GATEWAY: &str = "edge";
-/// Pods start in seconds here; a rollout of three gateway Pods that each drain for 15 s takes
-/// about a minute.
+/// Pods start in seconds here; a rollout of three gateway Pods that each drain for 5 s takes
+/// about half a minute.
 const WAIT: Duration = Duration::from_secs(180);
 const LABEL: (&str, &str) = ("legate.dev/gateway", "edge");
 
@@ -86,6 +86,8 @@ spec:
       from: Selector
       selector: {{matchLabels: {{{label}: {value}}}}}
   podDisruptionBudget: {{minAvailable: 1}}
+  # Long enough for the endpoints to follow a Pod being deleted, and a short test.
+  drainSeconds: 5
 "#,
         envoy = env.envoy_image,
         team = alpha.name,

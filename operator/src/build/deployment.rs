@@ -56,7 +56,10 @@ pub fn build(cx: &Context, config_hash: &str) -> Result<Deployment, BuildError> 
         &cx.settings.agent_image,
         "spec.agent.image",
     )?;
-    let drain = cx.settings.drain_seconds;
+    // Bounded to 0..=3600 by the schema and the loader.
+    let drain = spec.drain_seconds.map_or(cx.settings.drain_seconds, |d| {
+        u32::try_from(d.get()).unwrap_or(cx.settings.drain_seconds)
+    });
 
     let envoy = Container {
         name: ENVOY_CONTAINER.to_owned(),

@@ -52,7 +52,8 @@ pub struct Settings {
     pub envoy_image: String,
     /// The agent's image when `spec.agent.image` is unset.
     pub agent_image: String,
-    /// How long the preStop hook keeps a draining Envoy alive before it gets SIGTERM.
+    /// How long the preStop hook keeps a draining Envoy alive before it gets SIGTERM, when
+    /// `spec.drainSeconds` is unset.
     pub drain_seconds: u32,
 }
 
