@@ -118,7 +118,7 @@ fn added_changed_and_removed_files_are_picked_up() {
 #[test]
 fn a_bad_document_is_rejected_while_its_neighbours_load() {
     let dir = tempfile::tempdir().unwrap();
-    let bad_version = "apiVersion: getambassador.io/v2\nkind: Mapping\nmetadata:\n  name: old\n  namespace: default\nspec:\n  prefix: /old/\n  service: x\n".to_owned();
+    let bad_version = "apiVersion: getambassador.io/v1alpha9\nkind: Mapping\nmetadata:\n  name: old\n  namespace: default\nspec:\n  prefix: /old/\n  service: x\n".to_owned();
     let no_service = "apiVersion: getambassador.io/v3alpha1\nkind: Mapping\nmetadata:\n  name: noservice\n  namespace: team\nspec:\n  prefix: /n/\n".to_owned();
     write(
         dir.path(),
