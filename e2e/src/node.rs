@@ -115,13 +115,19 @@ pub struct ReadyEndpoints {
 }
 
 impl ReadyEndpoints {
-    pub fn follow(client: Client, namespace: &str, service: &str, port_name: &str) -> Self {
+    /// Follows `service`'s Endpoints, printing each change timed from `clock`.
+    pub fn follow(
+        client: Client,
+        namespace: &str,
+        service: &str,
+        port_name: &str,
+        clock: std::time::Instant,
+    ) -> Self {
         let current = Arc::new(Mutex::new(Vec::new()));
         let api: Api<Endpoints> = Api::namespaced(client, namespace);
         let config = watcher::Config::default().fields(&format!("metadata.name={service}"));
         let (shared, port_name) = (current.clone(), port_name.to_owned());
         let task = tokio::spawn(async move {
-            let start = std::time::Instant::now();
             let mut events = watcher(api, config)
                 .default_backoff()
                 .applied_objects()
@@ -132,7 +138,7 @@ impl ReadyEndpoints {
                     let mut current = shared.lock().expect("endpoints");
                     if *current != ready {
                         // The story of a failed request: which endpoints were ready when.
-                        println!("{:?}: ready endpoints {ready:?}", start.elapsed());
+                        println!("{:?}: ready endpoints {ready:?}", clock.elapsed());
                         *current = ready;
                     }
                 }

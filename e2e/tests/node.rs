@@ -38,12 +38,17 @@ const LABEL: (&str, &str) = ("legate.dev/gateway", "edge");
 #[ignore = "needs a cluster with a node and Legate's images: run e2e/node.sh"]
 async fn legate_runs_on_a_real_node() -> Result<()> {
     let env = NodeEnv::from_env()?;
+    // Every phase on one clock, and the endpoints' story on it too (failures count from the
+    // traffic's start, also shown).
+    let started = std::time::Instant::now();
+    let step = |what: &str| println!("{:?}: {what}", started.elapsed());
     let client = client().await?;
     let minor = server_minor(&client).await?;
 
     // Legate, as a user installs it: the operator is a Pod of the node.
     apply_default(minor)?;
     rollout(SYSTEM, "legate-operator").await?;
+    step("the operator is ready");
 
     // Two teams, in namespaces the installation admits by label, each a backend of Pods.
     let alpha = TestNamespace::labelled(&client, "team-alpha", &[LABEL]).await?;
@@ -99,8 +104,10 @@ spec:
     })
     .await?;
     rollout(SYSTEM, GATEWAY).await?;
+    step("the gateway is ready");
     rollout(&alpha.name, "alpha").await?;
     rollout(&beta.name, "beta").await?;
+    step("the backends are ready");
 
     // A PodDisruptionBudget where the server serves policy/v1; on 1.20 `Degraded` says why not.
     if minor >= 21 {
@@ -133,12 +140,10 @@ spec:
         );
     }
 
+    step("each gateway Pod routes to both teams");
+
     // From here on, requests never stop, spread over the gateway Service's ready endpoints.
-    // Progress on the same clock as the endpoints' story (failures count from the traffic's
-    // start, also shown).
-    let started = std::time::Instant::now();
-    let step = |what: &str| println!("{:?}: {what}", started.elapsed());
-    let endpoints = ReadyEndpoints::follow(client.clone(), SYSTEM, GATEWAY, "http");
+    let endpoints = ReadyEndpoints::follow(client.clone(), SYSTEM, GATEWAY, "http", started);
     wait_for("2 ready gateway endpoints", WAIT, || async {
         Ok((endpoints.current().len() == 2).then_some(()))
     })
@@ -254,7 +259,9 @@ spec:
     // The operator, and Envoy and the agent in each of three gateway Pods.
     ensure!(checked == 7, "checked {checked} containers: {running:#?}");
 
+    step("the containers are checked");
     kubectl_ok(&["delete", "gatewayinstallation", GATEWAY, "-n", SYSTEM])?;
+    step("the installation is deleted");
     Ok(())
 }
 
