@@ -286,10 +286,7 @@ impl Builder {
         let settings = &self.settings;
         let selectors = &self.host_selectors;
         let mut ir = Ir::default();
-        let mine: Vec<&Arc<Resource>> = resources
-            .iter()
-            .filter(|r| ambassador_id(r).is_none_or(|ids| ids.matches(&settings.ambassador_id)))
-            .collect();
+        let mine: Vec<&Arc<Resource>> = resources.iter().filter(|r| self.serves(r)).collect();
 
         // What changed since the last build: the Mappings compiled now (new, or naming a Service
         // that changed), and (below) those the memo drops because this build no longer has them.
