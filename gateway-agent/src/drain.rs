@@ -13,10 +13,18 @@
 //! `/drain` listens where `/metrics` does, on the pod's network, so anyone there can call it. On
 //! Kubernetes it therefore acts only when this agent's own Pod is being deleted (a
 //! `deletionTimestamp`, read from the API server); otherwise it answers 409 and changes nothing.
+//! A local agent (`--config-dir`) has no Pod to ask: there it acts only for a caller on loopback
+//! (403 otherwise), so a `--metrics-address` open to the network does not let anyone there stop
+//! the gateway.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use axum::{Router, extract::State, http::StatusCode, routing::get};
+use axum::{
+    Router,
+    extract::{ConnectInfo, State},
+    http::StatusCode,
+    routing::get,
+};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use thiserror::Error;
@@ -34,15 +42,16 @@ const PATH_OLD_KUBELETS: &str = "//drain";
 // One per process: the variants' sizes do not matter.
 #[allow(clippy::large_enum_variant)]
 pub enum Guard {
-    /// Anyone who reaches the endpoint: a local agent (`--config-dir`), whose admin address is
-    /// its operator's choice.
-    Open,
+    /// Only a caller on this machine's loopback: a local agent (`--config-dir`).
+    Loopback,
     /// Only while this Pod is being deleted.
     PodDeleted { pods: Api<Pod>, name: String },
 }
 
 #[derive(Debug, Error)]
 pub enum DrainError {
+    #[error("{PATH} answers only callers on loopback; {peer} is not")]
+    NotLocal { peer: SocketAddr },
     #[error("pod {name} is not being deleted; {PATH} acts only on a terminating pod")]
     NotTerminating { name: String },
     #[error("cannot read pod {name} to confirm it is being deleted: {source}")]
@@ -61,6 +70,7 @@ pub enum DrainError {
 impl DrainError {
     fn status(&self) -> StatusCode {
         match self {
+            Self::NotLocal { .. } => StatusCode::FORBIDDEN,
             Self::NotTerminating { .. } => StatusCode::CONFLICT,
             Self::PodUnreadable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Envoy { .. } => StatusCode::BAD_GATEWAY,
@@ -92,9 +102,9 @@ impl Drain {
         }))
     }
 
-    /// Starts the drain unless it has started, then waits until it is over.
-    pub async fn drain(&self) -> Result<(), DrainError> {
-        self.check_guard().await?;
+    /// Starts the drain for `peer` unless it has started, then waits until it is over.
+    pub async fn drain(&self, peer: SocketAddr) -> Result<(), DrainError> {
+        self.check_guard(peer).await?;
         let deadline = {
             let mut deadline = self.0.deadline.lock().await;
             match *deadline {
@@ -123,9 +133,11 @@ impl Drain {
             .with_state(self)
     }
 
-    async fn check_guard(&self) -> Result<(), DrainError> {
-        let Guard::PodDeleted { pods, name } = &self.0.guard else {
-            return Ok(());
+    async fn check_guard(&self, peer: SocketAddr) -> Result<(), DrainError> {
+        let (pods, name) = match &self.0.guard {
+            Guard::Loopback if peer.ip().to_canonical().is_loopback() => return Ok(()),
+            Guard::Loopback => return Err(DrainError::NotLocal { peer }),
+            Guard::PodDeleted { pods, name } => (pods, name),
         };
         let pod = pods
             .get(name)
@@ -166,12 +178,61 @@ impl Drain {
     }
 }
 
-async fn handle(State(drain): State<Drain>) -> (StatusCode, String) {
-    match drain.drain().await {
+async fn handle(
+    State(drain): State<Drain>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> (StatusCode, String) {
+    match drain.drain(peer).await {
         Ok(()) => (StatusCode::OK, "drained\n".to_owned()),
         Err(e) => {
             warn!(error = %e, "drain refused");
             (e.status(), format!("{e}\n"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn local_drain() -> Drain {
+        // Nothing listens on port 9 (discard): a drain that got as far as Envoy would fail there.
+        Drain::new(
+            "127.0.0.1:9".parse().unwrap(),
+            Duration::ZERO,
+            Guard::Loopback,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_local_agent_drains_for_a_caller_on_another_host_never() {
+        let err = local_drain()
+            .drain("10.1.2.3:40000".parse().unwrap())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, DrainError::NotLocal { .. }), "{err}");
+        assert_eq!(err.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            err.to_string(),
+            "/drain answers only callers on loopback; 10.1.2.3:40000 is not"
+        );
+        // An IPv4 address written in IPv6 is the same host.
+        let err = local_drain()
+            .drain("[::ffff:10.1.2.3]:40000".parse().unwrap())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, DrainError::NotLocal { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_local_agent_drains_for_a_caller_on_loopback() {
+        for peer in ["127.0.0.1:40000", "[::1]:40000", "[::ffff:127.0.0.1]:40000"] {
+            // Past the guard, the drain reaches (here, fails to reach) Envoy's admin interface.
+            let err = local_drain()
+                .drain(peer.parse().unwrap())
+                .await
+                .unwrap_err();
+            assert!(matches!(err, DrainError::Envoy { .. }), "{peer}: {err}");
         }
     }
 }

@@ -204,7 +204,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         );
     }
     let debounce = Duration::from_millis(args.debounce_ms);
-    let mut guard = drain::Guard::Open;
+    let mut guard = drain::Guard::Loopback;
     let source = match (args.config_dir, args.installation) {
         (Some(dir), _) => SourceOptions::Directory { dir, debounce },
         (None, Some(installation)) => {
