@@ -15,6 +15,7 @@ pub mod listener;
 pub mod mapping;
 pub mod module;
 pub mod rate_limit_service;
+pub mod resolver;
 pub mod secret;
 pub mod service;
 pub mod tcp_mapping;
@@ -36,6 +37,7 @@ pub use loader::{DocumentError, FileError, Loaded, Warning};
 pub use mapping::{Mapping, MappingSpec};
 pub use module::{Module, ModuleSpec};
 pub use rate_limit_service::{RateLimitService, RateLimitServiceSpec};
+pub use resolver::{ConsulResolver, KubernetesEndpointResolver, KubernetesServiceResolver};
 pub use secret::TlsSecret;
 pub use tcp_mapping::{TcpMapping, TcpMappingSpec};
 pub use tls_context::{TlsContext, TlsContextSpec};
@@ -145,6 +147,9 @@ kinds! {
         AuthService(AuthService),
         RateLimitService(RateLimitService),
         Module(Module),
+        KubernetesServiceResolver(KubernetesServiceResolver),
+        KubernetesEndpointResolver(KubernetesEndpointResolver),
+        ConsulResolver(ConsulResolver),
     }
     core {
         // Only `kubernetes.io/tls` Secrets; the loader skips the others with a warning.

@@ -50,6 +50,9 @@ enum Kind {
     AuthService,
     RateLimitService,
     Module,
+    KubernetesServiceResolver,
+    KubernetesEndpointResolver,
+    ConsulResolver,
     Secret,
     Service,
     EndpointSlice,
@@ -161,6 +164,8 @@ fn fields(kind: Kind) -> &'static [FieldDef] {
         Kind::AuthService => AUTH_SERVICE,
         Kind::RateLimitService => RATE_LIMIT_SERVICE,
         Kind::Module => MODULE,
+        Kind::KubernetesServiceResolver | Kind::KubernetesEndpointResolver => RESOLVER,
+        Kind::ConsulResolver => CONSUL_RESOLVER,
         Kind::Secret => SECRET,
         Kind::Service => SERVICE,
         Kind::EndpointSlice => ENDPOINT_SLICE,
@@ -280,8 +285,23 @@ const MAPPING: &[FieldDef] = &[
     ),
     (
         &["spec", "resolver"],
-        Ty::Str(&["endpoint", "kubernetes-service", ""]),
+        Ty::Str(&[
+            "endpoint",
+            "kubernetes-service",
+            "",
+            "a",
+            "consul",
+            "ambassador",
+        ]),
     ),
+];
+
+const RESOLVER: &[FieldDef] = &[AMBASSADOR_ID];
+
+const CONSUL_RESOLVER: &[FieldDef] = &[
+    AMBASSADOR_ID,
+    (&["spec", "address"], Ty::Str(&["consul:8500", ""])),
+    (&["spec", "datacenter"], Ty::Str(&["dc1", ""])),
 ];
 
 const HOST: &[FieldDef] = &[
@@ -448,6 +468,10 @@ const MODULE: &[FieldDef] = &[
     ),
     (&["spec", "config", "merge_slashes"], Ty::Json(BOOLS)),
     (
+        &["spec", "config", "resolver"],
+        Ty::Str(&["endpoint", "kubernetes-service", "a", "missing"]),
+    ),
+    (
         &["spec", "config", "strip_matching_host_port"],
         Ty::Json(BOOLS),
     ),
@@ -598,6 +622,14 @@ fn base(kind: Kind) -> Value {
         Kind::RateLimitService => json!({"apiVersion": v3, "kind": "RateLimitService",
             "spec": {"service": "ratelimit:8081"}}),
         Kind::Module => json!({"apiVersion": v3, "kind": "Module", "spec": {"config": {}}}),
+        Kind::KubernetesServiceResolver => {
+            json!({"apiVersion": v3, "kind": "KubernetesServiceResolver", "spec": {}})
+        }
+        Kind::KubernetesEndpointResolver => {
+            json!({"apiVersion": v3, "kind": "KubernetesEndpointResolver", "spec": {}})
+        }
+        Kind::ConsulResolver => json!({"apiVersion": v3, "kind": "ConsulResolver",
+            "spec": {"datacenter": "dc1"}}),
         Kind::Secret => json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
             "stringData": {"tls.crt": CERTIFICATE, "tls.key": KEY}}),
         Kind::Service => json!({"apiVersion": "v1", "kind": "Service",

@@ -19,8 +19,20 @@ spec: {port: 8080, protocol: HTTP, securityModel: XFP, hostBinding: {namespace: 
 ";
 
 fn mapping(name: &str, namespace: &str, prefix: &str, service: &str) -> String {
+    mapping_with(name, namespace, prefix, service, "")
+}
+
+/// A Mapping with more of its spec (`, resolver: endpoint`).
+fn mapping_with(name: &str, namespace: &str, prefix: &str, service: &str, more: &str) -> String {
     format!(
-        "---\napiVersion: getambassador.io/v3alpha1\nkind: Mapping\nmetadata: {{name: {name}, namespace: {namespace}}}\nspec: {{hostname: \"*\", prefix: {prefix}, service: \"{service}\"}}\n"
+        "---\napiVersion: getambassador.io/v3alpha1\nkind: Mapping\nmetadata: {{name: {name}, namespace: {namespace}}}\nspec: {{hostname: \"*\", prefix: {prefix}, service: \"{service}\"{more}}}\n"
+    )
+}
+
+/// A resolver of `kind` (`KubernetesServiceResolver`, ...) named `name` in `namespace`.
+fn resolver(kind: &str, name: &str, namespace: &str) -> String {
+    format!(
+        "---\napiVersion: getambassador.io/v3alpha1\nkind: {kind}\nmetadata: {{name: {name}, namespace: {namespace}}}\nspec: {{}}\n"
     )
 }
 
@@ -448,4 +460,393 @@ fn endpoints_changing_recompile_nothing_else_and_a_service_appearing_recompiles_
     let owned: Vec<Resource> = back.iter().map(|r| Resource::clone(r)).collect();
     assert_eq!(again, ir::build(&owned, &kubernetes(None)));
     assert_eq!(endpoints_of(&again, "m"), ["10.0.0.1:8080"]);
+}
+
+// --- Resolvers (Emissary's irserviceresolver.py) ------------------------------------------------
+
+/// The reason and message Mapping (or other object) `name` is refused with.
+fn refusal(ir: &Ir, name: &str) -> Option<(Reason, String)> {
+    ir.rejections
+        .iter()
+        .find(|r| r.object.name == name)
+        .map(|r| (r.reason, r.message.clone()))
+}
+
+#[test]
+fn an_endpoint_resolver_always_reads_the_service_endpoints_even_where_dns_would_be_used() {
+    // Emissary's KubernetesEndpointResolver makes an EDS cluster of `svc.namespace` whatever the
+    // name (`_k8s_resolver`, `v3cluster.py`: any resolver but KubernetesServiceResolver is EDS),
+    // a URL's host included; an IP falls back to the service resolver (`_k8s_clustermap_entry`).
+    let yaml = [
+        LISTENER.to_owned(),
+        service("default"),
+        slice("default", "echo-a", &[("10.0.0.1", None)]),
+        mapping_with(
+            "url",
+            "default",
+            "/url/",
+            "http://echo",
+            ", resolver: endpoint",
+        ),
+        mapping_with(
+            "absent",
+            "default",
+            "/a/",
+            "nothing:8080",
+            ", resolver: kubernetes-endpoint",
+        ),
+        mapping_with(
+            "ip",
+            "default",
+            "/ip/",
+            "10.9.9.9:80",
+            ", resolver: endpoint",
+        ),
+        mapping("default-url", "default", "/du/", "http://echo"),
+        mapping("default-absent", "default", "/da/", "nothing:8080"),
+    ]
+    .concat();
+    // A directory of YAML, where the gateway's own choice resolves names without a Service
+    // (and URLs) through DNS.
+    let ir = ir(&yaml);
+    assert!(ir.rejections.is_empty(), "{:#?}", ir.rejections);
+    assert_eq!(cluster_of(&ir, "url").service, echo("default", "http"));
+    assert_eq!(endpoints_of(&ir, "url"), ["10.0.0.1:8080"]);
+    assert_eq!(
+        cluster_of(&ir, "absent").service,
+        Some(ServiceRef {
+            namespace: "default".into(),
+            name: "nothing".into(),
+            port_name: None
+        })
+    );
+    assert!(endpoints_of(&ir, "absent").is_empty());
+    assert_eq!(
+        notes(&ir),
+        [(
+            "absent".to_owned(),
+            Reason::ServiceNotFound,
+            "service \"nothing:8080\": Service default/nothing does not exist; the route answers 503 until it does".to_owned()
+        )]
+    );
+    assert!(cluster_of(&ir, "ip").is_ip());
+    assert_eq!(cluster_of(&ir, "default-url").service, None);
+    assert_eq!(cluster_of(&ir, "default-absent").service, None);
+}
+
+#[test]
+fn a_service_resolver_sends_to_the_service_dns_name_and_refuses_a_load_balancer() {
+    // Emissary's KubernetesServiceResolver: one endpoint, the (qualified) service name as a DNS
+    // name (`_k8s_svc_resolver`), a STRICT_DNS cluster; and "No load_balancer setting is allowed
+    // with the KubernetesServiceResolver" (`_k8s_svc_valid_mapping`), which makes the Mapping
+    // inactive.
+    let yaml = [
+        LISTENER.to_owned(),
+        service("team"),
+        slice("team", "echo-t", &[("10.1.0.1", None)]),
+        mapping_with(
+            "dns",
+            "team",
+            "/dns/",
+            "echo",
+            ", resolver: kubernetes-service",
+        ),
+        mapping_with(
+            "balanced",
+            "team",
+            "/lb/",
+            "echo",
+            ", resolver: kubernetes-service, load_balancer: {policy: least_request}",
+        ),
+        mapping("eds", "team", "/eds/", "echo"),
+    ]
+    .concat();
+    let ir = ir_with(&yaml, &kubernetes(None));
+    let dns = cluster_of(&ir, "dns");
+    assert_eq!(
+        (dns.service.clone(), dns.host.as_str(), dns.port),
+        (None, "echo.team", 80)
+    );
+    assert_eq!(cluster_of(&ir, "eds").service, echo("team", "http"));
+    assert_eq!(
+        refusal(&ir, "balanced"),
+        Some((
+            Reason::Invalid,
+            "load_balancer: not allowed with a KubernetesServiceResolver (resolver \"kubernetes-service\"), \
+             which sends to the Service's cluster IP; only endpoints can be balanced: use a \
+             KubernetesEndpointResolver (e.g. resolver: endpoint)"
+                .to_owned()
+        ))
+    );
+    // In Envoy: a DNS cluster to the name, and an EDS one for the endpoints.
+    use envoy_types::pb::envoy::config::cluster::v3::cluster::{
+        ClusterDiscoveryType, DiscoveryType,
+    };
+    let envoy = legate_agent::envoy::translate(&ir);
+    let types: BTreeSet<(String, i32)> = envoy
+        .clusters
+        .iter()
+        .filter_map(|c| match c.cluster_discovery_type {
+            Some(ClusterDiscoveryType::Type(t)) => Some((c.name.clone(), t)),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        types.contains(&(dns.name.clone(), DiscoveryType::StrictDns as i32)),
+        "{types:?}"
+    );
+    assert!(
+        types.contains(&(
+            cluster_of(&ir, "eds").name.clone(),
+            DiscoveryType::Eds as i32
+        )),
+        "{types:?}"
+    );
+}
+
+#[test]
+fn a_resolver_is_found_in_the_mapping_namespace_then_the_gateway_namespace_and_never_another_team()
+{
+    // Emissary looks resolvers up by name alone; here a team's resolver decides nothing for
+    // another team (the difference README.md names).
+    let yaml = [
+        LISTENER.to_owned(),
+        service("team"),
+        service("other"),
+        resolver("KubernetesServiceResolver", "by-dns", "team"),
+        resolver("KubernetesServiceResolver", "platform-dns", "default"),
+        mapping_with("own", "team", "/own/", "echo", ", resolver: by-dns"),
+        mapping_with(
+            "platform",
+            "team",
+            "/p/",
+            "echo",
+            ", resolver: platform-dns",
+        ),
+        mapping_with("foreign", "other", "/f/", "echo", ", resolver: by-dns"),
+        mapping_with("typo", "team", "/t/", "echo", ", resolver: by-dsn"),
+    ]
+    .concat();
+    let ir = ir_with(&yaml, &kubernetes(None));
+    assert_eq!(cluster_of(&ir, "own").host, "echo.team");
+    assert_eq!(cluster_of(&ir, "own").service, None);
+    assert_eq!(cluster_of(&ir, "platform").service, None);
+    for (name, resolver, namespace) in [("foreign", "by-dns", "other"), ("typo", "by-dsn", "team")]
+    {
+        assert_eq!(
+            refusal(&ir, name),
+            Some((
+                Reason::ResolverNotFound,
+                format!(
+                    "resolver \"{resolver}\": no KubernetesServiceResolver, KubernetesEndpointResolver or \
+                     ConsulResolver by that name in namespace {namespace} or default, and it is not a \
+                     built-in one (kubernetes-service, kubernetes-endpoint, endpoint)"
+                )
+            )),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn a_resolver_replaces_the_built_in_of_its_name_and_its_alias() {
+    // Emissary's check_aliases: defining `endpoint` alone defines `kubernetes-endpoint` as the
+    // same resolver.
+    let yaml = [
+        LISTENER.to_owned(),
+        service("default"),
+        resolver("KubernetesServiceResolver", "endpoint", "default"),
+        mapping_with("endpoint", "default", "/e/", "echo", ", resolver: endpoint"),
+        mapping_with(
+            "alias",
+            "default",
+            "/k/",
+            "echo",
+            ", resolver: kubernetes-endpoint",
+        ),
+    ]
+    .concat();
+    let ir = ir_with(&yaml, &kubernetes(None));
+    assert_eq!(cluster_of(&ir, "endpoint").service, None);
+    assert_eq!(cluster_of(&ir, "alias").service, None);
+}
+
+#[test]
+fn consul_is_not_supported_and_a_mapping_resolving_through_it_is_refused_saying_so() {
+    let yaml = [
+        LISTENER.to_owned(),
+        "---\napiVersion: getambassador.io/v3alpha1\nkind: ConsulResolver\nmetadata: {name: consul-dc2, namespace: default}\nspec: {address: \"consul:8500\", datacenter: dc2}\n".to_owned(),
+        mapping_with("named", "default", "/n/", "web", ", resolver: consul-dc2"),
+        mapping_with("built-in", "default", "/b/", "web", ", resolver: consul"),
+        mapping("plain", "default", "/p/", "web"),
+    ]
+    .concat();
+    let ir = ir(&yaml);
+    for (name, resolver) in [("named", "consul-dc2"), ("built-in", "consul")] {
+        assert_eq!(
+            refusal(&ir, name),
+            Some((
+                Reason::NotSupported,
+                format!(
+                    "resolver \"{resolver}\" is a ConsulResolver: Consul is not supported, so this \
+                     Mapping is not served; use a Kubernetes resolver"
+                )
+            ))
+        );
+    }
+    assert!(refusal(&ir, "plain").is_none());
+    assert_eq!(
+        notes(&ir),
+        [(
+            "consul-dc2".to_owned(),
+            Reason::NotSupported,
+            legate_agent::ir::unsupported::CONSUL_RESOLVER.to_owned()
+        )]
+    );
+}
+
+/// The gateway's Module (`ambassador` in its namespace, `default` here) with `config`.
+fn module(name: &str, namespace: &str, config: &str) -> String {
+    format!(
+        "---\napiVersion: getambassador.io/v3alpha1\nkind: Module\nmetadata: {{name: {name}, namespace: {namespace}}}\nspec: {{config: {{{config}}}}}\n"
+    )
+}
+
+#[test]
+fn the_module_resolver_is_every_mapping_default_and_a_mapping_own_resolver_wins() {
+    // Emissary: a Mapping's resolver defaults to the ambassador Module's `resolver`.
+    let yaml = [
+        LISTENER.to_owned(),
+        service("default"),
+        slice("default", "echo-a", &[("10.0.0.1", None)]),
+        module("ambassador", "default", "resolver: kubernetes-service"),
+        mapping("by-default", "default", "/d/", "echo"),
+        mapping_with("own", "default", "/o/", "echo", ", resolver: endpoint"),
+    ]
+    .concat();
+    let ir = ir_with(&yaml, &kubernetes(None));
+    assert_eq!(cluster_of(&ir, "by-default").service, None);
+    assert_eq!(cluster_of(&ir, "own").service, echo("default", "http"));
+    assert!(ir.unreachable.is_empty(), "{:#?}", ir.unreachable);
+}
+
+#[test]
+fn a_module_default_naming_no_resolver_is_noted_and_takes_no_route_down() {
+    // A difference: Emissary would make every Mapping without its own resolver inactive.
+    let yaml = [
+        LISTENER.to_owned(),
+        service("default"),
+        slice("default", "echo-a", &[("10.0.0.1", None)]),
+        module("ambassador", "default", "resolver: endpoints"),
+        mapping("m", "default", "/m/", "echo"),
+    ]
+    .concat();
+    let ir = ir_with(&yaml, &kubernetes(None));
+    assert_eq!(cluster_of(&ir, "m").service, echo("default", "http"));
+    assert_eq!(
+        notes(&ir),
+        [(
+            "ambassador".to_owned(),
+            Reason::ResolverNotFound,
+            "spec.config.resolver \"endpoints\": no resolver by that name in namespace default \
+             and no built-in one; each Mapping without its own resolver keeps the gateway's \
+             default (a Service's endpoints, else DNS)"
+                .to_owned()
+        )]
+    );
+}
+
+#[test]
+fn only_the_ambassador_module_in_the_gateway_namespace_is_read() {
+    let yaml = [
+        LISTENER.to_owned(),
+        service("team"),
+        slice("team", "echo-t", &[("10.1.0.1", None)]),
+        module("ambassador", "team", "resolver: kubernetes-service"),
+        module("tuning", "default", "resolver: kubernetes-service"),
+        mapping("m", "team", "/m/", "echo"),
+    ]
+    .concat();
+    let ir = ir_with(&yaml, &kubernetes(None));
+    assert_eq!(cluster_of(&ir, "m").service, echo("team", "http"));
+    // By object: default/tuning, then team/ambassador.
+    let noted: Vec<(String, Reason, String)> = notes(&ir);
+    assert_eq!(
+        noted,
+        [
+            (
+                "tuning".to_owned(),
+                Reason::NotSupported,
+                "not read: only the Module named ambassador in namespace default (the gateway's) \
+                 configures this gateway"
+                    .to_owned()
+            ),
+            (
+                "ambassador".to_owned(),
+                Reason::NotSupported,
+                "not read: only the Module named ambassador in namespace default (the gateway's) \
+                 configures this gateway"
+                    .to_owned()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_redirect_resolves_nothing_and_its_resolver_is_named_as_unused() {
+    let yaml = [
+        LISTENER.to_owned(),
+        mapping_with(
+            "redirect",
+            "default",
+            "/r/",
+            "example.com",
+            ", host_redirect: true, resolver: nowhere",
+        ),
+    ]
+    .concat();
+    let ir = ir(&yaml);
+    assert!(ir.rejections.is_empty(), "{:#?}", ir.rejections);
+    assert_eq!(
+        notes(&ir),
+        [(
+            "redirect".to_owned(),
+            Reason::NotSupported,
+            "not applied to a host_redirect Mapping: spec.resolver".to_owned()
+        )]
+    );
+}
+
+#[test]
+fn a_resolver_appearing_or_changing_recompiles_the_mappings_as_from_scratch() {
+    let shared =
+        |yaml: &str| -> Vec<Arc<Resource>> { load(yaml).into_iter().map(Arc::new).collect() };
+    let base = shared(
+        &[
+            LISTENER.to_owned(),
+            service("default"),
+            mapping_with("m", "default", "/m/", "echo", ", resolver: mine"),
+            mapping("plain", "default", "/p/", "echo"),
+        ]
+        .concat(),
+    );
+    let dns = shared(&resolver("KubernetesServiceResolver", "mine", "default"));
+    let eds = shared(&resolver("KubernetesEndpointResolver", "mine", "default"));
+    let dns_default = shared(&module("ambassador", "default", "resolver: mine"));
+    let settings = kubernetes(None);
+    let mut t = Translator::new(settings.clone());
+    for step in [
+        base.clone(),
+        [base.clone(), dns.clone()].concat(),
+        [base.clone(), eds.clone()].concat(),
+        [base.clone(), dns.clone(), dns_default.clone()].concat(),
+        base.clone(),
+    ] {
+        let kept = build(&mut t, &step);
+        let owned: Vec<Resource> = step.iter().map(|r| Resource::clone(r)).collect();
+        assert_eq!(kept, ir::build(&owned, &settings));
+    }
+    let with_dns = build(&mut t, &[base.clone(), dns, dns_default].concat());
+    assert_eq!(cluster_of(&with_dns, "m").service, None);
+    assert_eq!(cluster_of(&with_dns, "plain").service, None);
 }

@@ -593,7 +593,13 @@ fn every_field_listed_as_not_applied_is_named_when_set() {
 
 /// Kinds whose note names the kind, not its fields.
 fn named_whole(kind: &str) -> bool {
-    ["TCPMapping", "AuthService", "RateLimitService"].contains(&kind)
+    [
+        "TCPMapping",
+        "AuthService",
+        "RateLimitService",
+        "ConsulResolver",
+    ]
+    .contains(&kind)
 }
 
 #[test]

@@ -24,6 +24,7 @@ use super::{
     Cluster, Reason, Refusal, Rejection, ServiceNamespaces, Settings,
     group::{HostSelectors, Keyed},
     mapping,
+    resolver::{Resolve, Resolvers},
     service::{Resolution, ServiceKey, ServiceRef},
 };
 
@@ -189,6 +190,8 @@ impl PartialEq for Resolved {
 /// A compiled Mapping and what it depends on besides itself, kept from one build to the next.
 #[derive(Clone, Debug)]
 pub(super) struct Entry {
+    /// How its `service` is resolved, or why it cannot be (then it is refused).
+    resolve: Result<Resolve, Refusal>,
     /// The Service its `service` would name, found once per Mapping.
     key: Option<ServiceKey>,
     resolved: Resolved,
@@ -202,12 +205,32 @@ impl Entry {
         mapping: &Mapping,
         settings: &Settings,
         selectors: &HostSelectors,
+        resolvers: &Resolvers,
         index: &ServiceIndex<'_>,
     ) -> Self {
-        let key = mapping::service_key(mapping, settings);
-        let resolved = Self::resolve(&key, mapping, settings, index);
-        let (compiled, note) = Self::compiled(mapping, settings, selectors, &key, &resolved);
+        let namespace = mapping
+            .metadata
+            .namespace
+            .as_deref()
+            .unwrap_or(&settings.namespace);
+        // A redirect sends nothing upstream: it has no service to resolve.
+        let resolve = match mapping::forwards(mapping) {
+            true => resolvers.choose(mapping, namespace),
+            false => Ok(Resolve::Auto),
+        };
+        let key = match resolve {
+            Ok(Resolve::Auto) => mapping::service_key(mapping, settings, false),
+            // Emissary's endpoint resolver reads a URL's host as a Service too.
+            Ok(Resolve::Endpoints) => mapping::service_key(mapping, settings, true),
+            Ok(Resolve::Dns) | Err(_) => None,
+        };
+        let resolved = Self::resolve(&key, &resolve, mapping, settings, index);
+        let (compiled, note) = match &resolve {
+            Ok(_) => Self::compiled(mapping, settings, selectors, &key, &resolved),
+            Err(refusal) => (Arc::new(Err(refusal.clone())), None),
+        };
         Self {
+            resolve,
             key,
             resolved,
             compiled,
@@ -226,7 +249,7 @@ impl Entry {
     ) -> Option<Arc<super::Compiled>> {
         // A Mapping that names no Service depends on none.
         self.key.as_ref()?;
-        let resolved = Self::resolve(&self.key, mapping, settings, index);
+        let resolved = Self::resolve(&self.key, &self.resolve, mapping, settings, index);
         if resolved == self.resolved {
             return None;
         }
@@ -238,6 +261,7 @@ impl Entry {
 
     fn resolve(
         key: &Option<ServiceKey>,
+        resolve: &Result<Resolve, Refusal>,
         mapping: &Mapping,
         settings: &Settings,
         index: &ServiceIndex<'_>,
@@ -250,7 +274,13 @@ impl Entry {
             .namespace
             .as_deref()
             .unwrap_or(&settings.namespace);
-        index.resolve(key, namespace, settings)
+        match resolve {
+            Ok(Resolve::Endpoints) => match index.service(key) {
+                Some(found) => Resolved::Found(found.clone()),
+                None => Resolved::Missing,
+            },
+            _ => index.resolve(key, namespace, settings),
+        }
     }
 
     fn compiled(

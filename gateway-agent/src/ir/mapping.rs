@@ -457,9 +457,13 @@ pub fn route(
 
 /// The Kubernetes Service `mapping`'s `service` would name (Emissary's qualification applied),
 /// if it has the form of one; none for a redirect, which sends nothing upstream.
-pub fn service_key(mapping: &Mapping, settings: &Settings) -> Option<service::ServiceKey> {
+pub fn service_key(
+    mapping: &Mapping,
+    settings: &Settings,
+    urls: bool,
+) -> Option<service::ServiceKey> {
     let spec = &mapping.spec;
-    if spec.host_redirect == Some(true) && spec.shadow != Some(true) {
+    if !forwards(mapping) {
         return None;
     }
     let namespace = mapping
@@ -467,14 +471,22 @@ pub fn service_key(mapping: &Mapping, settings: &Settings) -> Option<service::Se
         .namespace
         .as_deref()
         .unwrap_or(&settings.namespace);
-    // A URL (`https://...`, `http://...`) names a host to resolve, as it always did.
-    if spec.service.contains("://") {
+    // By default a URL (`https://...`, `http://...`) names a host to resolve, as it always did;
+    // `urls` (an endpoint resolver) reads its host as a Service too.
+    if !urls && spec.service.contains("://") {
         return None;
     }
     let tls = matches!(spec.tls, Some(BoolOrString::Bool(true)));
     let target = service::parse_target(&spec.service, tls).ok()?;
     let host = service::qualify(&target.host, namespace, &settings.namespace);
     service::service_key(&host, &settings.namespace)
+}
+
+/// Whether `mapping` sends requests to its `service` (a redirect sends none; a shadow redirect
+/// still mirrors).
+pub fn forwards(mapping: &Mapping) -> bool {
+    let spec = &mapping.spec;
+    spec.host_redirect != Some(true) || spec.shadow == Some(true)
 }
 
 /// The `:authority` condition for a (lowercase) hostname glob; none for `*`, which matches

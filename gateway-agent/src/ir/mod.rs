@@ -15,6 +15,8 @@ pub mod envoy_rules;
 pub mod group;
 pub mod host;
 pub mod mapping;
+pub mod module;
+pub mod resolver;
 pub mod service;
 pub mod tls;
 pub mod unsupported;
@@ -138,6 +140,8 @@ pub enum Reason {
     SecretNotFound,
     /// It refers to something in another namespace, which it may not.
     RefNotPermitted,
+    /// Its `resolver` (or the Module's) names no resolver.
+    ResolverNotFound,
     /// Envoy refused (NACKed) the configuration it produces; the message carries Envoy's. Set
     /// aside by [`crate::quarantine`] until it changes.
     RefusedByEnvoy,
@@ -157,6 +161,7 @@ impl Reason {
             Self::NoReadyEndpoints => "NoReadyEndpoints",
             Self::SecretNotFound => "SecretNotFound",
             Self::RefNotPermitted => "RefNotPermitted",
+            Self::ResolverNotFound => "ResolverNotFound",
             Self::RefusedByEnvoy => "RefusedByEnvoy",
         }
     }
@@ -237,6 +242,8 @@ pub struct Builder {
     unsupported: unsupported::Notes,
     /// What the Mappings were grouped with ([`group::HostSelectors`]).
     host_selectors: group::HostSelectors,
+    /// What the Mappings' services were resolved with.
+    resolvers: resolver::Resolvers,
 }
 
 /// A Mapping's route (with its grouping keys) and cluster, or why it cannot serve.
@@ -252,6 +259,7 @@ impl Builder {
             endpoints: endpoints::EndpointsKeeper::default(),
             unsupported: unsupported::Notes::default(),
             host_selectors: group::HostSelectors::default(),
+            resolvers: resolver::Resolvers::default(),
         }
     }
 
@@ -277,16 +285,24 @@ impl Builder {
                 _ => None,
             }
         }));
-        if host_selectors != self.host_selectors {
+        let mine: Vec<&Arc<Resource>> = resources.iter().filter(|r| self.serves(r)).collect();
+        let namespace = self.settings.namespace.as_str();
+        let module = module::gateway_module(&mine, namespace);
+        // Every Mapping's cluster depends on the resolvers: when they change, start again too.
+        let resolvers = resolver::Resolvers::new(&mine, module, namespace);
+        if host_selectors != self.host_selectors || resolvers != self.resolvers {
             *self = Self {
                 host_selectors,
+                resolvers,
                 ..Self::new(self.settings.clone())
             };
         }
         let settings = &self.settings;
         let selectors = &self.host_selectors;
+        let resolvers = &self.resolvers;
         let mut ir = Ir::default();
-        let mine: Vec<&Arc<Resource>> = resources.iter().filter(|r| self.serves(r)).collect();
+        module::notes(&mine, &settings.namespace, &mut ir.unreachable);
+        ir.unreachable.extend(resolvers.notes());
 
         // What changed since the last build: the Mappings compiled now (new, or naming a Service
         // that changed), and (below) those the memo drops because this build no longer has them.
@@ -303,7 +319,9 @@ impl Builder {
                         self.mappings
                             .entry_or_insert_with(ByAddress(Arc::clone(r)), || {
                                 now = true;
-                                endpoints::Entry::compile(m, settings, selectors, &services)
+                                endpoints::Entry::compile(
+                                    m, settings, selectors, resolvers, &services,
+                                )
                             });
                     if !now && let Some(replaced) = entry.refresh(m, settings, selectors, &services)
                     {
@@ -400,6 +418,9 @@ fn ambassador_id(resource: &Resource) -> Option<&legate_crds::fields::Ambassador
         Resource::AuthService(r) => &r.spec.ambassador_id,
         Resource::RateLimitService(r) => &r.spec.ambassador_id,
         Resource::Module(r) => &r.spec.ambassador_id,
+        Resource::KubernetesServiceResolver(r) => &r.spec.ambassador_id,
+        Resource::KubernetesEndpointResolver(r) => &r.spec.ambassador_id,
+        Resource::ConsulResolver(r) => &r.spec.ambassador_id,
         Resource::GatewayInstallation(_)
         | Resource::Secret(_)
         | Resource::Service(_)

@@ -18,7 +18,7 @@
 //! - a scalar (boolean, number, string, enum) equal to the gateway's own behaviour: `false` for a
 //!   feature the gateway lacks (`bypass_auth: false`, `enable_grpc_web: false`), and Emissary's
 //!   default where it is what the gateway does (`enable_ipv4: true`, `dns_type: strict_dns`,
-//!   `priority: default`, `resolver: kubernetes-service`, `server_name: envoy`,
+//!   `priority: default`, `server_name: envoy`,
 //!   `cluster_request_timeout_ms: 3000`, ...). `enable_ipv6: false` counts as this default too:
 //!   the gateway prefers IPv4 and uses IPv6 only for a name without IPv4 addresses, which
 //!   Emissary would fail to resolve, so nothing that works in Emissary changes;
@@ -64,6 +64,9 @@ pub const AUTH_SERVICE: &str =
 /// The note of a RateLimitService.
 pub const RATE_LIMIT_SERVICE: &str =
     "RateLimitService is not implemented: requests through this gateway are not rate limited";
+/// The note of a ConsulResolver: the Mappings that name it are refused, each saying so.
+pub const CONSUL_RESOLVER: &str =
+    "ConsulResolver is not implemented: Mappings that name it are not served";
 /// The note of a TCPMapping.
 pub const TCP_MAPPING: &str =
     "TCPMapping is not implemented: this gateway forwards no connections for it";
@@ -98,6 +101,7 @@ pub const TABLES: &[Table] = &[
             "method_regex",
             "precedence",
             "service",
+            "resolver", // ir/resolver.rs
             "weight",
             "tls", // `true` originates TLS; a TLSContext name is refused
             "grpc",
@@ -126,7 +130,6 @@ pub const TABLES: &[Table] = &[
             "redirect_response_code",
         ],
         not_applied: &[
-            "resolver",
             "cluster_idle_timeout_ms",
             "cluster_max_connection_lifetime_ms",
             "circuit_breakers",
@@ -277,8 +280,23 @@ pub const TABLES: &[Table] = &[
         ],
     },
     Table {
-        kind: "Module",
+        kind: "KubernetesServiceResolver",
         applied: &["ambassador_id"],
+        not_applied: &[],
+    },
+    Table {
+        kind: "KubernetesEndpointResolver",
+        applied: &["ambassador_id"],
+        not_applied: &[],
+    },
+    Table {
+        kind: "ConsulResolver",
+        applied: &["ambassador_id"],
+        not_applied: &["address", "datacenter"],
+    },
+    Table {
+        kind: "Module",
+        applied: &["ambassador_id", "config.resolver"],
         not_applied: &[
             "config.cluster_request_timeout_ms",
             "config.cluster_idle_timeout_ms",
@@ -291,7 +309,6 @@ pub const TABLES: &[Table] = &[
             "config.retry_policy",
             "config.cors",
             "config.add_linkerd_headers",
-            "config.resolver",
             "config.default_label_domain",
             "config.default_labels",
             "config.enable_ipv4",
@@ -405,6 +422,7 @@ pub fn note(resource: &Resource) -> Option<Rejection> {
         Resource::AuthService(_) => AUTH_SERVICE.to_owned(),
         Resource::RateLimitService(_) => RATE_LIMIT_SERVICE.to_owned(),
         Resource::TCPMapping(_) => TCP_MAPPING.to_owned(),
+        Resource::ConsulResolver(_) => CONSUL_RESOLVER.to_owned(),
         _ => message(&unapplied(resource))?,
     };
     Some(Rejection::new(
@@ -490,7 +508,12 @@ pub fn unapplied(resource: &Resource) -> Vec<Unapplied> {
         Resource::TLSContext(c) => tls_context(&c.spec, &mut found),
         Resource::Module(m) => module(&m.spec.config, &mut found),
         // Whole kinds not implemented: their note says so (see `note`).
-        Resource::TCPMapping(_) | Resource::AuthService(_) | Resource::RateLimitService(_) => {}
+        Resource::TCPMapping(_)
+        | Resource::AuthService(_)
+        | Resource::RateLimitService(_)
+        | Resource::ConsulResolver(_) => {}
+        // Nothing to set but `ambassador_id`: what they do is their kind.
+        Resource::KubernetesServiceResolver(_) | Resource::KubernetesEndpointResolver(_) => {}
         // Not written as routes or policy: the operator's, or Kubernetes' own objects the IR
         // reads for what it needs.
         Resource::GatewayInstallation(_)
@@ -593,11 +616,6 @@ fn load_balancer(v: &Option<LoadBalancer>) -> bool {
 fn mapping(s: &MappingSpec, f: &mut Found) {
     use Why::*;
     f.add(
-        text_other_than(&s.resolver, "kubernetes-service"),
-        "spec.resolver",
-        NotYet,
-    );
-    f.add(
         present(&s.cluster_idle_timeout_ms),
         "spec.cluster_idle_timeout_ms",
         NotYet,
@@ -688,6 +706,7 @@ fn mapping(s: &MappingSpec, f: &mut Found) {
         f.add(on(s.auto_host_rewrite), "spec.auto_host_rewrite", why);
         f.add(list(&s.allow_upgrade), "spec.allow_upgrade", why);
         f.add(on(s.use_websocket), "spec.use_websocket", why);
+        f.add(text(&s.resolver), "spec.resolver", why);
     } else {
         let why = NotRedirect;
         f.add(present(&s.path_redirect), "spec.path_redirect", why);
@@ -928,11 +947,6 @@ fn module(c: &ModuleConfig, f: &mut Found) {
     f.add(
         on(c.add_linkerd_headers),
         "spec.config.add_linkerd_headers",
-        NotYet,
-    );
-    f.add(
-        text_other_than(&c.resolver, "kubernetes-service"),
-        "spec.config.resolver",
         NotYet,
     );
     f.add(

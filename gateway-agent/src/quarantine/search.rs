@@ -194,7 +194,11 @@ fn rank(r: &Resource) -> u8 {
         | Resource::EndpointSlice(_)
         | Resource::Endpoints(_)
         | Resource::GatewayInstallation(_) => 0,
-        Resource::Module(_) | Resource::TLSContext(_) => 1,
+        Resource::Module(_)
+        | Resource::TLSContext(_)
+        | Resource::KubernetesServiceResolver(_)
+        | Resource::KubernetesEndpointResolver(_)
+        | Resource::ConsulResolver(_) => 1,
         Resource::Listener(_) => 2,
         Resource::Host(_) => 3,
         Resource::AuthService(_) | Resource::RateLimitService(_) => 4,

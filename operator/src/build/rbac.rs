@@ -44,7 +44,7 @@ use super::{BuildError, Context, labels};
 
 /// The Emissary-compatible route and policy resources the agent watches (a test keeps this equal
 /// to the `getambassador.io` CRDs).
-pub const ROUTE_RESOURCES: [&str; 8] = [
+pub const ROUTE_RESOURCES: [&str; 11] = [
     "mappings",
     "hosts",
     "listeners",
@@ -53,6 +53,9 @@ pub const ROUTE_RESOURCES: [&str; 8] = [
     "authservices",
     "ratelimitservices",
     "modules",
+    "kubernetesserviceresolvers",
+    "kubernetesendpointresolvers",
+    "consulresolvers",
 ];
 
 const READ: [&str; 3] = ["get", "list", "watch"];

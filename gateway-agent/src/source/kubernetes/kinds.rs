@@ -6,7 +6,8 @@ use k8s_openapi::api::{
 };
 use kube::{Client, core::ApiResource};
 use legate_crds::{
-    AuthService, Host, Listener, Mapping, Module, RateLimitService, TcpMapping, TlsContext,
+    AuthService, ConsulResolver, Host, KubernetesEndpointResolver, KubernetesServiceResolver,
+    Listener, Mapping, Module, RateLimitService, TcpMapping, TlsContext,
 };
 use tracing::info;
 
@@ -80,6 +81,9 @@ pub fn watched(endpoints: EndpointsApi) -> Vec<WatchedKind> {
         kind::<AuthService>("AuthService", None),
         kind::<RateLimitService>("RateLimitService", None),
         kind::<Module>("Module", None),
+        kind::<KubernetesServiceResolver>("KubernetesServiceResolver", None),
+        kind::<KubernetesEndpointResolver>("KubernetesEndpointResolver", None),
+        kind::<ConsulResolver>("ConsulResolver", None),
         kind::<Secret>("Secret", Some("type=kubernetes.io/tls")),
         kind::<Service>("Service", None),
     ];
@@ -105,5 +109,8 @@ pub fn has_status(kind: &str) -> bool {
             | "AuthService"
             | "RateLimitService"
             | "Module"
+            | "KubernetesServiceResolver"
+            | "KubernetesEndpointResolver"
+            | "ConsulResolver"
     )
 }
