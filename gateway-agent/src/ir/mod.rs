@@ -7,14 +7,17 @@
 //! assigns canary weights and orders them; [`host`] holds the rules that associate groups with
 //! Hosts and Hosts with Listeners, which `binder` applies; [`service`] turns `service` into
 //! clusters; [`tls`] resolves the Hosts' TLS and adds the SNI-matched chains that terminate it;
+//! [`compression`] reads the gateway Module's ([`module`]) `gzip` for every listener;
 //! [`unsupported`] notes what a resource sets that none of them applies.
 
 mod binder;
+pub mod compression;
 pub mod endpoints;
 pub mod envoy_rules;
 pub mod group;
 pub mod host;
 pub mod mapping;
+pub mod module;
 pub mod service;
 pub mod tls;
 pub mod unsupported;
@@ -199,6 +202,8 @@ pub struct Listener {
     pub virtual_hosts: Vec<Arc<VirtualHost>>,
     /// TLS-terminating chains by SNI; with any, cleartext is what is not TLS.
     pub tls_chains: Vec<TlsChain>,
+    /// Response compression (the gateway Module's `gzip`), the same on every listener.
+    pub compression: Option<Arc<compression::Compression>>,
 }
 
 /// One Host's routes on one Listener.
@@ -374,6 +379,10 @@ impl Builder {
             &terminations,
             &mut ir.rejections,
         );
+        let compression = compression::gateway_compression(&mine, settings, &mut ir.rejections);
+        ir.listeners
+            .iter_mut()
+            .for_each(|l| l.compression = compression.clone());
 
         ir.rejections.sort();
         // An SNI conflict is reported once per Listener it happens on.

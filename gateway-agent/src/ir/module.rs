@@ -1,0 +1,89 @@
+//! Which Module configures the gateway. Emissary reads one Module only, the one named
+//! `ambassador` (`ir.py`: `aconf.get_module("ambassador")`), and only in its own namespace; a
+//! Module without `metadata.namespace` (a directory's) counts as in that namespace, as Hosts and
+//! Listeners do ([`super::host::hosts`]).
+
+use legate_crds::{Module, Resource};
+
+use super::{Settings, for_gateway};
+
+/// The name of the Module whose `spec.config` is the gateway's.
+pub const GATEWAY_MODULE: &str = "ambassador";
+
+/// The gateway's Module among `resources`: named `ambassador`, in `settings.namespace`, served
+/// by this gateway (`ambassador_id`). Should several qualify (a directory may repeat one), the
+/// first wins, so the answer does not depend on anything but the input.
+pub fn gateway_module<'a>(resources: &[&'a Resource], settings: &Settings) -> Option<&'a Module> {
+    resources.iter().find_map(|r| match r {
+        Resource::Module(m)
+            if m.metadata.name.as_deref() == Some(GATEWAY_MODULE)
+                && m.metadata
+                    .namespace
+                    .as_deref()
+                    .is_none_or(|ns| ns == settings.namespace)
+                && for_gateway(r, &settings.ambassador_id) =>
+        {
+            Some(m)
+        }
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn module(name: &str, namespace: Option<&str>, ambassador_id: &[&str]) -> Resource {
+        let mut m = Module::new(name, legate_crds::module::ModuleSpec::default());
+        m.metadata.namespace = namespace.map(str::to_owned);
+        m.spec.ambassador_id = legate_crds::fields::AmbassadorId(
+            ambassador_id.iter().map(|id| (*id).to_owned()).collect(),
+        );
+        Resource::Module(m)
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            namespace: "gw".to_owned(),
+            ..Settings::default()
+        }
+    }
+
+    fn chosen(resources: &[Resource]) -> Option<(String, Option<String>)> {
+        let refs: Vec<&Resource> = resources.iter().collect();
+        gateway_module(&refs, &settings()).map(|m| {
+            (
+                m.metadata.name.clone().unwrap_or_default(),
+                m.metadata.namespace.clone(),
+            )
+        })
+    }
+
+    #[test]
+    fn the_ambassador_module_in_the_gateway_namespace() {
+        let resources = [
+            module("other", Some("gw"), &[]),
+            module("ambassador", Some("team"), &[]),
+            module("ambassador", Some("gw"), &[]),
+        ];
+        assert_eq!(
+            chosen(&resources),
+            Some(("ambassador".to_owned(), Some("gw".to_owned())))
+        );
+    }
+
+    #[test]
+    fn a_module_without_namespace_is_in_the_gateway_namespace() {
+        assert_eq!(
+            chosen(&[module("ambassador", None, &[])]),
+            Some(("ambassador".to_owned(), None))
+        );
+    }
+
+    #[test]
+    fn another_name_another_namespace_or_another_gateway_does_not_apply() {
+        assert_eq!(chosen(&[module("other", Some("gw"), &[])]), None);
+        assert_eq!(chosen(&[module("ambassador", Some("team"), &[])]), None);
+        assert_eq!(chosen(&[module("ambassador", Some("gw"), &["blue"])]), None);
+    }
+}
