@@ -161,6 +161,7 @@ fn a_tcp_mapping_says_it_is_not_implemented() {
 
 #[test]
 fn a_module_names_each_key_not_applied_and_what_an_ip_filter_not_applied_means() {
+    // `gzip` is applied (compression), so it is not named.
     let ir = ir(&doc(
         "Module",
         "ambassador",
@@ -175,8 +176,8 @@ fn a_module_names_each_key_not_applied_and_what_an_ip_filter_not_applied_means()
     assert_eq!(
         note_of(&ir, "Module default/ambassador"),
         [
-            "not applied yet: spec.config.ip_allow (requests are not filtered by client address), \
-          spec.config.gzip; legacy, not applied: spec.config.admin_port"
+            "not applied yet: spec.config.ip_allow (requests are not filtered by client address); \
+          legacy, not applied: spec.config.admin_port"
         ]
     );
 }

@@ -22,7 +22,7 @@ use envoy_types::{
     util::pack_any,
 };
 
-use super::{bool_value, route_config_name, tls};
+use super::{bool_value, compression, route_config_name, tls};
 use crate::ir::Listener;
 
 pub(super) fn listener(l: &Listener) -> EnvoyListener {
@@ -85,13 +85,7 @@ fn hcm(l: &Listener, rds: String) -> Filter {
             }),
             route_config_name: rds,
         })),
-        http_filters: vec![HttpFilter {
-            name: "envoy.filters.http.router".into(),
-            config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(
-                Router::default(),
-            ))),
-            ..Default::default()
-        }],
+        http_filters: http_filters(l),
         // As Emissary: trust the connection's address, plus `l7Depth` proxies in front.
         use_remote_address: bool_value(true),
         xff_num_trusted_hops: l.l7_depth,
@@ -105,4 +99,22 @@ fn hcm(l: &Listener, rds: String) -> Filter {
         name: "envoy.filters.network.http_connection_manager".into(),
         config_type: Some(filter::ConfigType::TypedConfig(pack_any(hcm))),
     }
+}
+
+/// The HTTP filters in Emissary's order: compression (when the gateway Module asks for it)
+/// before the router, which is last.
+fn http_filters(l: &Listener) -> Vec<HttpFilter> {
+    let router = HttpFilter {
+        name: "envoy.filters.http.router".into(),
+        config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(
+            Router::default(),
+        ))),
+        ..Default::default()
+    };
+    l.compression
+        .as_deref()
+        .map(compression::http_filter)
+        .into_iter()
+        .chain([router])
+        .collect()
 }

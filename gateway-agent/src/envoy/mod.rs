@@ -6,6 +6,7 @@
 //! (Emissary's index-based names cause brief 404s: EMISSARY.md §6 item 6).
 
 mod cluster;
+mod compression;
 mod listener;
 mod route;
 mod tls;

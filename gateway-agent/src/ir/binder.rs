@@ -115,6 +115,8 @@ impl Binder {
                 l7_depth: l.l7_depth,
                 virtual_hosts,
                 tls_chains: Vec::new(),
+                // Set for every listener by the builder.
+                compression: None,
             });
         }
         for f in &self.unserved {

@@ -7,9 +7,11 @@
 //! assigns canary weights and orders them; [`host`] holds the rules that associate groups with
 //! Hosts and Hosts with Listeners, which `binder` applies; [`service`] turns `service` into
 //! clusters; [`tls`] resolves the Hosts' TLS and adds the SNI-matched chains that terminate it;
+//! [`compression`] reads the gateway Module's ([`module`]) `gzip` for every listener;
 //! [`unsupported`] notes what a resource sets that none of them applies.
 
 mod binder;
+pub mod compression;
 pub mod endpoints;
 pub mod envoy_rules;
 pub mod group;
@@ -204,6 +206,8 @@ pub struct Listener {
     pub virtual_hosts: Vec<Arc<VirtualHost>>,
     /// TLS-terminating chains by SNI; with any, cleartext is what is not TLS.
     pub tls_chains: Vec<TlsChain>,
+    /// Response compression (the gateway Module's `gzip`), the same on every listener.
+    pub compression: Option<Arc<compression::Compression>>,
 }
 
 /// One Host's routes on one Listener.
@@ -286,10 +290,10 @@ impl Builder {
             }
         }));
         let mine: Vec<&Arc<Resource>> = resources.iter().filter(|r| self.serves(r)).collect();
-        let namespace = self.settings.namespace.as_str();
-        let module = module::gateway_module(&mine, namespace);
+        let plain: Vec<&Resource> = mine.iter().map(|r| &***r).collect();
+        let module = module::gateway_module(&plain, &self.settings);
         // Every Mapping's cluster depends on the resolvers: when they change, start again too.
-        let resolvers = resolver::Resolvers::new(&mine, module, namespace);
+        let resolvers = resolver::Resolvers::new(&plain, module, &self.settings.namespace);
         if host_selectors != self.host_selectors || resolvers != self.resolvers {
             *self = Self {
                 host_selectors,
@@ -301,7 +305,7 @@ impl Builder {
         let selectors = &self.host_selectors;
         let resolvers = &self.resolvers;
         let mut ir = Ir::default();
-        module::notes(&mine, &settings.namespace, &mut ir.unreachable);
+        module::notes(&plain, settings, &mut ir.unreachable);
         ir.unreachable.extend(resolvers.notes());
 
         // What changed since the last build: the Mappings compiled now (new, or naming a Service
@@ -367,7 +371,7 @@ impl Builder {
         let grouped = self
             .groups
             .update(&keyed(&added), &keyed(&removed), &mut ir.rejections);
-        let mine: Vec<&Resource> = mine.into_iter().map(|r| &**r).collect();
+        let mine = plain;
         let hosts = host::hosts(&mine, &self.settings.namespace, &mut ir.rejections);
         let terminations = tls::resolve(&mine, &mut ir.rejections);
         let listeners = host::listeners(&mine, &self.settings.namespace, &mut ir.rejections);
@@ -392,6 +396,10 @@ impl Builder {
             &terminations,
             &mut ir.rejections,
         );
+        let compression = compression::gateway_compression(&mine, settings, &mut ir.rejections);
+        ir.listeners
+            .iter_mut()
+            .for_each(|l| l.compression = compression.clone());
 
         ir.rejections.sort();
         // An SNI conflict is reported once per Listener it happens on.

@@ -1,48 +1,109 @@
-//! Which Module configures the gateway: the one named `ambassador` in the gateway's own
-//! namespace (a Module read from a file without a namespace is in it). Emissary reads an
-//! `ambassador` Module from any namespace it watches; here a team's namespace cannot change
-//! what every other team's routes get, so a Module elsewhere, or by another name, is not read and
-//! says so.
+//! Which Module configures the gateway. Emissary reads one Module only, the one named
+//! `ambassador` (`ir.py`: `aconf.get_module("ambassador")`), and only in its own namespace; a
+//! Module without `metadata.namespace` (a directory's) counts as in that namespace, as Hosts and
+//! Listeners do ([`super::host::hosts`]). Any other Module is not read, and says so: a team's
+//! namespace cannot change what every other team's routes get.
 
-use std::sync::Arc;
+use legate_crds::{Module, Resource};
 
-use legate_crds::Resource;
+use super::{Reason, Rejection, Settings, for_gateway};
 
-use super::{Reason, Rejection};
+/// The name of the Module whose `spec.config` is the gateway's.
+pub const GATEWAY_MODULE: &str = "ambassador";
 
-/// The name of the Module that configures the gateway, as in Emissary.
-pub const NAME: &str = "ambassador";
-
-/// The gateway's Module among `resources` (this gateway's), if any.
-pub fn gateway_module<'a>(
-    resources: &[&'a Arc<Resource>],
-    gateway_namespace: &str,
-) -> Option<&'a Arc<Resource>> {
-    resources
-        .iter()
-        .copied()
-        .find(|r| is_gateway_module(r, gateway_namespace))
+/// The gateway's Module among `resources`: named `ambassador`, in `settings.namespace`, served
+/// by this gateway (`ambassador_id`). Should several qualify (a directory may repeat one), the
+/// first wins, so the answer does not depend on anything but the input.
+pub fn gateway_module<'a>(resources: &[&'a Resource], settings: &Settings) -> Option<&'a Module> {
+    resources.iter().find_map(|r| match r {
+        Resource::Module(m) if is_gateway_module(r, settings) => Some(m),
+        _ => None,
+    })
 }
 
-fn is_gateway_module(r: &Resource, gateway_namespace: &str) -> bool {
+fn is_gateway_module(r: &Resource, settings: &Settings) -> bool {
     let meta = r.meta();
     matches!(r, Resource::Module(_))
-        && meta.name.as_deref() == Some(NAME)
-        && meta.namespace.as_deref().unwrap_or(gateway_namespace) == gateway_namespace
+        && meta.name.as_deref() == Some(GATEWAY_MODULE)
+        && meta
+            .namespace
+            .as_deref()
+            .is_none_or(|ns| ns == settings.namespace)
+        && for_gateway(r, &settings.ambassador_id)
 }
 
-/// A note on every other Module: nothing it sets is read.
-pub fn notes(resources: &[&Arc<Resource>], gateway_namespace: &str, out: &mut Vec<Rejection>) {
+/// A note on every other Module of this gateway: nothing it sets is read.
+pub fn notes(resources: &[&Resource], settings: &Settings, out: &mut Vec<Rejection>) {
     for r in resources {
-        if matches!(&***r, Resource::Module(_)) && !is_gateway_module(r, gateway_namespace) {
+        if matches!(r, Resource::Module(_)) && !is_gateway_module(r, settings) {
             out.push(Rejection::new(
                 r.object_ref(),
                 Reason::NotSupported,
                 format!(
-                    "not read: only the Module named {NAME} in namespace {gateway_namespace} \
-                     (the gateway's) configures this gateway"
+                    "not read: only the Module named {GATEWAY_MODULE} in namespace {} (the \
+                     gateway's) configures this gateway",
+                    settings.namespace
                 ),
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn module(name: &str, namespace: Option<&str>, ambassador_id: &[&str]) -> Resource {
+        let mut m = Module::new(name, legate_crds::module::ModuleSpec::default());
+        m.metadata.namespace = namespace.map(str::to_owned);
+        m.spec.ambassador_id = legate_crds::fields::AmbassadorId(
+            ambassador_id.iter().map(|id| (*id).to_owned()).collect(),
+        );
+        Resource::Module(m)
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            namespace: "gw".to_owned(),
+            ..Settings::default()
+        }
+    }
+
+    fn chosen(resources: &[Resource]) -> Option<(String, Option<String>)> {
+        let refs: Vec<&Resource> = resources.iter().collect();
+        gateway_module(&refs, &settings()).map(|m| {
+            (
+                m.metadata.name.clone().unwrap_or_default(),
+                m.metadata.namespace.clone(),
+            )
+        })
+    }
+
+    #[test]
+    fn the_ambassador_module_in_the_gateway_namespace() {
+        let resources = [
+            module("other", Some("gw"), &[]),
+            module("ambassador", Some("team"), &[]),
+            module("ambassador", Some("gw"), &[]),
+        ];
+        assert_eq!(
+            chosen(&resources),
+            Some(("ambassador".to_owned(), Some("gw".to_owned())))
+        );
+    }
+
+    #[test]
+    fn a_module_without_namespace_is_in_the_gateway_namespace() {
+        assert_eq!(
+            chosen(&[module("ambassador", None, &[])]),
+            Some(("ambassador".to_owned(), None))
+        );
+    }
+
+    #[test]
+    fn another_name_another_namespace_or_another_gateway_does_not_apply() {
+        assert_eq!(chosen(&[module("other", Some("gw"), &[])]), None);
+        assert_eq!(chosen(&[module("ambassador", Some("team"), &[])]), None);
+        assert_eq!(chosen(&[module("ambassador", Some("gw"), &["blue"])]), None);
     }
 }

@@ -25,9 +25,9 @@
 //! A Module whose default names none gets a note and leaves the gateway's own choice in place:
 //! one typo in the Module must not take every route down.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::collections::BTreeMap;
 
-use legate_crds::{Mapping, ObjectRef, Resource};
+use legate_crds::{Mapping, Module, ObjectRef, Resource};
 
 use super::{Reason, Refusal, Rejection};
 
@@ -85,11 +85,7 @@ pub struct Resolvers {
 
 impl Resolvers {
     /// The resolvers among `resources` (this gateway's), with `module` the gateway's Module.
-    pub fn new(
-        resources: &[&Arc<Resource>],
-        module: Option<&Arc<Resource>>,
-        gateway_namespace: &str,
-    ) -> Self {
+    pub fn new(resources: &[&Resource], module: Option<&Module>, gateway_namespace: &str) -> Self {
         let named = resources
             .iter()
             .filter_map(|r| {
@@ -102,15 +98,14 @@ impl Resolvers {
                 ))
             })
             .collect();
-        let default = module.and_then(|m| match &**m {
-            Resource::Module(module) => module
-                .spec
-                .config
-                .resolver
-                .as_ref()
-                .filter(|name| !name.is_empty())
-                .map(|name| (name.clone(), m.object_ref())),
-            _ => None,
+        let default = module.and_then(|m| {
+            let name = m.spec.config.resolver.as_ref().filter(|n| !n.is_empty())?;
+            let object = ObjectRef {
+                kind: "Module".to_owned(),
+                namespace: m.metadata.namespace.clone(),
+                name: m.metadata.name.clone().unwrap_or_default(),
+            };
+            Some((name.clone(), object))
         });
         Self {
             named,

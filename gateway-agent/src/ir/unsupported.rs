@@ -28,8 +28,8 @@
 //!   none}`, `previewUrl` without `enabled: true`, `diagnostics`/`liveness_probe`/
 //!   `readiness_probe` with `enabled: false`, `set_current_client_cert_details` all `false`.
 //!
-//! Any other object counts when present, even empty: `cors: {}` or `gzip: {}` asks for a feature
-//! (in Emissary, `gzip: {}` turns compression on).
+//! Any other object counts when present, even empty: `cors: {}` or `buffer: {}` asks for a
+//! feature (in Emissary, `gzip: {}` turns compression on, as it does here).
 //!
 //! Besides fields never applied, a field that is applied elsewhere can be unused by one resource:
 //! a redirect sends nothing upstream (`timeout_ms`), redirect settings need `host_redirect`, a
@@ -296,7 +296,7 @@ pub const TABLES: &[Table] = &[
     },
     Table {
         kind: "Module",
-        applied: &["ambassador_id", "config.resolver"],
+        applied: &["ambassador_id", "config.resolver", "config.gzip"],
         not_applied: &[
             "config.cluster_request_timeout_ms",
             "config.cluster_idle_timeout_ms",
@@ -341,7 +341,6 @@ pub const TABLES: &[Table] = &[
             "config.ip_allow",
             "config.ip_deny",
             "config.lua_scripts",
-            "config.gzip",
             "config.buffer",
             "config.enable_grpc_http11_bridge",
             "config.enable_grpc_web",
@@ -1086,7 +1085,6 @@ fn module(c: &ModuleConfig, f: &mut Found) {
     );
     f.add_with(list(&c.ip_deny), "spec.config.ip_deny", UNFILTERED, NotYet);
     f.add(text(&c.lua_scripts), "spec.config.lua_scripts", NotYet);
-    f.add(present(&c.gzip), "spec.config.gzip", NotYet);
     f.add(present(&c.buffer), "spec.config.buffer", NotYet);
     f.add(
         on(c.enable_grpc_http11_bridge),

@@ -25,7 +25,8 @@ use serde_json::{Value, json};
 /// An HTTP server on 127.0.0.1 (HTTP/1.1 and h2c, chosen per connection) that answers every
 /// request with `{"upstream", "method", "path", "query", "version", "headers", "body"}` and the
 /// response header `x-upstream: <name>`. `?ms=N` on `/slow` sleeps N ms first; `?status=N`
-/// on any path answers with that status.
+/// on any path answers with that status; `?etag=V` adds the response header `etag: "V"`;
+/// `?type=T` answers `content-type: T` (the body is the same JSON).
 pub struct Upstream {
     pub name: String,
     pub addr: SocketAddr,
@@ -151,10 +152,19 @@ async fn echo(
         "headers": headers,
         "body": String::from_utf8_lossy(&body),
     });
-    let response = Response::builder()
+    let mut response = Response::builder()
         .status(status)
-        .header("content-type", "application/json")
-        .header("x-upstream", &*name)
+        .header(
+            "content-type",
+            params
+                .get("type")
+                .map_or("application/json", String::as_str),
+        )
+        .header("x-upstream", &*name);
+    if let Some(etag) = params.get("etag") {
+        response = response.header("etag", format!("\"{etag}\""));
+    }
+    let response = response
         .body(Full::new(Bytes::from(answer.to_string())))
         .expect("a valid response");
     Ok(response)
