@@ -11,7 +11,9 @@
 //!   query parameter `true` (present) becomes a `regex_headers`/`regex_query_parameters` `.*`;
 //! - Mapping, TCPMapping, AuthService, RateLimitService: `tls: true` becomes an `https://`
 //!   service (TCPMappings keep `tls: true`: v2 gave them no scheme); `tls: false` is dropped;
-//! - Host: `ambassadorId` joins `ambassador_id`, and `selector` becomes `mappingSelector`.
+//! - Host: `ambassadorId` joins `ambassador_id`, and `selector` becomes `mappingSelector`;
+//! - Mapping and Module: a CORS `origins` written as one comma-separated string becomes the list
+//!   v3alpha1 takes (v2's `OriginList` split it on commas the same way).
 //!
 //! A document that cannot be converted is refused naming the field: a v2 `host` with a `*` in
 //! a name and `host_regex` unset (v2 read it as an exact name, v3alpha1 would read a glob;
@@ -76,6 +78,12 @@ pub fn convert(document: &Value) -> Result<Option<Converted>, ConvertError> {
                     &mut changes,
                 );
                 tls_to_scheme(spec, "service", true, &mut changes);
+                comma_origins(spec, "spec", &mut changes);
+            }
+            "Module" => {
+                if let Some(config) = spec.get_mut("config").and_then(Value::as_object_mut) {
+                    comma_origins(config, "spec.config", &mut changes);
+                }
             }
             "AuthService" => tls_to_scheme(spec, "auth_service", true, &mut changes),
             "RateLimitService" => tls_to_scheme(spec, "service", true, &mut changes),
@@ -159,6 +167,24 @@ fn present_to_regex(
             regex.entry(name).or_insert_with(|| Value::from(".*"));
         }
     }
+}
+
+/// v2's `cors.origins: "a,b"` is v3alpha1's `[a, b]`: split on every comma, as v2's Go type
+/// did (`strings.Split`, nothing trimmed).
+fn comma_origins(parent: &mut Map<String, Value>, path: &str, changes: &mut Vec<String>) {
+    let Some(cors) = parent.get_mut("cors").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let Some(Value::String(origins)) = cors.get("origins") else {
+        return;
+    };
+    let list: Vec<Value> = origins.split(',').map(Value::from).collect();
+    changes.push(format!(
+        "{path}.cors.origins: {:?} → a list of {}",
+        escaped(origins),
+        list.len()
+    ));
+    cors.insert("origins".into(), Value::Array(list));
 }
 
 /// v2's `tls: true` originates TLS; v3alpha1 says it with an `https://` service.

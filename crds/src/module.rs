@@ -375,10 +375,10 @@ pub struct Gzip {
     /// zlib window bits, 9 to 15.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window_bits: Option<Bounded<9, 15>>,
-    /// zlib compression level, e.g. `BEST`, `SPEED`, `DEFAULT`.
+    /// zlib compression level, Envoy's name: `DEFAULT_COMPRESSION`, `BEST_SPEED`, `BEST_COMPRESSION`, `COMPRESSION_LEVEL_1` to `_9`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compression_level: Option<String>,
-    /// zlib strategy, e.g. `DEFAULT`, `FILTERED`, `HUFFMAN`, `RLE`.
+    /// zlib strategy, Envoy's name: `DEFAULT_STRATEGY`, `FILTERED`, `HUFFMAN_ONLY`, `RLE`, `FIXED`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compression_strategy: Option<String>,
     /// Content types compressed (default: common text types).

@@ -245,3 +245,69 @@ spec: {prefix: /quote/, service: quote, host: quote.example.com}
         ]
     );
 }
+
+#[test]
+fn a_comma_separated_cors_origins_becomes_a_list_on_a_mapping_and_the_module() {
+    // v2's OriginList (pkg/api/getambassador.io/v2/crd_mapping.go) read a string as
+    // `strings.Split(s, ",")`; v3alpha1 takes only the list. From Emissary's own conversion
+    // testdata (pkg/api/getambassador.io/v2/testdata/mappings.yaml, `cors-origins-string`).
+    let mapping = converted(
+        "apiVersion: getambassador.io/v2
+kind: Mapping
+metadata: {name: cors-origins-string, namespace: ambassador}
+spec:
+  prefix: /cors/
+  service: cors
+  cors: {origins: 'ffs,ffs2', methods: [GET]}
+",
+    );
+    assert_eq!(
+        mapping.document["spec"]["cors"],
+        json!({"origins": ["ffs", "ffs2"], "methods": ["GET"]})
+    );
+    assert!(
+        mapping
+            .changes
+            .contains(&"spec.cors.origins: \"ffs,ffs2\" → a list of 2".to_owned()),
+        "{:?}",
+        mapping.changes
+    );
+    loads(&mapping);
+
+    let module = converted(
+        "apiVersion: getambassador.io/v2
+kind: Module
+metadata: {name: ambassador, namespace: ambassador}
+spec:
+  config:
+    cors: {origins: 'https://a.example'}
+",
+    );
+    assert_eq!(
+        module.document["spec"]["config"]["cors"]["origins"],
+        json!(["https://a.example"])
+    );
+    loads(&module);
+}
+
+#[test]
+fn a_v2_resolver_keeps_its_kind_and_fields() {
+    for (kind, spec) in [
+        ("KubernetesEndpointResolver", json!({})),
+        ("KubernetesServiceResolver", json!({})),
+        (
+            "ConsulResolver",
+            json!({"address": "consul-server.default.svc.cluster.local:8500", "datacenter": "dc1"}),
+        ),
+    ] {
+        let c = converted(&format!(
+            "apiVersion: getambassador.io/v2
+kind: {kind}
+metadata: {{name: resolver, namespace: ambassador}}
+spec: {spec}
+"
+        ));
+        assert_eq!(c.document["spec"], spec, "{kind}");
+        assert_eq!(loads(&c).kind(), kind);
+    }
+}

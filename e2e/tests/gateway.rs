@@ -307,6 +307,41 @@ spec: {{auth_service: "auth.{a}:3000"}}
     )
     .await?;
 
+    // Resolvers are watched and judged like routes: a Kubernetes one is accepted and programmed,
+    // a ConsulResolver says it is not implemented (a Mapping naming it would be refused).
+    kubectl_apply(&format!(
+        r#"apiVersion: getambassador.io/v3alpha1
+kind: KubernetesServiceResolver
+metadata: {{name: cluster-ip, namespace: {a}}}
+spec: {{}}
+---
+apiVersion: getambassador.io/v3alpha1
+kind: ConsulResolver
+metadata: {{name: consul-dc2, namespace: {a}}}
+spec: {{address: "consul:8500", datacenter: dc2}}
+"#
+    ))?;
+    for (kind, name, status, reason) in [
+        (
+            "kubernetesserviceresolver",
+            "cluster-ip",
+            "True",
+            "Programmed",
+        ),
+        ("consulresolver", "consul-dc2", "False", "NotSupported"),
+    ] {
+        wait_for(
+            &format!("the {kind}'s verdict: Programmed {status} {reason}"),
+            WAIT,
+            || async {
+                let resolver = kubectl_json(&["get", kind, name, "-n", &a])?;
+                Ok(condition(&resolver["status"], "Programmed")
+                    .filter(|(s, r, _)| s == status && r == reason))
+            },
+        )
+        .await?;
+    }
+
     // The installation: routes counted, the version Envoy serves, the operator's conditions kept.
     let gwi = installation_settled(&client, &gw, "edge", world.pod("edge-0"), (3, 1)).await?;
     for type_ in ["Ready", "Progressing", "Degraded"] {
