@@ -71,6 +71,9 @@ fn corpus_documents_load_without_errors_or_warnings_and_round_trip() {
         "AuthService",
         "RateLimitService",
         "Module",
+        "KubernetesServiceResolver",
+        "KubernetesEndpointResolver",
+        "ConsulResolver",
         "GatewayInstallation",
     ] {
         let n = kinds.get(kind).copied().unwrap_or(0);
