@@ -329,6 +329,7 @@ fn document(key_pairs: Choices) -> impl Strategy<Value = Doc> {
         2 => service(),
         2 => endpoint_slice(),
         1 => endpoints(),
+        1 => module(),
     ]
     .prop_map(Doc)
 }
@@ -484,6 +485,7 @@ fn mapping() -> impl Strategy<Value = Value> {
         rarely([json!(true)]),              // grpc
         rarely([json!(1000)]),              // timeout_ms
         rarely([json!(500)]),               // connect_timeout_ms
+        cors(),
     );
     (
         metadata(&["m1", "m2", "m3", "m4"], labels),
@@ -496,7 +498,7 @@ fn mapping() -> impl Strategy<Value = Value> {
                 meta,
                 id,
                 (prefix, regex, exact, host, method, headers, precedence),
-                (service, weight, role, rewrite, tls, grpc, timeout, connect),
+                (service, weight, role, rewrite, tls, grpc, timeout, connect, cors),
             )| {
                 let spec = object([
                     ("ambassador_id", id),
@@ -513,10 +515,33 @@ fn mapping() -> impl Strategy<Value = Value> {
                     ("grpc", grpc),
                     ("timeout_ms", timeout),
                     ("connect_timeout_ms", connect),
+                    ("cors", cors),
                 ]);
                 ambassador("Mapping", meta, merged(merged(spec, host), role))
             },
         )
+}
+
+/// A CORS policy, sometimes one that is refused: every compiled Mapping without one depends on
+/// the gateway Module's.
+fn cors() -> impl Strategy<Value = Option<Value>> {
+    rarely([
+        json!({"origins": ["https://a.example.com"]}),
+        json!({"origins": ["*"], "methods": ["GET"], "credentials": true}),
+        json!({}),
+        json!({"max_age": "-1"}),
+    ])
+}
+
+/// The gateway Module (named `ambassador`, mostly in the gateway's namespace), or another.
+fn module() -> impl Strategy<Value = Value> {
+    (
+        metadata(&["ambassador", "ambassador", "other"], Just(None)),
+        cors(),
+    )
+        .prop_map(|(meta, cors)| {
+            ambassador("Module", meta, json!({"config": object([("cors", cors)])}))
+        })
 }
 
 fn host() -> impl Strategy<Value = Value> {

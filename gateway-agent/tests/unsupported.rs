@@ -56,20 +56,20 @@ fn note_of(ir: &Ir, object: &str) -> Vec<String> {
 }
 
 #[test]
-fn a_mapping_with_cors_and_load_balancer_gets_one_note_naming_both_and_still_serves() {
+fn a_mapping_with_keepalive_and_load_balancer_gets_one_note_naming_both_and_still_serves() {
     let ir = ir(&format!(
         "{LISTENER}{}",
         doc(
             "Mapping",
             "quote",
-            "  hostname: \"*\"\n  prefix: /quote/\n  service: quote\n  cors: {origins: [\"https://shop.example.com\"]}\n  load_balancer: {policy: least_request}"
+            "  hostname: \"*\"\n  prefix: /quote/\n  service: quote\n  keepalive: {idle_time: 30}\n  load_balancer: {policy: least_request}"
         )
     ));
     assert_eq!(
         notes(&ir),
         [(
             "Mapping default/quote".to_owned(),
-            "not applied yet: spec.load_balancer, spec.cors".to_owned()
+            "not applied yet: spec.load_balancer, spec.keepalive".to_owned()
         )]
     );
     assert!(ir.rejections.is_empty(), "{:#?}", ir.rejections);
@@ -284,8 +284,8 @@ fn a_shadow_names_the_route_settings_its_group_route_decides() {
     assert_eq!(
         note_of(&ir, "Mapping default/mirror"),
         [
-            "not applied yet: spec.cors; not applied to a shadow Mapping (it mirrors to its \
-          service only): spec.rewrite, spec.add_request_headers"
+            "not applied to a shadow Mapping (it mirrors to its service only): spec.rewrite, \
+          spec.add_request_headers, spec.cors"
         ]
     );
     assert_eq!(note_of(&ir, "Mapping default/main"), Vec::<String>::new());
@@ -303,11 +303,11 @@ fn resources_for_another_gateway_get_no_note() {
 
 #[test]
 fn a_kept_builder_notes_what_changed_and_forgets_what_went() {
-    let with_cors = Arc::new(
+    let with_keepalive = Arc::new(
         load(&doc(
             "Mapping",
             "m",
-            "  prefix: /m/\n  service: m\n  cors: {}",
+            "  prefix: /m/\n  service: m\n  keepalive: {}",
         ))
         .remove(0),
     );
@@ -315,13 +315,13 @@ fn a_kept_builder_notes_what_changed_and_forgets_what_went() {
     let auth = Arc::new(load(&doc("AuthService", "a", "  auth_service: a")).remove(0));
     let mut builder = Builder::new(Settings::default());
     let objects = |ir: &Ir| -> Vec<String> { notes(ir).into_iter().map(|(o, _)| o).collect() };
-    let ir = builder.build(&[with_cors.clone(), auth.clone()]);
+    let ir = builder.build(&[with_keepalive.clone(), auth.clone()]);
     assert_eq!(objects(&ir), ["AuthService default/a", "Mapping default/m"]);
     let ir = builder.build(&[without.clone(), auth.clone()]);
     assert_eq!(objects(&ir), ["AuthService default/a"]);
     let ir = builder.build(std::slice::from_ref(&without));
     assert_eq!(objects(&ir), Vec::<String>::new());
-    let ir = builder.build(&[with_cors, auth]);
+    let ir = builder.build(&[with_keepalive, auth]);
     assert_eq!(objects(&ir), ["AuthService default/a", "Mapping default/m"]);
 }
 
@@ -337,7 +337,7 @@ fn a_kept_builder_gives_the_notes_of_a_build_from_scratch_after_many_changes() {
             .remove(0),
         )
     };
-    let first: Vec<Arc<Resource>> = (0..60).map(|i| mapping(i, "\n  cors: {}")).collect();
+    let first: Vec<Arc<Resource>> = (0..60).map(|i| mapping(i, "\n  keepalive: {}")).collect();
     // A third kept, a third changed (half of them no longer noted), a third gone, and new ones.
     let mut second: Vec<Arc<Resource>> = first[..20].to_vec();
     second.extend((20..40).map(|i| mapping(i, if i % 2 == 0 { "" } else { "\n  keepalive: {}" })));

@@ -22,7 +22,7 @@ use envoy_types::{
     util::pack_any,
 };
 
-use super::{bool_value, compression, route_config_name, tls};
+use super::{bool_value, compression, cors, route_config_name, tls};
 use crate::ir::Listener;
 
 pub(super) fn listener(l: &Listener) -> EnvoyListener {
@@ -101,8 +101,8 @@ fn hcm(l: &Listener, rds: String) -> Filter {
     }
 }
 
-/// The HTTP filters in Emissary's order: compression (when the gateway Module asks for it)
-/// before the router, which is last.
+/// The HTTP filters in Emissary's order: compression (when the gateway Module asks for it),
+/// CORS (always, as in Emissary; it acts on the routes that carry a policy), then the router.
 fn http_filters(l: &Listener) -> Vec<HttpFilter> {
     let router = HttpFilter {
         name: "envoy.filters.http.router".into(),
@@ -115,6 +115,6 @@ fn http_filters(l: &Listener) -> Vec<HttpFilter> {
         .as_deref()
         .map(compression::http_filter)
         .into_iter()
-        .chain([router])
+        .chain([cors::http_filter(), router])
         .collect()
 }

@@ -7,6 +7,7 @@
 
 mod cluster;
 mod compression;
+mod cors;
 mod listener;
 mod route;
 mod tls;

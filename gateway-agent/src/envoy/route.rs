@@ -36,7 +36,7 @@ use prost::{
     encoding::{WireType, encode_key, encode_varint, encoded_len_varint},
 };
 
-use super::{bool_value, duration, route_config_name, u32_value};
+use super::{bool_value, cors, duration, route_config_name, u32_value};
 use legate_crds::ObjectRef;
 
 use crate::ir::{
@@ -287,6 +287,14 @@ fn route(r: &Route) -> EnvoyRoute {
         request_headers_to_remove: r.remove_request_headers.clone(),
         response_headers_to_add: r.add_response_headers.iter().map(added).collect(),
         response_headers_to_remove: r.remove_response_headers.clone(),
+        // After the action in the encoding (field 13): a variant, which replaces the match's
+        // tail or the action, keeps it as it is.
+        typed_per_filter_config: r
+            .cors
+            .as_ref()
+            .map(|c| cors::typed_per_filter_config(&c.policy))
+            .into_iter()
+            .collect(),
         ..Default::default()
     }
 }
@@ -518,6 +526,12 @@ mod tests {
         yaml += &mapping(
             "regex",
             "prefix: \"^/r/[0-9]+$\", prefix_regex: true, service: r",
+        );
+        // A CORS policy is written after the action: kept by both variants.
+        yaml += &mapping(
+            "cors",
+            "prefix: /o/, service: o, cors: {origins: [\"https://a.example\"], methods: [GET], \
+             headers: [X-A], exposed_headers: [X-B], credentials: true, max_age: \"60\"}",
         );
         yaml += &mapping("canary-1", "prefix: /c/, service: c1, weight: 10");
         yaml += &mapping("canary-2", "prefix: /c/, service: c2");

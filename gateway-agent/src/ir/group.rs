@@ -402,6 +402,7 @@ fn form(members: Vec<&Keyed>, rejections: &mut Vec<Rejection>) -> Option<Group> 
     let (shadows, mut primaries): (Vec<Route>, Vec<Route>) =
         kept.into_iter().partition(|r| r.shadow);
     assign_weights(&mut primaries, rejections);
+    super::cors::flatten(&mut primaries);
     if let Some(shadow) = shadows.first() {
         if primaries.is_empty() {
             rejections.push(reject(

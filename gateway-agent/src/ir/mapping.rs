@@ -12,6 +12,7 @@ use legate_crds::{
 
 use super::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Reason, Refusal, Settings,
+    cors::{self, RouteCors},
     envoy_rules::{self, Side},
     service::{self, Cluster},
 };
@@ -97,6 +98,8 @@ pub struct Route {
     pub remove_request_headers: Vec<String>,
     pub add_response_headers: Vec<AddedHeader>,
     pub remove_response_headers: Vec<String>,
+    /// Its CORS policy: the Mapping's, its group's, or the Module's default ([`cors`]).
+    pub cors: Option<RouteCors>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -199,11 +202,13 @@ impl Route {
 pub type Compiled = (Route, Option<Cluster>, Option<Refusal>);
 
 /// Validates `mapping` into its route and cluster, or says why it cannot serve. `resolution`
-/// is what its `service` names in the snapshot ([`service_key`] says which Service it would be).
+/// is what its `service` names in the snapshot ([`service_key`] says which Service it would be);
+/// `default_cors` is the Module's, for a Mapping without `cors`.
 pub fn route(
     mapping: &Mapping,
     settings: &Settings,
     resolution: service::Resolution<'_>,
+    default_cors: &cors::ModuleDefault,
 ) -> Result<Compiled, Refusal> {
     let spec = &mapping.spec;
     let namespace = mapping
@@ -451,6 +456,7 @@ pub fn route(
             &spec.remove_response_headers,
             Side::Response,
         )?,
+        cors: cors::for_route(spec.cors.as_ref(), default_cors, redirect)?,
     };
     Ok((route, cluster, note))
 }

@@ -7,11 +7,13 @@
 //! assigns canary weights and orders them; [`host`] holds the rules that associate groups with
 //! Hosts and Hosts with Listeners, which `binder` applies; [`service`] turns `service` into
 //! clusters; [`tls`] resolves the Hosts' TLS and adds the SNI-matched chains that terminate it;
-//! [`compression`] reads the gateway Module's ([`module`]) `gzip` for every listener;
+//! [`compression`] reads the gateway Module's ([`module`]) `gzip` for every listener; [`cors`]
+//! gives each route its Mapping's CORS policy, else the Module's default;
 //! [`unsupported`] notes what a resource sets that none of them applies.
 
 mod binder;
 pub mod compression;
+pub mod cors;
 pub mod endpoints;
 pub mod envoy_rules;
 pub mod group;
@@ -248,6 +250,8 @@ pub struct Builder {
     host_selectors: group::HostSelectors,
     /// What the Mappings' services were resolved with.
     resolvers: resolver::Resolvers,
+    /// The CORS policy the Mappings without their own were compiled with.
+    cors: cors::ModuleDefault,
 }
 
 /// A Mapping's route (with its grouping keys) and cluster, or why it cannot serve.
@@ -264,6 +268,7 @@ impl Builder {
             unsupported: unsupported::Notes::default(),
             host_selectors: group::HostSelectors::default(),
             resolvers: resolver::Resolvers::default(),
+            cors: cors::ModuleDefault::default(),
         }
     }
 
@@ -294,17 +299,26 @@ impl Builder {
         let module = module::gateway_module(&plain, &self.settings);
         // Every Mapping's cluster depends on the resolvers: when they change, start again too.
         let resolvers = resolver::Resolvers::new(&plain, module, &self.settings.namespace);
-        if host_selectors != self.host_selectors || resolvers != self.resolvers {
+        // And every route without its own CORS policy carries the Module's default.
+        let mut cors_rejections = Vec::new();
+        let cors = cors::ModuleDefault::new(module, &mut cors_rejections);
+        if host_selectors != self.host_selectors || resolvers != self.resolvers || cors != self.cors
+        {
             *self = Self {
                 host_selectors,
                 resolvers,
+                cors,
                 ..Self::new(self.settings.clone())
             };
         }
         let settings = &self.settings;
         let selectors = &self.host_selectors;
         let resolvers = &self.resolvers;
-        let mut ir = Ir::default();
+        let cors = &self.cors;
+        let mut ir = Ir {
+            rejections: cors_rejections,
+            ..Ir::default()
+        };
         module::notes(&plain, settings, &mut ir.unreachable);
         ir.unreachable.extend(resolvers.notes());
 
@@ -324,10 +338,12 @@ impl Builder {
                             .entry_or_insert_with(ByAddress(Arc::clone(r)), || {
                                 now = true;
                                 endpoints::Entry::compile(
-                                    m, settings, selectors, resolvers, &services,
+                                    m, settings, selectors, resolvers, cors, &services,
                                 )
                             });
-                    if !now && let Some(replaced) = entry.refresh(m, settings, selectors, &services)
+                    if !now
+                        && let Some(replaced) =
+                            entry.refresh(m, settings, selectors, cors, &services)
                     {
                         removed.push(replaced);
                         now = true;

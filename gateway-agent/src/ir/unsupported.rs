@@ -1,7 +1,7 @@
 //! What a user wrote that the gateway does not do: for each resource, every field it sets that
 //! the IR does not apply, and the kinds the agent does not implement at all. Each such resource
 //! gets one note (`Reason::NotSupported`, in `Ir::unreachable`) naming all of them, e.g.
-//! `not applied yet: spec.cors, spec.load_balancer`; the resource itself stays served ("Accepted,
+//! `not applied yet: spec.keepalive, spec.load_balancer`; the resource itself stays served ("Accepted,
 //! with these fields not applied"). Nothing a user writes is dropped in silence: an ignored
 //! AuthService would leave routes open without anyone being told.
 //!
@@ -128,6 +128,13 @@ pub const TABLES: &[Table] = &[
             "prefix_redirect",
             "regex_redirect",
             "redirect_response_code",
+            // ir/cors.rs; by field, so that a new CORS setting must be decided too.
+            "cors.origins",
+            "cors.methods",
+            "cors.headers",
+            "cors.credentials",
+            "cors.exposed_headers",
+            "cors.max_age",
         ],
         not_applied: &[
             "cluster_idle_timeout_ms",
@@ -144,7 +151,6 @@ pub const TABLES: &[Table] = &[
             "stats_name",
             "add_linkerd_headers",
             "priority",
-            "cors",
             "bypass_auth",
             "auth_context_extensions",
             "labels",
@@ -296,7 +302,17 @@ pub const TABLES: &[Table] = &[
     },
     Table {
         kind: "Module",
-        applied: &["ambassador_id", "config.resolver", "config.gzip"],
+        applied: &[
+            "ambassador_id",
+            "config.resolver",
+            "config.gzip",
+            "config.cors.origins",
+            "config.cors.methods",
+            "config.cors.headers",
+            "config.cors.credentials",
+            "config.cors.exposed_headers",
+            "config.cors.max_age",
+        ],
         not_applied: &[
             "config.cluster_request_timeout_ms",
             "config.cluster_idle_timeout_ms",
@@ -307,7 +323,6 @@ pub const TABLES: &[Table] = &[
             "config.circuit_breakers",
             "config.load_balancer",
             "config.retry_policy",
-            "config.cors",
             "config.add_linkerd_headers",
             "config.default_label_domain",
             "config.default_labels",
@@ -525,7 +540,7 @@ pub fn unapplied(resource: &Resource) -> Vec<Unapplied> {
 }
 
 /// One clause per reason, in [`Why`]'s order, each naming its fields in spec order:
-/// `not applied yet: spec.cors, spec.load_balancer; legacy, not applied: ...`.
+/// `not applied yet: spec.keepalive, spec.load_balancer; legacy, not applied: ...`.
 fn message(unapplied: &[Unapplied]) -> Option<String> {
     if unapplied.is_empty() {
         return None;
@@ -652,7 +667,6 @@ fn mapping(s: &MappingSpec, f: &mut Found) {
         "spec.priority",
         NotYet,
     );
-    f.add(present(&s.cors), "spec.cors", NotYet);
     f.add(on(s.bypass_auth), "spec.bypass_auth", NotYet);
     f.add(
         map(&s.auth_context_extensions),
@@ -706,6 +720,7 @@ fn mapping(s: &MappingSpec, f: &mut Found) {
         f.add(list(&s.allow_upgrade), "spec.allow_upgrade", why);
         f.add(on(s.use_websocket), "spec.use_websocket", why);
         f.add(text(&s.resolver), "spec.resolver", why);
+        f.add(present(&s.cors), "spec.cors", why);
     } else {
         let why = NotRedirect;
         f.add(present(&s.path_redirect), "spec.path_redirect", why);
@@ -748,6 +763,7 @@ fn mapping(s: &MappingSpec, f: &mut Found) {
             why,
         );
         f.add(on(s.host_redirect), "spec.host_redirect", why);
+        f.add(present(&s.cors), "spec.cors", why);
     }
 
     // Fields of which Emissary uses one when several are set (posting an error it still serves
@@ -942,7 +958,6 @@ fn module(c: &ModuleConfig, f: &mut Found) {
         NotYet,
     );
     f.add(present(&c.retry_policy), "spec.config.retry_policy", NotYet);
-    f.add(present(&c.cors), "spec.config.cors", NotYet);
     f.add(
         on(c.add_linkerd_headers),
         "spec.config.add_linkerd_headers",
