@@ -49,7 +49,7 @@ fn hostile_mappings() -> Vec<Hostile> {
             )
         })
         .collect();
-    let others: [(&'static str, &str); 29] = [
+    let others: [(&'static str, &str); 33] = [
         ("regex_headers.x-a", "regex_headers: {x-a: \"\"}"),
         (
             "regex_headers.x-a",
@@ -118,6 +118,10 @@ fn hostile_mappings() -> Vec<Hostile> {
             "add_request_headers.x-a",
             "add_request_headers: {x-a: \"%REQ()%\"}",
         ),
+        ("cors.origins[0]", "cors: {origins: [\"https://a\\0.example\"]}"),
+        ("cors.methods[1]", "cors: {methods: [GET, \"PUT\\r\\nX-Evil: 1\"]}"),
+        ("cors.exposed_headers[0]", "cors: {exposed_headers: [\"a\\nb\"]}"),
+        ("cors.max_age", "cors: {max_age: \"-1\"}"),
     ];
     for (field, spec) in others {
         let spec = if spec.contains("service:") {
