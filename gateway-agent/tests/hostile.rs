@@ -118,9 +118,18 @@ fn hostile_mappings() -> Vec<Hostile> {
             "add_request_headers.x-a",
             "add_request_headers: {x-a: \"%REQ()%\"}",
         ),
-        ("cors.origins[0]", "cors: {origins: [\"https://a\\0.example\"]}"),
-        ("cors.methods[1]", "cors: {methods: [GET, \"PUT\\r\\nX-Evil: 1\"]}"),
-        ("cors.exposed_headers[0]", "cors: {exposed_headers: [\"a\\nb\"]}"),
+        (
+            "cors.origins[0]",
+            "cors: {origins: [\"https://a\\0.example\"]}",
+        ),
+        (
+            "cors.methods[1]",
+            "cors: {methods: [GET, \"PUT\\r\\nX-Evil: 1\"]}",
+        ),
+        (
+            "cors.exposed_headers[0]",
+            "cors: {exposed_headers: [\"a\\nb\"]}",
+        ),
         ("cors.max_age", "cors: {max_age: \"-1\"}"),
     ];
     for (field, spec) in others {
