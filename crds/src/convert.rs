@@ -203,10 +203,11 @@ fn tls_to_scheme(
             let Some(service) = spec.get(service_field).and_then(Value::as_str) else {
                 return;
             };
-            let bare = service
-                .strip_prefix("http://")
-                .or_else(|| service.strip_prefix("HTTP://"))
-                .unwrap_or(service);
+            // Schemes compare without regard to case (`Http://` is `http://`), as Emissary's.
+            let bare = match service.get(..7) {
+                Some(scheme) if scheme.eq_ignore_ascii_case("http://") => &service[7..],
+                _ => service,
+            };
             if !bare.to_ascii_lowercase().starts_with("https://") {
                 let https = format!("https://{bare}");
                 changes.push(format!(

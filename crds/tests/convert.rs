@@ -133,6 +133,16 @@ spec: {auth_service: example-auth:3000, proto: http, tls: true}
     );
     assert_eq!(c.document["spec"].get("tls"), None);
     loads(&c);
+    // A scheme is read without regard to case: `Http://` with `tls: true` is an https service.
+    let c = converted(
+        "apiVersion: getambassador.io/v2
+kind: Mapping
+metadata: {name: mixed-case, namespace: default}
+spec: {prefix: /m/, service: Http://quote:8443, tls: true}
+",
+    );
+    assert_eq!(c.document["spec"]["service"], "https://quote:8443");
+    loads(&c);
     // v2 gave TCPMappings no scheme: `tls: true` stays (Emissary's TCPMapping conversion).
     let c = converted(
         "apiVersion: getambassador.io/v2
