@@ -10,6 +10,7 @@ mod compression;
 mod listener;
 mod route;
 mod tls;
+mod upstream_policy;
 
 pub use tls::SdsSecret;
 

@@ -26,6 +26,7 @@ use super::{
     mapping,
     resolver::{Resolve, Resolvers},
     service::{Resolution, ServiceKey, ServiceRef},
+    upstream_policy::Defaults,
 };
 
 /// The ready endpoints of one EDS cluster, sorted: what its ClusterLoadAssignment carries.
@@ -206,6 +207,7 @@ impl Entry {
         settings: &Settings,
         selectors: &HostSelectors,
         resolvers: &Resolvers,
+        defaults: &Defaults,
         index: &ServiceIndex<'_>,
     ) -> Self {
         let namespace = mapping
@@ -226,7 +228,7 @@ impl Entry {
         };
         let resolved = Self::resolve(&key, &resolve, mapping, settings, index);
         let (compiled, note) = match &resolve {
-            Ok(_) => Self::compiled(mapping, settings, selectors, &key, &resolved),
+            Ok(_) => Self::compiled(mapping, settings, selectors, defaults, &key, &resolved),
             Err(refusal) => (Arc::new(Err(refusal.clone())), None),
         };
         Self {
@@ -245,6 +247,7 @@ impl Entry {
         mapping: &Mapping,
         settings: &Settings,
         selectors: &HostSelectors,
+        defaults: &Defaults,
         index: &ServiceIndex<'_>,
     ) -> Option<Arc<super::Compiled>> {
         // A Mapping that names no Service depends on none.
@@ -253,7 +256,8 @@ impl Entry {
         if resolved == self.resolved {
             return None;
         }
-        let (compiled, note) = Self::compiled(mapping, settings, selectors, &self.key, &resolved);
+        let (compiled, note) =
+            Self::compiled(mapping, settings, selectors, defaults, &self.key, &resolved);
         self.resolved = resolved;
         self.note = note;
         Some(std::mem::replace(&mut self.compiled, compiled))
@@ -287,6 +291,7 @@ impl Entry {
         mapping: &Mapping,
         settings: &Settings,
         selectors: &HostSelectors,
+        defaults: &Defaults,
         key: &Option<ServiceKey>,
         resolved: &Resolved,
     ) -> (Arc<super::Compiled>, Option<Refusal>) {
@@ -298,7 +303,7 @@ impl Entry {
             (Some(key), Resolved::Missing) => Resolution::Missing(key),
             _ => Resolution::Dns,
         };
-        match mapping::route(mapping, settings, resolution) {
+        match mapping::route(mapping, settings, resolution, defaults) {
             Ok((route, cluster, note)) => (
                 Arc::new(Ok(Arc::new(Keyed::new(route, cluster, selectors)))),
                 note,

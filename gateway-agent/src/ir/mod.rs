@@ -8,6 +8,8 @@
 //! Hosts and Hosts with Listeners, which `binder` applies; [`service`] turns `service` into
 //! clusters; [`tls`] resolves the Hosts' TLS and adds the SNI-matched chains that terminate it;
 //! [`compression`] reads the gateway Module's ([`module`]) `gzip` for every listener;
+//! [`upstream_policy`] reads each Mapping's connection policy (circuit breakers, keepalive,
+//! lifetimes, balancing, timeouts, retries) with the gateway Module's defaults;
 //! [`unsupported`] notes what a resource sets that none of them applies.
 
 mod binder;
@@ -22,6 +24,7 @@ pub mod resolver;
 pub mod service;
 pub mod tls;
 pub mod unsupported;
+pub mod upstream_policy;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -248,6 +251,8 @@ pub struct Builder {
     host_selectors: group::HostSelectors,
     /// What the Mappings' services were resolved with.
     resolvers: resolver::Resolvers,
+    /// The gateway Module's defaults the Mappings were compiled with.
+    defaults: upstream_policy::Defaults,
 }
 
 /// A Mapping's route (with its grouping keys) and cluster, or why it cannot serve.
@@ -264,6 +269,7 @@ impl Builder {
             unsupported: unsupported::Notes::default(),
             host_selectors: group::HostSelectors::default(),
             resolvers: resolver::Resolvers::default(),
+            defaults: upstream_policy::Defaults::default(),
         }
     }
 
@@ -292,21 +298,29 @@ impl Builder {
         let mine: Vec<&Arc<Resource>> = resources.iter().filter(|r| self.serves(r)).collect();
         let plain: Vec<&Resource> = mine.iter().map(|r| &***r).collect();
         let module = module::gateway_module(&plain, &self.settings);
-        // Every Mapping's cluster depends on the resolvers: when they change, start again too.
+        // Every Mapping's cluster depends on the resolvers, and its route and cluster on the
+        // Module's defaults: when either changes, start again too.
         let resolvers = resolver::Resolvers::new(&plain, module, &self.settings.namespace);
-        if host_selectors != self.host_selectors || resolvers != self.resolvers {
+        let defaults = upstream_policy::Defaults::new(module);
+        if host_selectors != self.host_selectors
+            || resolvers != self.resolvers
+            || defaults != self.defaults
+        {
             *self = Self {
                 host_selectors,
                 resolvers,
+                defaults,
                 ..Self::new(self.settings.clone())
             };
         }
         let settings = &self.settings;
         let selectors = &self.host_selectors;
         let resolvers = &self.resolvers;
+        let defaults = &self.defaults;
         let mut ir = Ir::default();
         module::notes(&plain, settings, &mut ir.unreachable);
         ir.unreachable.extend(resolvers.notes());
+        ir.rejections.extend(defaults.rejection.clone());
 
         // What changed since the last build: the Mappings compiled now (new, or naming a Service
         // that changed), and (below) those the memo drops because this build no longer has them.
@@ -324,10 +338,12 @@ impl Builder {
                             .entry_or_insert_with(ByAddress(Arc::clone(r)), || {
                                 now = true;
                                 endpoints::Entry::compile(
-                                    m, settings, selectors, resolvers, &services,
+                                    m, settings, selectors, resolvers, defaults, &services,
                                 )
                             });
-                    if !now && let Some(replaced) = entry.refresh(m, settings, selectors, &services)
+                    if !now
+                        && let Some(replaced) =
+                            entry.refresh(m, settings, selectors, defaults, &services)
                     {
                         removed.push(replaced);
                         now = true;
