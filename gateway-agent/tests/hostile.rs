@@ -49,7 +49,7 @@ fn hostile_mappings() -> Vec<Hostile> {
             )
         })
         .collect();
-    let others: [(&'static str, &str); 33] = [
+    let others: [(&'static str, &str); 37] = [
         ("regex_headers.x-a", "regex_headers: {x-a: \"\"}"),
         (
             "regex_headers.x-a",
@@ -91,6 +91,22 @@ fn hostile_mappings() -> Vec<Hostile> {
         (
             "retry_policy.per_try_timeout",
             "retry_policy: {per_try_timeout: 9223372036s}",
+        ),
+        (
+            "load_balancer.header",
+            "load_balancer: {policy: ring_hash, header: \"x\\0\"}",
+        ),
+        (
+            "load_balancer.cookie.name",
+            "load_balancer: {policy: maglev, cookie: {name: \"a b\"}}",
+        ),
+        (
+            "load_balancer.cookie.path",
+            "load_balancer: {policy: ring_hash, cookie: {name: c, path: \"/\\n\"}}",
+        ),
+        (
+            "load_balancer.cookie.ttl",
+            "load_balancer: {policy: ring_hash, cookie: {name: c, ttl: 9223372036s}}",
         ),
         ("service", "service: \"bad\\0host\""),
         ("service", "service: \"https://sni\\0name\""),

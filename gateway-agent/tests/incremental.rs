@@ -177,3 +177,43 @@ spec: {{port: 8080, protocol: HTTP, securityModel: XFP, hostBinding: {{namespace
     let reversed: Vec<Arc<Resource>> = all.iter().rev().cloned().collect();
     assert_as_from_scratch(&mut translator, &reversed);
 }
+
+/// Every compiled Mapping depends on the gateway Module's defaults (`ir/upstream_policy.rs`):
+/// when they change while the Mappings stay the same resources, every Mapping is compiled
+/// again, as from scratch.
+#[test]
+fn a_changed_module_default_recompiles_mappings_that_did_not_change() {
+    let load = |yaml: &str| -> Vec<Arc<Resource>> {
+        legate_crds::loader::load_str("test.yaml", yaml)
+            .unwrap()
+            .resources
+            .into_iter()
+            .map(Arc::new)
+            .collect()
+    };
+    let module = |config: &str| {
+        load(&format!(
+            "apiVersion: getambassador.io/v3alpha1\nkind: Module\nmetadata: {{name: ambassador, namespace: default}}\nspec:\n  config: {config}\n"
+        ))
+    };
+    let mappings = load(
+        "apiVersion: getambassador.io/v3alpha1\nkind: Listener\nmetadata: {name: http, namespace: default}\n\
+         spec: {port: 8080, protocol: HTTP, securityModel: XFP, hostBinding: {namespace: {from: ALL}}}\n---\n\
+         apiVersion: getambassador.io/v3alpha1\nkind: Mapping\nmetadata: {name: a, namespace: default}\n\
+         spec: {hostname: \"*\", prefix: /a/, service: a}\n---\n\
+         apiVersion: getambassador.io/v3alpha1\nkind: Mapping\nmetadata: {name: b, namespace: default}\n\
+         spec: {hostname: \"*\", prefix: /b/, service: b, timeout_ms: 10}\n",
+    );
+    let mut translator = Translator::new(Settings::default());
+    for config in [
+        "{}",
+        "{cluster_request_timeout_ms: 500, retry_policy: {retry_on: 5xx}}",
+        "{cluster_request_timeout_ms: 500, circuit_breakers: [{max_requests: 1}]}",
+        "{keepalive: {probes: 3}, load_balancer: {policy: least_request}, cluster_idle_timeout_ms: 1}",
+        "{keepalive: {probes: 300}}",
+        "{}",
+    ] {
+        let all: Vec<Arc<Resource>> = mappings.iter().cloned().chain(module(config)).collect();
+        assert_as_from_scratch(&mut translator, &all);
+    }
+}

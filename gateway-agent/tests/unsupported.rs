@@ -56,20 +56,20 @@ fn note_of(ir: &Ir, object: &str) -> Vec<String> {
 }
 
 #[test]
-fn a_mapping_with_keepalive_and_load_balancer_gets_one_note_naming_both_and_still_serves() {
+fn a_mapping_with_health_checks_and_stats_name_gets_one_note_naming_both_and_still_serves() {
     let ir = ir(&format!(
         "{LISTENER}{}",
         doc(
             "Mapping",
             "quote",
-            "  hostname: \"*\"\n  prefix: /quote/\n  service: quote\n  keepalive: {idle_time: 30}\n  load_balancer: {policy: least_request}"
+            "  hostname: \"*\"\n  prefix: /quote/\n  service: quote\n  health_checks: [{health_check: {http: {path: /health}}}]\n  stats_name: quote"
         )
     ));
     assert_eq!(
         notes(&ir),
         [(
             "Mapping default/quote".to_owned(),
-            "not applied yet: spec.load_balancer, spec.keepalive".to_owned()
+            "not applied yet: spec.health_checks, spec.stats_name".to_owned()
         )]
     );
     assert!(ir.rejections.is_empty(), "{:#?}", ir.rejections);
@@ -340,7 +340,7 @@ fn a_kept_builder_gives_the_notes_of_a_build_from_scratch_after_many_changes() {
     let first: Vec<Arc<Resource>> = (0..60).map(|i| mapping(i, "\n  keepalive: {}")).collect();
     // A third kept, a third changed (half of them no longer noted), a third gone, and new ones.
     let mut second: Vec<Arc<Resource>> = first[..20].to_vec();
-    second.extend((20..40).map(|i| mapping(i, if i % 2 == 0 { "" } else { "\n  keepalive: {}" })));
+    second.extend((20..40).map(|i| mapping(i, if i % 2 == 0 { "" } else { "\n  stats_name: s" })));
     second.extend((60..90).map(|i| mapping(i, "\n  docs: {}")));
     let mut builder = Builder::new(Settings::default());
     for resources in [&first, &second, &first[..3].to_vec(), &second, &first] {

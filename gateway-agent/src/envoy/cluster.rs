@@ -9,9 +9,9 @@ use envoy_types::{
         config::{
             cluster::v3::{Cluster as EnvoyCluster, cluster},
             core::v3::{
-                Address, AggregatedConfigSource, ApiVersion, ConfigSource, Http2ProtocolOptions,
-                SocketAddress, TransportSocket, address, config_source, socket_address,
-                transport_socket,
+                Address, AggregatedConfigSource, ApiVersion, ConfigSource, Http1ProtocolOptions,
+                Http2ProtocolOptions, SocketAddress, TransportSocket, address, config_source,
+                socket_address, transport_socket,
             },
             endpoint::v3::{
                 ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
@@ -19,7 +19,10 @@ use envoy_types::{
         },
         extensions::{
             transport_sockets::tls::v3::UpstreamTlsContext,
-            upstreams::http::v3::{HttpProtocolOptions, http_protocol_options},
+            upstreams::http::v3::{
+                HttpProtocolOptions, http_protocol_options,
+                http_protocol_options::explicit_http_config::ProtocolConfig,
+            },
         },
     },
     util::pack_any,
@@ -36,24 +39,7 @@ pub(super) fn cluster(c: &Cluster) -> EnvoyCluster {
     } else {
         cluster::DiscoveryType::StrictDns
     };
-    let mut options = HashMap::new();
-    if c.http2 {
-        let http2 = HttpProtocolOptions {
-            upstream_protocol_options: Some(http_protocol_options::UpstreamProtocolOptions::ExplicitHttpConfig(
-                http_protocol_options::ExplicitHttpConfig {
-                    protocol_config: Some(http_protocol_options::explicit_http_config::ProtocolConfig::Http2ProtocolOptions(
-                        Http2ProtocolOptions::default(),
-                    )),
-                },
-            )),
-            ..Default::default()
-        };
-        options.insert(
-            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions".to_owned(),
-            pack_any(http2),
-        );
-    }
-    EnvoyCluster {
+    let mut envoy = EnvoyCluster {
         name: c.name.clone(),
         connect_timeout: Some(duration(c.connect_timeout)),
         cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(discovery as i32)),
@@ -75,7 +61,6 @@ pub(super) fn cluster(c: &Cluster) -> EnvoyCluster {
             }),
             service_name: String::new(),
         }),
-        typed_extension_protocol_options: options,
         transport_socket: c.tls.then(|| TransportSocket {
             name: "envoy.transport_sockets.tls".into(),
             config_type: Some(transport_socket::ConfigType::TypedConfig(pack_any(
@@ -86,7 +71,32 @@ pub(super) fn cluster(c: &Cluster) -> EnvoyCluster {
             ))),
         }),
         ..Default::default()
+    };
+    let common = super::upstream_policy::apply(&c.policy, &mut envoy);
+    if c.http2 || common.is_some() {
+        // HTTP/2 for `grpc: true`, else HTTP/1.1 as without options.
+        let protocol = if c.http2 {
+            ProtocolConfig::Http2ProtocolOptions(Http2ProtocolOptions::default())
+        } else {
+            ProtocolConfig::HttpProtocolOptions(Http1ProtocolOptions::default())
+        };
+        let options = HttpProtocolOptions {
+            common_http_protocol_options: common,
+            upstream_protocol_options: Some(
+                http_protocol_options::UpstreamProtocolOptions::ExplicitHttpConfig(
+                    http_protocol_options::ExplicitHttpConfig {
+                        protocol_config: Some(protocol),
+                    },
+                ),
+            ),
+            ..Default::default()
+        };
+        envoy.typed_extension_protocol_options = HashMap::from([(
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions".to_owned(),
+            pack_any(options),
+        )]);
     }
+    envoy
 }
 
 /// The ClusterLoadAssignment of an EDS cluster: its ready endpoints (none: Envoy answers 503).

@@ -11,6 +11,7 @@ mod cors;
 mod listener;
 mod route;
 mod tls;
+mod upstream_policy;
 
 pub use tls::SdsSecret;
 

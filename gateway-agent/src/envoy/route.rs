@@ -342,6 +342,11 @@ fn forward(f: &Forward) -> EnvoyRouteAction {
             per_try_timeout: r.per_try_timeout.map(duration),
             ..Default::default()
         }),
+        hash_policy: f
+            .hash
+            .iter()
+            .map(super::upstream_policy::hash_policy)
+            .collect(),
         upgrade_configs: f
             .upgrades
             .iter()

@@ -22,7 +22,7 @@ use legate_crds::{Mapping, Resource, service::SERVICE_NAME_LABEL};
 
 use super::{
     Cluster, Reason, Refusal, Rejection, ServiceNamespaces, Settings,
-    cors::ModuleDefault,
+    defaults::MappingDefaults,
     group::{HostSelectors, Keyed},
     mapping,
     resolver::{Resolve, Resolvers},
@@ -207,7 +207,7 @@ impl Entry {
         settings: &Settings,
         selectors: &HostSelectors,
         resolvers: &Resolvers,
-        cors: &ModuleDefault,
+        defaults: &MappingDefaults,
         index: &ServiceIndex<'_>,
     ) -> Self {
         let namespace = mapping
@@ -228,7 +228,7 @@ impl Entry {
         };
         let resolved = Self::resolve(&key, &resolve, mapping, settings, index);
         let (compiled, note) = match &resolve {
-            Ok(_) => Self::compiled(mapping, settings, selectors, cors, &key, &resolved),
+            Ok(_) => Self::compiled(mapping, settings, selectors, defaults, &key, &resolved),
             Err(refusal) => (Arc::new(Err(refusal.clone())), None),
         };
         Self {
@@ -247,7 +247,7 @@ impl Entry {
         mapping: &Mapping,
         settings: &Settings,
         selectors: &HostSelectors,
-        cors: &ModuleDefault,
+        defaults: &MappingDefaults,
         index: &ServiceIndex<'_>,
     ) -> Option<Arc<super::Compiled>> {
         // A Mapping that names no Service depends on none.
@@ -257,7 +257,7 @@ impl Entry {
             return None;
         }
         let (compiled, note) =
-            Self::compiled(mapping, settings, selectors, cors, &self.key, &resolved);
+            Self::compiled(mapping, settings, selectors, defaults, &self.key, &resolved);
         self.resolved = resolved;
         self.note = note;
         Some(std::mem::replace(&mut self.compiled, compiled))
@@ -291,7 +291,7 @@ impl Entry {
         mapping: &Mapping,
         settings: &Settings,
         selectors: &HostSelectors,
-        cors: &ModuleDefault,
+        defaults: &MappingDefaults,
         key: &Option<ServiceKey>,
         resolved: &Resolved,
     ) -> (Arc<super::Compiled>, Option<Refusal>) {
@@ -303,7 +303,7 @@ impl Entry {
             (Some(key), Resolved::Missing) => Resolution::Missing(key),
             _ => Resolution::Dns,
         };
-        match mapping::route(mapping, settings, resolution, cors) {
+        match mapping::route(mapping, settings, resolution, defaults) {
             Ok((route, cluster, note)) => (
                 Arc::new(Ok(Arc::new(Keyed::new(route, cluster, selectors)))),
                 note,

@@ -4,17 +4,15 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use legate_crds::{
-    ObjectRef,
-    fields::BoolOrString,
-    mapping::{Mapping, RetryOn},
-};
+use legate_crds::{ObjectRef, fields::BoolOrString, mapping::Mapping};
 
 use super::{
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Reason, Refusal, Settings,
+    DEFAULT_CONNECT_TIMEOUT, Reason, Refusal, Settings,
     cors::{self, RouteCors},
+    defaults::MappingDefaults,
     envoy_rules::{self, Side},
     service::{self, Cluster},
+    upstream_policy::{self, HashPolicy},
 };
 
 /// How a request path is matched.
@@ -119,6 +117,8 @@ pub struct Forward {
     pub host_rewrite: Option<String>,
     pub auto_host_rewrite: bool,
     pub retry: Option<Retry>,
+    /// What `ring_hash`/`maglev` hash requests by ([`upstream_policy`]).
+    pub hash: Option<HashPolicy>,
     pub upgrades: Vec<String>,
     /// Shadow clusters and the percentage mirrored to each.
     pub mirrors: Vec<(String, u32)>,
@@ -203,12 +203,12 @@ pub type Compiled = (Route, Option<Cluster>, Option<Refusal>);
 
 /// Validates `mapping` into its route and cluster, or says why it cannot serve. `resolution`
 /// is what its `service` names in the snapshot ([`service_key`] says which Service it would be);
-/// `default_cors` is the Module's, for a Mapping without `cors`.
+/// `defaults` are the gateway Module's for what the Mapping leaves unset.
 pub fn route(
     mapping: &Mapping,
     settings: &Settings,
     resolution: service::Resolution<'_>,
-    default_cors: &cors::ModuleDefault,
+    defaults: &MappingDefaults,
 ) -> Result<Compiled, Refusal> {
     let spec = &mapping.spec;
     let namespace = mapping
@@ -363,8 +363,15 @@ pub fn route(
             host: service::qualify(&upstream.host, namespace, &settings.namespace),
             ..upstream
         };
-        let (cluster, note) =
-            service::cluster(&spec.service, &target, resolution, http2, connect_timeout)?;
+        let policy = upstream_policy::policy(spec, &defaults.policy)?;
+        let (cluster, note) = service::cluster(
+            &spec.service,
+            &target,
+            resolution,
+            http2,
+            connect_timeout,
+            policy.cluster,
+        )?;
         let name = cluster.name.clone();
         let regex_rewrite = spec
             .regex_rewrite
@@ -392,25 +399,12 @@ pub fn route(
                 (None, None) => Some("/".to_owned()),
             },
             regex_rewrite,
-            timeout: spec.timeout_ms.map(millis).unwrap_or(DEFAULT_TIMEOUT),
+            timeout: policy.timeout,
             idle_timeout: spec.idle_timeout_ms.map(millis),
             host_rewrite: spec.host_rewrite.clone(),
             auto_host_rewrite: spec.auto_host_rewrite == Some(true),
-            retry: match &spec.retry_policy {
-                Some(r) => Some(Retry {
-                    retry_on: retry_on(r.retry_on.unwrap_or(RetryOn::FiveXx)).into(),
-                    // `Count` is bounded to 0..=i32::MAX by its schema and its loader.
-                    num_retries: r
-                        .num_retries
-                        .map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX)),
-                    per_try_timeout: r
-                        .per_try_timeout
-                        .as_deref()
-                        .map(|t| parse_duration("retry_policy.per_try_timeout", t))
-                        .transpose()?,
-                }),
-                None => None,
-            },
+            retry: policy.retry,
+            hash: policy.hash,
             upgrades,
             mirrors: Vec::new(),
         };
@@ -456,7 +450,7 @@ pub fn route(
             &spec.remove_response_headers,
             Side::Response,
         )?,
-        cors: cors::for_route(spec.cors.as_ref(), default_cors, redirect)?,
+        cors: cors::for_route(spec.cors.as_ref(), &defaults.cors, redirect)?,
     };
     Ok((route, cluster, note))
 }
@@ -593,21 +587,10 @@ fn millis(ms: legate_crds::fields::Millis) -> Duration {
     Duration::from_millis(u64::try_from(ms.get()).unwrap_or(0))
 }
 
-fn retry_on(r: RetryOn) -> &'static str {
-    match r {
-        RetryOn::FiveXx => "5xx",
-        RetryOn::GatewayError => "gateway-error",
-        RetryOn::ConnectFailure => "connect-failure",
-        RetryOn::Retriable4xx => "retriable-4xx",
-        RetryOn::RefusedStream => "refused-stream",
-        RetryOn::RetriableStatusCodes => "retriable-status-codes",
-    }
-}
-
 /// `250ms`, `1.5s`, `2m`, `1h` (the schema's pattern). A value the schema lets through but no
 /// duration can hold (`99999999999999999999h`) refuses the Mapping, naming `field`, rather than
 /// panicking the agent on every start.
-fn parse_duration(field: &str, s: &str) -> Result<Duration, String> {
+pub(super) fn parse_duration(field: &str, s: &str) -> Result<Duration, String> {
     let bad = || format!("{field}: {s:?} is not a duration such as 250ms, 1.5s, 2m or 1h");
     let split = s.find(|c: char| c.is_ascii_alphabetic()).ok_or_else(bad)?;
     let (number, unit) = s.split_at(split);

@@ -7,13 +7,16 @@
 //! assigns canary weights and orders them; [`host`] holds the rules that associate groups with
 //! Hosts and Hosts with Listeners, which `binder` applies; [`service`] turns `service` into
 //! clusters; [`tls`] resolves the Hosts' TLS and adds the SNI-matched chains that terminate it;
-//! [`compression`] reads the gateway Module's ([`module`]) `gzip` for every listener; [`cors`]
-//! gives each route its Mapping's CORS policy, else the Module's default;
+//! [`compression`] reads the gateway Module's ([`module`]) `gzip` for every listener;
+//! [`upstream_policy`] reads each Mapping's connection policy (circuit breakers, keepalive,
+//! lifetimes, balancing, timeouts, retries) and [`cors`] its CORS policy, each with the gateway
+//! Module's [`defaults`];
 //! [`unsupported`] notes what a resource sets that none of them applies.
 
 mod binder;
 pub mod compression;
 pub mod cors;
+pub mod defaults;
 pub mod endpoints;
 pub mod envoy_rules;
 pub mod group;
@@ -24,6 +27,7 @@ pub mod resolver;
 pub mod service;
 pub mod tls;
 pub mod unsupported;
+pub mod upstream_policy;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -250,8 +254,8 @@ pub struct Builder {
     host_selectors: group::HostSelectors,
     /// What the Mappings' services were resolved with.
     resolvers: resolver::Resolvers,
-    /// The CORS policy the Mappings without their own were compiled with.
-    cors: cors::ModuleDefault,
+    /// The gateway Module's defaults the Mappings were compiled with.
+    defaults: defaults::MappingDefaults,
 }
 
 /// A Mapping's route (with its grouping keys) and cluster, or why it cannot serve.
@@ -268,7 +272,7 @@ impl Builder {
             unsupported: unsupported::Notes::default(),
             host_selectors: group::HostSelectors::default(),
             resolvers: resolver::Resolvers::default(),
-            cors: cors::ModuleDefault::default(),
+            defaults: defaults::MappingDefaults::default(),
         }
     }
 
@@ -297,30 +301,29 @@ impl Builder {
         let mine: Vec<&Arc<Resource>> = resources.iter().filter(|r| self.serves(r)).collect();
         let plain: Vec<&Resource> = mine.iter().map(|r| &***r).collect();
         let module = module::gateway_module(&plain, &self.settings);
-        // Every Mapping's cluster depends on the resolvers: when they change, start again too.
+        // Every Mapping's cluster depends on the resolvers, and its route and cluster on the
+        // Module's defaults: when either changes, start again too.
         let resolvers = resolver::Resolvers::new(&plain, module, &self.settings.namespace);
-        // And every route without its own CORS policy carries the Module's default.
-        let mut cors_rejections = Vec::new();
-        let cors = cors::ModuleDefault::new(module, &mut cors_rejections);
-        if host_selectors != self.host_selectors || resolvers != self.resolvers || cors != self.cors
+        let defaults = defaults::MappingDefaults::new(module);
+        if host_selectors != self.host_selectors
+            || resolvers != self.resolvers
+            || defaults != self.defaults
         {
             *self = Self {
                 host_selectors,
                 resolvers,
-                cors,
+                defaults,
                 ..Self::new(self.settings.clone())
             };
         }
         let settings = &self.settings;
         let selectors = &self.host_selectors;
         let resolvers = &self.resolvers;
-        let cors = &self.cors;
-        let mut ir = Ir {
-            rejections: cors_rejections,
-            ..Ir::default()
-        };
+        let defaults = &self.defaults;
+        let mut ir = Ir::default();
         module::notes(&plain, settings, &mut ir.unreachable);
         ir.unreachable.extend(resolvers.notes());
+        ir.rejections.extend(defaults.rejections.iter().cloned());
 
         // What changed since the last build: the Mappings compiled now (new, or naming a Service
         // that changed), and (below) those the memo drops because this build no longer has them.
@@ -338,12 +341,12 @@ impl Builder {
                             .entry_or_insert_with(ByAddress(Arc::clone(r)), || {
                                 now = true;
                                 endpoints::Entry::compile(
-                                    m, settings, selectors, resolvers, cors, &services,
+                                    m, settings, selectors, resolvers, defaults, &services,
                                 )
                             });
                     if !now
                         && let Some(replaced) =
-                            entry.refresh(m, settings, selectors, cors, &services)
+                            entry.refresh(m, settings, selectors, defaults, &services)
                     {
                         removed.push(replaced);
                         now = true;

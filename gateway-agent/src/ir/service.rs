@@ -17,7 +17,7 @@ use k8s_openapi::api::core::v1::{Service, ServicePort};
 use legate_crds::service::{EXTERNAL_NAME, service_type};
 use sha2::{Digest, Sha256};
 
-use super::{Reason, Refusal};
+use super::{Reason, Refusal, upstream_policy::ClusterPolicy};
 
 /// An upstream cluster. Mappings with identical parameters share one.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -34,6 +34,8 @@ pub struct Cluster {
     /// Served through EDS from this Kubernetes Service's endpoints, rather than by resolving
     /// `host` (which then only serves as the name TLS origination presents).
     pub service: Option<ServiceRef>,
+    /// Circuit breakers, keepalive, connection lifetimes, balancing: part of the name.
+    pub policy: ClusterPolicy,
 }
 
 /// The Kubernetes Service whose ready endpoints fill an EDS cluster.
@@ -305,6 +307,39 @@ pub fn cluster(
     resolution: Resolution<'_>,
     http2: bool,
     connect_timeout: Duration,
+    policy: ClusterPolicy,
+) -> Result<(Cluster, Option<Refusal>), Refusal> {
+    let (mut cluster, note) =
+        cluster_without_policy(text, target, resolution, http2, connect_timeout)?;
+    if let Some(key) = policy.key() {
+        cluster.name = with_policy(&cluster.name, &key);
+    }
+    cluster.policy = policy;
+    Ok((cluster, note))
+}
+
+/// A cluster's name with a policy other than the default: the same readable part, the digest
+/// over the name and the policy's key, so that each policy gets its own cluster while a
+/// cluster without one keeps the name it always had.
+pub fn with_policy(name: &str, key: &str) -> String {
+    let (readable, _) = name.split_at(name.len().saturating_sub(8));
+    let digest = Sha256::new()
+        .chain_update(name.as_bytes())
+        .chain_update(b"\0policy\0")
+        .chain_update(key.as_bytes())
+        .finalize();
+    let mut out = String::with_capacity(name.len());
+    out.push_str(readable);
+    crate::hex::push_lower_hex(&mut out, &digest[..4]);
+    out
+}
+
+fn cluster_without_policy(
+    text: &str,
+    target: &Target,
+    resolution: Resolution<'_>,
+    http2: bool,
+    connect_timeout: Duration,
 ) -> Result<(Cluster, Option<Refusal>), Refusal> {
     // Resolved by DNS, or presented as SNI when originating TLS: Envoy refuses a NUL there.
     super::envoy_rules::upstream_host("service", &target.host)?;
@@ -318,6 +353,7 @@ pub fn cluster(
             http2,
             connect_timeout,
             service: None,
+            policy: ClusterPolicy::default(),
         }
     };
     let eds = |port: u16, service: ServiceRef| Cluster {
@@ -335,6 +371,7 @@ pub fn cluster(
         http2,
         connect_timeout,
         service: Some(service),
+        policy: ClusterPolicy::default(),
     };
     match resolution {
         Resolution::Dns => match target.port_number() {

@@ -1,7 +1,7 @@
 //! What a user wrote that the gateway does not do: for each resource, every field it sets that
 //! the IR does not apply, and the kinds the agent does not implement at all. Each such resource
 //! gets one note (`Reason::NotSupported`, in `Ir::unreachable`) naming all of them, e.g.
-//! `not applied yet: spec.keepalive, spec.load_balancer`; the resource itself stays served ("Accepted,
+//! `not applied yet: spec.health_checks, spec.labels`; the resource itself stays served ("Accepted,
 //! with these fields not applied"). Nothing a user writes is dropped in silence: an ignored
 //! AuthService would leave routes open without anyone being told.
 //!
@@ -18,13 +18,12 @@
 //! - a scalar (boolean, number, string, enum) equal to the gateway's own behaviour: `false` for a
 //!   feature the gateway lacks (`bypass_auth: false`, `enable_grpc_web: false`), and Emissary's
 //!   default where it is what the gateway does (`enable_ipv4: true`, `dns_type: strict_dns`,
-//!   `priority: default`, `server_name: envoy`,
-//!   `cluster_request_timeout_ms: 3000`, ...). `enable_ipv6: false` counts as this default too:
+//!   `priority: default`, `server_name: envoy`, ...). `enable_ipv6: false` counts as this default too:
 //!   the gateway prefers IPv4 and uses IPv6 only for a name without IPv4 addresses, which
 //!   Emissary would fail to resolve, so nothing that works in Emissary changes;
 //! - an empty string, list or map;
 //! - an object that only switches its feature off, or asks for the gateway's behaviour in every
-//!   field: `load_balancer: {policy: round_robin}` (Envoy's default), `acmeProvider: {authority:
+//!   field: `acmeProvider: {authority:
 //!   none}`, `previewUrl` without `enabled: true`, `diagnostics`/`liveness_probe`/
 //!   `readiness_probe` with `enabled: false`, `set_current_client_cert_details` all `false`.
 //!
@@ -47,7 +46,7 @@ use legate_crds::{
     fields::BoolOrString,
     host::HostSpec,
     listener::{ListenerProtocol, ListenerSpec, ProtocolStackElement},
-    mapping::{DnsType, LoadBalancer, LoadBalancerPolicy, MappingSpec},
+    mapping::{DnsType, MappingSpec},
     module::{
         ClientCertDetails, ForwardClientCertDetails, HeadersWithUnderscoresAction, ModuleConfig,
         RegexType,
@@ -55,7 +54,7 @@ use legate_crds::{
     tls_context::TlsContextSpec,
 };
 
-use super::{DEFAULT_TIMEOUT, Reason, Rejection};
+use super::{Reason, Rejection};
 use crate::memo::{ByAddress, ByAddressMemo};
 
 /// The note of an AuthService: it must say plainly that nothing is authenticated.
@@ -112,6 +111,12 @@ pub const TABLES: &[Table] = &[
             "retry_policy.retry_on",
             "retry_policy.num_retries",
             "retry_policy.per_try_timeout",
+            // ir/upstream_policy.rs
+            "cluster_idle_timeout_ms",
+            "cluster_max_connection_lifetime_ms",
+            "circuit_breakers",
+            "load_balancer",
+            "keepalive",
             "host_rewrite",
             "auto_host_rewrite",
             "shadow",
@@ -137,12 +142,7 @@ pub const TABLES: &[Table] = &[
             "cors.max_age",
         ],
         not_applied: &[
-            "cluster_idle_timeout_ms",
-            "cluster_max_connection_lifetime_ms",
-            "circuit_breakers",
             "health_checks",
-            "load_balancer",
-            "keepalive",
             "dns_type",
             "respect_dns_ttl",
             "enable_ipv4",
@@ -312,17 +312,18 @@ pub const TABLES: &[Table] = &[
             "config.cors.credentials",
             "config.cors.exposed_headers",
             "config.cors.max_age",
-        ],
-        not_applied: &[
+            // ir/upstream_policy.rs
             "config.cluster_request_timeout_ms",
             "config.cluster_idle_timeout_ms",
             "config.cluster_max_connection_lifetime_ms",
-            "config.listener_idle_timeout_ms",
             "config.keepalive",
-            "config.defaults",
             "config.circuit_breakers",
             "config.load_balancer",
             "config.retry_policy",
+        ],
+        not_applied: &[
+            "config.listener_idle_timeout_ms",
+            "config.defaults",
             "config.add_linkerd_headers",
             "config.default_label_domain",
             "config.default_labels",
@@ -540,7 +541,7 @@ pub fn unapplied(resource: &Resource) -> Vec<Unapplied> {
 }
 
 /// One clause per reason, in [`Why`]'s order, each naming its fields in spec order:
-/// `not applied yet: spec.keepalive, spec.load_balancer; legacy, not applied: ...`.
+/// `not applied yet: spec.health_checks, spec.labels; legacy, not applied: ...`.
 fn message(unapplied: &[Unapplied]) -> Option<String> {
     if unapplied.is_empty() {
         return None;
@@ -617,36 +618,9 @@ fn dict(v: &Option<legate_crds::fields::UntypedDict>) -> bool {
     v.as_ref().is_some_and(|d| !d.is_empty())
 }
 
-/// Round robin is Envoy's default policy, and a hash source is refused without a hash policy.
-fn load_balancer(v: &Option<LoadBalancer>) -> bool {
-    v.as_ref().is_some_and(|lb| {
-        lb.policy != LoadBalancerPolicy::RoundRobin
-            || lb.cookie.is_some()
-            || lb.header.is_some()
-            || lb.source_ip.is_some()
-    })
-}
-
 fn mapping(s: &MappingSpec, f: &mut Found) {
     use Why::*;
-    f.add(
-        present(&s.cluster_idle_timeout_ms),
-        "spec.cluster_idle_timeout_ms",
-        NotYet,
-    );
-    f.add(
-        present(&s.cluster_max_connection_lifetime_ms),
-        "spec.cluster_max_connection_lifetime_ms",
-        NotYet,
-    );
-    f.add(list(&s.circuit_breakers), "spec.circuit_breakers", NotYet);
     f.add(list(&s.health_checks), "spec.health_checks", NotYet);
-    f.add(
-        load_balancer(&s.load_balancer),
-        "spec.load_balancer",
-        NotYet,
-    );
-    f.add(present(&s.keepalive), "spec.keepalive", NotYet);
     f.add(
         differs(s.dns_type, DnsType::StrictDns),
         "spec.dns_type",
@@ -713,6 +687,19 @@ fn mapping(s: &MappingSpec, f: &mut Found) {
             why,
         );
         f.add(present(&s.retry_policy), "spec.retry_policy", why);
+        f.add(
+            present(&s.cluster_idle_timeout_ms),
+            "spec.cluster_idle_timeout_ms",
+            why,
+        );
+        f.add(
+            present(&s.cluster_max_connection_lifetime_ms),
+            "spec.cluster_max_connection_lifetime_ms",
+            why,
+        );
+        f.add(present(&s.circuit_breakers), "spec.circuit_breakers", why);
+        f.add(present(&s.load_balancer), "spec.load_balancer", why);
+        f.add(present(&s.keepalive), "spec.keepalive", why);
         f.add(present(&s.rewrite), "spec.rewrite", why);
         f.add(present(&s.regex_rewrite), "spec.regex_rewrite", why);
         f.add(text(&s.host_rewrite), "spec.host_rewrite", why);
@@ -911,7 +898,6 @@ fn module(c: &ModuleConfig, f: &mut Found) {
     use Why::*;
     // What the gateway does without each, where Emissary writes it as a number.
     const ENVOY_MAX_REQUEST_HEADERS_KB: i64 = 60;
-    let default_timeout_ms = DEFAULT_TIMEOUT.as_millis() as i64;
     let probe =
         |p: &Option<legate_crds::module::Probe>| p.as_ref().is_some_and(|p| !off(p.enabled));
     let client_cert = |d: &Option<ClientCertDetails>| {
@@ -923,41 +909,11 @@ fn module(c: &ModuleConfig, f: &mut Found) {
     };
 
     f.add(
-        differs(
-            c.cluster_request_timeout_ms.map(|t| t.get()),
-            default_timeout_ms,
-        ),
-        "spec.config.cluster_request_timeout_ms",
-        NotYet,
-    );
-    f.add(
-        present(&c.cluster_idle_timeout_ms),
-        "spec.config.cluster_idle_timeout_ms",
-        NotYet,
-    );
-    f.add(
-        present(&c.cluster_max_connection_lifetime_ms),
-        "spec.config.cluster_max_connection_lifetime_ms",
-        NotYet,
-    );
-    f.add(
         present(&c.listener_idle_timeout_ms),
         "spec.config.listener_idle_timeout_ms",
         NotYet,
     );
-    f.add(present(&c.keepalive), "spec.config.keepalive", NotYet);
     f.add(dict(&c.defaults), "spec.config.defaults", NotYet);
-    f.add(
-        list(&c.circuit_breakers),
-        "spec.config.circuit_breakers",
-        NotYet,
-    );
-    f.add(
-        load_balancer(&c.load_balancer),
-        "spec.config.load_balancer",
-        NotYet,
-    );
-    f.add(present(&c.retry_policy), "spec.config.retry_policy", NotYet);
     f.add(
         on(c.add_linkerd_headers),
         "spec.config.add_linkerd_headers",

@@ -4,11 +4,11 @@
 //! data-path tests (through `support`) and by `make demo` (`examples/upstream.rs`).
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashSet},
     convert::Infallible,
     net::SocketAddr,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
     },
     time::Duration,
@@ -26,7 +26,9 @@ use serde_json::{Value, json};
 /// request with `{"upstream", "method", "path", "query", "version", "headers", "body"}` and the
 /// response header `x-upstream: <name>`. `?ms=N` on `/slow` sleeps N ms first; `?status=N`
 /// on any path answers with that status; `?etag=V` adds the response header `etag: "V"`;
-/// `?type=T` answers `content-type: T` (the body is the same JSON).
+/// `?type=T` answers `content-type: T` (the body is the same JSON); `?fail_once=K` answers 503
+/// the first time it sees `K`, then as usual. The echo's `"connection"` numbers the connection
+/// the request came on (1, 2, ... in the order the upstream accepted them).
 pub struct Upstream {
     pub name: String,
     pub addr: SocketAddr,
@@ -47,16 +49,20 @@ impl Upstream {
         let addr = listener.local_addr()?;
         let requests = Arc::new(AtomicUsize::new(0));
         let (name_owned, counter) = (Arc::<str>::from(name), requests.clone());
+        let failed: Arc<Mutex<HashSet<String>>> = Arc::default();
         let task = tokio::spawn(async move {
+            let mut connections = 0;
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let (name, counter) = (name_owned.clone(), counter.clone());
+                connections += 1;
+                let (name, counter, failed) = (name_owned.clone(), counter.clone(), failed.clone());
+                let connection = connections;
                 tokio::spawn(async move {
                     let service = service_fn(move |request| {
                         counter.fetch_add(1, Ordering::Relaxed);
-                        echo(name.clone(), request)
+                        echo(name.clone(), connection, failed.clone(), request)
                     });
                     let _ = auto::Builder::new(TokioExecutor::new())
                         .serve_connection_with_upgrades(TokioIo::new(stream), service)
@@ -96,6 +102,8 @@ impl Drop for Upstream {
 
 async fn echo(
     name: Arc<str>,
+    connection: usize,
+    failed: Arc<Mutex<HashSet<String>>>,
     request: Request<hyper::body::Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let (parts, body) = request.into_parts();
@@ -119,11 +127,22 @@ async fn echo(
             .unwrap_or(1000);
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
+    let fail = params.get("fail_once").is_some_and(|key| {
+        failed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key.clone())
+    });
     let status = params
         .get("status")
         .and_then(|s| s.parse::<u16>().ok())
         .and_then(|s| hyper::StatusCode::from_u16(s).ok())
-        .unwrap_or(hyper::StatusCode::OK);
+        .filter(|_| !fail)
+        .unwrap_or(if fail {
+            hyper::StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            hyper::StatusCode::OK
+        });
     let mut headers = serde_json::Map::new();
     for (key, value) in &parts.headers {
         let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
@@ -151,6 +170,7 @@ async fn echo(
         "version": format!("{:?}", parts.version),
         "headers": headers,
         "body": String::from_utf8_lossy(&body),
+        "connection": connection,
     });
     let mut response = Response::builder()
         .status(status)

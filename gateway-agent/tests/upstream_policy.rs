@@ -1,0 +1,318 @@
+//! Upstream connection policy on the data path, through real Envoy, as Emissary applies it
+//! (`python/ambassador/src/ambassador/ir/ircluster.py`, `irbasemapping.py`,
+//! `irhttpmappinggroup.py`, `envoy/v3/v3cluster.py`, `v3route.py`; its tests:
+//! `python/tests/kat/t_circuitbreaker.py`, `t_retrypolicy.py`, `t_loadbalancer.py`): circuit
+//! breakers overflow into 503s, idle and old upstream connections are replaced, the Module's
+//! request timeout and retry policy apply where a Mapping sets none, and a hash policy keeps a
+//! key on one upstream.
+//!
+//! Each test writes its Module and Mappings in one file (one snapshot) and waits for an answer
+//! only that configuration gives before asserting anything else.
+
+mod support;
+
+use std::{collections::BTreeSet, net::SocketAddr};
+
+use pretty_assertions::assert_eq;
+use reqwest::Method;
+use support::{
+    Upstream, eventually, free_port,
+    gateway::{Gateway, WAIT, describe, mapping, route, served_by},
+};
+
+/// The `ambassador` Module in the agent's namespace with `config`, one key per line.
+fn module(config: &str) -> String {
+    let config: String = config
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| format!("    {l}\n"))
+        .collect();
+    format!(
+        "---\napiVersion: getambassador.io/v3alpha1\nkind: Module\n\
+         metadata: {{name: ambassador, namespace: default}}\nspec:\n  config:\n{config}"
+    )
+}
+
+/// The upstream connection a request came on (the echo's numbering).
+fn connection(reply: &support::Reply) -> u64 {
+    reply.json()["connection"]
+        .as_u64()
+        .expect("a connection number")
+}
+
+/// `t_circuitbreaker.py`: with one request allowed and one pending, a burst of slow requests
+/// overflows, and Envoy answers the overflow 503 with `x-envoy-overloaded`, while the admitted
+/// requests are served.
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_beyond_the_circuit_breakers_limits_get_503_overloaded() {
+    let gw = Gateway::start().await;
+    let slow = Upstream::start("slow").await;
+    gw.write(
+        "breaker.yaml",
+        &route(
+            "breaker",
+            &slow,
+            "prefix: /breaker/\ntimeout_ms: 20000\n\
+             circuit_breakers: [{max_connections: 1, max_pending_requests: 1, max_requests: 1}]",
+        ),
+    );
+    gw.wait_upstream("/breaker/", "slow").await;
+
+    let burst: Vec<_> = (0..5)
+        .map(|_| {
+            let client = gw.client.clone();
+            let url = gw.url("/breaker/slow?ms=1500");
+            tokio::spawn(async move { client.get(&url, Some("example.com")).await })
+        })
+        .collect();
+    let mut served = 0;
+    let mut overloaded = 0;
+    for request in burst {
+        let reply = request.await.unwrap().expect("Envoy answers");
+        match (reply.status, reply.header("x-envoy-overloaded")) {
+            (200, None) => served += 1,
+            (503, Some("true")) => overloaded += 1,
+            _ => panic!("neither served nor overloaded: {}", describe(&reply)),
+        }
+    }
+    // One active and one pending at most at any time: of five at once, most overflow.
+    assert!(served >= 1, "{served} served, {overloaded} overloaded");
+    assert!(overloaded >= 2, "{served} served, {overloaded} overloaded");
+}
+
+/// `v3cluster.py`: the Module's `cluster_idle_timeout_ms` closes an idle upstream connection
+/// (the next request opens a new one), while a Mapping's own value wins for its cluster.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_upstream_connection_closes_after_the_modules_idle_timeout_unless_the_mapping_sets_its_own()
+ {
+    let gw = Gateway::start().await;
+    let (short, long) = (
+        Upstream::start("short").await,
+        Upstream::start("long").await,
+    );
+    gw.write(
+        "idle.yaml",
+        &[
+            module("cluster_idle_timeout_ms: 300"),
+            route("short", &short, "prefix: /short/"),
+            route(
+                "long",
+                &long,
+                "prefix: /long/\ncluster_idle_timeout_ms: 3600000",
+            ),
+        ]
+        .concat(),
+    );
+    let before = (
+        connection(&gw.wait_upstream("/short/", "short").await),
+        connection(&gw.wait_upstream("/long/", "long").await),
+    );
+    // Only the short cluster's connection can time out this soon.
+    eventually("an upstream connection to close idle", WAIT, || async {
+        (gw.envoy.stat_sum("upstream_cx_idle_timeout").await >= 1).then_some(())
+    })
+    .await;
+    let after = (
+        connection(&gw.get("/short/", "example.com").await),
+        connection(&gw.get("/long/", "example.com").await),
+    );
+    assert_ne!(after.0, before.0, "short: a new connection after idling");
+    assert_eq!(after.1, before.1, "long: the same connection, still open");
+}
+
+/// `v3cluster.py`: `cluster_max_connection_lifetime_ms` retires a connection that old, busy or
+/// not: the next request comes on a new one.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upstream_connection_is_replaced_after_its_max_lifetime() {
+    let gw = Gateway::start().await;
+    let aging = Upstream::start("aging").await;
+    gw.write(
+        "lifetime.yaml",
+        &route(
+            "aging",
+            &aging,
+            "prefix: /aging/\ncluster_max_connection_lifetime_ms: 300",
+        ),
+    );
+    let first = connection(&gw.wait_upstream("/aging/", "aging").await);
+    eventually("a connection to reach its lifetime", WAIT, || async {
+        (gw.envoy.stat_sum("upstream_cx_max_duration_reached").await >= 1).then_some(())
+    })
+    .await;
+    let next = connection(&served_reply(&gw, "/aging/", "aging").await);
+    assert_ne!(next, first);
+}
+
+async fn served_reply(gw: &Gateway, path: &str, upstream: &str) -> support::Reply {
+    let reply = gw.get(path, "example.com").await;
+    served_by(&reply, upstream);
+    reply
+}
+
+/// `v3route.py`: a route's timeout is its Mapping's `timeout_ms`, else the Module's
+/// `cluster_request_timeout_ms` (3000 ms without either).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_modules_request_timeout_applies_where_a_mapping_sets_none() {
+    let gw = Gateway::start().await;
+    let slow = Upstream::start("slow").await;
+    gw.write(
+        "timeouts.yaml",
+        &[
+            module("cluster_request_timeout_ms: 300"),
+            route("default", &slow, "prefix: /default/"),
+            route("own", &slow, "prefix: /own/\ntimeout_ms: 5000"),
+        ]
+        .concat(),
+    );
+    // 1 s is well within Emissary's own default: only the Module's 300 ms gives this 504.
+    gw.wait_status("/default/slow?ms=1000", 504).await;
+    served_by(&gw.get("/default/slow?ms=10", "example.com").await, "slow");
+    served_by(&gw.get("/own/slow?ms=1000", "example.com").await, "slow");
+}
+
+/// `v3route.py`: the Module's `retry_policy` is the route's where the Mapping has none; a
+/// Mapping's own policy replaces it whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_modules_retry_policy_retries_a_mapping_without_its_own() {
+    let gw = Gateway::start().await;
+    let flaky = Upstream::start("flaky").await;
+    gw.write(
+        "retries.yaml",
+        &[
+            module("retry_policy: {retry_on: 5xx, num_retries: 1}"),
+            route("inherits", &flaky, "prefix: /inherits/"),
+            route(
+                "own",
+                &flaky,
+                "prefix: /own/\nretry_policy: {retry_on: connect-failure}",
+            ),
+        ]
+        .concat(),
+    );
+    gw.wait_upstream("/inherits/", "flaky").await;
+    gw.wait_upstream("/own/", "flaky").await;
+
+    let before = flaky.requests();
+    let retried = gw.get("/inherits/?fail_once=a", "example.com").await;
+    served_by(&retried, "flaky");
+    assert_eq!(flaky.requests() - before, 2, "the 503, then the retry");
+
+    let not_retried = gw.get("/own/?fail_once=b", "example.com").await;
+    assert_eq!(not_retried.status, 503, "{}", describe(&not_retried));
+}
+
+/// Pods `names` on 127.0.0.2, .3, ... all on one port (a Service's endpoints share it).
+async fn pods(names: &[&str]) -> Vec<Upstream> {
+    for _ in 0..20 {
+        let port = free_port();
+        let mut started = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let last = u8::try_from(i + 2).expect("a few pods");
+            match Upstream::start_on(name, SocketAddr::from(([127, 0, 0, last], port))).await {
+                Ok(u) => started.push(u),
+                Err(_) => break,
+            }
+        }
+        if started.len() == names.len() {
+            return started;
+        }
+    }
+    panic!("no port free on 127.0.0.2-{}", names.len() + 1);
+}
+
+/// Service `name` with `pods` ready behind its port 80 (`http`), over EDS.
+fn service(name: &str, pods: &[Upstream]) -> String {
+    let port = pods[0].addr.port();
+    let endpoints: String = pods
+        .iter()
+        .map(|p| {
+            format!(
+                "- {{addresses: [\"{}\"], conditions: {{ready: true}}}}\n",
+                p.addr.ip()
+            )
+        })
+        .collect();
+    format!(
+        "---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: default}}\n\
+         spec: {{selector: {{app: {name}}}, ports: [{{name: http, port: 80, targetPort: {port}}}]}}\n\
+         ---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+         metadata: {{name: {name}-x7k2p, namespace: default, labels: {{kubernetes.io/service-name: {name}}}}}\n\
+         addressType: IPv4\nports: [{{name: http, port: {port}}}]\nendpoints:\n{endpoints}"
+    )
+}
+
+/// `t_loadbalancer.py`: `ring_hash` on a header sends one key to one endpoint every time, and
+/// spreads keys over the endpoints; a cookie with a `ttl` makes Envoy set the cookie it hashes.
+#[tokio::test(flavor = "multi_thread")]
+async fn ring_hash_keeps_a_key_on_one_endpoint() {
+    let gw = Gateway::start().await;
+    let backends = pods(&["pod-a", "pod-b"]).await;
+    gw.write(
+        "hashed.yaml",
+        &[
+            service("sticky", &backends),
+            mapping(
+                "by-user",
+                "hostname: \"*\"\nprefix: /by-user/\nservice: sticky\n\
+                 load_balancer: {policy: ring_hash, header: x-user}",
+            ),
+            mapping(
+                "by-cookie",
+                "hostname: \"*\"\nprefix: /by-cookie/\nservice: sticky\n\
+                 load_balancer: {policy: ring_hash, cookie: {name: sticky-session, ttl: 60s}}",
+            ),
+        ]
+        .concat(),
+    );
+    // Both endpoints are in the cluster before anything is asserted (they come in one
+    // snapshot with the route: fresh keys find both at once).
+    gw.wait_for("/by-user/", "the hashed route", |r| r.status == 200)
+        .await;
+    let mut seen = BTreeSet::new();
+    for n in 0..200 {
+        let key = format!("probe-{n}");
+        let reply = gw
+            .send(Method::GET, "/by-user/", "example.com", &[("x-user", &key)])
+            .await;
+        assert_eq!(reply.status, 200, "{}", describe(&reply));
+        seen.extend(reply.upstream().map(str::to_owned));
+        if seen.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 2, "200 keys all on {seen:?}");
+
+    let upstream_of = |key: String| {
+        let (client, url) = (gw.client.clone(), gw.url("/by-user/"));
+        async move {
+            let reply = client
+                .send(
+                    Method::GET,
+                    &url,
+                    Some("example.com"),
+                    &[("x-user", &key)],
+                    None,
+                )
+                .await
+                .expect("Envoy answers");
+            assert_eq!(reply.status, 200, "{}", describe(&reply));
+            reply.upstream().expect("x-upstream").to_owned()
+        }
+    };
+    let alice = upstream_of("alice".into()).await;
+    for _ in 0..100 {
+        assert_eq!(upstream_of("alice".into()).await, alice);
+    }
+    let mut spread = BTreeSet::new();
+    for user in 0..32 {
+        spread.insert(upstream_of(format!("user-{user}")).await);
+    }
+    assert_eq!(spread.len(), 2, "32 keys over two endpoints: {spread:?}");
+
+    let first = gw.get("/by-cookie/", "example.com").await;
+    let cookie = first
+        .header("set-cookie")
+        .unwrap_or_else(|| panic!("Envoy sets the cookie: {}", describe(&first)));
+    assert!(cookie.starts_with("sticky-session="), "{cookie}");
+}
