@@ -7,6 +7,7 @@
 
 mod cluster;
 mod compression;
+mod http_options;
 mod listener;
 mod route;
 mod tls;
