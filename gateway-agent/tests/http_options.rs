@@ -300,6 +300,23 @@ async fn xff_num_trusted_hops_takes_the_client_address_from_x_forwarded_for() {
         )
         .await;
     served_by(&reply, "xff");
+
+    // `use_remote_address: false`: Envoy is not the edge; X-Forwarded-For goes on as it came.
+    gw.write(
+        "module.yaml",
+        &module("xff_num_trusted_hops: 1\nuse_remote_address: false"),
+    );
+    let reply = gw
+        .wait_for_request(
+            Method::GET,
+            "/xff/",
+            "example.com",
+            &headers,
+            "X-Forwarded-For without the gateway's address",
+            |r| r.status == 200 && r.json()["headers"]["x-forwarded-for"] == "203.0.113.7",
+        )
+        .await;
+    served_by(&reply, "xff");
 }
 
 #[tokio::test]
