@@ -136,6 +136,7 @@ spec: {hostname: a.example.com, requestPolicy: {insecure: {action: Route}}}
         |r| r.status == 200,
     )
     .await;
+    // t_mappingtests_default.py's HostHeaderMappingStripMatchingHostPort.
     let with_port = format!("a.example.com:{}", gw.port);
     // Without the setting, the port is part of the host: no Host `a.example.com:PORT`, 404
     // (Legate's deliberate default, Emissary's #4791).
@@ -162,6 +163,8 @@ spec: {hostname: a.example.com, requestPolicy: {insecure: {action: Route}}}
 
 #[tokio::test]
 async fn merge_slashes_and_reject_requests_with_escaped_slashes() {
+    // t_mappingtests_default.py's MergeSlashesEnabled and
+    // RejectRequestsWithEscapedSlashesEnabled; unit/test_hcm.py.
     let gw = Gateway::start().await;
     let up = Upstream::start("ms").await;
     gw.write("ms.yaml", &route("ms", &up, "prefix: /ms/\nrewrite: /ms/"));
@@ -189,6 +192,7 @@ async fn merge_slashes_and_reject_requests_with_escaped_slashes() {
 #[tokio::test]
 async fn a_header_block_over_max_request_headers_kb_gets_431() {
     let gw = Gateway::start().await;
+    // t_max_req_header_kb.py: over the limit 431, under it 200.
     let _up = serving(&gw, "kb", "/kb/").await;
     let big = "x".repeat(2048);
     let headers = [("x-big", big.as_str())];
@@ -207,6 +211,7 @@ async fn a_header_block_over_max_request_headers_kb_gets_431() {
 #[tokio::test]
 async fn http_10_is_answered_426_unless_enable_http10() {
     let gw = Gateway::start().await;
+    // unit/test_listener_http_protocol_options.py: `accept_http_10` from `enable_http10`.
     let _up = serving(&gw, "h10", "/h10/").await;
     let request = "GET /h10/ HTTP/1.0\r\nHost: example.com\r\n\r\n";
     // Emissary's default (`enable_http10: false`) is Envoy's: 426 Upgrade Required.
@@ -221,6 +226,7 @@ async fn http_10_is_answered_426_unless_enable_http10() {
 #[tokio::test]
 async fn headers_with_underscores_are_dropped_or_the_request_rejected() {
     let gw = Gateway::start().await;
+    // t_headerswithunderscoresaction.py.
     let _up = serving(&gw, "us", "/us/").await;
     let headers = [("x_under", "1"), ("x-dash", "2")];
     // Envoy's and Emissary's default: ALLOW.
@@ -351,6 +357,7 @@ async fn a_listeners_l7_depth_wins_over_the_modules_xff_num_trusted_hops() {
 #[tokio::test]
 async fn suppress_envoy_headers_and_preserve_external_request_id() {
     let gw = Gateway::start().await;
+    // t_request_header.py's SuppressEnvoyHeadersTest; unit/test_hcm.py.
     let _up = serving(&gw, "se", "/se/").await;
     let headers = [("x-request-id", "client-chosen-id")];
     let reply = gw.send(Method::GET, "/se/", "example.com", &headers).await;
@@ -396,7 +403,8 @@ async fn suppress_envoy_headers_and_preserve_external_request_id() {
 
 #[tokio::test]
 async fn a_request_body_over_buffer_max_request_bytes_gets_413() {
-    // t_buffer.py: Envoy's buffer filter, `max_request_bytes`.
+    // Emissary's `IRBuffer` (`ir/irbuffer.py`) and `V3HTTPFilter_buffer`: Envoy's buffer filter
+    // with `max_request_bytes`, which answers 413 above it.
     let gw = Gateway::start().await;
     let _up = serving(&gw, "buf", "/buf/").await;
     let post = |body: &str| {
@@ -431,6 +439,7 @@ async fn a_request_body_over_buffer_max_request_bytes_gets_413() {
 #[tokio::test]
 async fn allow_chunked_length_serves_a_request_with_both_lengths() {
     let gw = Gateway::start().await;
+    // t_chunked_length.py.
     let _up = serving(&gw, "cl", "/cl/").await;
     let request = "POST /cl/ HTTP/1.1\r\nHost: example.com\r\nContent-Length: 5\r\n\
                    Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
@@ -449,6 +458,7 @@ async fn allow_chunked_length_serves_a_request_with_both_lengths() {
 #[tokio::test]
 async fn listener_idle_timeout_ms_closes_an_idle_connection() {
     let gw = Gateway::start().await;
+    // t_listeneridletimeout.py.
     let _up = serving(&gw, "idle", "/idle/").await;
     gw.write(
         "module.yaml",
