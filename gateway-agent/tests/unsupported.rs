@@ -161,7 +161,8 @@ fn a_tcp_mapping_says_it_is_not_implemented() {
 
 #[test]
 fn a_module_names_each_key_not_applied_and_what_an_ip_filter_not_applied_means() {
-    // `gzip` is applied (compression), so it is not named.
+    // `gzip`, `server_name` and `use_remote_address` are applied (ir/compression.rs,
+    // ir/http_options.rs), so they are not named.
     let ir = ir(&doc(
         "Module",
         "ambassador",
@@ -307,7 +308,7 @@ fn a_kept_builder_notes_what_changed_and_forgets_what_went() {
         load(&doc(
             "Mapping",
             "m",
-            "  prefix: /m/\n  service: m\n  keepalive: {}",
+            "  prefix: /m/\n  service: m\n  stats_name: m",
         ))
         .remove(0),
     );

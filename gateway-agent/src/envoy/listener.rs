@@ -12,17 +12,14 @@ use envoy_types::{
                 Filter, FilterChain, FilterChainMatch, Listener as EnvoyListener, filter,
             },
         },
-        extensions::filters::{
-            http::router::v3::Router,
-            network::http_connection_manager::v3::{
-                HttpConnectionManager, HttpFilter, Rds, http_connection_manager, http_filter,
-            },
+        extensions::filters::network::http_connection_manager::v3::{
+            HttpConnectionManager, HttpFilter, Rds, http_connection_manager,
         },
     },
     util::pack_any,
 };
 
-use super::{bool_value, compression, cors, route_config_name, tls};
+use super::{compression, cors, http_options, route_config_name, tls};
 use crate::ir::Listener;
 
 pub(super) fn listener(l: &Listener) -> EnvoyListener {
@@ -73,7 +70,7 @@ pub(super) fn listener(l: &Listener) -> EnvoyListener {
 
 /// The HTTP connection manager of one chain, routing by the route configuration `rds`.
 fn hcm(l: &Listener, rds: String) -> Filter {
-    let hcm = HttpConnectionManager {
+    let mut hcm = HttpConnectionManager {
         stat_prefix: l.stats_prefix.clone(),
         route_specifier: Some(http_connection_manager::RouteSpecifier::Rds(Rds {
             config_source: Some(ConfigSource {
@@ -86,35 +83,26 @@ fn hcm(l: &Listener, rds: String) -> Filter {
             route_config_name: rds,
         })),
         http_filters: http_filters(l),
-        // As Emissary: trust the connection's address, plus `l7Depth` proxies in front.
-        use_remote_address: bool_value(true),
-        xff_num_trusted_hops: l.l7_depth,
-        // No port stripping, as Emissary by default: a port in `Host` is part of what virtual
-        // hosts and `:authority` matchers see, so `Host: a.example.com:8500` is served by a Host
-        // `a.example.com:8500` and not by `a.example.com` (Emissary's #4791). The Module's
-        // `strip_matching_host_port` is not applied yet (it is reported).
         ..Default::default()
     };
+    // The gateway Module's settings (`server_name`, `xff_num_trusted_hops`, port stripping, ...).
+    http_options::apply(l, &mut hcm);
     Filter {
         name: "envoy.filters.network.http_connection_manager".into(),
         config_type: Some(filter::ConfigType::TypedConfig(pack_any(hcm))),
     }
 }
 
-/// The HTTP filters in Emissary's order: compression (when the gateway Module asks for it),
-/// CORS (always, as in Emissary; it acts on the routes that carry a policy), then the router.
+/// The HTTP filters in Emissary's order: compression and buffering (when the gateway Module
+/// asks for them), CORS (always, as in Emissary; it acts on the routes that carry a policy),
+/// then the router.
 fn http_filters(l: &Listener) -> Vec<HttpFilter> {
-    let router = HttpFilter {
-        name: "envoy.filters.http.router".into(),
-        config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(
-            Router::default(),
-        ))),
-        ..Default::default()
-    };
+    let router = http_options::router(&l.http_options);
     l.compression
         .as_deref()
         .map(compression::http_filter)
         .into_iter()
+        .chain(http_options::buffer(&l.http_options))
         .chain([cors::http_filter(), router])
         .collect()
 }

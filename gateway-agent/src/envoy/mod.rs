@@ -8,6 +8,7 @@
 mod cluster;
 mod compression;
 mod cors;
+mod http_options;
 mod listener;
 mod route;
 mod tls;

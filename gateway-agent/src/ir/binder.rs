@@ -117,6 +117,7 @@ impl Binder {
                 tls_chains: Vec::new(),
                 // Set for every listener by the builder.
                 compression: None,
+                http_options: Default::default(),
             });
         }
         for f in &self.unserved {

@@ -7,10 +7,10 @@
 //! assigns canary weights and orders them; [`host`] holds the rules that associate groups with
 //! Hosts and Hosts with Listeners, which `binder` applies; [`service`] turns `service` into
 //! clusters; [`tls`] resolves the Hosts' TLS and adds the SNI-matched chains that terminate it;
-//! [`compression`] reads the gateway Module's ([`module`]) `gzip` for every listener;
-//! [`upstream_policy`] reads each Mapping's connection policy (circuit breakers, keepalive,
-//! lifetimes, balancing, timeouts, retries) and [`cors`] its CORS policy, each with the gateway
-//! Module's [`defaults`];
+//! [`compression`] reads the gateway Module's ([`module`]) `gzip` for every listener, and
+//! [`http_options`] its HTTP connection manager settings; [`upstream_policy`] reads each
+//! Mapping's connection policy (circuit breakers, keepalive, lifetimes, balancing, timeouts,
+//! retries) and [`cors`] its CORS policy, each with the gateway Module's [`defaults`];
 //! [`unsupported`] notes what a resource sets that none of them applies.
 
 mod binder;
@@ -21,6 +21,7 @@ pub mod endpoints;
 pub mod envoy_rules;
 pub mod group;
 pub mod host;
+pub mod http_options;
 pub mod mapping;
 pub mod module;
 pub mod resolver;
@@ -206,7 +207,8 @@ pub struct Listener {
     pub port: u16,
     pub security_model: SecurityModel,
     pub stats_prefix: String,
-    /// `xff_num_trusted_hops`.
+    /// The Listener's `l7Depth`: `xff_num_trusted_hops` when above 0
+    /// ([`http_options::HttpOptions::trusted_hops`]).
     pub l7_depth: u32,
     /// The cleartext chain's virtual hosts, one per Host bound to the listener.
     pub virtual_hosts: Vec<Arc<VirtualHost>>,
@@ -214,6 +216,8 @@ pub struct Listener {
     pub tls_chains: Vec<TlsChain>,
     /// Response compression (the gateway Module's `gzip`), the same on every listener.
     pub compression: Option<Arc<compression::Compression>>,
+    /// The gateway Module's HTTP connection manager settings, the same on every listener.
+    pub http_options: Arc<http_options::HttpOptions>,
 }
 
 /// One Host's routes on one Listener.
@@ -419,6 +423,11 @@ impl Builder {
         ir.listeners
             .iter_mut()
             .for_each(|l| l.compression = compression.clone());
+        // Nothing a Mapping compiles to depends on these: no need to start from scratch.
+        let http_options = http_options::gateway_http_options(&mine, settings, &mut ir.rejections);
+        ir.listeners
+            .iter_mut()
+            .for_each(|l| l.http_options = http_options.clone());
 
         ir.rejections.sort();
         // An SNI conflict is reported once per Listener it happens on.

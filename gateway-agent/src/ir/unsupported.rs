@@ -18,9 +18,9 @@
 //! - a scalar (boolean, number, string, enum) equal to the gateway's own behaviour: `false` for a
 //!   feature the gateway lacks (`bypass_auth: false`, `enable_grpc_web: false`), and Emissary's
 //!   default where it is what the gateway does (`enable_ipv4: true`, `dns_type: strict_dns`,
-//!   `priority: default`, `server_name: envoy`, ...). `enable_ipv6: false` counts as this default too:
-//!   the gateway prefers IPv4 and uses IPv6 only for a name without IPv4 addresses, which
-//!   Emissary would fail to resolve, so nothing that works in Emissary changes;
+//!   `priority: default`, ...). `enable_ipv6: false` counts as this default too: the gateway
+//!   prefers IPv4 and uses IPv6 only for a name without IPv4 addresses, which Emissary would
+//!   fail to resolve, so nothing that works in Emissary changes;
 //! - an empty string, list or map;
 //! - an object that only switches its feature off, or asks for the gateway's behaviour in every
 //!   field: `acmeProvider: {authority:
@@ -47,10 +47,7 @@ use legate_crds::{
     host::HostSpec,
     listener::{ListenerProtocol, ListenerSpec, ProtocolStackElement},
     mapping::{DnsType, MappingSpec},
-    module::{
-        ClientCertDetails, ForwardClientCertDetails, HeadersWithUnderscoresAction, ModuleConfig,
-        RegexType,
-    },
+    module::{ClientCertDetails, ForwardClientCertDetails, ModuleConfig, RegexType},
     tls_context::TlsContextSpec,
 };
 
@@ -312,6 +309,21 @@ pub const TABLES: &[Table] = &[
             "config.cors.credentials",
             "config.cors.exposed_headers",
             "config.cors.max_age",
+            // ir/http_options.rs
+            "config.server_name",
+            "config.use_remote_address",
+            "config.xff_num_trusted_hops",
+            "config.strip_matching_host_port",
+            "config.merge_slashes",
+            "config.reject_requests_with_escaped_slashes",
+            "config.preserve_external_request_id",
+            "config.max_request_headers_kb",
+            "config.headers_with_underscores_action",
+            "config.enable_http10",
+            "config.allow_chunked_length",
+            "config.listener_idle_timeout_ms",
+            "config.suppress_envoy_headers",
+            "config.buffer",
             // ir/upstream_policy.rs
             "config.cluster_request_timeout_ms",
             "config.cluster_idle_timeout_ms",
@@ -322,7 +334,6 @@ pub const TABLES: &[Table] = &[
             "config.retry_policy",
         ],
         not_applied: &[
-            "config.listener_idle_timeout_ms",
             "config.defaults",
             "config.add_linkerd_headers",
             "config.default_label_domain",
@@ -333,23 +344,11 @@ pub const TABLES: &[Table] = &[
             "config.diagnostics",
             "config.liveness_probe",
             "config.readiness_probe",
-            "config.use_remote_address",
-            "config.xff_num_trusted_hops",
             "config.use_proxy_proto",
             "config.x_forwarded_proto_redirect",
-            "config.enable_http10",
-            "config.allow_chunked_length",
-            "config.max_request_headers_kb",
-            "config.headers_with_underscores_action",
-            "config.server_name",
-            "config.preserve_external_request_id",
             "config.forward_client_cert_details",
             "config.set_current_client_cert_details",
-            "config.strip_matching_host_port",
-            "config.merge_slashes",
-            "config.reject_requests_with_escaped_slashes",
             "config.proper_case",
-            "config.suppress_envoy_headers",
             "config.buffer_limit_bytes",
             "config.envoy_log_type",
             "config.envoy_log_format",
@@ -357,7 +356,6 @@ pub const TABLES: &[Table] = &[
             "config.ip_allow",
             "config.ip_deny",
             "config.lua_scripts",
-            "config.buffer",
             "config.enable_grpc_http11_bridge",
             "config.enable_grpc_web",
             "config.grpc_stats",
@@ -896,8 +894,6 @@ fn tls_context(s: &TlsContextSpec, f: &mut Found) {
 
 fn module(c: &ModuleConfig, f: &mut Found) {
     use Why::*;
-    // What the gateway does without each, where Emissary writes it as a number.
-    const ENVOY_MAX_REQUEST_HEADERS_KB: i64 = 60;
     let probe =
         |p: &Option<legate_crds::module::Probe>| p.as_ref().is_some_and(|p| !off(p.enabled));
     let client_cert = |d: &Option<ClientCertDetails>| {
@@ -908,11 +904,6 @@ fn module(c: &ModuleConfig, f: &mut Found) {
         })
     };
 
-    f.add(
-        present(&c.listener_idle_timeout_ms),
-        "spec.config.listener_idle_timeout_ms",
-        NotYet,
-    );
     f.add(dict(&c.defaults), "spec.config.defaults", NotYet);
     f.add(
         on(c.add_linkerd_headers),
@@ -947,52 +938,10 @@ fn module(c: &ModuleConfig, f: &mut Found) {
         "spec.config.readiness_probe",
         NotYet,
     );
-    f.add(
-        off(c.use_remote_address),
-        "spec.config.use_remote_address",
-        NotYet,
-    );
-    f.add(
-        differs(c.xff_num_trusted_hops.map(|n| n.get()), 0),
-        "spec.config.xff_num_trusted_hops",
-        NotYet,
-    );
     f.add(on(c.use_proxy_proto), "spec.config.use_proxy_proto", NotYet);
     f.add(
         on(c.x_forwarded_proto_redirect),
         "spec.config.x_forwarded_proto_redirect",
-        NotYet,
-    );
-    f.add(on(c.enable_http10), "spec.config.enable_http10", NotYet);
-    f.add(
-        on(c.allow_chunked_length),
-        "spec.config.allow_chunked_length",
-        NotYet,
-    );
-    f.add(
-        differs(
-            c.max_request_headers_kb.map(|k| k.get()),
-            ENVOY_MAX_REQUEST_HEADERS_KB,
-        ),
-        "spec.config.max_request_headers_kb",
-        NotYet,
-    );
-    f.add(
-        differs(
-            c.headers_with_underscores_action,
-            HeadersWithUnderscoresAction::Allow,
-        ),
-        "spec.config.headers_with_underscores_action",
-        NotYet,
-    );
-    f.add(
-        text_other_than(&c.server_name, "envoy"),
-        "spec.config.server_name",
-        NotYet,
-    );
-    f.add(
-        on(c.preserve_external_request_id),
-        "spec.config.preserve_external_request_id",
         NotYet,
     );
     f.add(
@@ -1008,24 +957,7 @@ fn module(c: &ModuleConfig, f: &mut Found) {
         "spec.config.set_current_client_cert_details",
         NotYet,
     );
-    // `false` is Emissary's default and the gateway's: ports are never stripped.
-    f.add(
-        on(c.strip_matching_host_port),
-        "spec.config.strip_matching_host_port",
-        NotYet,
-    );
-    f.add(on(c.merge_slashes), "spec.config.merge_slashes", NotYet);
-    f.add(
-        on(c.reject_requests_with_escaped_slashes),
-        "spec.config.reject_requests_with_escaped_slashes",
-        NotYet,
-    );
     f.add(on(c.proper_case), "spec.config.proper_case", NotYet);
-    f.add(
-        on(c.suppress_envoy_headers),
-        "spec.config.suppress_envoy_headers",
-        NotYet,
-    );
     f.add(
         present(&c.buffer_limit_bytes),
         "spec.config.buffer_limit_bytes",
@@ -1056,7 +988,6 @@ fn module(c: &ModuleConfig, f: &mut Found) {
     );
     f.add_with(list(&c.ip_deny), "spec.config.ip_deny", UNFILTERED, NotYet);
     f.add(text(&c.lua_scripts), "spec.config.lua_scripts", NotYet);
-    f.add(present(&c.buffer), "spec.config.buffer", NotYet);
     f.add(
         on(c.enable_grpc_http11_bridge),
         "spec.config.enable_grpc_http11_bridge",
