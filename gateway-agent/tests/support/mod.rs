@@ -36,12 +36,28 @@ pub fn write_config(dir: &Path, name: &str, content: &str) {
     std::fs::rename(&tmp, dir.join(name)).unwrap_or_else(|e| panic!("rename to {name}: {e}"));
 }
 
-/// A port on 127.0.0.1 that was free a moment ago (bind to port 0, read it, let it go).
+/// A port on every address that was free a moment ago.
+///
+/// Below the kernel's ephemeral range (32768 and up on Linux): a port from `bind(0)` comes from
+/// that range, as do the source ports of the many connections tests open, and one of those could
+/// take the port between this check and Envoy binding it ("Address already in use"). Ports here
+/// are handed out by a counter the process's tests share, from an offset of the process id, so
+/// two tests never get the same one and two test processes rarely meet.
 pub fn free_port() -> u16 {
-    StdTcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let offset = std::process::id() % COUNT;
+    for _ in 0..COUNT {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = u16::try_from(FIRST + (offset + n) % COUNT).expect("below 32000");
+        // Envoy's listeners bind every address: check that, not only loopback.
+        if StdTcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port from {FIRST} to {}", FIRST + COUNT - 1);
 }
 
 /// `127.0.0.1:<free port>`.
