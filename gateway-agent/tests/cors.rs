@@ -13,15 +13,12 @@ use pretty_assertions::assert_eq;
 use reqwest::Method;
 use support::{
     Reply, Upstream, eventually,
-    gateway::{Gateway, WAIT, describe, route, served_by},
+    gateway::{self, Gateway, WAIT, describe, route, served_by},
 };
 
 /// The `ambassador` Module in the agent's namespace with `cors: {cors}`.
 fn module(cors: &str) -> String {
-    format!(
-        "apiVersion: getambassador.io/v3alpha1\nkind: Module\n\
-         metadata: {{name: ambassador, namespace: default}}\nspec:\n  config:\n    cors: {cors}\n"
-    )
+    gateway::module(&format!("cors: {cors}"))
 }
 
 const ALLOW_ORIGIN: &str = "access-control-allow-origin";

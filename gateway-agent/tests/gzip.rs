@@ -17,15 +17,12 @@ use pretty_assertions::assert_eq;
 use serde_json::Value;
 use support::{
     Upstream,
-    gateway::{Gateway, WAIT, route},
+    gateway::{self, Gateway, WAIT, route},
 };
 
 /// The `ambassador` Module in the agent's namespace with `gzip: {gzip}`.
 fn module(gzip: &str) -> String {
-    format!(
-        "apiVersion: getambassador.io/v3alpha1\nkind: Module\n\
-         metadata: {{name: ambassador, namespace: default}}\nspec:\n  config:\n    gzip: {gzip}\n"
-    )
+    gateway::module(&format!("gzip: {gzip}"))
 }
 
 /// Enough JSON (the echo of a query this long) to be worth compressing under any setting here.

@@ -15,26 +15,12 @@ use pretty_assertions::assert_eq;
 use reqwest::Method;
 use support::{
     Upstream,
-    gateway::{Gateway, WAIT, describe, route, served_by},
+    gateway::{Gateway, WAIT, describe, module, route, served_by},
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
 };
-
-/// The `ambassador` Module in the agent's namespace with `config` (YAML, one key a line).
-fn module(config: &str) -> String {
-    let config: String = config
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(|l| format!("    {l}\n"))
-        .collect();
-    format!(
-        "apiVersion: getambassador.io/v3alpha1\nkind: Module\n\
-         metadata: {{name: ambassador, namespace: default}}\nspec:\n  config:\n{config}"
-    )
-}
 
 /// Serves the echo upstream `name` under `prefix`, waited for; keep it while it must answer.
 async fn serving(gw: &Gateway, name: &str, prefix: &str) -> Upstream {

@@ -17,22 +17,8 @@ use pretty_assertions::assert_eq;
 use reqwest::Method;
 use support::{
     Upstream, eventually, free_port,
-    gateway::{Gateway, WAIT, describe, mapping, route, served_by},
+    gateway::{Gateway, WAIT, describe, mapping, module, route, served_by},
 };
-
-/// The `ambassador` Module in the agent's namespace with `config`, one key per line.
-fn module(config: &str) -> String {
-    let config: String = config
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(|l| format!("    {l}\n"))
-        .collect();
-    format!(
-        "---\napiVersion: getambassador.io/v3alpha1\nkind: Module\n\
-         metadata: {{name: ambassador, namespace: default}}\nspec:\n  config:\n{config}"
-    )
-}
 
 /// The upstream connection a request came on (the echo's numbering).
 fn connection(reply: &support::Reply) -> u64 {

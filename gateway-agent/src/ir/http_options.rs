@@ -216,28 +216,7 @@ pub fn http_options(c: &ModuleConfig) -> (HttpOptions, Vec<String>) {
 mod tests {
     use super::*;
 
-    /// A Module `name` in `namespace` with `config` (YAML), as the loader reads it.
-    fn module(name: &str, namespace: &str, config: &str) -> Resource {
-        let config: String = config.lines().map(|l| format!("    {l}\n")).collect();
-        let yaml = format!(
-            "apiVersion: getambassador.io/v3alpha1\nkind: Module\n\
-             metadata: {{name: {name}, namespace: {namespace}}}\nspec:\n  config:\n{config}"
-        );
-        let loaded = legate_crds::loader::load_str("test.yaml", &yaml)
-            .unwrap_or_else(|e| panic!("YAML ({e}):\n{yaml}"));
-        assert!(loaded.errors.is_empty(), "{:#?}", loaded.errors);
-        match &loaded.resources[..] {
-            [r] => r.clone(),
-            other => panic!("one Module, got {other:?}"),
-        }
-    }
-
-    fn settings() -> Settings {
-        Settings {
-            namespace: "gw".to_owned(),
-            ..Settings::default()
-        }
-    }
+    use crate::ir::module::fixtures::{module, settings};
 
     fn build(resources: &[Resource]) -> (HttpOptions, Vec<Rejection>) {
         let refs: Vec<&Resource> = resources.iter().collect();

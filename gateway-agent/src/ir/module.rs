@@ -49,6 +49,38 @@ pub fn notes(resources: &[&Resource], settings: &Settings, out: &mut Vec<Rejecti
     }
 }
 
+/// What the tests of the stages that read the gateway Module build it from.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use legate_crds::Resource;
+
+    use crate::ir::Settings;
+
+    /// A Module `name` in `namespace` with `config` (YAML), as the loader reads it.
+    pub fn module(name: &str, namespace: &str, config: &str) -> Resource {
+        let config: String = config.lines().map(|l| format!("    {l}\n")).collect();
+        let yaml = format!(
+            "apiVersion: getambassador.io/v3alpha1\nkind: Module\n\
+             metadata: {{name: {name}, namespace: {namespace}}}\nspec:\n  config:\n{config}"
+        );
+        let loaded = legate_crds::loader::load_str("test.yaml", &yaml)
+            .unwrap_or_else(|e| panic!("YAML ({e}):\n{yaml}"));
+        assert!(loaded.errors.is_empty(), "{:#?}", loaded.errors);
+        match &loaded.resources[..] {
+            [r] => r.clone(),
+            other => panic!("one Module, got {other:?}"),
+        }
+    }
+
+    /// The gateway's settings: its namespace is `gw`.
+    pub fn settings() -> Settings {
+        Settings {
+            namespace: "gw".to_owned(),
+            ..Settings::default()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

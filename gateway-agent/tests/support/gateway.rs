@@ -174,15 +174,29 @@ pub fn describe(reply: &Reply) -> String {
 /// A Mapping document in namespace `default` for every hostname; `spec` is the rest of its
 /// spec, one field per line without indentation.
 pub fn mapping(name: &str, spec: &str) -> String {
-    let spec: String = spec
-        .lines()
+    format!(
+        "---\napiVersion: getambassador.io/v3alpha1\nkind: Mapping\nmetadata: {{name: {name}, namespace: default}}\nspec:\n{}",
+        indented(spec, "  ")
+    )
+}
+
+/// The `ambassador` Module in the agent's namespace (`default`) with `config`, one key per line
+/// without indentation.
+pub fn module(config: &str) -> String {
+    format!(
+        "---\napiVersion: getambassador.io/v3alpha1\nkind: Module\n\
+         metadata: {{name: ambassador, namespace: default}}\nspec:\n  config:\n{}",
+        indented(config, "    ")
+    )
+}
+
+/// Each non-empty line of `text`, trimmed, after `indent`.
+fn indented(text: &str, indent: &str) -> String {
+    text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
-        .map(|l| format!("  {l}\n"))
-        .collect();
-    format!(
-        "---\napiVersion: getambassador.io/v3alpha1\nkind: Mapping\nmetadata: {{name: {name}, namespace: default}}\nspec:\n{spec}"
-    )
+        .map(|l| format!("{indent}{l}\n"))
+        .collect()
 }
 
 /// As [`mapping`], with `hostname: "*"` and `service` first.
