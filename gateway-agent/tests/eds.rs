@@ -10,7 +10,6 @@ mod support;
 
 use std::{
     collections::BTreeSet,
-    net::SocketAddr,
     path::Path,
     sync::{
         Arc, Mutex,
@@ -20,7 +19,9 @@ use std::{
 };
 
 use legate_agent::bootstrap::AdsApi;
-use support::{Agent, Client, Envoy, Upstream, eventually, free_port, write_config as write};
+use support::{
+    Agent, Client, Envoy, Upstream, eventually, free_port, pods, slice, write_config as write,
+};
 
 /// How long a change may take to reach Envoy.
 const WAIT: Duration = Duration::from_secs(20);
@@ -56,53 +57,6 @@ metadata: {{name: {name}, namespace: default}}
 spec: {{hostname: "*", prefix: /{name}/, service: "{service}"}}
 "#
     )
-}
-
-/// The EndpointSlice of Service `name`: `pods` ready on `port`.
-fn slice(name: &str, pods: &[&Upstream]) -> String {
-    let port = pods.first().map_or(1, |p| p.addr.port());
-    let endpoints: String = pods
-        .iter()
-        .map(|p| {
-            format!(
-                "- {{addresses: [\"{}\"], conditions: {{ready: true}}}}\n",
-                p.addr.ip()
-            )
-        })
-        .collect();
-    format!(
-        r#"apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: {name}-x7k2p
-  namespace: default
-  labels: {{kubernetes.io/service-name: {name}}}
-addressType: IPv4
-ports: [{{name: http, port: {port}}}]
-endpoints:
-{endpoints}"#
-    )
-}
-
-/// Pods `names` on 127.0.0.2, .3, ... all on one port.
-async fn pods(names: &[&str]) -> Vec<Upstream> {
-    // One port free on every loopback address: try a few.
-    for _ in 0..20 {
-        let port = free_port();
-        let mut started = Vec::new();
-        for (i, name) in names.iter().enumerate() {
-            let last = u8::try_from(i + 2).expect("a few pods");
-            let addr = SocketAddr::from(([127, 0, 0, last], port));
-            match Upstream::start_on(name, addr).await {
-                Ok(u) => started.push(u),
-                Err(_) => break,
-            }
-        }
-        if started.len() == names.len() {
-            return started;
-        }
-    }
-    panic!("no port free on 127.0.0.2-{}", names.len() + 1);
 }
 
 /// Requests to one URL, on a keep-alive connection and on new connections, until stopped:

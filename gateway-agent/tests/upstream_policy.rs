@@ -11,13 +11,14 @@
 
 mod support;
 
-use std::{collections::BTreeSet, net::SocketAddr};
+use std::collections::BTreeSet;
 
 use pretty_assertions::assert_eq;
 use reqwest::Method;
 use support::{
-    Upstream, eventually, free_port,
+    Upstream, eventually,
     gateway::{Gateway, WAIT, describe, mapping, module, route, served_by},
+    pods, slice,
 };
 
 /// The upstream connection a request came on (the echo's numbering).
@@ -197,43 +198,14 @@ async fn the_modules_retry_policy_retries_a_mapping_without_its_own() {
     assert_eq!(not_retried.status, 503, "{}", describe(&not_retried));
 }
 
-/// Pods `names` on 127.0.0.2, .3, ... all on one port (a Service's endpoints share it).
-async fn pods(names: &[&str]) -> Vec<Upstream> {
-    for _ in 0..20 {
-        let port = free_port();
-        let mut started = Vec::new();
-        for (i, name) in names.iter().enumerate() {
-            let last = u8::try_from(i + 2).expect("a few pods");
-            match Upstream::start_on(name, SocketAddr::from(([127, 0, 0, last], port))).await {
-                Ok(u) => started.push(u),
-                Err(_) => break,
-            }
-        }
-        if started.len() == names.len() {
-            return started;
-        }
-    }
-    panic!("no port free on 127.0.0.2-{}", names.len() + 1);
-}
-
 /// Service `name` with `pods` ready behind its port 80 (`http`), over EDS.
 fn service(name: &str, pods: &[Upstream]) -> String {
     let port = pods[0].addr.port();
-    let endpoints: String = pods
-        .iter()
-        .map(|p| {
-            format!(
-                "- {{addresses: [\"{}\"], conditions: {{ready: true}}}}\n",
-                p.addr.ip()
-            )
-        })
-        .collect();
+    let pods: Vec<&Upstream> = pods.iter().collect();
     format!(
         "---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: default}}\n\
-         spec: {{selector: {{app: {name}}}, ports: [{{name: http, port: 80, targetPort: {port}}}]}}\n\
-         ---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
-         metadata: {{name: {name}-x7k2p, namespace: default, labels: {{kubernetes.io/service-name: {name}}}}}\n\
-         addressType: IPv4\nports: [{{name: http, port: {port}}}]\nendpoints:\n{endpoints}"
+         spec: {{selector: {{app: {name}}}, ports: [{{name: http, port: 80, targetPort: {port}}}]}}\n{}",
+        slice(name, &pods)
     )
 }
 

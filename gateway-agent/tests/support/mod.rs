@@ -65,6 +65,55 @@ pub fn free_addr() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], free_port()))
 }
 
+/// The EndpointSlice of Service `name` (namespace `default`): `pods` ready on their port, named
+/// `http`.
+pub fn slice(name: &str, pods: &[&Upstream]) -> String {
+    let port = pods.first().map_or(1, |p| p.addr.port());
+    let endpoints: String = pods
+        .iter()
+        .map(|p| {
+            format!(
+                "- {{addresses: [\"{}\"], conditions: {{ready: true}}}}\n",
+                p.addr.ip()
+            )
+        })
+        .collect();
+    format!(
+        r#"---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: {name}-x7k2p
+  namespace: default
+  labels: {{kubernetes.io/service-name: {name}}}
+addressType: IPv4
+ports: [{{name: http, port: {port}}}]
+endpoints:
+{endpoints}"#
+    )
+}
+
+/// Pods `names` on 127.0.0.2, .3, ... all on one port (a Service's endpoints share it).
+pub async fn pods(names: &[&str]) -> Vec<Upstream> {
+    // One port free on every loopback address: try a few.
+    for _ in 0..20 {
+        let port = free_port();
+        let mut started = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let last = u8::try_from(i + 2).expect("a few pods");
+            let addr = SocketAddr::from(([127, 0, 0, last], port));
+            match Upstream::start_on(name, addr).await {
+                Ok(u) => started.push(u),
+                Err(_) => break,
+            }
+        }
+        if started.len() == names.len() {
+            return started;
+        }
+    }
+    panic!("no port free on 127.0.0.2-{}", names.len() + 1);
+}
+
 /// Polls `check` every 50 ms until it returns `Some`, or panics after `timeout` naming `what`.
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
 where
