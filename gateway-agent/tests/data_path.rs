@@ -14,7 +14,7 @@ use pretty_assertions::assert_eq;
 use reqwest::Method;
 use support::{
     Agent, Client, Envoy, Upstream, free_port,
-    gateway::{Gateway, HOST_ANY, describe, mapping, route, served_by},
+    gateway::{Gateway, HOST_ANY, WAIT, describe, mapping, route, served_by},
     write_config as write_file,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -88,6 +88,58 @@ async fn exact_routing_matches_only_the_exact_path() {
     assert_eq!(gw.get("/exact/only/", "example.com").await.status, 404);
     assert_eq!(gw.get("/exact/only/more", "example.com").await.status, 404);
     assert_eq!(gw.get("/exact/onl", "example.com").await.status, 404);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shadowing
+
+/// Emissary's `shadow: true` (`irhttpmappinggroup.py`, `v3route.py` `request_mirror_policies`):
+/// the group's requests are answered by its other Mappings and copied to the shadow's service,
+/// all of them, or with `weight` that share of them (a draw per request).
+#[tokio::test]
+async fn a_shadow_mapping_mirrors_its_weight_of_the_requests_and_answers_none() {
+    let gw = Gateway::start().await;
+    let primary = Upstream::start("primary").await;
+    let (all, half) = (Upstream::start("all").await, Upstream::start("half").await);
+    gw.write(
+        "shadow.yaml",
+        &[
+            route("all-main", &primary, "prefix: /all/"),
+            route("all-copy", &all, "prefix: /all/\nshadow: true"),
+            route("half-main", &primary, "prefix: /half/"),
+            route(
+                "half-copy",
+                &half,
+                "prefix: /half/\nshadow: true\nweight: 50",
+            ),
+        ]
+        .concat(),
+    );
+    // Each wait ends at its first 200, so one request of each has been served (and mirrored).
+    gw.wait_upstream("/half/", "primary").await;
+    gw.wait_upstream("/all/", "primary").await;
+    support::eventually("the first /all/ request mirrored", WAIT, || async {
+        (all.requests() == 1).then_some(())
+    })
+    .await;
+
+    const N: usize = 200;
+    for _ in 0..N {
+        // Each answer is the primary's; the shadow's never reaches the client.
+        served_by(&gw.get("/half/x", "example.com").await, "primary");
+        served_by(&gw.get("/all/x", "example.com").await, "primary");
+    }
+    support::eventually("every /all/ request mirrored", WAIT, || async {
+        (all.requests() == 1 + N).then_some(())
+    })
+    .await;
+    // A fair draw of 200 (and the first one) at 50 %: 100 ± 7 (one standard deviation);
+    // 60..=140 is over five. The /half/ mirrors went out before the /all/ ones counted above.
+    let mirrored = half.requests();
+    assert!(
+        (60..=140).contains(&mirrored),
+        "{mirrored} of {N} mirrored at weight 50"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
