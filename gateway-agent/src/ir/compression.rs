@@ -15,9 +15,9 @@
 
 use std::sync::Arc;
 
-use legate_crds::{Module, Resource, module::Gzip};
+use legate_crds::{Module, module::Gzip};
 
-use super::{Reason, Rejection, Settings, module::gateway_module};
+use super::Rejection;
 
 /// What an HTTP listener compresses, and how: Emissary's defaults applied.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,21 +93,17 @@ impl Strategy {
 }
 
 /// The gateway Module's compression for every HTTP listener: `None` without a gateway Module
-/// (see [`gateway_module`]), without `gzip`, or with an invalid `gzip`, which is then rejected.
+/// (`module`, see [`super::module::gateway_module`]), without `gzip`, or with an invalid `gzip`,
+/// which is then rejected.
 pub fn gateway_compression(
-    resources: &[&Resource],
-    settings: &Settings,
+    module: Option<&Module>,
     rejections: &mut Vec<Rejection>,
 ) -> Option<Arc<Compression>> {
-    let module = gateway_module(resources, settings)?;
+    let module = module?;
     match compression(module)? {
         Ok(c) => Some(Arc::new(c)),
         Err(problems) => {
-            rejections.push(Rejection::new(
-                Resource::Module(module.clone()).object_ref(),
-                Reason::Invalid,
-                problems.join("; "),
-            ));
+            rejections.push(super::module::invalid(module, problems.join("; ")));
             None
         }
     }
@@ -196,13 +192,16 @@ fn named<T: Copy>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ir::Reason;
+    use legate_crds::Resource;
 
     use crate::ir::module::fixtures::{module, settings};
 
     fn build(resources: &[Resource]) -> (Option<Arc<Compression>>, Vec<Rejection>) {
         let refs: Vec<&Resource> = resources.iter().collect();
         let mut rejections = Vec::new();
-        let c = gateway_compression(&refs, &settings(), &mut rejections);
+        let module = crate::ir::module::gateway_module(&refs, &settings());
+        let c = gateway_compression(module, &mut rejections);
         (c, rejections)
     }
 

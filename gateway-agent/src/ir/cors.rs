@@ -24,9 +24,9 @@
 
 use std::sync::Arc;
 
-use legate_crds::{Module, Resource, mapping::Cors};
+use legate_crds::{Module, mapping::Cors};
 
-use super::{Reason, Refusal, Rejection, envoy_rules, mapping::Route};
+use super::{Refusal, Rejection, envoy_rules, mapping::Route};
 
 /// A validated CORS policy, in Envoy's terms.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,11 +77,7 @@ impl ModuleDefault {
         match validate("spec.config.cors", cors) {
             Ok(policy) => Self(Some(Arc::new(policy))),
             Err(problems) => {
-                rejections.push(Rejection::new(
-                    Resource::Module(module.clone()).object_ref(),
-                    Reason::Invalid,
-                    problems.join("; "),
-                ));
+                rejections.push(super::module::invalid(module, problems.join("; ")));
                 Self(None)
             }
         }
@@ -186,6 +182,8 @@ pub fn validate(field: &str, c: &Cors) -> Result<Policy, Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ir::Reason;
+    use legate_crds::Resource;
 
     fn cors(yaml: &str) -> Cors {
         serde_saphyr::from_str(yaml).unwrap_or_else(|e| panic!("{yaml}: {e}"))

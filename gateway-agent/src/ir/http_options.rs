@@ -29,11 +29,11 @@
 use std::{sync::Arc, time::Duration};
 
 use legate_crds::{
-    Resource,
+    Module,
     module::{HeadersWithUnderscoresAction, ModuleConfig},
 };
 
-use super::{Reason, Rejection, Settings, envoy_rules, module::gateway_module};
+use super::{Rejection, envoy_rules};
 
 /// What every HTTP listener runs with: Emissary's defaults unless the gateway Module says
 /// otherwise.
@@ -124,20 +124,15 @@ impl HttpOptions {
 /// The gateway Module's options for every HTTP listener (the defaults without one); a setting
 /// Envoy would refuse is rejected on the Module, naming it, and left at its default.
 pub fn gateway_http_options(
-    resources: &[&Resource],
-    settings: &Settings,
+    module: Option<&Module>,
     rejections: &mut Vec<Rejection>,
 ) -> Arc<HttpOptions> {
-    let Some(module) = gateway_module(resources, settings) else {
+    let Some(module) = module else {
         return Arc::default();
     };
     let (options, problems) = http_options(&module.spec.config);
     if !problems.is_empty() {
-        rejections.push(Rejection::new(
-            Resource::Module(module.clone()).object_ref(),
-            Reason::Invalid,
-            problems.join("; "),
-        ));
+        rejections.push(super::module::invalid(module, problems.join("; ")));
     }
     Arc::new(options)
 }
@@ -215,13 +210,16 @@ pub fn http_options(c: &ModuleConfig) -> (HttpOptions, Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ir::Reason;
+    use legate_crds::Resource;
 
     use crate::ir::module::fixtures::{module, settings};
 
     fn build(resources: &[Resource]) -> (HttpOptions, Vec<Rejection>) {
         let refs: Vec<&Resource> = resources.iter().collect();
         let mut rejections = Vec::new();
-        let o = gateway_http_options(&refs, &settings(), &mut rejections);
+        let module = crate::ir::module::gateway_module(&refs, &settings());
+        let o = gateway_http_options(module, &mut rejections);
         ((*o).clone(), rejections)
     }
 

@@ -419,12 +419,12 @@ impl Builder {
             &terminations,
             &mut ir.rejections,
         );
-        let compression = compression::gateway_compression(&mine, settings, &mut ir.rejections);
+        let compression = compression::gateway_compression(module, &mut ir.rejections);
         ir.listeners
             .iter_mut()
             .for_each(|l| l.compression = compression.clone());
         // Nothing a Mapping compiles to depends on these: no need to start from scratch.
-        let http_options = http_options::gateway_http_options(&mine, settings, &mut ir.rejections);
+        let http_options = http_options::gateway_http_options(module, &mut ir.rejections);
         ir.listeners
             .iter_mut()
             .for_each(|l| l.http_options = http_options.clone());

@@ -4,12 +4,27 @@
 //! Listeners do ([`super::host::hosts`]). Any other Module is not read, and says so: a team's
 //! namespace cannot change what every other team's routes get.
 
-use legate_crds::{Module, Resource};
+use legate_crds::{Module, ObjectRef, Resource};
 
 use super::{Reason, Rejection, Settings, for_gateway};
 
 /// The name of the Module whose `spec.config` is the gateway's.
 pub const GATEWAY_MODULE: &str = "ambassador";
+
+/// How messages name `module` (`Module NS/NAME`), without copying it into a [`Resource`].
+pub fn object_ref(module: &Module) -> ObjectRef {
+    ObjectRef {
+        kind: "Module".to_owned(),
+        namespace: module.metadata.namespace.clone(),
+        name: module.metadata.name.clone().unwrap_or_default(),
+    }
+}
+
+/// The Module's rejection for settings it cannot have (`message` names each field); those
+/// settings are left at their defaults and the rest of the Module applies.
+pub fn invalid(module: &Module, message: impl Into<String>) -> Rejection {
+    Rejection::new(object_ref(module), Reason::Invalid, message)
+}
 
 /// The gateway's Module among `resources`: named `ambassador`, in `settings.namespace`, served
 /// by this gateway (`ambassador_id`). Should several qualify (a directory may repeat one), the

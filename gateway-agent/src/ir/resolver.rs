@@ -100,12 +100,7 @@ impl Resolvers {
             .collect();
         let default = module.and_then(|m| {
             let name = m.spec.config.resolver.as_ref().filter(|n| !n.is_empty())?;
-            let object = ObjectRef {
-                kind: "Module".to_owned(),
-                namespace: m.metadata.namespace.clone(),
-                name: m.metadata.name.clone().unwrap_or_default(),
-            };
-            Some((name.clone(), object))
+            Some((name.clone(), super::module::object_ref(m)))
         });
         Self {
             named,

@@ -35,12 +35,12 @@
 use std::time::Duration;
 
 use legate_crds::{
-    Module, Resource,
+    Module,
     fields::{CircuitBreaker, Priority},
     mapping::{KeepAlive, LoadBalancer, LoadBalancerPolicy, MappingSpec, RetryOn, RetryPolicy},
 };
 
-use super::{DEFAULT_TIMEOUT, Reason, Refusal, Rejection, envoy_rules, mapping::Retry};
+use super::{DEFAULT_TIMEOUT, Refusal, Rejection, envoy_rules, mapping::Retry};
 
 /// How a cluster connects to its upstream. The default is Envoy's behaviour; anything else is
 /// part of the cluster's name ([`Self::key`]), so Mappings with different policies never share
@@ -174,9 +174,8 @@ impl Defaults {
         };
         Self {
             rejection: (!problems.is_empty()).then(|| {
-                Rejection::new(
-                    Resource::Module(module.clone()).object_ref(),
-                    Reason::Invalid,
+                super::module::invalid(
+                    module,
                     format!(
                         "{}; every Mapping without its own setting keeps the gateway's default",
                         problems.join("; ")
