@@ -160,9 +160,9 @@ fn a_tcp_mapping_says_it_is_not_implemented() {
 }
 
 #[test]
-fn a_module_names_each_key_not_applied_and_what_an_ip_filter_not_applied_means() {
-    // `gzip`, `server_name` and `use_remote_address` are applied (ir/compression.rs,
-    // ir/http_options.rs), so they are not named.
+fn a_module_names_each_key_not_applied() {
+    // `gzip`, `server_name`, `use_remote_address` and `ip_allow` are applied (ir/compression.rs,
+    // ir/http_options.rs, ir/ip_filter.rs), so they are not named.
     let ir = ir(&doc(
         "Module",
         "ambassador",
@@ -172,14 +172,12 @@ fn a_module_names_each_key_not_applied_and_what_an_ip_filter_not_applied_means()
     cluster_request_timeout_ms: 3000
     gzip: {}
     ip_allow: [{peer: 10.0.0.0/8}]
+    lua_scripts: \"function envoy_on_request(h) end\"
     admin_port: 8001",
     ));
     assert_eq!(
         note_of(&ir, "Module default/ambassador"),
-        [
-            "not applied yet: spec.config.ip_allow (requests are not filtered by client address); \
-          legacy, not applied: spec.config.admin_port"
-        ]
+        ["not applied yet: spec.config.lua_scripts; legacy, not applied: spec.config.admin_port"]
     );
 }
 

@@ -8,7 +8,9 @@
 mod cluster;
 mod compression;
 mod cors;
+mod grpc;
 mod http_options;
+mod ip_filter;
 mod listener;
 mod route;
 mod tls;

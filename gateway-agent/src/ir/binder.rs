@@ -118,6 +118,8 @@ impl Binder {
                 // Set for every listener by the builder.
                 compression: None,
                 http_options: Default::default(),
+                grpc: Default::default(),
+                ip_filter: None,
             });
         }
         for f in &self.unserved {

@@ -8,7 +8,8 @@
 //! Hosts and Hosts with Listeners, which `binder` applies; [`service`] turns `service` into
 //! clusters; [`tls`] resolves the Hosts' TLS and adds the SNI-matched chains that terminate it;
 //! [`compression`] reads the gateway Module's ([`module`]) `gzip` for every listener, and
-//! [`http_options`] its HTTP connection manager settings; [`upstream_policy`] reads each
+//! [`http_options`] its HTTP connection manager settings, [`grpc`] its gRPC filters and
+//! [`ip_filter`] its client address rule; [`upstream_policy`] reads each
 //! Mapping's connection policy (circuit breakers, keepalive, lifetimes, balancing, timeouts,
 //! retries) and [`cors`] its CORS policy, each with the gateway Module's [`defaults`];
 //! [`unsupported`] notes what a resource sets that none of them applies.
@@ -20,8 +21,10 @@ pub mod defaults;
 pub mod endpoints;
 pub mod envoy_rules;
 pub mod group;
+pub mod grpc;
 pub mod host;
 pub mod http_options;
+pub mod ip_filter;
 pub mod mapping;
 pub mod module;
 pub mod resolver;
@@ -218,6 +221,10 @@ pub struct Listener {
     pub compression: Option<Arc<compression::Compression>>,
     /// The gateway Module's HTTP connection manager settings, the same on every listener.
     pub http_options: Arc<http_options::HttpOptions>,
+    /// The gateway Module's gRPC-Web, HTTP/1.1 bridge and gRPC statistics filters.
+    pub grpc: Arc<grpc::GrpcFilters>,
+    /// The gateway Module's `ip_allow`/`ip_deny`, the same on every listener.
+    pub ip_filter: Option<Arc<ip_filter::IpFilter>>,
 }
 
 /// One Host's routes on one Listener.
@@ -428,6 +435,12 @@ impl Builder {
         ir.listeners
             .iter_mut()
             .for_each(|l| l.http_options = http_options.clone());
+        let grpc = Arc::new(grpc::gateway_grpc(module, &mut ir.rejections));
+        let ip_filter = ip_filter::gateway_ip_filter(module, &mut ir.rejections).map(Arc::new);
+        for l in &mut ir.listeners {
+            l.grpc = grpc.clone();
+            l.ip_filter = ip_filter.clone();
+        }
 
         ir.rejections.sort();
         // An SNI conflict is reported once per Listener it happens on.

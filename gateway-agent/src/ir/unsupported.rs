@@ -332,6 +332,13 @@ pub const TABLES: &[Table] = &[
             "config.circuit_breakers",
             "config.load_balancer",
             "config.retry_policy",
+            // ir/grpc.rs
+            "config.enable_grpc_http11_bridge",
+            "config.enable_grpc_web",
+            "config.grpc_stats",
+            // ir/ip_filter.rs
+            "config.ip_allow",
+            "config.ip_deny",
         ],
         not_applied: &[
             "config.defaults",
@@ -353,12 +360,7 @@ pub const TABLES: &[Table] = &[
             "config.envoy_log_type",
             "config.envoy_log_format",
             "config.envoy_log_path",
-            "config.ip_allow",
-            "config.ip_deny",
             "config.lua_scripts",
-            "config.enable_grpc_http11_bridge",
-            "config.enable_grpc_web",
-            "config.grpc_stats",
             "config.regex_max_size",
             "config.regex_type",
             "config.envoy_validation_timeout",
@@ -979,22 +981,7 @@ fn module(c: &ModuleConfig, f: &mut Found) {
         "spec.config.envoy_log_path",
         NotYet,
     );
-    const UNFILTERED: Option<&str> = Some("requests are not filtered by client address");
-    f.add_with(
-        list(&c.ip_allow),
-        "spec.config.ip_allow",
-        UNFILTERED,
-        NotYet,
-    );
-    f.add_with(list(&c.ip_deny), "spec.config.ip_deny", UNFILTERED, NotYet);
     f.add(text(&c.lua_scripts), "spec.config.lua_scripts", NotYet);
-    f.add(
-        on(c.enable_grpc_http11_bridge),
-        "spec.config.enable_grpc_http11_bridge",
-        NotYet,
-    );
-    f.add(on(c.enable_grpc_web), "spec.config.enable_grpc_web", NotYet);
-    f.add(present(&c.grpc_stats), "spec.config.grpc_stats", NotYet);
     f.add(
         present(&c.regex_max_size),
         "spec.config.regex_max_size",
