@@ -15,7 +15,7 @@ use pretty_assertions::assert_eq;
 use reqwest::Method;
 use support::{
     Upstream,
-    gateway::{Gateway, WAIT, describe, module, route, served_by},
+    gateway::{Gateway, WAIT, describe, module, raw_status as status, route, served_by},
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -31,47 +31,6 @@ async fn serving(gw: &Gateway, name: &str, prefix: &str) -> Upstream {
     );
     gw.wait_upstream(prefix, name).await;
     up
-}
-
-/// Sends `request` as written on a new connection to the Listener and reads until Envoy closes
-/// it: what no HTTP client library sends (HTTP/1.0, both `Content-Length` and chunked).
-async fn raw(gw: &Gateway, request: &str) -> String {
-    let mut stream = TcpStream::connect(("127.0.0.1", gw.port))
-        .await
-        .unwrap_or_else(|e| panic!("connect to the Listener: {e}"));
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .unwrap_or_else(|e| panic!("write {request:?}: {e}"));
-    let mut answer = Vec::new();
-    // A reset after the answer (Envoy closing on a refused request) still leaves the answer.
-    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
-    String::from_utf8_lossy(&answer).into_owned()
-}
-
-/// The status of a raw HTTP/1 answer (`HTTP/1.1 426 Upgrade Required` → 426), 0 if none.
-fn status(answer: &str) -> u16 {
-    answer
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
-}
-
-/// Sends `request` raw until the answer satisfies `done`; panics after [`WAIT`].
-async fn wait_raw(gw: &Gateway, request: &str, what: &str, done: impl Fn(&str) -> bool) -> String {
-    let start = Instant::now();
-    loop {
-        let answer = raw(gw, request).await;
-        if done(&answer) {
-            return answer;
-        }
-        assert!(
-            start.elapsed() < WAIT,
-            "timed out after {WAIT:?} waiting for {what}; last answer: {answer:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// What the echo upstream saw of a request header.
@@ -201,11 +160,15 @@ async fn http_10_is_answered_426_unless_enable_http10() {
     let _up = serving(&gw, "h10", "/h10/").await;
     let request = "GET /h10/ HTTP/1.0\r\nHost: example.com\r\n\r\n";
     // Emissary's default (`enable_http10: false`) is Envoy's: 426 Upgrade Required.
-    let answer = raw(&gw, request).await;
+    let answer = gw.raw(request.as_bytes()).await;
     assert_eq!(status(&answer), 426, "{answer}");
 
     gw.write("module.yaml", &module("enable_http10: true"));
-    let answer = wait_raw(&gw, request, "HTTP/1.0 to be served", |a| status(a) == 200).await;
+    let answer = gw
+        .wait_raw(request.as_bytes(), "HTTP/1.0 to be served", |a| {
+            status(a) == 200
+        })
+        .await;
     assert!(answer.contains("x-upstream: h10"), "{answer}");
 }
 
@@ -430,14 +393,15 @@ async fn allow_chunked_length_serves_a_request_with_both_lengths() {
     let request = "POST /cl/ HTTP/1.1\r\nHost: example.com\r\nContent-Length: 5\r\n\
                    Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
     // Envoy's default: both lengths is a malformed request.
-    let answer = raw(&gw, request).await;
+    let answer = gw.raw(request.as_bytes()).await;
     assert_eq!(status(&answer), 400, "{answer}");
 
     gw.write("module.yaml", &module("allow_chunked_length: true"));
-    let answer = wait_raw(&gw, request, "the request to be served", |a| {
-        status(a) == 200
-    })
-    .await;
+    let answer = gw
+        .wait_raw(request.as_bytes(), "the request to be served", |a| {
+            status(a) == 200
+        })
+        .await;
     assert!(answer.contains("\"body\":\"hello\""), "{answer}");
 }
 

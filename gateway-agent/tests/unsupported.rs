@@ -222,22 +222,20 @@ fn a_host_asking_for_acme_is_told_the_gateway_does_none() {
 }
 
 #[test]
-fn a_listener_names_its_http2_setting_and_its_proxy_layer() {
+fn a_listener_with_both_protocol_and_stack_says_the_stack_wins() {
     let ir = ir(&doc(
         "Listener",
         "proxied",
         "  port: 8080
   protocol: HTTPPROXY
+  protocolStack: [PROXY, HTTP, TCP]
   securityModel: XFP
   http2MaxConcurrentStreams: 100
   hostBinding: {namespace: {from: ALL}}",
     ));
     assert_eq!(
         note_of(&ir, "Listener default/proxied"),
-        [
-            "not applied yet: spec.http2MaxConcurrentStreams; PROXY layer not applied yet: \
-          spec.protocol (connections are read without the PROXY protocol header)"
-        ]
+        ["not applied because spec.protocolStack is set: spec.protocol"]
     );
 }
 
@@ -645,7 +643,7 @@ fn a_field_unused_only_by_this_resource_is_one_the_tables_call_applied() {
             seen += 1;
         }
     }
-    assert_eq!(seen, 11 + 6 + 1 + 2);
+    assert_eq!(seen, 11 + 6 + 1 + 1);
 }
 
 #[test]

@@ -46,16 +46,23 @@ async fn requests_beyond_the_circuit_breakers_limits_get_503_overloaded() {
     );
     gw.wait_upstream("/breaker/", "slow").await;
 
-    let burst: Vec<_> = (0..5)
+    let (served, overloaded) = burst(&gw, "/breaker/slow?ms=1500", 5).await;
+    // One active and one pending at most at any time: of five at once, most overflow.
+    assert!(served >= 1, "{served} served, {overloaded} overloaded");
+    assert!(overloaded >= 2, "{served} served, {overloaded} overloaded");
+}
+
+/// Sends `n` requests for `path` at once; how many were served and how many overflowed.
+async fn burst(gw: &Gateway, path: &str, n: usize) -> (usize, usize) {
+    let requests: Vec<_> = (0..n)
         .map(|_| {
             let client = gw.client.clone();
-            let url = gw.url("/breaker/slow?ms=1500");
+            let url = gw.url(path);
             tokio::spawn(async move { client.get(&url, Some("example.com")).await })
         })
         .collect();
-    let mut served = 0;
-    let mut overloaded = 0;
-    for request in burst {
+    let (mut served, mut overloaded) = (0, 0);
+    for request in requests {
         let reply = request.await.unwrap().expect("Envoy answers");
         match (reply.status, reply.header("x-envoy-overloaded")) {
             (200, None) => served += 1,
@@ -63,9 +70,38 @@ async fn requests_beyond_the_circuit_breakers_limits_get_503_overloaded() {
             _ => panic!("neither served nor overloaded: {}", describe(&reply)),
         }
     }
-    // One active and one pending at most at any time: of five at once, most overflow.
-    assert!(served >= 1, "{served} served, {overloaded} overloaded");
-    assert!(overloaded >= 2, "{served} served, {overloaded} overloaded");
+    (served, overloaded)
+}
+
+/// A Mapping's `priority: high` counts its requests against the cluster's `high` thresholds
+/// (Emissary: `v3route.py` writes the route's `priority`, `v3cluster.py` one threshold per
+/// priority): two Mappings on one cluster, the default one overflows, the high one does not.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_high_priority_mapping_has_the_clusters_high_priority_limits() {
+    let gw = Gateway::start().await;
+    let slow = Upstream::start("slow").await;
+    let breakers = "timeout_ms: 20000
+circuit_breakers: [{max_pending_requests: 1, \
+                    max_requests: 1}, {priority: high, max_requests: 50}]";
+    gw.write(
+        "prio.yaml",
+        &[
+            route("normal", &slow, &format!("prefix: /normal/\n{breakers}")),
+            route(
+                "vip",
+                &slow,
+                &format!("prefix: /vip/\npriority: HIGH\n{breakers}"),
+            ),
+        ]
+        .concat(),
+    );
+    gw.wait_upstream("/normal/", "slow").await;
+    gw.wait_upstream("/vip/", "slow").await;
+
+    let (served, overloaded) = burst(&gw, "/vip/slow?ms=1000", 5).await;
+    assert_eq!((served, overloaded), (5, 0), "high priority");
+    let (_, overloaded) = burst(&gw, "/normal/slow?ms=1000", 5).await;
+    assert!(overloaded >= 2, "default priority: {overloaded} overloaded");
 }
 
 /// `v3cluster.py`: the Module's `cluster_idle_timeout_ms` closes an idle upstream connection

@@ -5,17 +5,22 @@ use envoy_types::{
     pb::envoy::{
         config::{
             core::v3::{
-                AggregatedConfigSource, ApiVersion, ConfigSource, SocketAddress, address,
-                config_source, socket_address,
+                AggregatedConfigSource, ApiVersion, ConfigSource, Http2ProtocolOptions,
+                SocketAddress, address, config_source, socket_address,
             },
             listener::v3::{
-                Filter, FilterChain, FilterChainMatch, Listener as EnvoyListener, filter,
+                Filter, FilterChain, FilterChainMatch, Listener as EnvoyListener, ListenerFilter,
+                filter, listener_filter,
             },
         },
-        extensions::filters::network::http_connection_manager::v3::{
-            HttpConnectionManager, HttpFilter, Rds, http_connection_manager,
+        extensions::filters::{
+            listener::proxy_protocol::v3::ProxyProtocol,
+            network::http_connection_manager::v3::{
+                HttpConnectionManager, HttpFilter, Rds, http_connection_manager,
+            },
         },
     },
+    pb::google::protobuf::UInt32Value,
     util::pack_any,
 };
 
@@ -58,12 +63,27 @@ pub(super) fn listener(l: &Listener) -> EnvoyListener {
                 ..Default::default()
             })),
         }),
-        listener_filters: if tls {
-            vec![tls::tls_inspector()]
-        } else {
-            Vec::new()
-        },
+        // The PROXY header comes first on the wire, before any TLS ClientHello.
+        listener_filters: l
+            .proxy_protocol
+            .then(proxy_protocol)
+            .into_iter()
+            .chain(tls.then(tls::tls_inspector))
+            .collect(),
         filter_chains,
+        ..Default::default()
+    }
+}
+
+/// Reads the PROXY protocol header (v1 or v2) of the load balancer in front: the address it
+/// names becomes the connection's peer (`X-Forwarded-For`, `ip_allow` `peer`, access logs). A
+/// connection without one is closed, as Emissary's `HTTPPROXY` Listener does.
+fn proxy_protocol() -> ListenerFilter {
+    ListenerFilter {
+        name: "envoy.filters.listener.proxy_protocol".into(),
+        config_type: Some(listener_filter::ConfigType::TypedConfig(pack_any(
+            ProxyProtocol::default(),
+        ))),
         ..Default::default()
     }
 }
@@ -83,6 +103,12 @@ fn hcm(l: &Listener, rds: String) -> Filter {
             route_config_name: rds,
         })),
         http_filters: http_filters(l),
+        http2_protocol_options: l
+            .http2_max_concurrent_streams
+            .map(|n| Http2ProtocolOptions {
+                max_concurrent_streams: Some(UInt32Value { value: n }),
+                ..Default::default()
+            }),
         ..Default::default()
     };
     // The gateway Module's settings (`server_name`, `xff_num_trusted_hops`, port stripping, ...).

@@ -8,7 +8,7 @@ use envoy_types::pb::{
     envoy::{
         config::{
             core::v3::{
-                HeaderValue, HeaderValueOption, RuntimeFractionalPercent,
+                HeaderValue, HeaderValueOption, RoutingPriority, RuntimeFractionalPercent,
                 header_value_option::HeaderAppendAction,
             },
             route::v3::{
@@ -41,7 +41,7 @@ use legate_crds::ObjectRef;
 
 use crate::ir::{
     PathMatch, Route, RouteAction, ServedRoute, StringMatch, Variant, VirtualHost,
-    mapping::{AddedHeader, Forward, HeaderMatch, Redirect},
+    mapping::{AddedHeader, Forward, HeaderMatch, Priority, Redirect},
 };
 
 /// The route configuration of one chain, named after it.
@@ -347,6 +347,10 @@ fn forward(f: &Forward) -> EnvoyRouteAction {
             .iter()
             .map(super::upstream_policy::hash_policy)
             .collect(),
+        priority: match f.priority {
+            Priority::Default => RoutingPriority::Default,
+            Priority::High => RoutingPriority::High,
+        } as i32,
         upgrade_configs: f
             .upgrades
             .iter()

@@ -113,6 +113,8 @@ impl Binder {
                 security_model: l.security_model,
                 stats_prefix: l.stats_prefix.clone(),
                 l7_depth: l.l7_depth,
+                proxy_protocol: l.proxy_protocol,
+                http2_max_concurrent_streams: l.http2_max_concurrent_streams,
                 virtual_hosts,
                 tls_chains: Vec::new(),
                 // Set for every listener by the builder.

@@ -1,5 +1,5 @@
 //! The gateway Module's defaults for every Mapping: its upstream connection policy
-//! ([`upstream_policy`]) and its CORS policy ([`cors`]). Every compiled Mapping depends on them,
+//! ([`upstream_policy`]), its CORS policy ([`cors`]) and `add_linkerd_headers`. Every compiled Mapping depends on them,
 //! so the builder compiles every Mapping again when they change (rare).
 
 use legate_crds::Module;
@@ -10,6 +10,8 @@ use super::{Rejection, cors, upstream_policy};
 pub struct MappingDefaults {
     pub policy: upstream_policy::Defaults,
     pub cors: cors::ModuleDefault,
+    /// `add_linkerd_headers`, for Mappings that do not set it.
+    pub add_linkerd_headers: bool,
     /// What the Module sets for them that cannot be used, each naming its field; those
     /// defaults are left out, the others apply.
     pub rejections: Vec<Rejection>,
@@ -25,6 +27,8 @@ impl MappingDefaults {
         Self {
             policy,
             cors,
+            add_linkerd_headers: module
+                .is_some_and(|m| m.spec.config.add_linkerd_headers == Some(true)),
             rejections,
         }
     }

@@ -68,7 +68,7 @@ impl From<Violation> for String {
 
 /// A value as a message shows it: quoted, and cut short when long (a 16 KiB header value would
 /// otherwise fill every status and log line).
-fn shown(value: &str) -> String {
+pub fn shown(value: &str) -> String {
     const MAX: usize = 80;
     match value.char_indices().nth(MAX) {
         Some((at, _)) => format!("{:?}... ({} bytes)", &value[..at], value.len()),

@@ -47,6 +47,11 @@ pub struct ListenerSpec {
     pub host_selector: Option<LabelSelector>,
     /// The protocol stack has TLS (`HTTPS`, `HTTPSPROXY`): TLS Hosts get SNI chains here.
     pub tls: bool,
+    /// The protocol stack has PROXY (`HTTPPROXY`, `HTTPSPROXY`): each connection starts with
+    /// the PROXY protocol header of the load balancer in front.
+    pub proxy_protocol: bool,
+    /// `http2MaxConcurrentStreams`; `None`: Envoy's default.
+    pub http2_max_concurrent_streams: Option<u32>,
 }
 
 /// The Hosts, or Emissary's synthesized `default-host` (`*`, insecure action Route) when
@@ -163,10 +168,11 @@ pub fn listeners(
         let source = r.object_ref();
         let reject =
             |reason: Reason, message: String| Rejection::new(source.clone(), reason, message);
-        let (http, tls) = match (&l.spec.protocol_stack, l.spec.protocol) {
+        let (http, tls, proxy_protocol) = match (&l.spec.protocol_stack, l.spec.protocol) {
             (Some(stack), _) => (
                 stack.contains(&ProtocolStackElement::Http),
                 stack.contains(&ProtocolStackElement::Tls),
+                stack.contains(&ProtocolStackElement::Proxy),
             ),
             (None, Some(p)) => (
                 matches!(
@@ -177,8 +183,12 @@ pub fn listeners(
                         | ListenerProtocol::HttpsProxy
                 ),
                 matches!(p, ListenerProtocol::Https | ListenerProtocol::HttpsProxy),
+                matches!(
+                    p,
+                    ListenerProtocol::HttpProxy | ListenerProtocol::HttpsProxy
+                ),
             ),
-            (None, None) => (false, false),
+            (None, None) => (false, false, false),
         };
         if !http {
             rejections.push(reject(Reason::NotSupported, "only HTTP listeners are served so far; TCP and TLS listeners come with TCPMapping support".into()));
@@ -225,6 +235,12 @@ pub fn listeners(
             host_namespaces: from,
             host_selector: l.spec.host_binding.selector.clone(),
             tls,
+            proxy_protocol,
+            // Bounded to 1..=i32::MAX by its schema.
+            http2_max_concurrent_streams: l
+                .spec
+                .http2_max_concurrent_streams
+                .and_then(|n| u32::try_from(n.get()).ok()),
         });
     }
     out.sort_by_key(|l| l.port);

@@ -122,6 +122,31 @@ pub struct Forward {
     pub upgrades: Vec<String>,
     /// Shadow clusters and the percentage mirrored to each.
     pub mirrors: Vec<(String, u32)>,
+    /// The Mapping's `priority`: which of the cluster's circuit-breaker thresholds (per
+    /// priority) its requests count against.
+    pub priority: Priority,
+}
+
+/// Envoy's routing priorities, by their names (`RoutingPriority`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Priority {
+    #[default]
+    Default,
+    High,
+}
+
+/// `priority`: Envoy's names, in any case (Emissary passes the text through to Envoy, which
+/// reads only `DEFAULT` and `HIGH` and refuses the whole configuration otherwise).
+fn priority(value: Option<&str>) -> Result<Priority, String> {
+    match value {
+        None => Ok(Priority::Default),
+        Some(v) if v.eq_ignore_ascii_case("default") => Ok(Priority::Default),
+        Some(v) if v.eq_ignore_ascii_case("high") => Ok(Priority::High),
+        Some(v) => Err(format!(
+            "priority: {} is not a routing priority; use default or high",
+            envoy_rules::shown(v)
+        )),
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -321,6 +346,7 @@ pub fn route(
     let http2 = spec.grpc == Some(true);
 
     let redirect = spec.host_redirect == Some(true) && spec.shadow != Some(true);
+    let mut linkerd = None;
     let (action, cluster, note) = if redirect {
         let host = spec
             .service
@@ -363,6 +389,14 @@ pub fn route(
             host: service::qualify(&upstream.host, namespace, &settings.namespace),
             ..upstream
         };
+        // Emissary (`irhttpmapping.py`): the Mapping's `add_linkerd_headers`, else the Module's,
+        // adds `l5d-dst-override: <host>:<port>` so a Linkerd sidecar routes to the Service.
+        if spec
+            .add_linkerd_headers
+            .unwrap_or(defaults.add_linkerd_headers)
+        {
+            linkerd = Some(linkerd_override(&target));
+        }
         let policy = upstream_policy::policy(spec, &defaults.policy)?;
         let (cluster, note) = service::cluster(
             &spec.service,
@@ -407,6 +441,7 @@ pub fn route(
             hash: policy.hash,
             upgrades,
             mirrors: Vec::new(),
+            priority: priority(spec.priority.as_deref())?,
         };
         (RouteAction::Forward(forward), Some(cluster), note)
     };
@@ -434,7 +469,10 @@ pub fn route(
             "add_request_headers",
             &spec.add_request_headers,
             Side::Request,
-        )?,
+        )?
+        .into_iter()
+        .chain(linkerd)
+        .collect(),
         remove_request_headers: removed(
             "remove_request_headers",
             &spec.remove_request_headers,
@@ -548,6 +586,20 @@ fn added(
         .collect()
 }
 
+/// The `l5d-dst-override` header for `target`: its qualified host and its port (a named port as
+/// written, since the Service's number is not known here; Emissary writes 80 for it).
+fn linkerd_override(target: &service::Target) -> AddedHeader {
+    let port = match &target.port {
+        Some(service::PortRef::Name(name)) => name.clone(),
+        _ => target.port_number().unwrap_or_default().to_string(),
+    };
+    AddedHeader {
+        name: "l5d-dst-override".to_owned(),
+        value: format!("{}:{port}", target.host),
+        append: false,
+    }
+}
+
 /// Header names to remove, with names Envoy accepts on that side.
 fn removed(field: &str, names: &Option<Vec<String>>, side: Side) -> Result<Vec<String>, String> {
     let names = names.clone().unwrap_or_default();
@@ -611,4 +663,21 @@ pub(super) fn parse_duration(field: &str, s: &str) -> Result<Duration, String> {
         ));
     }
     Duration::try_from_secs_f64(secs).map_err(|_| bad())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Priority, priority};
+
+    #[test]
+    fn priority_takes_envoys_names_in_any_case_and_refuses_others_naming_the_field() {
+        assert_eq!(priority(None), Ok(Priority::Default));
+        assert_eq!(priority(Some("HIGH")), Ok(Priority::High));
+        assert_eq!(priority(Some("high")), Ok(Priority::High));
+        assert_eq!(priority(Some("Default")), Ok(Priority::Default));
+        assert_eq!(
+            priority(Some("urgent")),
+            Err("priority: \"urgent\" is not a routing priority; use default or high".into())
+        );
+    }
 }

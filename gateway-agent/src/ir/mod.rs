@@ -213,6 +213,10 @@ pub struct Listener {
     /// The Listener's `l7Depth`: `xff_num_trusted_hops` when above 0
     /// ([`http_options::HttpOptions::trusted_hops`]).
     pub l7_depth: u32,
+    /// Connections start with a PROXY protocol header (`HTTPPROXY`, `HTTPSPROXY`).
+    pub proxy_protocol: bool,
+    /// The Listener's `http2MaxConcurrentStreams`; `None`: Envoy's default.
+    pub http2_max_concurrent_streams: Option<u32>,
     /// The cleartext chain's virtual hosts, one per Host bound to the listener.
     pub virtual_hosts: Vec<Arc<VirtualHost>>,
     /// TLS-terminating chains by SNI; with any, cleartext is what is not TLS.

@@ -45,7 +45,7 @@ use legate_crds::{
     Resource,
     fields::BoolOrString,
     host::HostSpec,
-    listener::{ListenerProtocol, ListenerSpec, ProtocolStackElement},
+    listener::ListenerSpec,
     mapping::{DnsType, MappingSpec},
     module::{ClientCertDetails, ForwardClientCertDetails, ModuleConfig, RegexType},
     tls_context::TlsContextSpec,
@@ -137,6 +137,8 @@ pub const TABLES: &[Table] = &[
             "cors.credentials",
             "cors.exposed_headers",
             "cors.max_age",
+            "add_linkerd_headers",
+            "priority",
         ],
         not_applied: &[
             "health_checks",
@@ -146,8 +148,6 @@ pub const TABLES: &[Table] = &[
             "enable_ipv6",
             "cluster_tag",
             "stats_name",
-            "add_linkerd_headers",
-            "priority",
             "bypass_auth",
             "auth_context_extensions",
             "labels",
@@ -196,15 +196,15 @@ pub const TABLES: &[Table] = &[
         applied: &[
             "ambassador_id",
             "port",
-            // Their PROXY layer is the exception, named when asked for.
             "protocol",
             "protocolStack",
             "securityModel",
             "statsPrefix",
             "l7Depth",
             "hostBinding",
+            "http2MaxConcurrentStreams",
         ],
-        not_applied: &["http2MaxConcurrentStreams"],
+        not_applied: &[],
     },
     Table {
         kind: "TLSContext",
@@ -332,6 +332,7 @@ pub const TABLES: &[Table] = &[
             "config.circuit_breakers",
             "config.load_balancer",
             "config.retry_policy",
+            "config.add_linkerd_headers",
             // ir/grpc.rs
             "config.enable_grpc_http11_bridge",
             "config.enable_grpc_web",
@@ -342,7 +343,6 @@ pub const TABLES: &[Table] = &[
         ],
         not_applied: &[
             "config.defaults",
-            "config.add_linkerd_headers",
             "config.default_label_domain",
             "config.default_labels",
             "config.enable_ipv4",
@@ -393,8 +393,6 @@ pub enum Why {
     Shadow,
     /// The field named here is set too and takes precedence.
     Overridden(&'static str),
-    /// The field is applied, but not this part of its value (a Listener's PROXY layer).
-    Part(&'static str),
 }
 
 impl Why {
@@ -410,7 +408,6 @@ impl Why {
                 "not applied to a shadow Mapping (it mirrors to its service only)".into()
             }
             Self::Overridden(winner) => format!("not applied because {winner} is set"),
-            Self::Part(part) => format!("{part} not applied yet"),
         }
     }
 
@@ -631,16 +628,6 @@ fn mapping(s: &MappingSpec, f: &mut Found) {
     f.add(on(s.enable_ipv6), "spec.enable_ipv6", NotYet);
     f.add(text(&s.cluster_tag), "spec.cluster_tag", NotYet);
     f.add(text(&s.stats_name), "spec.stats_name", NotYet);
-    f.add(
-        on(s.add_linkerd_headers),
-        "spec.add_linkerd_headers",
-        NotYet,
-    );
-    f.add(
-        text_other_than(&s.priority, "default"),
-        "spec.priority",
-        NotYet,
-    );
     f.add(on(s.bypass_auth), "spec.bypass_auth", NotYet);
     f.add(
         map(&s.auth_context_extensions),
@@ -656,15 +643,19 @@ fn mapping(s: &MappingSpec, f: &mut Found) {
     f.add(present(&s.docs), "spec.docs", NotYet);
     f.add(text(&s.outlier_detection), "spec.outlier_detection", NotYet);
     f.add(dict(&s.envoy_override), "spec.envoy_override", NotYet);
-    f.add(
+    // Emissary 4 posts an error and ignores them (`irhttpmapping.py`).
+    const NOT_IN_EMISSARY_4: Option<&str> = Some("Emissary 4 ignores it too");
+    f.add_with(
         list(&s.error_response_overrides),
         "spec.error_response_overrides",
-        NotYet,
+        NOT_IN_EMISSARY_4,
+        Legacy,
     );
-    f.add(
+    f.add_with(
         on(s.bypass_error_response_overrides),
         "spec.bypass_error_response_overrides",
-        NotYet,
+        NOT_IN_EMISSARY_4,
+        Legacy,
     );
     f.add(list(&s.modules), "spec.modules", NotYet);
 
@@ -708,6 +699,9 @@ fn mapping(s: &MappingSpec, f: &mut Found) {
         f.add(on(s.use_websocket), "spec.use_websocket", why);
         f.add(text(&s.resolver), "spec.resolver", why);
         f.add(present(&s.cors), "spec.cors", why);
+        f.add(on(s.add_linkerd_headers), "spec.add_linkerd_headers", why);
+        f.add(text(&s.priority), "spec.priority", why);
+        f.add(text(&s.priority), "spec.priority", why);
     } else {
         let why = NotRedirect;
         f.add(present(&s.path_redirect), "spec.path_redirect", why);
@@ -734,6 +728,8 @@ fn mapping(s: &MappingSpec, f: &mut Found) {
         f.add(list(&s.allow_upgrade), "spec.allow_upgrade", why);
         f.add(on(s.use_websocket), "spec.use_websocket", why);
         f.add(map(&s.add_request_headers), "spec.add_request_headers", why);
+        f.add(on(s.add_linkerd_headers), "spec.add_linkerd_headers", why);
+        f.add(text(&s.priority), "spec.priority", why);
         f.add(
             map(&s.add_response_headers),
             "spec.add_response_headers",
@@ -844,37 +840,11 @@ fn host(s: &HostSpec, f: &mut Found) {
 }
 
 fn listener(s: &ListenerSpec, f: &mut Found) {
-    use Why::*;
-    f.add(
-        present(&s.http2_max_concurrent_streams),
-        "spec.http2MaxConcurrentStreams",
-        NotYet,
-    );
     f.add(
         s.protocol_stack.is_some() && s.protocol.is_some(),
         "spec.protocol",
-        Overridden("spec.protocolStack"),
+        Why::Overridden("spec.protocolStack"),
     );
-    // Envoy is given no PROXY-protocol listener filter.
-    const PROXY: Option<&str> = Some("connections are read without the PROXY protocol header");
-    let why = Part("PROXY layer");
-    match (&s.protocol_stack, s.protocol) {
-        (Some(stack), _) => f.add_with(
-            stack.contains(&ProtocolStackElement::Proxy),
-            "spec.protocolStack",
-            PROXY,
-            why,
-        ),
-        (None, protocol) => f.add_with(
-            matches!(
-                protocol,
-                Some(ListenerProtocol::HttpProxy | ListenerProtocol::HttpsProxy)
-            ),
-            "spec.protocol",
-            PROXY,
-            why,
-        ),
-    }
 }
 
 fn tls_context(s: &TlsContextSpec, f: &mut Found) {
@@ -908,11 +878,6 @@ fn module(c: &ModuleConfig, f: &mut Found) {
 
     f.add(dict(&c.defaults), "spec.config.defaults", NotYet);
     f.add(
-        on(c.add_linkerd_headers),
-        "spec.config.add_linkerd_headers",
-        NotYet,
-    );
-    f.add(
         text_other_than(&c.default_label_domain, "ambassador"),
         "spec.config.default_label_domain",
         NotYet,
@@ -940,11 +905,19 @@ fn module(c: &ModuleConfig, f: &mut Found) {
         "spec.config.readiness_probe",
         NotYet,
     );
-    f.add(on(c.use_proxy_proto), "spec.config.use_proxy_proto", NotYet);
-    f.add(
+    // Emissary 2+ reads neither for the Listeners it is given: the Listener and the Host say
+    // these now.
+    f.add_with(
+        on(c.use_proxy_proto),
+        "spec.config.use_proxy_proto",
+        Some("a Listener with protocol HTTPPROXY reads the PROXY header"),
+        Legacy,
+    );
+    f.add_with(
         on(c.x_forwarded_proto_redirect),
         "spec.config.x_forwarded_proto_redirect",
-        NotYet,
+        Some("a Host's requestPolicy.insecure.action: Redirect redirects cleartext"),
+        Legacy,
     );
     f.add(
         differs(
@@ -1014,9 +987,11 @@ fn module(c: &ModuleConfig, f: &mut Found) {
         "spec.config.header_case_overrides",
         NotYet,
     );
-    f.add(
+    // Emissary 4 posts an error and ignores it (`ir.py`).
+    f.add_with(
         list(&c.error_response_overrides),
         "spec.config.error_response_overrides",
-        NotYet,
+        Some("Emissary 4 ignores it too"),
+        Legacy,
     );
 }

@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{Agent, Client, Envoy, Reply, Upstream, free_port, write_config as write_file};
 
@@ -154,11 +155,62 @@ spec: {{port: {port}, protocol: HTTP, securityModel: XFP, {listener_spec}hostBin
         .await
     }
 
+    /// Sends `request` as written on a new connection to the Listener and reads until Envoy
+    /// closes it: what no HTTP client library sends (HTTP/1.0, a PROXY protocol header, both
+    /// `Content-Length` and chunked). A reset after the answer still leaves the answer.
+    pub async fn raw(&self, request: &[u8]) -> String {
+        raw_on(self.port, request).await
+    }
+
+    /// Sends `request` raw until the answer satisfies `done`; panics after [`WAIT`].
+    pub async fn wait_raw(
+        &self,
+        request: &[u8],
+        what: &str,
+        done: impl Fn(&str) -> bool,
+    ) -> String {
+        let start = Instant::now();
+        loop {
+            let answer = self.raw(request).await;
+            if done(&answer) {
+                return answer;
+            }
+            assert!(
+                start.elapsed() < WAIT,
+                "timed out after {WAIT:?} waiting for {what}; last answer: {answer:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits until GET `path` (Host `example.com`) answers `status`.
     pub async fn wait_status(&self, path: &str, status: u16) -> Reply {
         let what = format!("{path} to answer {status}");
         self.wait_for(path, &what, |r| r.status == status).await
     }
+}
+
+/// [`Gateway::raw`] on another port of the gateway; empty when nothing listens there (yet).
+pub async fn raw_on(port: u16, request: &[u8]) -> String {
+    let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return String::new();
+    };
+    stream
+        .write_all(request)
+        .await
+        .unwrap_or_else(|e| panic!("write {request:?}: {e}"));
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// The status of a raw HTTP/1 answer (`HTTP/1.1 426 Upgrade Required` → 426), 0 if none.
+pub fn raw_status(answer: &str) -> u16 {
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 pub fn describe(reply: &Reply) -> String {
