@@ -485,3 +485,29 @@ async fn a_server_name_envoy_would_refuse_is_rejected_naming_the_field_and_the_r
         "Envoy rejected an update:\n{stats}"
     );
 }
+
+#[tokio::test]
+async fn proper_case_sends_http1_header_names_in_proper_case() {
+    let gw = Gateway::start().await;
+    let _up = serving(&gw, "case", "/case/").await;
+    let request = b"GET /case/ HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n";
+    let answer = gw.raw(request).await;
+    assert!(answer.contains("\r\nx-upstream: case\r\n"), "{answer}");
+
+    gw.write(
+        "module.yaml",
+        &module("proper_case: true\nbuffer_limit_bytes: 65536"),
+    );
+    let answer = gw
+        .wait_raw(request, "Proper-Case header names", |a| {
+            a.contains("\r\nX-Upstream: case\r\n")
+        })
+        .await;
+    assert!(answer.contains("\r\nContent-Type: "), "{answer}");
+    // The per-connection buffer limit is a listener setting, seen in Envoy's configuration.
+    let dump = gw.envoy.config_dump().await.to_string();
+    assert!(
+        dump.contains(r#""per_connection_buffer_limit_bytes":65536"#),
+        "no buffer limit in Envoy's listener"
+    );
+}

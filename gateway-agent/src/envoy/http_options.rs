@@ -6,7 +6,13 @@
 
 use envoy_types::{
     pb::envoy::{
-        config::core::v3::{Http1ProtocolOptions, HttpProtocolOptions, http_protocol_options},
+        config::core::v3::{
+            Http1ProtocolOptions, HttpProtocolOptions, http_protocol_options,
+            http1_protocol_options::{
+                HeaderKeyFormat,
+                header_key_format::{self, ProperCaseWords},
+            },
+        },
         extensions::filters::{
             http::{buffer::v3::Buffer, router::v3::Router},
             network::http_connection_manager::v3::{
@@ -47,10 +53,15 @@ pub(super) fn apply(l: &Listener, hcm: &mut HttpConnectionManager) {
             ..Default::default()
         });
     }
-    if o.accept_http_10 || o.allow_chunked_length {
+    if o.accept_http_10 || o.allow_chunked_length || o.proper_case {
         hcm.http_protocol_options = Some(Http1ProtocolOptions {
             accept_http_10: o.accept_http_10,
             allow_chunked_length: o.allow_chunked_length,
+            header_key_format: o.proper_case.then_some(HeaderKeyFormat {
+                header_format: Some(header_key_format::HeaderFormat::ProperCaseWords(
+                    ProperCaseWords {},
+                )),
+            }),
             ..Default::default()
         });
     }

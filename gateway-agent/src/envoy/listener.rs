@@ -71,6 +71,11 @@ pub(super) fn listener(l: &Listener) -> EnvoyListener {
             .chain(tls.then(tls::tls_inspector))
             .collect(),
         filter_chains,
+        // The gateway Module's `buffer_limit_bytes`.
+        per_connection_buffer_limit_bytes: l
+            .http_options
+            .buffer_limit_bytes
+            .map(|n| UInt32Value { value: n }),
         ..Default::default()
     }
 }

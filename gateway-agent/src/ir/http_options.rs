@@ -19,7 +19,10 @@
 //! - `enable_http10`, `allow_chunked_length` → `http_protocol_options.accept_http_10`,
 //!   `.allow_chunked_length`;
 //! - `suppress_envoy_headers` → the router filter's field, when true;
-//! - `buffer.max_request_bytes` → Envoy's buffer filter, after gzip (a larger request gets 413).
+//! - `buffer.max_request_bytes` → Envoy's buffer filter, after gzip (a larger request gets 413);
+//! - `proper_case` → `http_protocol_options.header_key_format.proper_case_words` (downstream
+//!   only: Emissary sets nothing upstream for it);
+//! - `buffer_limit_bytes` → the listener's `per_connection_buffer_limit_bytes`.
 //!
 //! The CRD bounds the numbers as Envoy does (`max_request_headers_kb` 1 to 8192, sizes above
 //! 0); what only the IR can see (a `server_name` Envoy would refuse) is rejected on the Module
@@ -70,6 +73,11 @@ pub struct HttpOptions {
     pub suppress_envoy_headers: bool,
     /// Requests are buffered whole before they are routed, up to this many bytes (413 above).
     pub max_request_bytes: Option<u32>,
+    /// HTTP/1 response header names go to clients in Proper-Case (`Content-Type`), not Envoy's
+    /// lowercase.
+    pub proper_case: bool,
+    /// Each downstream connection's read and write buffers, in bytes; `None`: Envoy's 1 MiB.
+    pub buffer_limit_bytes: Option<u32>,
 }
 
 /// What Envoy does with a request header whose name has an underscore.
@@ -102,6 +110,8 @@ impl Default for HttpOptions {
             idle_timeout: None,
             suppress_envoy_headers: false,
             max_request_bytes: None,
+            proper_case: false,
+            buffer_limit_bytes: None,
         }
     }
 }
@@ -170,6 +180,7 @@ pub fn http_options(c: &ModuleConfig) -> (HttpOptions, Vec<String>) {
         c.buffer.as_ref().map(|b| b.max_request_bytes.get()),
         "buffer.max_request_bytes",
     );
+    let buffer_limit_bytes = number(c.buffer_limit_bytes.map(|b| b.get()), "buffer_limit_bytes");
     // Emissary writes the name as given; an empty one leaves Envoy's `envoy`.
     let server_name = c
         .server_name
@@ -203,6 +214,8 @@ pub fn http_options(c: &ModuleConfig) -> (HttpOptions, Vec<String>) {
         idle_timeout,
         suppress_envoy_headers: c.suppress_envoy_headers.unwrap_or(false),
         max_request_bytes,
+        proper_case: c.proper_case.unwrap_or(false),
+        buffer_limit_bytes,
     };
     (options, problems)
 }
@@ -253,7 +266,9 @@ enable_http10: true
 allow_chunked_length: true
 listener_idle_timeout_ms: 30000
 suppress_envoy_headers: true
-buffer: {max_request_bytes: 4096}",
+buffer: {max_request_bytes: 4096}
+proper_case: true
+buffer_limit_bytes: 65536",
         );
         assert_eq!(
             o,
@@ -272,6 +287,8 @@ buffer: {max_request_bytes: 4096}",
                 idle_timeout: Some(Duration::from_secs(30)),
                 suppress_envoy_headers: true,
                 max_request_bytes: Some(4096),
+                proper_case: true,
+                buffer_limit_bytes: Some(65536),
             }
         );
         assert_eq!(

@@ -324,6 +324,8 @@ pub const TABLES: &[Table] = &[
             "config.listener_idle_timeout_ms",
             "config.suppress_envoy_headers",
             "config.buffer",
+            "config.proper_case",
+            "config.buffer_limit_bytes",
             // ir/upstream_policy.rs
             "config.cluster_request_timeout_ms",
             "config.cluster_idle_timeout_ms",
@@ -355,8 +357,6 @@ pub const TABLES: &[Table] = &[
             "config.x_forwarded_proto_redirect",
             "config.forward_client_cert_details",
             "config.set_current_client_cert_details",
-            "config.proper_case",
-            "config.buffer_limit_bytes",
             "config.envoy_log_type",
             "config.envoy_log_format",
             "config.envoy_log_path",
@@ -932,12 +932,6 @@ fn module(c: &ModuleConfig, f: &mut Found) {
         "spec.config.set_current_client_cert_details",
         NotYet,
     );
-    f.add(on(c.proper_case), "spec.config.proper_case", NotYet);
-    f.add(
-        present(&c.buffer_limit_bytes),
-        "spec.config.buffer_limit_bytes",
-        NotYet,
-    );
     // The gateway writes no access log: no value of these is its behaviour.
     f.add(
         present(&c.envoy_log_type),
@@ -982,9 +976,11 @@ fn module(c: &ModuleConfig, f: &mut Found) {
         "spec.config.prune_unreachable_routes",
         Legacy,
     );
-    f.add(
+    // Emissary's own Envoy build has custom header-case rules; a stock Envoy has none.
+    f.add_with(
         list(&c.header_case_overrides),
         "spec.config.header_case_overrides",
+        Some("stock Envoy has no per-header case rules, only Emissary's own Envoy build does"),
         NotYet,
     );
     // Emissary 4 posts an error and ignores it (`ir.py`).
