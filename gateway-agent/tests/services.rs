@@ -792,6 +792,28 @@ fn only_the_ambassador_module_in_the_gateway_namespace_is_read() {
     );
 }
 
+/// Emissary (`ambassador_id`, EMISSARY.md §2.3): a resource for another gateway is not this
+/// gateway's at all. An `ambassador` Module for `blue` changes nothing here and gets no note
+/// from this gateway (the `blue` gateway writes its status).
+#[test]
+fn an_ambassador_module_for_another_ambassador_id_is_not_this_gateways() {
+    let yaml = [
+        LISTENER.to_owned(),
+        service("default"),
+        slice("default", "echo-a", &[("10.0.0.1", None)]),
+        "---\napiVersion: getambassador.io/v3alpha1\nkind: Module\n\
+         metadata: {name: ambassador, namespace: default}\n\
+         spec: {ambassador_id: [blue], config: {resolver: kubernetes-service}}\n"
+            .to_owned(),
+        mapping("m", "default", "/m/", "echo"),
+    ]
+    .concat();
+    let ir = ir_with(&yaml, &kubernetes(None));
+    // The default (a Service's endpoints), not the blue Module's DNS resolver.
+    assert_eq!(cluster_of(&ir, "m").service, echo("default", "http"));
+    assert_eq!(notes(&ir), []);
+}
+
 #[test]
 fn a_redirect_resolves_nothing_and_its_resolver_is_named_as_unused() {
     let yaml = [

@@ -177,7 +177,10 @@ fn a_module_names_each_key_not_applied() {
     ));
     assert_eq!(
         note_of(&ir, "Module default/ambassador"),
-        ["not applied yet: spec.config.lua_scripts; legacy, not applied: spec.config.admin_port"]
+        [
+            "not applied yet: spec.config.lua_scripts (a script cannot be checked before Envoy loads it); \
+          legacy, not applied: spec.config.admin_port"
+        ]
     );
 }
 

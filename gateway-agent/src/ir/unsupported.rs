@@ -948,10 +948,19 @@ fn module(c: &ModuleConfig, f: &mut Found) {
         "spec.config.envoy_log_path",
         NotYet,
     );
-    f.add(text(&c.lua_scripts), "spec.config.lua_scripts", NotYet);
-    f.add(
+    // Envoy compiles a script when it loads the listener: one that fails would reject it whole,
+    // and the gateway cannot check Lua beforehand.
+    f.add_with(
+        text(&c.lua_scripts),
+        "spec.config.lua_scripts",
+        Some("a script cannot be checked before Envoy loads it"),
+        NotYet,
+    );
+    // Envoy's RE2 limit is a runtime value; the gateway serves no runtime layer (yet).
+    f.add_with(
         present(&c.regex_max_size),
         "spec.config.regex_max_size",
+        Some("Envoy's limit of 100 RE2 instructions applies; a larger regex is refused by name"),
         NotYet,
     );
     // Regexes are RE2 (`safe`) always.
