@@ -511,3 +511,38 @@ async fn proper_case_sends_http1_header_names_in_proper_case() {
         "no buffer limit in Envoy's listener"
     );
 }
+
+/// Emissary's `defaults` (`irhttpmapping.py`, `IRResource.lookup_default`): a Mapping that does
+/// not write a header setting takes `defaults.httpmapping`'s, else `defaults`'; one that writes
+/// it, even empty, keeps its own.
+#[tokio::test]
+async fn the_modules_defaults_give_header_settings_to_mappings_without_their_own() {
+    let gw = Gateway::start().await;
+    let up = Upstream::start("echo").await;
+    gw.write(
+        "routes.yaml",
+        &[
+            route("plain", &up, "prefix: /plain/"),
+            route("own", &up, "prefix: /own/\nadd_response_headers: {}"),
+        ]
+        .concat(),
+    );
+    gw.wait_upstream("/own/", "echo").await;
+    gw.write(
+        "module.yaml",
+        &module(
+            "defaults: {add_request_headers: {x-team: platform}, \
+             httpmapping: {add_response_headers: {x-served-by: legate}}}",
+        ),
+    );
+    let reply = gw
+        .wait_for("/plain/", "the Module's defaults", |r| {
+            r.header("x-served-by") == Some("legate")
+        })
+        .await;
+    assert_eq!(served_by(&reply, "echo")["headers"]["x-team"], "platform");
+    let own = served_by(&gw.get("/own/", "example.com").await, "echo");
+    assert_eq!(own["headers"]["x-team"], "platform");
+    let reply = gw.get("/own/", "example.com").await;
+    assert_eq!(reply.header("x-served-by"), None, "{}", describe(&reply));
+}

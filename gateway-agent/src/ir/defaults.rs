@@ -1,10 +1,15 @@
 //! The gateway Module's defaults for every Mapping: its upstream connection policy
-//! ([`upstream_policy`]), its CORS policy ([`cors`]) and `add_linkerd_headers`. Every compiled Mapping depends on them,
+//! ([`upstream_policy`]), its CORS policy ([`cors`]), `add_linkerd_headers`, and the header
+//! settings of its `defaults` ([`HeaderDefaults`]). Every compiled Mapping depends on them,
 //! so the builder compiles every Mapping again when they change (rare).
 
-use legate_crds::Module;
+use std::collections::BTreeMap;
 
-use super::{Rejection, cors, upstream_policy};
+use legate_crds::{Module, fields::AddedHeader};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::{Reason, Rejection, cors, envoy_rules::Side, mapping, module, upstream_policy};
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct MappingDefaults {
@@ -12,6 +17,8 @@ pub struct MappingDefaults {
     pub cors: cors::ModuleDefault,
     /// `add_linkerd_headers`, for Mappings that do not set it.
     pub add_linkerd_headers: bool,
+    /// `defaults`' header settings, for Mappings that do not set them.
+    pub headers: HeaderDefaults,
     /// What the Module sets for them that cannot be used, each naming its field; those
     /// defaults are left out, the others apply.
     pub rejections: Vec<Rejection>,
@@ -24,12 +31,184 @@ impl MappingDefaults {
         let cors = cors::ModuleDefault::new(module, &mut rejections);
         let policy = upstream_policy::Defaults::new(module);
         rejections.extend(policy.rejection.clone());
+        let headers = module.map_or_else(HeaderDefaults::default, |m| {
+            HeaderDefaults::new(m, &mut rejections)
+        });
         Self {
+            headers,
             policy,
             cors,
             add_linkerd_headers: module
                 .is_some_and(|m| m.spec.config.add_linkerd_headers == Some(true)),
             rejections,
         }
+    }
+}
+
+/// The Module's `defaults` Emissary applies to Mappings (`irhttpmapping.py`, `AllowedKeys` with
+/// defaults, and `IRResource.lookup_default`): each key from `defaults.httpmapping`, else from
+/// `defaults` itself, for a Mapping that does not write the key at all (an empty value written
+/// on the Mapping wins, as in Emissary).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HeaderDefaults {
+    pub add_request_headers: Option<BTreeMap<String, AddedHeader>>,
+    pub add_response_headers: Option<BTreeMap<String, AddedHeader>>,
+    pub remove_request_headers: Option<Vec<String>>,
+    pub remove_response_headers: Option<Vec<String>>,
+}
+
+/// The keys of `defaults` (or `defaults.httpmapping`) that are applied.
+const APPLIED: [&str; 4] = [
+    "add_request_headers",
+    "add_response_headers",
+    "remove_request_headers",
+    "remove_response_headers",
+];
+
+/// The lookup class Emissary gives Mappings.
+const CLASS: &str = "httpmapping";
+
+impl HeaderDefaults {
+    /// `module`'s defaults; one that does not parse, or that a Mapping could not use (a header
+    /// name Envoy refuses), is rejected on the Module naming it and left out. Keys Legate does
+    /// not apply are named in a note.
+    pub fn new(module: &Module, rejections: &mut Vec<Rejection>) -> Self {
+        let Some(defaults) = module.spec.config.defaults.as_ref() else {
+            return Self::default();
+        };
+        let class = defaults.get(CLASS).and_then(Value::as_object);
+        let mut problems = Vec::new();
+        let lookup = |key: &str| -> Option<(String, Value)> {
+            class
+                .and_then(|c| c.get(key))
+                .map(|v| (format!("spec.config.defaults.{CLASS}.{key}"), v.clone()))
+                .or_else(|| {
+                    defaults
+                        .get(key)
+                        .map(|v| (format!("spec.config.defaults.{key}"), v.clone()))
+                })
+        };
+        let out = Self {
+            add_request_headers: parsed(lookup("add_request_headers"), &mut problems, |f, v| {
+                mapping::added_headers(f, Some(v), Side::Request)
+            }),
+            add_response_headers: parsed(lookup("add_response_headers"), &mut problems, |f, v| {
+                mapping::added_headers(f, Some(v), Side::Response)
+            }),
+            remove_request_headers: parsed(
+                lookup("remove_request_headers"),
+                &mut problems,
+                |f, v| mapping::removed_headers(f, Some(v), Side::Request),
+            ),
+            remove_response_headers: parsed(
+                lookup("remove_response_headers"),
+                &mut problems,
+                |f, v| mapping::removed_headers(f, Some(v), Side::Response),
+            ),
+        };
+        if !problems.is_empty() {
+            rejections.push(module::invalid(module, problems.join("; ")));
+        }
+        let unused: Vec<String> = defaults
+            .iter()
+            .flat_map(|(key, value)| match (key.as_str(), value.as_object()) {
+                (CLASS, Some(class)) => class
+                    .keys()
+                    .map(|k| format!("spec.config.defaults.{CLASS}.{k}"))
+                    .collect(),
+                _ => vec![format!("spec.config.defaults.{key}")],
+            })
+            .filter(|field| !APPLIED.iter().any(|k| field.ends_with(&format!(".{k}"))))
+            .collect();
+        if !unused.is_empty() {
+            rejections.push(Rejection::new(
+                module::object_ref(module),
+                Reason::NotSupported,
+                format!(
+                    "not applied: {} (Mappings take {} from defaults)",
+                    unused.join(", "),
+                    APPLIED.join(", ")
+                ),
+            ));
+        }
+        out
+    }
+}
+
+/// A default's value as its Mapping field's type, checked as a Mapping's own would be.
+fn parsed<T: DeserializeOwned, U>(
+    found: Option<(String, Value)>,
+    problems: &mut Vec<String>,
+    check: impl Fn(&str, &T) -> Result<U, String>,
+) -> Option<T> {
+    let (field, value) = found?;
+    let parsed = serde_json::from_value::<T>(value)
+        .map_err(|e| format!("{field}: {e}"))
+        .and_then(|v| check(&field, &v).map(|_| v));
+    parsed.map_err(|p| problems.push(p)).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use legate_crds::Resource;
+
+    use super::*;
+
+    fn module_with(config: &str) -> Module {
+        match crate::ir::module::fixtures::module("ambassador", "gw", config) {
+            Resource::Module(m) => m,
+            other => unreachable!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_httpmapping_class_wins_over_the_bare_key_and_other_keys_are_named() {
+        let module = module_with(
+            "defaults:
+  add_response_headers: {x-bare: b}
+  remove_request_headers: [x-drop]
+  tls_secret_namespacing: false
+  httpmapping:
+    add_response_headers: {x-class: c}
+    timeout_ms: 10",
+        );
+        let mut rejections = Vec::new();
+        let d = HeaderDefaults::new(&module, &mut rejections);
+        assert_eq!(
+            d.add_response_headers.unwrap().keys().collect::<Vec<_>>(),
+            ["x-class"]
+        );
+        assert_eq!(d.remove_request_headers, Some(vec!["x-drop".to_owned()]));
+        assert_eq!(d.add_request_headers, None);
+        assert_eq!(rejections.len(), 1);
+        assert_eq!(rejections[0].reason, Reason::NotSupported);
+        assert_eq!(
+            rejections[0].message,
+            "not applied: spec.config.defaults.httpmapping.timeout_ms, \
+             spec.config.defaults.tls_secret_namespacing (Mappings take add_request_headers, \
+             add_response_headers, remove_request_headers, remove_response_headers from defaults)"
+        );
+    }
+
+    #[test]
+    fn a_default_a_mapping_could_not_use_is_rejected_on_the_module_by_name() {
+        let module = module_with(
+            "defaults:
+  add_request_headers: {\"bad header\": v}
+  remove_response_headers: nope
+  add_response_headers: {x-ok: fine}",
+        );
+        let mut rejections = Vec::new();
+        let d = HeaderDefaults::new(&module, &mut rejections);
+        assert!(d.add_response_headers.is_some());
+        assert_eq!(d.add_request_headers, None);
+        assert_eq!(d.remove_response_headers, None);
+        assert_eq!(rejections.len(), 1);
+        let message = &rejections[0].message;
+        assert!(
+            message.contains("spec.config.defaults.add_request_headers")
+                && message.contains("spec.config.defaults.remove_response_headers"),
+            "{message}"
+        );
     }
 }

@@ -465,27 +465,40 @@ pub fn route(
         fraction: None,
         shadow: spec.shadow == Some(true),
         action,
-        add_request_headers: added(
+        // A Mapping's own header settings, else the Module's `defaults` (checked already).
+        add_request_headers: added_headers(
             "add_request_headers",
-            &spec.add_request_headers,
+            own_or(
+                &spec.add_request_headers,
+                &defaults.headers.add_request_headers,
+            ),
             Side::Request,
         )?
         .into_iter()
         .chain(linkerd)
         .collect(),
-        remove_request_headers: removed(
+        remove_request_headers: removed_headers(
             "remove_request_headers",
-            &spec.remove_request_headers,
+            own_or(
+                &spec.remove_request_headers,
+                &defaults.headers.remove_request_headers,
+            ),
             Side::Request,
         )?,
-        add_response_headers: added(
+        add_response_headers: added_headers(
             "add_response_headers",
-            &spec.add_response_headers,
+            own_or(
+                &spec.add_response_headers,
+                &defaults.headers.add_response_headers,
+            ),
             Side::Response,
         )?,
-        remove_response_headers: removed(
+        remove_response_headers: removed_headers(
             "remove_response_headers",
-            &spec.remove_response_headers,
+            own_or(
+                &spec.remove_response_headers,
+                &defaults.headers.remove_response_headers,
+            ),
             Side::Response,
         )?,
         cors: cors::for_route(spec.cors.as_ref(), &defaults.cors, redirect)?,
@@ -567,12 +580,12 @@ fn matchers(
 }
 
 /// Headers to add, with names Envoy accepts on that side.
-fn added(
+pub(super) fn added_headers(
     field: &str,
-    map: &Option<BTreeMap<String, legate_crds::fields::AddedHeader>>,
+    map: Option<&BTreeMap<String, legate_crds::fields::AddedHeader>>,
     side: Side,
 ) -> Result<Vec<AddedHeader>, String> {
-    map.iter()
+    map.into_iter()
         .flatten()
         .map(|(name, h)| {
             envoy_rules::header_name(field, name, side)?;
@@ -584,6 +597,11 @@ fn added(
             })
         })
         .collect()
+}
+
+/// A Mapping's own setting when it writes the key (even empty), else the default.
+fn own_or<'a, T>(own: &'a Option<T>, default: &'a Option<T>) -> Option<&'a T> {
+    own.as_ref().or(default.as_ref())
 }
 
 /// The `l5d-dst-override` header for `target`: its qualified host and its port (a named port as
@@ -601,8 +619,12 @@ fn linkerd_override(target: &service::Target) -> AddedHeader {
 }
 
 /// Header names to remove, with names Envoy accepts on that side.
-fn removed(field: &str, names: &Option<Vec<String>>, side: Side) -> Result<Vec<String>, String> {
-    let names = names.clone().unwrap_or_default();
+pub(super) fn removed_headers(
+    field: &str,
+    names: Option<&Vec<String>>,
+    side: Side,
+) -> Result<Vec<String>, String> {
+    let names = names.cloned().unwrap_or_default();
     names
         .iter()
         .try_for_each(|n| envoy_rules::header_name(field, n, side))?;

@@ -335,6 +335,8 @@ pub const TABLES: &[Table] = &[
             "config.load_balancer",
             "config.retry_policy",
             "config.add_linkerd_headers",
+            // ir/defaults.rs: its header keys; a note names any other key.
+            "config.defaults",
             // ir/grpc.rs
             "config.enable_grpc_http11_bridge",
             "config.enable_grpc_web",
@@ -344,7 +346,6 @@ pub const TABLES: &[Table] = &[
             "config.ip_deny",
         ],
         not_applied: &[
-            "config.defaults",
             "config.default_label_domain",
             "config.default_labels",
             "config.enable_ipv4",
@@ -876,7 +877,6 @@ fn module(c: &ModuleConfig, f: &mut Found) {
         })
     };
 
-    f.add(dict(&c.defaults), "spec.config.defaults", NotYet);
     f.add(
         text_other_than(&c.default_label_domain, "ambassador"),
         "spec.config.default_label_domain",
