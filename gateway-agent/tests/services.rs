@@ -792,6 +792,35 @@ fn only_the_ambassador_module_in_the_gateway_namespace_is_read() {
     );
 }
 
+/// Emissary (`irbasemapping.py`, `normalize_service_name`): with the Module's
+/// `use_ambassador_namespace_for_service_resolution`, an unqualified `service` of a Mapping in
+/// another namespace names the Service in the gateway's namespace; a qualified one is unchanged.
+#[test]
+fn the_module_can_resolve_unqualified_services_in_the_gateway_namespace() {
+    let yaml = [
+        LISTENER.to_owned(),
+        service("default"),
+        slice("default", "echo-d", &[("10.0.0.1", None)]),
+        service("team"),
+        slice("team", "echo-t", &[("10.1.0.1", None)]),
+        module(
+            "ambassador",
+            "default",
+            "use_ambassador_namespace_for_service_resolution: true",
+        ),
+        mapping("m", "team", "/m/", "echo"),
+        mapping("q", "team", "/q/", "echo.team"),
+    ]
+    .concat();
+    let ir = ir_with(&yaml, &kubernetes(None));
+    assert_eq!(cluster_of(&ir, "m").service, echo("default", "http"));
+    assert_eq!(cluster_of(&ir, "q").service, echo("team", "http"));
+    // Without it, the Mapping's own namespace.
+    let without = yaml.replace("use_ambassador_namespace_for_service_resolution: true", "");
+    let ir = ir_with(&without, &kubernetes(None));
+    assert_eq!(cluster_of(&ir, "m").service, echo("team", "http"));
+}
+
 /// Emissary (`ambassador_id`, EMISSARY.md §2.3): a resource for another gateway is not this
 /// gateway's at all. An `ambassador` Module for `blue` changes nothing here and gets no note
 /// from this gateway (the `blue` gateway writes its status).

@@ -19,6 +19,9 @@ pub struct MappingDefaults {
     pub add_linkerd_headers: bool,
     /// `defaults`' header settings, for Mappings that do not set them.
     pub headers: HeaderDefaults,
+    /// `use_ambassador_namespace_for_service_resolution`: an unqualified `service` names a
+    /// Service in the gateway's namespace, not the Mapping's.
+    pub gateway_namespace_services: bool,
     /// What the Module sets for them that cannot be used, each naming its field; those
     /// defaults are left out, the others apply.
     pub rejections: Vec<Rejection>,
@@ -36,11 +39,31 @@ impl MappingDefaults {
         });
         Self {
             headers,
+            gateway_namespace_services: module.is_some_and(|m| {
+                m.spec
+                    .config
+                    .use_ambassador_namespace_for_service_resolution
+                    == Some(true)
+            }),
             policy,
             cors,
             add_linkerd_headers: module
                 .is_some_and(|m| m.spec.config.add_linkerd_headers == Some(true)),
             rejections,
+        }
+    }
+}
+
+impl MappingDefaults {
+    /// The namespace an unqualified `service` of a Mapping in `mapping_namespace` is qualified
+    /// with (Emissary's `normalize_service_name`): the Mapping's own, or with
+    /// `use_ambassador_namespace_for_service_resolution`, the gateway's (`service` then stays
+    /// unqualified and resolves there).
+    pub fn service_namespace<'a>(&self, mapping_namespace: &'a str, gateway: &'a str) -> &'a str {
+        if self.gateway_namespace_services {
+            gateway
+        } else {
+            mapping_namespace
         }
     }
 }

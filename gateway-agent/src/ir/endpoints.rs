@@ -221,9 +221,9 @@ impl Entry {
             false => Ok(Resolve::Auto),
         };
         let key = match resolve {
-            Ok(Resolve::Auto) => mapping::service_key(mapping, settings, false),
+            Ok(Resolve::Auto) => mapping::service_key(mapping, settings, defaults, false),
             // Emissary's endpoint resolver reads a URL's host as a Service too.
-            Ok(Resolve::Endpoints) => mapping::service_key(mapping, settings, true),
+            Ok(Resolve::Endpoints) => mapping::service_key(mapping, settings, defaults, true),
             Ok(Resolve::Dns) | Err(_) => None,
         };
         let resolved = Self::resolve(&key, &resolve, mapping, settings, index);

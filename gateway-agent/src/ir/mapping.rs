@@ -386,7 +386,11 @@ pub fn route(
         (action, None, None)
     } else {
         let target = service::Target {
-            host: service::qualify(&upstream.host, namespace, &settings.namespace),
+            host: service::qualify(
+                &upstream.host,
+                defaults.service_namespace(namespace, &settings.namespace),
+                &settings.namespace,
+            ),
             ..upstream
         };
         // Emissary (`irhttpmapping.py`): the Mapping's `add_linkerd_headers`, else the Module's,
@@ -511,6 +515,7 @@ pub fn route(
 pub fn service_key(
     mapping: &Mapping,
     settings: &Settings,
+    defaults: &MappingDefaults,
     urls: bool,
 ) -> Option<service::ServiceKey> {
     let spec = &mapping.spec;
@@ -529,7 +534,11 @@ pub fn service_key(
     }
     let tls = matches!(spec.tls, Some(BoolOrString::Bool(true)));
     let target = service::parse_target(&spec.service, tls).ok()?;
-    let host = service::qualify(&target.host, namespace, &settings.namespace);
+    let host = service::qualify(
+        &target.host,
+        defaults.service_namespace(namespace, &settings.namespace),
+        &settings.namespace,
+    );
     service::service_key(&host, &settings.namespace)
 }
 

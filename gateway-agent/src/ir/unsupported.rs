@@ -337,6 +337,7 @@ pub const TABLES: &[Table] = &[
             "config.add_linkerd_headers",
             // ir/defaults.rs: its header keys; a note names any other key.
             "config.defaults",
+            "config.use_ambassador_namespace_for_service_resolution",
             // ir/grpc.rs
             "config.enable_grpc_http11_bridge",
             "config.enable_grpc_web",
@@ -350,7 +351,6 @@ pub const TABLES: &[Table] = &[
             "config.default_labels",
             "config.enable_ipv4",
             "config.enable_ipv6",
-            "config.use_ambassador_namespace_for_service_resolution",
             "config.diagnostics",
             "config.liveness_probe",
             "config.readiness_probe",
@@ -885,11 +885,6 @@ fn module(c: &ModuleConfig, f: &mut Found) {
     f.add(map(&c.default_labels), "spec.config.default_labels", NotYet);
     f.add(off(c.enable_ipv4), "spec.config.enable_ipv4", NotYet);
     f.add(on(c.enable_ipv6), "spec.config.enable_ipv6", NotYet);
-    f.add(
-        on(c.use_ambassador_namespace_for_service_resolution),
-        "spec.config.use_ambassador_namespace_for_service_resolution",
-        NotYet,
-    );
     f.add(
         c.diagnostics.as_ref().is_some_and(|d| !off(d.enabled)),
         "spec.config.diagnostics",
