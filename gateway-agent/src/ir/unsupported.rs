@@ -643,7 +643,6 @@ fn mapping(s: &MappingSpec, f: &mut Found) {
     );
     f.add(present(&s.docs), "spec.docs", NotYet);
     f.add(text(&s.outlier_detection), "spec.outlier_detection", NotYet);
-    f.add(dict(&s.envoy_override), "spec.envoy_override", NotYet);
     // Emissary 4 posts an error and ignores them (`irhttpmapping.py`).
     const NOT_IN_EMISSARY_4: Option<&str> = Some("Emissary 4 ignores it too");
     f.add_with(
@@ -658,7 +657,14 @@ fn mapping(s: &MappingSpec, f: &mut Found) {
         NOT_IN_EMISSARY_4,
         Legacy,
     );
-    f.add(list(&s.modules), "spec.modules", NotYet);
+    // In the CRD only: Emissary's code never reads them.
+    f.add_with(
+        dict(&s.envoy_override),
+        "spec.envoy_override",
+        NOT_IN_EMISSARY_4,
+        Legacy,
+    );
+    f.add_with(list(&s.modules), "spec.modules", NOT_IN_EMISSARY_4, Legacy);
 
     // What the Mapping is, decided as `mapping::route` and `group` decide it.
     let shadow = on(s.shadow);
