@@ -19,7 +19,11 @@
 //! - `enable_http10`, `allow_chunked_length` → `http_protocol_options.accept_http_10`,
 //!   `.allow_chunked_length`;
 //! - `suppress_envoy_headers` → the router filter's field, when true;
-//! - `buffer.max_request_bytes` → Envoy's buffer filter, after gzip (a larger request gets 413).
+//! - `buffer.max_request_bytes` → Envoy's buffer filter, after gzip (a larger request gets 413);
+//! - `forward_client_cert_details`, `set_current_client_cert_details` → the fields of the same
+//!   names (`x-forwarded-client-cert`), when set (Envoy's default otherwise: `SANITIZE`). The CRD
+//!   takes Emissary's values only (`SANITIZE`, ..., upper case; `true`/`false` for each of
+//!   `subject`, `cert`, `chain`, `dns`, `uri`), as `irambassador.py` checks them.
 //!
 //! The CRD bounds the numbers as Envoy does (`max_request_headers_kb` 1 to 8192, sizes above
 //! 0); what only the IR can see (a `server_name` Envoy would refuse) is rejected on the Module
@@ -30,7 +34,9 @@ use std::{sync::Arc, time::Duration};
 
 use legate_crds::{
     Module,
-    module::{HeadersWithUnderscoresAction, ModuleConfig},
+    module::{
+        ClientCertDetails, ForwardClientCertDetails, HeadersWithUnderscoresAction, ModuleConfig,
+    },
 };
 
 use super::{Rejection, envoy_rules};
@@ -70,6 +76,10 @@ pub struct HttpOptions {
     pub suppress_envoy_headers: bool,
     /// Requests are buffered whole before they are routed, up to this many bytes (413 above).
     pub max_request_bytes: Option<u32>,
+    /// What is done with a request's `x-forwarded-client-cert`; `None`: Envoy's `SANITIZE`.
+    pub forward_client_cert_details: Option<ForwardClientCertDetails>,
+    /// What of the client's certificate `SANITIZE_SET`/`APPEND_FORWARD` put in it.
+    pub set_current_client_cert_details: Option<ClientCertDetails>,
 }
 
 /// What Envoy does with a request header whose name has an underscore.
@@ -102,6 +112,8 @@ impl Default for HttpOptions {
             idle_timeout: None,
             suppress_envoy_headers: false,
             max_request_bytes: None,
+            forward_client_cert_details: None,
+            set_current_client_cert_details: None,
         }
     }
 }
@@ -203,6 +215,8 @@ pub fn http_options(c: &ModuleConfig) -> (HttpOptions, Vec<String>) {
         idle_timeout,
         suppress_envoy_headers: c.suppress_envoy_headers.unwrap_or(false),
         max_request_bytes,
+        forward_client_cert_details: c.forward_client_cert_details,
+        set_current_client_cert_details: c.set_current_client_cert_details.clone(),
     };
     (options, problems)
 }
@@ -253,7 +267,9 @@ enable_http10: true
 allow_chunked_length: true
 listener_idle_timeout_ms: 30000
 suppress_envoy_headers: true
-buffer: {max_request_bytes: 4096}",
+buffer: {max_request_bytes: 4096}
+forward_client_cert_details: SANITIZE_SET
+set_current_client_cert_details: {subject: true, uri: true}",
         );
         assert_eq!(
             o,
@@ -272,6 +288,12 @@ buffer: {max_request_bytes: 4096}",
                 idle_timeout: Some(Duration::from_secs(30)),
                 suppress_envoy_headers: true,
                 max_request_bytes: Some(4096),
+                forward_client_cert_details: Some(ForwardClientCertDetails::SanitizeSet),
+                set_current_client_cert_details: Some(ClientCertDetails {
+                    subject: Some(true),
+                    uri: Some(true),
+                    ..Default::default()
+                }),
             }
         );
         assert_eq!(

@@ -31,6 +31,9 @@ pub struct StreamKey {
     pub kind: &'static str,
     /// `None`: every namespace.
     pub namespace: Option<String>,
+    /// The watch's field selector: a kind can have two watches (Secrets: `kubernetes.io/tls`
+    /// and `Opaque`), each its own stream.
+    pub selector: Option<&'static str>,
 }
 
 /// One watched object, decoded.
