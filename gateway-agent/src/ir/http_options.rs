@@ -340,6 +340,34 @@ set_current_client_cert_details: {subject: true, uri: true}",
         }
     }
 
+    /// Emissary's `irambassador.py` accepts these five values, upper case, and booleans for
+    /// `set_current_client_cert_details`; anything else refuses the Module, naming the field.
+    #[test]
+    fn client_cert_settings_take_emissarys_values_only() {
+        for (config, field) in [
+            (
+                "forward_client_cert_details: sanitize",
+                "spec.config.forward_client_cert_details",
+            ),
+            (
+                "set_current_client_cert_details: {subject: maybe}",
+                "spec.config.set_current_client_cert_details.subject",
+            ),
+        ] {
+            let yaml = format!(
+                "apiVersion: getambassador.io/v3alpha1\nkind: Module\n\
+                 metadata: {{name: ambassador, namespace: gw}}\nspec:\n  config:\n    {config}\n"
+            );
+            let loaded = legate_crds::loader::load_str("module.yaml", &yaml).unwrap();
+            assert!(loaded.resources.is_empty(), "{config}");
+            let error = loaded.errors.first().map(ToString::to_string);
+            assert!(
+                error.as_deref().is_some_and(|e| e.contains(field)),
+                "{config}: {error:?}"
+            );
+        }
+    }
+
     #[test]
     fn only_the_gateway_module_applies() {
         let on = "server_name: other\nmerge_slashes: true";
