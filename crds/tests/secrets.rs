@@ -57,7 +57,11 @@ fn a_tls_secret_loads_with_its_pem_and_never_prints_its_key() {
         panic!("{:?}", loaded.resources)
     };
     assert_eq!(s.certificate_chain, p.cert);
-    assert_eq!(s.private_key.expose(), p.key);
+    assert_eq!(
+        s.private_key.as_ref().map(|k| k.expose()),
+        Some(p.key.as_str())
+    );
+    assert_eq!(s.crl, None);
     let printed = format!("{:?}", loaded.resources);
     assert!(
         !printed.contains(p.key.lines().nth(1).unwrap()),
@@ -218,4 +222,35 @@ fn a_secret_file_that_is_not_yaml_is_refused_without_printing_a_line_of_it() {
         );
     }
     assert!(message.contains("line"), "it still says where: {message}");
+}
+
+/// A client-certificate CA as Emissary's documentation creates it (`kubectl create secret
+/// generic ca --from-file=tls.crt=ca.pem`): `Opaque`, `tls.crt` only (Emissary's
+/// `fetch/secret.py` reads `tls.crt` and `crl.pem` from `Opaque` Secrets).
+#[test]
+fn an_opaque_secret_with_a_ca_or_a_crl_is_read_without_a_key() {
+    let p = self_signed("ca");
+    let loaded = load_str(
+        "secrets.yaml",
+        &secret("Opaque", &[("tls.crt", base64(&p.cert))]),
+    )
+    .unwrap();
+    assert!(loaded.errors.is_empty(), "{:#?}", loaded.errors);
+    let [Resource::Secret(s)] = loaded.resources.as_slice() else {
+        panic!("{:?}", loaded.resources)
+    };
+    assert_eq!(
+        (s.certificate_chain.as_str(), s.private_key.is_none()),
+        (p.cert.as_str(), true)
+    );
+    let error = error_of(&secret(
+        "Opaque",
+        &[(
+            "crl.pem",
+            base64("-----BEGIN X509 CRL-----\nbm90IGEgY3Js\n-----END X509 CRL-----\n"),
+        )],
+    ));
+    assert!(error.contains("data.crl.pem"), "{error}");
+    let error = error_of(&secret("Opaque", &[("tls.crt", base64("not pem"))]));
+    assert!(error.contains("data.tls.crt"), "{error}");
 }

@@ -33,6 +33,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const KEY: StreamKey = StreamKey {
     kind: "Mapping",
     namespace: None,
+    selector: None,
 };
 
 /// The fleet's Mappings as a watch delivers them (with a uid and a resourceVersion each).

@@ -649,9 +649,30 @@ fn a_host_whose_tls_cannot_be_served_keeps_its_cleartext_side_and_says_why() {
             "{hostname: a.example.com, tls: {cert_chain_file: /c.pem, private_key_file: /k.pem}}",
             "cert_chain_file/private_key_file: keys reach Envoy over SDS only",
         ),
+        // Client certificates (ir/client_certs.rs).
         (
             "{hostname: a.example.com, tlsSecret: {name: tls-a}, tls: {ca_secret: ca}}",
-            "ca_secret: client certificate validation is not served yet",
+            "ca_secret: Secret default/ca not found",
+        ),
+        (
+            "{hostname: a.example.com, tlsSecret: {name: tls-a}, tls: {ca_secret: tls-o.other}}",
+            "ca_secret: Secret other/tls-o is in another namespace",
+        ),
+        (
+            "{hostname: a.example.com, tlsSecret: {name: tls-a}, tls: {crl_secret: tls-b}}",
+            "crl_secret: a CRL needs the CA whose certificates it revokes: set ca_secret too",
+        ),
+        (
+            "{hostname: a.example.com, tlsSecret: {name: tls-a}, tls: {cert_required: true}}",
+            "cert_required: needs ca_secret",
+        ),
+        (
+            "{hostname: a.example.com, tlsSecret: {name: tls-a}, tls: {ca_secret: tls-b, crl_secret: tls-b}}",
+            "crl_secret: Secret default/tls-b has no crl.pem",
+        ),
+        (
+            "{hostname: a.example.com, tlsSecret: {name: tls-a}, tls: {cacert_chain_file: /ca.pem}}",
+            "cacert_chain_file: CA certificates reach Envoy over SDS only, never through files",
         ),
         (
             "{hostname: a.example.com, tls: {min_tls_version: v1.2}}",
@@ -684,7 +705,9 @@ fn a_host_whose_tls_cannot_be_served_keeps_its_cleartext_side_and_says_why() {
         );
         let l = listener(&ir, 8443);
         assert!(
-            l.tls_chains.is_empty() && ir.certificates.is_empty(),
+            l.tls_chains.is_empty()
+                && ir.certificates.is_empty()
+                && ir.validation_contexts.is_empty(),
             "{spec}"
         );
         assert_eq!(l.virtual_hosts.len(), 1, "{spec}: the cleartext side stays");
@@ -817,4 +840,62 @@ fn a_retry_timeout_no_duration_can_hold_refuses_its_mapping_alone_instead_of_pan
         "retry_policy.per_try_timeout: \"99999999999999999999h\" is out of range: at most \
          9223372035 seconds"
     );
+}
+
+/// An `Opaque` CA Secret (`tls.crt` only), as Emissary's documentation makes it.
+fn ca_secret(name: &str) -> String {
+    let c = rcgen::generate_simple_self_signed(vec!["ca.example.com".to_owned()]).unwrap();
+    format!(
+        "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: default}}\n\
+         type: Opaque\nstringData:\n  tls.crt: |\n    {}\n",
+        c.cert.pem().trim_end().replace('\n', "\n    ")
+    )
+}
+
+/// The CA is a validation context of its own, named by its Secret: a new CA in the same Secret
+/// changes that context only, never the chain (so Envoy's listener stays as it is), and
+/// `cert_required` is the chain's.
+#[test]
+fn a_client_ca_is_its_own_validation_context_and_rotating_it_leaves_the_chain_alone() {
+    let with_ca = |ca: &str| {
+        ir(&[
+            HTTPS_LISTENER,
+            &tls_secret("default", "tls-a"),
+            ca,
+            &tls_host(
+                "a",
+                "{hostname: a.example.com, tlsSecret: {name: tls-a}, tls: {ca_secret: client-ca, cert_required: true}}",
+            ),
+        ]
+        .concat())
+    };
+    let (before, after) = (
+        with_ca(&ca_secret("client-ca")),
+        with_ca(&ca_secret("client-ca")),
+    );
+    assert_eq!(rejected(&before), vec![]);
+    let client = listener(&before, 8443).tls_chains[0]
+        .tls
+        .client_certificates
+        .clone();
+    assert_eq!(
+        client,
+        Some(ir::ClientCertificates {
+            validation: "ca:default/client-ca".into(),
+            required: true
+        })
+    );
+    let validation = &before.validation_contexts["ca:default/client-ca"];
+    assert_eq!(validation.ca_source.to_string(), "Secret default/client-ca");
+    assert!(
+        validation
+            .trusted_ca
+            .starts_with("-----BEGIN CERTIFICATE-----")
+    );
+    assert_eq!(
+        listener(&before, 8443).tls_chains[0].tls,
+        listener(&after, 8443).tls_chains[0].tls,
+        "the chain names the CA, it does not hold it"
+    );
+    assert_ne!(before.validation_contexts, after.validation_contexts);
 }

@@ -23,6 +23,8 @@ use envoy_types::{
     util::pack_any,
 };
 
+use legate_crds::module::{ClientCertDetails, ForwardClientCertDetails};
+
 use super::{bool_value, duration, u32_value};
 use crate::ir::{
     Listener,
@@ -53,6 +55,13 @@ pub(super) fn apply(l: &Listener, hcm: &mut HttpConnectionManager) {
             ..Default::default()
         });
     }
+    if let Some(f) = o.forward_client_cert_details {
+        hcm.forward_client_cert_details = forward_client_cert(f) as i32;
+    }
+    hcm.set_current_client_cert_details = o
+        .set_current_client_cert_details
+        .as_ref()
+        .map(client_cert_details);
     if o.accept_http_10 || o.allow_chunked_length || o.proper_case {
         hcm.http_protocol_options = Some(Http1ProtocolOptions {
             accept_http_10: o.accept_http_10,
@@ -73,6 +82,33 @@ fn underscores(h: HeadersWithUnderscores) -> http_protocol_options::HeadersWithU
         HeadersWithUnderscores::Allow => Action::Allow,
         HeadersWithUnderscores::RejectRequest => Action::RejectRequest,
         HeadersWithUnderscores::DropHeader => Action::DropHeader,
+    }
+}
+
+fn forward_client_cert(
+    f: ForwardClientCertDetails,
+) -> http_connection_manager::ForwardClientCertDetails {
+    use http_connection_manager::ForwardClientCertDetails as Envoy;
+    match f {
+        ForwardClientCertDetails::Sanitize => Envoy::Sanitize,
+        ForwardClientCertDetails::ForwardOnly => Envoy::ForwardOnly,
+        ForwardClientCertDetails::AppendForward => Envoy::AppendForward,
+        ForwardClientCertDetails::SanitizeSet => Envoy::SanitizeSet,
+        ForwardClientCertDetails::AlwaysForwardOnly => Envoy::AlwaysForwardOnly,
+    }
+}
+
+fn client_cert_details(
+    d: &ClientCertDetails,
+) -> http_connection_manager::SetCurrentClientCertDetails {
+    let on = |v: Option<bool>| v == Some(true);
+    http_connection_manager::SetCurrentClientCertDetails {
+        subject: d.subject.and_then(bool_value),
+        cert: on(d.cert),
+        chain: on(d.chain),
+        dns: on(d.dns),
+        uri: on(d.uri),
+        ..Default::default()
     }
 }
 

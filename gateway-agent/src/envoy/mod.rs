@@ -5,6 +5,7 @@
 //! replaces the route configuration in place and Envoy never routes through a missing name
 //! (Emissary's index-based names cause brief 404s: EMISSARY.md §6 item 6).
 
+mod client_certs;
 mod cluster;
 mod compression;
 mod cors;
@@ -60,6 +61,11 @@ pub fn translate(ir: &Ir) -> EnvoyConfig {
             .certificates
             .iter()
             .map(|(name, c)| tls::secret(name, c))
+            .chain(
+                ir.validation_contexts
+                    .iter()
+                    .map(|(name, v)| client_certs::secret(name, v)),
+            )
             .collect(),
         listeners: ir.listeners.iter().map(listener::listener).collect(),
         routes: ir
@@ -116,6 +122,9 @@ impl Encoder {
         }
         for (name, c) in &ir.certificates {
             set.insert(name.clone(), &tls::secret(name, c).0);
+        }
+        for (name, v) in &ir.validation_contexts {
+            set.insert(name.clone(), &client_certs::secret(name, v).0);
         }
         for l in &ir.listeners {
             set.insert(l.name.clone(), &listener::listener(l));

@@ -64,7 +64,7 @@ pub(super) fn transport_socket(t: &DownstreamTls) -> TransportSocket {
             Some(TlsVersion::V1_3) => TlsProtocol::TlSv13,
         }) as i32
     };
-    let context = DownstreamTlsContext {
+    let mut context = DownstreamTlsContext {
         common_tls_context: Some(CommonTlsContext {
             tls_params: Some(TlsParameters {
                 tls_minimum_protocol_version: version(t.min_version),
@@ -74,21 +74,15 @@ pub(super) fn transport_socket(t: &DownstreamTls) -> TransportSocket {
                 signature_algorithms: t.signature_algorithms.clone(),
                 ..Default::default()
             }),
-            tls_certificate_sds_secret_configs: vec![SdsSecretConfig {
-                name: t.certificate.clone(),
-                sds_config: Some(ConfigSource {
-                    resource_api_version: ApiVersion::V3 as i32,
-                    config_source_specifier: Some(config_source::ConfigSourceSpecifier::Ads(
-                        AggregatedConfigSource {},
-                    )),
-                    ..Default::default()
-                }),
-            }],
+            tls_certificate_sds_secret_configs: vec![sds_config(&t.certificate)],
             alpn_protocols: t.alpn_protocols.clone(),
             ..Default::default()
         }),
         ..Default::default()
     };
+    if let Some(c) = &t.client_certificates {
+        super::client_certs::apply(c, &mut context);
+    }
     TransportSocket {
         name: "envoy.transport_sockets.tls".into(),
         config_type: Some(transport_socket::ConfigType::TypedConfig(pack_any(context))),
@@ -106,7 +100,21 @@ pub(super) fn tls_inspector() -> ListenerFilter {
     }
 }
 
-fn inline(text: String) -> DataSource {
+/// An SDS secret fetched over ADS, by name.
+pub(super) fn sds_config(name: &str) -> SdsSecretConfig {
+    SdsSecretConfig {
+        name: name.to_owned(),
+        sds_config: Some(ConfigSource {
+            resource_api_version: ApiVersion::V3 as i32,
+            config_source_specifier: Some(config_source::ConfigSourceSpecifier::Ads(
+                AggregatedConfigSource {},
+            )),
+            ..Default::default()
+        }),
+    }
+}
+
+pub(super) fn inline(text: String) -> DataSource {
     DataSource {
         specifier: Some(data_source::Specifier::InlineString(text)),
         ..Default::default()

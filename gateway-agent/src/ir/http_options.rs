@@ -23,6 +23,10 @@
 //! - `proper_case` → `http_protocol_options.header_key_format.proper_case_words` (downstream
 //!   only: Emissary sets nothing upstream for it);
 //! - `buffer_limit_bytes` → the listener's `per_connection_buffer_limit_bytes`.
+//! - `forward_client_cert_details`, `set_current_client_cert_details` → the fields of the same
+//!   names (`x-forwarded-client-cert`), when set (Envoy's default otherwise: `SANITIZE`). The CRD
+//!   takes Emissary's values only (`SANITIZE`, ..., upper case; `true`/`false` for each of
+//!   `subject`, `cert`, `chain`, `dns`, `uri`), as `irambassador.py` checks them.
 //!
 //! The CRD bounds the numbers as Envoy does (`max_request_headers_kb` 1 to 8192, sizes above
 //! 0); what only the IR can see (a `server_name` Envoy would refuse) is rejected on the Module
@@ -33,7 +37,9 @@ use std::{sync::Arc, time::Duration};
 
 use legate_crds::{
     Module,
-    module::{HeadersWithUnderscoresAction, ModuleConfig},
+    module::{
+        ClientCertDetails, ForwardClientCertDetails, HeadersWithUnderscoresAction, ModuleConfig,
+    },
 };
 
 use super::{Rejection, envoy_rules};
@@ -78,6 +84,10 @@ pub struct HttpOptions {
     pub proper_case: bool,
     /// Each downstream connection's read and write buffers, in bytes; `None`: Envoy's 1 MiB.
     pub buffer_limit_bytes: Option<u32>,
+    /// What is done with a request's `x-forwarded-client-cert`; `None`: Envoy's `SANITIZE`.
+    pub forward_client_cert_details: Option<ForwardClientCertDetails>,
+    /// What of the client's certificate `SANITIZE_SET`/`APPEND_FORWARD` put in it.
+    pub set_current_client_cert_details: Option<ClientCertDetails>,
 }
 
 /// What Envoy does with a request header whose name has an underscore.
@@ -112,6 +122,8 @@ impl Default for HttpOptions {
             max_request_bytes: None,
             proper_case: false,
             buffer_limit_bytes: None,
+            forward_client_cert_details: None,
+            set_current_client_cert_details: None,
         }
     }
 }
@@ -216,6 +228,8 @@ pub fn http_options(c: &ModuleConfig) -> (HttpOptions, Vec<String>) {
         max_request_bytes,
         proper_case: c.proper_case.unwrap_or(false),
         buffer_limit_bytes,
+        forward_client_cert_details: c.forward_client_cert_details,
+        set_current_client_cert_details: c.set_current_client_cert_details.clone(),
     };
     (options, problems)
 }
@@ -268,7 +282,9 @@ listener_idle_timeout_ms: 30000
 suppress_envoy_headers: true
 buffer: {max_request_bytes: 4096}
 proper_case: true
-buffer_limit_bytes: 65536",
+buffer_limit_bytes: 65536
+forward_client_cert_details: SANITIZE_SET
+set_current_client_cert_details: {subject: true, uri: true}",
         );
         assert_eq!(
             o,
@@ -289,6 +305,12 @@ buffer_limit_bytes: 65536",
                 max_request_bytes: Some(4096),
                 proper_case: true,
                 buffer_limit_bytes: Some(65536),
+                forward_client_cert_details: Some(ForwardClientCertDetails::SanitizeSet),
+                set_current_client_cert_details: Some(ClientCertDetails {
+                    subject: Some(true),
+                    uri: Some(true),
+                    ..Default::default()
+                }),
             }
         );
         assert_eq!(
@@ -332,6 +354,34 @@ buffer_limit_bytes: 65536",
                 );
             }
             other => panic!("one rejection, got {other:?}"),
+        }
+    }
+
+    /// Emissary's `irambassador.py` accepts these five values, upper case, and booleans for
+    /// `set_current_client_cert_details`; anything else refuses the Module, naming the field.
+    #[test]
+    fn client_cert_settings_take_emissarys_values_only() {
+        for (config, field) in [
+            (
+                "forward_client_cert_details: sanitize",
+                "spec.config.forward_client_cert_details",
+            ),
+            (
+                "set_current_client_cert_details: {subject: maybe}",
+                "spec.config.set_current_client_cert_details.subject",
+            ),
+        ] {
+            let yaml = format!(
+                "apiVersion: getambassador.io/v3alpha1\nkind: Module\n\
+                 metadata: {{name: ambassador, namespace: gw}}\nspec:\n  config:\n    {config}\n"
+            );
+            let loaded = legate_crds::loader::load_str("module.yaml", &yaml).unwrap();
+            assert!(loaded.resources.is_empty(), "{config}");
+            let error = loaded.errors.first().map(ToString::to_string);
+            assert!(
+                error.as_deref().is_some_and(|e| e.contains(field)),
+                "{config}: {error:?}"
+            );
         }
     }
 

@@ -15,6 +15,7 @@
 //! [`unsupported`] notes what a resource sets that none of them applies.
 
 mod binder;
+pub mod client_certs;
 pub mod compression;
 pub mod cors;
 pub mod defaults;
@@ -41,6 +42,7 @@ use std::{
 
 use legate_crds::{ObjectRef, Resource, listener::SecurityModel};
 
+pub use client_certs::{ClientCertificates, ValidationContext};
 pub use endpoints::ClusterEndpoints;
 pub use host::{ServedRoute, Variant};
 pub use mapping::{HeaderMatch, PathMatch, Route, RouteAction, StringMatch};
@@ -98,6 +100,8 @@ pub struct Ir {
     pub unreachable: Vec<Rejection>,
     /// The certificates TLS chains use, by SDS name.
     pub certificates: BTreeMap<String, Certificate>,
+    /// The client-certificate validation contexts TLS chains use, by SDS name.
+    pub validation_contexts: BTreeMap<String, ValidationContext>,
 }
 
 /// A resource and what is wrong with it: a stable reason (condition and Event reason, metric
@@ -430,6 +434,7 @@ impl Builder {
             &terminations,
             &mut ir.rejections,
         );
+        ir.validation_contexts = client_certs::used(&ir.listeners, &terminations);
         let compression = compression::gateway_compression(module, &mut ir.rejections);
         ir.listeners
             .iter_mut()

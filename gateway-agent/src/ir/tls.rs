@@ -13,8 +13,9 @@
 //!   not, and there is no delegation mechanism (yet).
 //! - Certificate and key files (`cert_chain_file`/`private_key_file`) are refused: keys reach
 //!   Envoy over SDS only, never through files.
-//! - Client certificates (`ca_secret`, `cacert_chain_file`, `crl_secret`, `cert_required`) are not
-//!   served yet; a Host asking for them gets no TLS rather than TLS without the check it asked for.
+//! - Client certificates (`ca_secret`, `crl_secret`, `cert_required`) are
+//!   [`super::client_certs`]'s; a Host whose client-certificate settings cannot be served gets
+//!   no TLS rather than TLS without the check it asked for.
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -23,7 +24,12 @@ use legate_crds::{
     tls_context::TlsContextSpec, tls_context::TlsVersion,
 };
 
-use super::{Listener, Reason, Rejection, VirtualHost, envoy_rules, host::Host};
+use super::{
+    Listener, Reason, Rejection, VirtualHost,
+    client_certs::{self, ClientCertError, ClientCertificates, ValidationContext},
+    envoy_rules,
+    host::Host,
+};
 
 /// A certificate and its key, as SDS serves them.
 #[derive(Clone, Debug, PartialEq)]
@@ -48,6 +54,8 @@ pub struct DownstreamTls {
     pub signature_algorithms: Vec<String>,
     /// ALPN protocols offered, in order of preference; none unless configured, as in Emissary.
     pub alpn_protocols: Vec<String>,
+    /// Client certificates asked for, and the SDS name of what they are verified against.
+    pub client_certificates: Option<ClientCertificates>,
 }
 
 /// A TLS filter chain of a Listener: connections whose SNI matches, decrypted with `tls`, then
@@ -92,8 +100,13 @@ pub enum TlsError {
          use tlsSecret"
     )]
     KeyFiles,
-    #[error("{0}: client certificate validation is not served yet")]
-    ClientCertificates(&'static str),
+    #[error(
+        "tlsSecret: Secret {0} has no tls.key (an Opaque Secret holds a CA or a CRL, not a \
+         certificate to serve)"
+    )]
+    NoKey(String),
+    #[error(transparent)]
+    ClientCertificates(#[from] ClientCertError),
     #[error("hostname {0:?}: SNI can match an exact name, `*.` and a domain, or `*` only")]
     Sni(String),
     #[error("SNI {sni:?} is already terminated on port {port} with other TLS settings")]
@@ -107,6 +120,8 @@ pub enum TlsError {
 pub struct Terminations {
     by_host: BTreeMap<ObjectRef, Termination>,
     certificates: BTreeMap<String, Certificate>,
+    /// Client-certificate validation contexts, by SDS name.
+    pub(super) validation_contexts: BTreeMap<String, ValidationContext>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -144,10 +159,15 @@ pub fn resolve(resources: &[&Resource], rejections: &mut Vec<Rejection>) -> Term
         let found = terminate(h, &namespace, &contexts, &secrets)
             .and_then(|(tls, secret)| Ok((server_names(hostname)?, tls, secret)));
         match found {
-            Ok((server_names, tls, secret)) => {
+            Ok((server_names, tls, (certificate, validation))) => {
                 out.certificates
                     .entry(tls.certificate.clone())
-                    .or_insert_with(|| certificate(secret));
+                    .or_insert(certificate);
+                if let (Some(c), Some(v)) = (&tls.client_certificates, validation) {
+                    out.validation_contexts
+                        .entry(c.validation.clone())
+                        .or_insert(v);
+                }
                 out.by_host
                     .insert(object, Termination { server_names, tls });
             }
@@ -228,7 +248,9 @@ impl TlsError {
                 Reason::Invalid
             }
             Self::OtherNamespace { .. } => Reason::RefNotPermitted,
-            Self::KeyFiles | Self::ClientCertificates(_) => Reason::NotSupported,
+            Self::NoKey(_) => Reason::Invalid,
+            Self::ClientCertificates(e) => e.reason(),
+            Self::KeyFiles => Reason::NotSupported,
             Self::SniTaken { .. } => Reason::Conflict,
         }
     }
@@ -244,13 +266,14 @@ fn key(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Key
     )
 }
 
-/// The Host's TLS settings and its certificate's Secret, or why it cannot terminate TLS.
-fn terminate<'a>(
+/// The Host's TLS settings, its certificate and its client-certificate validation, or why it
+/// cannot terminate TLS.
+fn terminate(
     h: &legate_crds::Host,
     namespace: &str,
     contexts: &BTreeMap<Key, &TlsContextSpec>,
-    secrets: &BTreeMap<Key, &'a TlsSecret>,
-) -> Result<(DownstreamTls, &'a TlsSecret), TlsError> {
+    secrets: &BTreeMap<Key, &TlsSecret>,
+) -> Result<(DownstreamTls, (Certificate, Option<ValidationContext>)), TlsError> {
     let inline;
     let (context, named_by_context) = match (&h.spec.tls_context, &h.spec.tls) {
         (Some(c), _) => {
@@ -301,6 +324,9 @@ fn terminate<'a>(
     let secret = secrets
         .get(&(secret_ns, secret_name))
         .ok_or_else(|| TlsError::SecretNotFound(secret_ref.clone()))?;
+    let certificate = certificate(secret).ok_or_else(|| TlsError::NoKey(secret_ref.clone()))?;
+    let (client_certificates, validation) = client_certs::resolve(context, namespace, secrets)?
+        .map_or((None, None), |(c, v)| (Some(c), Some(v)));
     let list = |v: &Option<Vec<String>>| v.clone().unwrap_or_default();
     let tls = DownstreamTls {
         certificate: secret_ref,
@@ -317,9 +343,10 @@ fn terminate<'a>(
             .filter(|a| !a.is_empty())
             .map(str::to_owned)
             .collect(),
+        client_certificates,
     };
     settings(&tls)?;
-    Ok((tls, secret))
+    Ok((tls, (certificate, validation)))
 }
 
 /// Names BoringSSL must know, and ALPN protocols it can offer: one it refuses fails the
@@ -358,21 +385,12 @@ fn context_secret(spec: &TlsContextSpec, secret: &str, namespace: &str) -> Key {
     }
 }
 
-/// Settings whose absence would weaken what the user asked for, or that put keys on disk.
+/// Settings that put keys on disk.
 fn refuse_unsupported(c: &TlsContextSpec) -> Result<(), TlsError> {
     if c.cert_chain_file.is_some() || c.private_key_file.is_some() {
         return Err(TlsError::KeyFiles);
     }
-    let client_certs = [
-        ("ca_secret", c.ca_secret.is_some()),
-        ("cacert_chain_file", c.cacert_chain_file.is_some()),
-        ("crl_secret", c.crl_secret.is_some()),
-        ("cert_required", c.cert_required == Some(true)),
-    ];
-    match client_certs.into_iter().find(|(_, set)| *set) {
-        Some((field, _)) => Err(TlsError::ClientCertificates(field)),
-        None => Ok(()),
-    }
+    Ok(())
 }
 
 /// The SNI names a hostname matches: none for `*` (any), the name without its port otherwise.
@@ -389,16 +407,17 @@ fn server_names(hostname: &str) -> Result<Vec<String>, TlsError> {
     }
 }
 
-fn certificate(s: &TlsSecret) -> Certificate {
-    Certificate {
+/// `None` for a Secret without a key (an `Opaque` CA or CRL).
+fn certificate(s: &TlsSecret) -> Option<Certificate> {
+    Some(Certificate {
         source: ObjectRef {
             kind: "Secret".into(),
             namespace: s.metadata.namespace.clone(),
             name: s.metadata.name.clone().unwrap_or_default(),
         },
         chain: s.certificate_chain.clone(),
-        key: s.private_key.clone(),
-    }
+        key: s.private_key.clone()?,
+    })
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@
 //! - an object that only switches its feature off, or asks for the gateway's behaviour in every
 //!   field: `acmeProvider: {authority:
 //!   none}`, `previewUrl` without `enabled: true`, `diagnostics`/`liveness_probe`/
-//!   `readiness_probe` with `enabled: false`, `set_current_client_cert_details` all `false`.
+//!   `readiness_probe` with `enabled: false`.
 //!
 //! Any other object counts when present, even empty: `cors: {}` or `buffer: {}` asks for a
 //! feature (in Emissary, `gzip: {}` turns compression on, as it does here).
@@ -47,7 +47,7 @@ use legate_crds::{
     host::HostSpec,
     listener::ListenerSpec,
     mapping::{DnsType, MappingSpec},
-    module::{ClientCertDetails, ForwardClientCertDetails, ModuleConfig, RegexType},
+    module::{ModuleConfig, RegexType},
     tls_context::TlsContextSpec,
 };
 
@@ -169,7 +169,7 @@ pub const TABLES: &[Table] = &[
             "mappingNamespaces", // a Legate extension
             "tlsSecret",
             "tlsContext",
-            // Applied, or refused with the reason (key files, client certificates).
+            // Applied, or refused with the reason (key files, a CA file).
             "tls.cert_chain_file",
             "tls.private_key_file",
             "tls.ca_secret",
@@ -326,6 +326,8 @@ pub const TABLES: &[Table] = &[
             "config.buffer",
             "config.proper_case",
             "config.buffer_limit_bytes",
+            "config.forward_client_cert_details",
+            "config.set_current_client_cert_details",
             // ir/upstream_policy.rs
             "config.cluster_request_timeout_ms",
             "config.cluster_idle_timeout_ms",
@@ -356,8 +358,6 @@ pub const TABLES: &[Table] = &[
             "config.readiness_probe",
             "config.use_proxy_proto",
             "config.x_forwarded_proto_redirect",
-            "config.forward_client_cert_details",
-            "config.set_current_client_cert_details",
             "config.envoy_log_type",
             "config.envoy_log_format",
             "config.envoy_log_path",
@@ -875,13 +875,6 @@ fn module(c: &ModuleConfig, f: &mut Found) {
     use Why::*;
     let probe =
         |p: &Option<legate_crds::module::Probe>| p.as_ref().is_some_and(|p| !off(p.enabled));
-    let client_cert = |d: &Option<ClientCertDetails>| {
-        d.as_ref().is_some_and(|d| {
-            [d.subject, d.cert, d.chain, d.dns, d.uri]
-                .into_iter()
-                .any(on)
-        })
-    };
 
     f.add(
         text_other_than(&c.default_label_domain, "ambassador"),
@@ -919,19 +912,6 @@ fn module(c: &ModuleConfig, f: &mut Found) {
         "spec.config.x_forwarded_proto_redirect",
         Some("a Host's requestPolicy.insecure.action: Redirect redirects cleartext"),
         Legacy,
-    );
-    f.add(
-        differs(
-            c.forward_client_cert_details,
-            ForwardClientCertDetails::Sanitize,
-        ),
-        "spec.config.forward_client_cert_details",
-        NotYet,
-    );
-    f.add(
-        client_cert(&c.set_current_client_cert_details),
-        "spec.config.set_current_client_cert_details",
-        NotYet,
     );
     // The gateway writes no access log: no value of these is its behaviour.
     f.add(

@@ -143,6 +143,7 @@ pub use upstream::Upstream;
 // ---------------------------------------------------------------------------------------------
 // TLS
 
+pub mod client_certs;
 pub mod gateway;
 pub mod tls;
 

@@ -30,11 +30,17 @@ pub struct Leaf {
 
 impl Ca {
     pub fn new() -> Self {
+        Self::named("legate test CA")
+    }
+
+    /// A CA with its own subject (CAs trusted together need distinct names: a verifier finds a
+    /// certificate's issuer by name).
+    pub fn named(name: &str) -> Self {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params
             .distinguished_name
-            .push(rcgen::DnType::CommonName, "legate test CA");
+            .push(rcgen::DnType::CommonName, name);
         let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
         Self { issuer }
     }
@@ -179,5 +185,27 @@ impl TlsConnection {
             headers,
             body: String::from_utf8_lossy(&body).into_owned(),
         })
+    }
+}
+
+// Client certificates (tests/client_certs.rs, support/client_certs.rs).
+impl Ca {
+    /// The CA's own certificate, PEM: what a `ca_secret` holds.
+    pub fn cert_pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// The CA as rcgen signs with it (client certificates, CRLs).
+    pub fn issuer(&self) -> &CertifiedIssuer<'static, KeyPair> {
+        &self.issuer
+    }
+}
+
+impl TlsClient {
+    /// A client made from its rustls configuration (one that presents a client certificate).
+    pub fn from_config(config: ClientConfig) -> Self {
+        Self {
+            connector: TlsConnector::from(Arc::new(config)),
+        }
     }
 }

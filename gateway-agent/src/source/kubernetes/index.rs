@@ -31,6 +31,9 @@ pub struct StreamKey {
     pub kind: &'static str,
     /// `None`: every namespace.
     pub namespace: Option<String>,
+    /// The watch's field selector: a kind can have two watches (Secrets: `kubernetes.io/tls`
+    /// and `Opaque`), each its own stream.
+    pub selector: Option<&'static str>,
 }
 
 /// One watched object, decoded.
@@ -45,15 +48,19 @@ enum Entry {
         rejection: Rejection,
         live: Arc<Live>,
     },
-    /// Not Legate's business (a Secret of another type, say): only a warning.
+    /// Not Legate's business (an object Legate reads no kind of): only a warning.
     Skipped { warning: String },
+    /// A Secret Legate does not read: most `Opaque` Secrets of a namespace (its client CA
+    /// watch sees them all), none of its business and not worth a warning each. A TLSContext
+    /// naming one says why it cannot use it.
+    Ignored,
 }
 
 impl Entry {
     fn live(&self) -> Option<&Arc<Live>> {
         match self {
             Self::Served { live, .. } | Self::Rejected { live, .. } => Some(live),
-            Self::Skipped { .. } => None,
+            Self::Skipped { .. } | Self::Ignored => None,
         }
     }
 }
@@ -172,6 +179,7 @@ impl Index {
                     }
                     Entry::Rejected { rejection, .. } => snapshot.rejected.push(rejection.clone()),
                     Entry::Skipped { warning } => snapshot.warnings.push(warning.clone()),
+                    Entry::Ignored => {}
                 }
                 if let Some(l) = entry.live() {
                     live.push((object, l.clone()));
@@ -213,6 +221,9 @@ fn decode(kind: &'static str, object: DynamicObject, previous: Option<&Entry>) -
         return Entry::Rejected { rejection, live };
     }
     let Some(resource) = loaded.resources.into_iter().next() else {
+        if kind == "Secret" {
+            return Entry::Ignored;
+        }
         let warning = warnings
             .into_iter()
             .next()

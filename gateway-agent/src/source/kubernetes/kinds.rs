@@ -17,8 +17,9 @@ pub struct WatchedKind {
     /// Legate's name for the kind (`Resource::kind`).
     pub kind: &'static str,
     pub resource: ApiResource,
-    /// Watch only these (`type=kubernetes.io/tls` for Secrets: the others are not ours, and
-    /// a gateway should hold no more key material than it serves).
+    /// Watch only these (`type=kubernetes.io/tls`, and `type=Opaque` for client-certificate
+    /// CAs and CRLs, for Secrets: the others are not ours, and a gateway should hold no more
+    /// key material than it serves).
     pub field_selector: Option<&'static str>,
     /// Watch only these (EndpointSlices of a Service: labelled with its name).
     pub label_selector: Option<&'static str>,
@@ -85,6 +86,9 @@ pub fn watched(endpoints: EndpointsApi) -> Vec<WatchedKind> {
         kind::<KubernetesEndpointResolver>("KubernetesEndpointResolver", None),
         kind::<ConsulResolver>("ConsulResolver", None),
         kind::<Secret>("Secret", Some("type=kubernetes.io/tls")),
+        // Client-certificate CAs (`tls.crt`) and CRLs (`crl.pem`), as Emissary reads them; an
+        // Opaque Secret without either is skipped with a warning.
+        kind::<Secret>("Secret", Some("type=Opaque")),
         kind::<Service>("Service", None),
     ];
     kinds.push(match endpoints {

@@ -312,6 +312,7 @@ impl Driver {
                         StreamKey {
                             kind: k.kind,
                             namespace,
+                            selector: k.field_selector,
                         },
                         k.clone(),
                     )

@@ -11,6 +11,7 @@ fn mappings(namespace: &str) -> StreamKey {
     StreamKey {
         kind: "Mapping",
         namespace: Some(namespace.to_owned()),
+        selector: None,
     }
 }
 
@@ -204,6 +205,7 @@ fn a_namespace_admitted_later_joins_once_all_its_streams_have_listed() {
         StreamKey {
             kind: "Service",
             namespace: Some("team-b".to_owned()),
+            selector: None,
         },
     );
     index.add_stream(b_mappings.clone());
