@@ -11,6 +11,7 @@ mod cors;
 mod http_options;
 mod listener;
 mod route;
+mod tcp;
 mod tls;
 mod upstream_policy;
 
@@ -59,7 +60,12 @@ pub fn translate(ir: &Ir) -> EnvoyConfig {
             .iter()
             .map(|(name, c)| tls::secret(name, c))
             .collect(),
-        listeners: ir.listeners.iter().map(listener::listener).collect(),
+        listeners: ir
+            .listeners
+            .iter()
+            .map(listener::listener)
+            .chain(ir.tcp_listeners.iter().map(tcp::listener))
+            .collect(),
         routes: ir
             .listeners
             .iter()
@@ -134,6 +140,9 @@ impl Encoder {
                     )),
                 );
             }
+        }
+        for l in &ir.tcp_listeners {
+            set.insert(l.name.clone(), &tcp::listener(l));
         }
         self.routes.finish();
         self.virtual_hosts.finish();

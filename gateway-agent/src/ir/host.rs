@@ -181,7 +181,7 @@ pub fn listeners(
             (None, None) => (false, false),
         };
         if !http {
-            rejections.push(reject(Reason::NotSupported, "only HTTP listeners are served so far; TCP and TLS listeners come with TCPMapping support".into()));
+            rejections.push(reject(Reason::NotSupported, "only HTTP listeners are served; a TCPMapping makes the listener of its own port, without a TCP or TLS Listener".into()));
             continue;
         }
         let from = l

@@ -26,6 +26,7 @@ pub mod mapping;
 pub mod module;
 pub mod resolver;
 pub mod service;
+pub mod tcp_mapping;
 pub mod tls;
 pub mod unsupported;
 pub mod upstream_policy;
@@ -95,6 +96,8 @@ pub struct Ir {
     pub unreachable: Vec<Rejection>,
     /// The certificates TLS chains use, by SDS name.
     pub certificates: BTreeMap<String, Certificate>,
+    /// The listeners TCPMappings make ([`tcp_mapping`]), by name.
+    pub tcp_listeners: Vec<tcp_mapping::TcpListener>,
 }
 
 /// A resource and what is wrong with it: a stable reason (condition and Event reason, metric
@@ -397,7 +400,22 @@ impl Builder {
         let mine = plain;
         let hosts = host::hosts(&mine, &self.settings.namespace, &mut ir.rejections);
         let terminations = tls::resolve(&mine, &mut ir.rejections);
-        let listeners = host::listeners(&mine, &self.settings.namespace, &mut ir.rejections);
+        let mut listeners = host::listeners(&mine, &self.settings.namespace, &mut ir.rejections);
+        // TCPMappings are compiled afresh every build: few, and cheap.
+        let tcp = tcp_mapping::build(
+            &tcp_mapping::Inputs {
+                resources: &mine,
+                settings: &self.settings,
+                resolvers: &self.resolvers,
+                services: &services,
+                listeners: &listeners,
+                hosts: &hosts,
+                terminations: &terminations,
+            },
+            &mut ir.rejections,
+            &mut ir.unreachable,
+        );
+        listeners.retain(|l| !tcp.refused_listeners.contains(&l.source));
         let served = self.binder.bind(
             &listeners,
             &hosts,
@@ -408,6 +426,9 @@ impl Builder {
         );
         ir.listeners = served.listeners;
         ir.clusters = served.clusters;
+        for c in &tcp.clusters {
+            ir.clusters.entry(c.name.clone()).or_insert_with(|| c.clone());
+        }
         ir.endpoints =
             self.endpoints
                 .resolve(&ir.clusters, &services, &compiled, &mut ir.unreachable);
@@ -419,6 +440,7 @@ impl Builder {
             &terminations,
             &mut ir.rejections,
         );
+        tcp_mapping::finish(tcp, &mut ir);
         let compression = compression::gateway_compression(module, &mut ir.rejections);
         ir.listeners
             .iter_mut()

@@ -212,6 +212,14 @@ pub fn add_chains(
     used
 }
 
+impl Terminations {
+    /// The TLS the Host `source` terminates with and its certificate, when it terminates any.
+    pub(super) fn of_host(&self, source: &ObjectRef) -> Option<(&DownstreamTls, &Certificate)> {
+        let t = self.by_host.get(source)?;
+        Some((&t.tls, self.certificates.get(&t.tls.certificate)?))
+    }
+}
+
 fn refusal(object: ObjectRef, e: &TlsError) -> Rejection {
     Rejection::new(
         object,

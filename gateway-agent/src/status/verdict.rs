@@ -74,7 +74,7 @@ pub enum Programmed {
 fn translated(kind: &str) -> bool {
     !matches!(
         kind,
-        "AuthService" | "RateLimitService" | "TCPMapping" | "ConsulResolver"
+        "AuthService" | "RateLimitService" | "ConsulResolver"
     )
 }
 

@@ -144,6 +144,7 @@ pub use upstream::Upstream;
 // TLS
 
 pub mod gateway;
+pub mod tcp;
 pub mod tls;
 
 // ---------------------------------------------------------------------------------------------
