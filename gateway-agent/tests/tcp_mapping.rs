@@ -35,12 +35,16 @@ fn local(port: u16) -> std::net::SocketAddr {
 /// Waits until a connection to `port` is echoed by the upstream `name`.
 async fn wait_served(port: u16, name: &str) {
     let farewell = format!("\nbye from {name}");
-    eventually(&format!("port {port} forwarded to {name}"), WAIT, || async {
-        match round_trip(local(port), b"ping").await {
-            Ok((echo, bye)) if echo == b"ping" && bye == farewell => Some(()),
-            _ => None,
-        }
-    })
+    eventually(
+        &format!("port {port} forwarded to {name}"),
+        WAIT,
+        || async {
+            match round_trip(local(port), b"ping").await {
+                Ok((echo, bye)) if echo == b"ping" && bye == farewell => Some(()),
+                _ => None,
+            }
+        },
+    )
     .await;
 }
 
@@ -83,7 +87,10 @@ async fn tcp_mappings_on_one_port_share_its_connections_by_weight() {
     );
     gw.write(
         "green.yaml",
-        &tcp_mapping("green", &format!("  port: {port}\n  service: {}", green.addr)),
+        &tcp_mapping(
+            "green",
+            &format!("  port: {port}\n  service: {}", green.addr),
+        ),
     );
     // Half each: after enough connections, each has had some (1 in 2^k to fail after k).
     eventually("connections reaching both upstreams", WAIT, || async {
@@ -170,7 +177,11 @@ async fn sni_picks_the_tcp_mapping_terminating_tls_for_one_host_and_passing_it_t
         let client = client.clone();
         async move {
             let mut stream = client.connect_stream(local(port), sni).await?;
-            let peer = stream.get_ref().1.peer_certificates().map(|c| c[0].clone());
+            let peer = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first().cloned());
             let (echo, bye) = exchange(&mut stream, b"hello").await?;
             std::io::Result::Ok((peer, echo, bye))
         }
@@ -180,8 +191,15 @@ async fn sni_picks_the_tcp_mapping_terminating_tls_for_one_host_and_passing_it_t
         exchange_with("term.example.com").await.ok()
     })
     .await;
-    assert_eq!(peer, Some(term_leaf.der.clone()), "Envoy presents the Host's certificate");
-    assert_eq!((echo.as_slice(), bye.as_str()), (&b"hello"[..], "\nbye from term"));
+    assert_eq!(
+        peer,
+        Some(term_leaf.der.clone()),
+        "Envoy presents the Host's certificate"
+    );
+    assert_eq!(
+        (echo.as_slice(), bye.as_str()),
+        (&b"hello"[..], "\nbye from term")
+    );
     assert!(
         String::from_utf8_lossy(&term.received()).contains("hello"),
         "the upstream of a terminated chain reads cleartext"
@@ -190,8 +208,15 @@ async fn sni_picks_the_tcp_mapping_terminating_tls_for_one_host_and_passing_it_t
     let (peer, echo, bye) = exchange_with("pass.example.com")
         .await
         .expect("TLS passed through to the upstream");
-    assert_eq!(peer, Some(pass_leaf.der.clone()), "the upstream's own certificate");
-    assert_eq!((echo.as_slice(), bye.as_str()), (&b"hello"[..], "\nbye from pass"));
+    assert_eq!(
+        peer,
+        Some(pass_leaf.der.clone()),
+        "the upstream's own certificate"
+    );
+    assert_eq!(
+        (echo.as_slice(), bye.as_str()),
+        (&b"hello"[..], "\nbye from pass")
+    );
     assert_eq!(pass.sni(), [Some("pass.example.com".to_owned())]);
 
     // A name neither matches reaches neither.
@@ -211,7 +236,10 @@ async fn a_tcp_mapping_on_a_listeners_port_is_refused_and_http_keeps_serving() {
         "tcp.yaml",
         &format!(
             "{}{}",
-            tcp_mapping("clash", &format!("  port: {}\n  service: {}", gw.port, db.addr)),
+            tcp_mapping(
+                "clash",
+                &format!("  port: {}\n  service: {}", gw.port, db.addr)
+            ),
             tcp_mapping("db", &format!("  port: {port}\n  service: {}", db.addr)),
         ),
     );
@@ -227,14 +255,18 @@ async fn bad_tcp_mappings_are_refused_and_the_others_keep_serving() {
     let gw = Gateway::start().await;
     let db = TcpEcho::start("good").await;
     let port = free_port();
-    let bad = |name: &str, spec: &str| tcp_mapping(name, &format!("  port: {}\n{spec}", free_port()));
+    let bad =
+        |name: &str, spec: &str| tcp_mapping(name, &format!("  port: {}\n{spec}", free_port()));
     gw.write(
         "tcp.yaml",
         &[
             bad("no-port", "  service: 127.0.0.1"),
             bad("scheme", "  service: http://127.0.0.1:80"),
             bad("bad-host", "  host: \"a b.com\"\n  service: 127.0.0.1:80"),
-            bad("bad-address", "  address: localhost\n  service: 127.0.0.1:80"),
+            bad(
+                "bad-address",
+                "  address: localhost\n  service: 127.0.0.1:80",
+            ),
             tcp_mapping("good", &format!("  port: {port}\n  service: {}", db.addr)),
         ]
         .concat(),
@@ -274,8 +306,14 @@ fn each_bad_field_is_refused_with_its_name_and_the_rest_is_served() {
         &[
             tcp_mapping("no-port", "  port: 9001\n  service: db"),
             tcp_mapping("scheme", "  port: 9002\n  service: https://db:443"),
-            tcp_mapping("bad-host", "  port: 9003\n  host: \"db:5432\"\n  service: db:5432"),
-            tcp_mapping("bad-address", "  port: 9004\n  address: any\n  service: db:5432"),
+            tcp_mapping(
+                "bad-host",
+                "  port: 9003\n  host: \"db:5432\"\n  service: db:5432",
+            ),
+            tcp_mapping(
+                "bad-address",
+                "  port: 9004\n  address: any\n  service: db:5432",
+            ),
             tcp_mapping("context", "  port: 9005\n  tls: origin\n  service: db:5432"),
             tcp_mapping("bad-service", "  port: 9006\n  service: \"db:5432/path\""),
             tcp_mapping("good", "  port: 9007\n  service: db:5432"),
@@ -288,12 +326,30 @@ fn each_bad_field_is_refused_with_its_name_and_the_rest_is_served() {
             .map(|(r, m)| (r, m.split(':').next().unwrap_or_default().to_owned()))
             .collect()
     };
-    assert_eq!(reason_and_start("TCPMapping default/no-port"), [(Reason::Invalid, "service \"db\"".to_owned())]);
-    assert_eq!(reason_and_start("TCPMapping default/scheme"), [(Reason::Invalid, "service \"https".to_owned())]);
-    assert_eq!(reason_and_start("TCPMapping default/bad-host"), [(Reason::Invalid, "host \"db".to_owned())]);
-    assert_eq!(reason_and_start("TCPMapping default/bad-address"), [(Reason::Invalid, "address \"any\"".to_owned())]);
-    assert_eq!(reason_and_start("TCPMapping default/context"), [(Reason::NotSupported, "tls".to_owned())]);
-    assert_eq!(reason_and_start("TCPMapping default/bad-service"), [(Reason::Invalid, "service \"db".to_owned())]);
+    assert_eq!(
+        reason_and_start("TCPMapping default/no-port"),
+        [(Reason::Invalid, "service \"db\"".to_owned())]
+    );
+    assert_eq!(
+        reason_and_start("TCPMapping default/scheme"),
+        [(Reason::Invalid, "service \"https".to_owned())]
+    );
+    assert_eq!(
+        reason_and_start("TCPMapping default/bad-host"),
+        [(Reason::Invalid, "host \"db".to_owned())]
+    );
+    assert_eq!(
+        reason_and_start("TCPMapping default/bad-address"),
+        [(Reason::Invalid, "address \"any\"".to_owned())]
+    );
+    assert_eq!(
+        reason_and_start("TCPMapping default/context"),
+        [(Reason::NotSupported, "tls".to_owned())]
+    );
+    assert_eq!(
+        reason_and_start("TCPMapping default/bad-service"),
+        [(Reason::Invalid, "service \"db".to_owned())]
+    );
     let ports: Vec<u16> = ir.tcp_listeners.iter().map(|l| l.port).collect();
     assert_eq!(ports, [9007]);
 }
@@ -323,7 +379,7 @@ fn of_a_listener_and_tcp_mappings_on_one_port_the_older_keeps_it() {
         refusals(&ir, "TCPMapping default/db"),
         [(
             Reason::Conflict,
-            "port 8080 is already served by Listener Listener default/http (HTTP); a port serves \
+            "port 8080 is already served by the HTTP Listener default/http; a port serves \
              either HTTP or TCPMappings: use another port"
                 .to_owned()
         )]
@@ -355,8 +411,8 @@ fn of_a_listener_and_tcp_mappings_on_one_port_the_older_keeps_it() {
         refusals(&ir, "Listener default/http"),
         [(
             Reason::Conflict,
-            "port 8080 is already served by TCPMapping TCPMapping default/db (older); a port \
-             serves either HTTP or TCPMappings"
+            "port 8080 is already served by TCPMapping default/db (older); a port serves \
+             either HTTP or TCPMappings"
                 .to_owned()
         )]
     );
@@ -368,11 +424,23 @@ fn of_a_listener_and_tcp_mappings_on_one_port_the_older_keeps_it() {
 fn a_group_agrees_on_what_it_applies_as_a_whole_and_binds_one_address_per_port() {
     let ir = build(
         &[
-            tcp_mapping("a", "  port: 9000\n  service: a:1\n  idle_timeout_ms: \"1000\""),
-            tcp_mapping("b", "  port: 9000\n  service: b:1\n  idle_timeout_ms: \"2000\""),
+            tcp_mapping(
+                "a",
+                "  port: 9000\n  service: a:1\n  idle_timeout_ms: \"1000\"",
+            ),
+            tcp_mapping(
+                "b",
+                "  port: 9000\n  service: b:1\n  idle_timeout_ms: \"2000\"",
+            ),
             tcp_mapping("c", "  port: 9000\n  address: 127.0.0.1\n  service: c:1"),
-            tcp_mapping("d", "  port: 9000\n  service: d:1\n  weight: 80\n  idle_timeout_ms: \"1000\""),
-            tcp_mapping("e", "  port: 9000\n  service: e:1\n  weight: 30\n  idle_timeout_ms: \"1000\""),
+            tcp_mapping(
+                "d",
+                "  port: 9000\n  service: d:1\n  weight: 80\n  idle_timeout_ms: \"1000\"",
+            ),
+            tcp_mapping(
+                "e",
+                "  port: 9000\n  service: e:1\n  weight: 30\n  idle_timeout_ms: \"1000\"",
+            ),
         ]
         .concat(),
     );
@@ -407,7 +475,10 @@ kind: Host
 metadata: {{name: db, namespace: default}}
 spec: {{hostname: db.example.com, tlsSecret: {{name: missing}}}}
 {}",
-        tcp_mapping("db", "  port: 9000\n  host: db.example.com\n  service: db:5432")
+        tcp_mapping(
+            "db",
+            "  port: 9000\n  host: db.example.com\n  service: db:5432"
+        )
     ));
     let refused = refusals(&ir, "TCPMapping default/db");
     assert_eq!(refused.len(), 1, "{refused:?}");

@@ -257,7 +257,7 @@ fn a_tls_context_says_its_hosts_do_not_attach_it() {
     assert_eq!(
         note_of(&ir, "TLSContext default/ctx"),
         [
-            "not applied yet: spec.hosts (a Host uses a TLSContext only when its tlsContext names it)"
+            "not applied yet: spec.hosts (a Host uses a TLSContext only when its tlsContext names it; a TCPMapping's host does pair with it)"
         ]
     );
 }

@@ -427,7 +427,9 @@ impl Builder {
         ir.listeners = served.listeners;
         ir.clusters = served.clusters;
         for c in &tcp.clusters {
-            ir.clusters.entry(c.name.clone()).or_insert_with(|| c.clone());
+            ir.clusters
+                .entry(c.name.clone())
+                .or_insert_with(|| c.clone());
         }
         ir.endpoints =
             self.endpoints

@@ -22,12 +22,7 @@
 //! weights are each member's share (Emissary gives Envoy cumulative weights); members with no
 //! `address` and `address: 0.0.0.0` are one group.
 
-use std::{
-    collections::BTreeMap,
-    net::IpAddr,
-    sync::Arc,
-    time::Duration,
-};
+use std::{collections::BTreeMap, net::IpAddr, sync::Arc, time::Duration};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use legate_crds::{
@@ -158,13 +153,11 @@ pub(super) fn build(
                 }
                 members.push(member);
             }
-            Err(refusal) => {
-                rejections.push(Rejection::new(
-                    object_ref(m),
-                    refusal.reason,
-                    refusal.message,
-                ))
-            }
+            Err(refusal) => rejections.push(Rejection::new(
+                object_ref(m),
+                refusal.reason,
+                refusal.message,
+            )),
         }
     }
 
@@ -175,17 +168,20 @@ pub(super) fn build(
     }
     let mut out = Tcp::default();
     for (port, members) in ports {
-        let Some(first) = members.first() else { continue };
+        let Some(first) = members.first() else {
+            continue;
+        };
         if let Some(l) = inputs.listeners.iter().find(|l| l.port == port) {
             let listener_created = listener_created(inputs.resources, &l.source);
-            let tcp_older = matches!((&first.created, &listener_created), (Some(t), Some(l)) if t.0 < l.0);
+            let tcp_older =
+                matches!((&first.created, &listener_created), (Some(t), Some(l)) if t.0 < l.0);
             if tcp_older {
                 rejections.push(Rejection::new(
                     l.source.clone(),
                     Reason::Conflict,
                     format!(
-                        "port {port} is already served by TCPMapping {} (older); a port serves \
-                         either HTTP or TCPMappings",
+                        "port {port} is already served by {} (older); a port serves either HTTP \
+                         or TCPMappings",
                         first.source
                     ),
                 ));
@@ -196,8 +192,8 @@ pub(super) fn build(
                         m.source,
                         Reason::Conflict,
                         format!(
-                            "port {port} is already served by Listener {} (HTTP); a port serves \
-                             either HTTP or TCPMappings: use another port",
+                            "port {port} is already served by the HTTP {}; a port serves either \
+                             HTTP or TCPMappings: use another port",
                             l.source
                         ),
                     ));
@@ -254,13 +250,17 @@ fn listener(
     let mut groups: BTreeMap<Option<String>, Vec<Member>> = BTreeMap::new();
     for m in members {
         if m.address != address {
-            let winner = groups.values().flatten().next().map(|w| w.source.to_string());
+            let winner = groups
+                .values()
+                .flatten()
+                .next()
+                .map(|w| w.source.to_string());
             rejections.push(Rejection::new(
                 m.source.clone(),
                 Reason::Conflict,
                 format!(
-                    "address {}: port {port} is already bound to {address} by TCPMapping {}; one \
-                     address per port",
+                    "address {}: port {port} is already bound to {address} by {}; one address \
+                     per port",
                     m.address,
                     winner.unwrap_or_default()
                 ),
@@ -274,7 +274,9 @@ fn listener(
     let mut catch_all = None;
     for (host, members) in groups {
         let members = admitted(members, rejections);
-        let Some(first) = members.first() else { continue };
+        let Some(first) = members.first() else {
+            continue;
+        };
         let tls = match &host {
             None => None,
             Some(host) => match termination(host, &first.namespace, inputs) {
@@ -348,19 +350,20 @@ fn admitted(members: Vec<Member>, rejections: &mut Vec<Rejection>) -> Vec<Member
     let mut kept: Vec<Member> = Vec::new();
     let mut total = 0u32;
     for m in members {
-        let conflict = |message: String| Rejection::new(m.source.clone(), Reason::Conflict, message);
+        let conflict =
+            |message: String| Rejection::new(m.source.clone(), Reason::Conflict, message);
         if let Some(first) = kept.first() {
             if first.namespace != m.namespace {
                 rejections.push(conflict(format!(
-                    "TCPMapping {} of namespace {} already takes this address, port and host; a \
-                     group never mixes namespaces",
+                    "{} of namespace {} already takes this address, port and host; a group \
+                     never mixes namespaces",
                     first.source, first.namespace
                 )));
                 continue;
             }
             if let Some(field) = first.shared.mismatch(&m.shared) {
                 rejections.push(conflict(format!(
-                    "{field} differs from TCPMapping {}'s, with which it shares address, port and \
+                    "{field} differs from that of {}, with which it shares address, port and \
                      host: a group applies one {field}",
                     first.source
                 )));
@@ -405,8 +408,8 @@ impl Shared {
 /// rest equally. A lone member, or a group whose shares are all 0, shares everything equally.
 fn shares(members: &[Member]) -> Vec<u32> {
     let weighted: u32 = members.iter().filter_map(|m| m.weight).sum();
-    let unweighted = u32::try_from(members.iter().filter(|m| m.weight.is_none()).count())
-        .unwrap_or(u32::MAX);
+    let unweighted =
+        u32::try_from(members.iter().filter(|m| m.weight.is_none()).count()).unwrap_or(u32::MAX);
     let rest = 100u32.saturating_sub(weighted);
     let mut given = 0u32;
     let mut seen = 0u32;
@@ -467,7 +470,12 @@ fn termination(
     for r in inputs.resources {
         let Resource::TLSContext(c) = r else { continue };
         let context_namespace = c.metadata.namespace.as_deref().unwrap_or(namespace);
-        let lists = c.spec.hosts.iter().flatten().any(|h| h.eq_ignore_ascii_case(host));
+        let lists = c
+            .spec
+            .hosts
+            .iter()
+            .flatten()
+            .any(|h| h.eq_ignore_ascii_case(host));
         if context_namespace != namespace || !lists {
             continue;
         }
@@ -489,7 +497,9 @@ fn asks_for_tls(resources: &[&Resource], source: &ObjectRef) -> bool {
     resources.iter().any(|r| match r {
         Resource::Host(h) => {
             r.object_ref() == *source
-                && (h.spec.tls_secret.is_some() || h.spec.tls_context.is_some() || h.spec.tls.is_some())
+                && (h.spec.tls_secret.is_some()
+                    || h.spec.tls_context.is_some()
+                    || h.spec.tls.is_some())
         }
         _ => false,
     })
@@ -502,9 +512,14 @@ fn context_tls(
     resources: &[&Resource],
 ) -> Result<(DownstreamTls, Certificate), String> {
     if spec.cert_chain_file.is_some() || spec.private_key_file.is_some() {
-        return Err("cert_chain_file/private_key_file: keys reach Envoy over SDS only; use secret".into());
+        return Err(
+            "cert_chain_file/private_key_file: keys reach Envoy over SDS only; use secret".into(),
+        );
     }
-    if spec.ca_secret.is_some() || spec.cacert_chain_file.is_some() || spec.cert_required == Some(true) {
+    if spec.ca_secret.is_some()
+        || spec.cacert_chain_file.is_some()
+        || spec.cert_required == Some(true)
+    {
         return Err("client certificate validation is not served for TCPMappings".into());
     }
     let secret = spec.secret.as_deref().ok_or("it has no secret")?;
@@ -545,10 +560,22 @@ fn context_tls(
             .collect(),
     };
     let checks: [(&str, &[String], envoy_rules::Check); 4] = [
-        ("cipher_suites", &tls.cipher_suites, envoy_rules::cipher_suite),
+        (
+            "cipher_suites",
+            &tls.cipher_suites,
+            envoy_rules::cipher_suite,
+        ),
         ("ecdh_curves", &tls.ecdh_curves, envoy_rules::ecdh_curve),
-        ("signature_algorithms", &tls.signature_algorithms, envoy_rules::signature_algorithm),
-        ("alpn_protocols", &tls.alpn_protocols, envoy_rules::alpn_protocol),
+        (
+            "signature_algorithms",
+            &tls.signature_algorithms,
+            envoy_rules::signature_algorithm,
+        ),
+        (
+            "alpn_protocols",
+            &tls.alpn_protocols,
+            envoy_rules::alpn_protocol,
+        ),
     ];
     for (field, values, check) in checks {
         for v in values {
@@ -571,7 +598,11 @@ fn context_tls(
 fn compile(m: &TcpMapping, inputs: &Inputs<'_>) -> Result<(Member, Option<Refusal>), Refusal> {
     let spec = &m.spec;
     let settings = inputs.settings;
-    let namespace = m.metadata.namespace.as_deref().unwrap_or(&settings.namespace);
+    let namespace = m
+        .metadata
+        .namespace
+        .as_deref()
+        .unwrap_or(&settings.namespace);
     // `Port` is bounded to 1..=65535 by its schema and its loader.
     let port = u16::try_from(spec.port.get())
         .ok()
@@ -624,9 +655,13 @@ fn compile(m: &TcpMapping, inputs: &Inputs<'_>) -> Result<(Member, Option<Refusa
         host: service::qualify(&target.host, namespace, &settings.namespace),
         ..target
     };
-    let resolve = inputs.resolvers.choose_for(spec.resolver.as_deref(), false, namespace)?;
+    let resolve = inputs
+        .resolvers
+        .choose_for(spec.resolver.as_deref(), false, namespace)?;
     let key = match resolve {
-        Resolve::Auto | Resolve::Endpoints => service::service_key(&target.host, &settings.namespace),
+        Resolve::Auto | Resolve::Endpoints => {
+            service::service_key(&target.host, &settings.namespace)
+        }
         Resolve::Dns => None,
     };
     let resolved = match (&key, resolve) {
@@ -658,7 +693,9 @@ fn compile(m: &TcpMapping, inputs: &Inputs<'_>) -> Result<(Member, Option<Refusa
         policy,
     )?;
     let note = note.map(|n| Refusal {
-        message: n.message.replace("the route answers 503", "connections are closed"),
+        message: n
+            .message
+            .replace("the route answers 503", "connections are closed"),
         ..n
     });
     Ok((
@@ -728,7 +765,15 @@ mod tests {
     fn sni_names_are_dns_names_or_a_leading_wildcard() {
         assert_eq!(sni_name("A.Example.com").unwrap(), "a.example.com");
         assert_eq!(sni_name("*.example.com").unwrap(), "*.example.com");
-        for bad in ["", "a.com:443", "a..com", "*", "a.*.com", "a b.com", "-a.com"] {
+        for bad in [
+            "",
+            "a.com:443",
+            "a..com",
+            "*",
+            "a.*.com",
+            "a b.com",
+            "-a.com",
+        ] {
             assert!(sni_name(bad).is_err(), "{bad:?}");
         }
     }

@@ -517,9 +517,7 @@ pub fn unapplied(resource: &Resource) -> Vec<Unapplied> {
         Resource::Module(m) => module(&m.spec.config, &mut found),
         Resource::TCPMapping(m) => tcp_mapping(&m.spec, &mut found),
         // Whole kinds not implemented: their note says so (see `note`).
-        Resource::AuthService(_)
-        | Resource::RateLimitService(_)
-        | Resource::ConsulResolver(_) => {}
+        Resource::AuthService(_) | Resource::RateLimitService(_) | Resource::ConsulResolver(_) => {}
         // Nothing to set but `ambassador_id`: what they do is their kind.
         Resource::KubernetesServiceResolver(_) | Resource::KubernetesEndpointResolver(_) => {}
         // Not written as routes or policy: the operator's, or Kubernetes' own objects the IR
@@ -883,7 +881,11 @@ fn tls_context(s: &TlsContextSpec, f: &mut Found) {
     f.add_with(
         list(&s.hosts),
         "spec.hosts",
-        Some("a Host uses a TLSContext only when its tlsContext names it"),
+        // ir/tcp_mapping.rs pairs a TCPMapping's host with it; Hosts are not.
+        Some(
+            "a Host uses a TLSContext only when its tlsContext names it; a TCPMapping's host \
+             does pair with it",
+        ),
         NotYet,
     );
     f.add(text(&s.sni), "spec.sni", OriginationOnly);

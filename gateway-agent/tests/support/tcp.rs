@@ -131,7 +131,9 @@ async fn echo<S: AsyncRead + AsyncWrite + Unpin>(
     loop {
         match stream.read(&mut buf).await {
             Ok(0) => {
-                let _ = stream.write_all(format!("\nbye from {name}").as_bytes()).await;
+                let _ = stream
+                    .write_all(format!("\nbye from {name}").as_bytes())
+                    .await;
                 let _ = stream.shutdown().await;
                 return;
             }
