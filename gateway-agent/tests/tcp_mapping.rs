@@ -485,3 +485,43 @@ spec: {{hostname: db.example.com, tlsSecret: {{name: missing}}}}
     assert_eq!(refused[0].0, Reason::SecretNotFound);
     assert!(ir.tcp_listeners.is_empty());
 }
+
+#[test]
+fn validate_reports_each_tcp_mapping_accepted_or_refused_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("tcp.yaml"),
+        [
+            LISTENER.to_owned(),
+            tcp_mapping("good", "  port: 9000\n  service: db:5432"),
+            tcp_mapping("clash", "  port: 8080\n  service: db:5432"),
+            tcp_mapping(
+                "bad-host",
+                "  port: 9001\n  host: \"*\"\n  service: db:5432",
+            ),
+            tcp_mapping("port-zero", "  port: 0\n  service: db:5432"),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_legate-agent"))
+        .args(["validate", dir.path().to_str().unwrap()])
+        .output()
+        .expect("run legate-agent");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    for expected in [
+        "ok: TCPMapping default/good",
+        "error: TCPMapping default/clash (Conflict): port 8080 is already served by the HTTP \
+         Listener default/http",
+        "error: TCPMapping default/bad-host (Invalid): host \"*\": must be a DNS name",
+    ] {
+        assert!(text.contains(expected), "{expected:?} in:\n{text}");
+    }
+    assert!(
+        text.lines()
+            .any(|l| l.contains("port-zero") && l.contains("port")),
+        "the loader names the port: {text}"
+    );
+}
