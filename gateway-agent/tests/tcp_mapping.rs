@@ -74,6 +74,37 @@ async fn a_tcp_mapping_forwards_bytes_both_ways_and_a_half_close() {
 }
 
 #[tokio::test]
+async fn a_tcp_mapping_naming_a_kubernetes_service_reaches_its_ready_endpoints() {
+    // As a Mapping's `service`: a Service of the snapshot is served from its endpoints (EDS),
+    // on the Service port named, at each endpoint's target port.
+    let gw = Gateway::start().await;
+    let db = TcpEcho::start("pod").await;
+    let port = free_port();
+    gw.write(
+        "db.yaml",
+        &format!(
+            "---
+apiVersion: v1
+kind: Service
+metadata: {{name: db, namespace: default}}
+spec: {{ports: [{{name: pg, port: 5432}}]}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: db-x7k2p, namespace: default, labels: {{kubernetes.io/service-name: db}}}}
+addressType: IPv4
+ports: [{{name: pg, port: {}}}]
+endpoints: [{{addresses: [\"127.0.0.1\"], conditions: {{ready: true}}}}]
+{}",
+            db.addr.port(),
+            tcp_mapping("db", &format!("  port: {port}\n  service: db:5432"))
+        ),
+    );
+    wait_served(port, "pod").await;
+    assert_eq!(gw.agent.nacks().await, 0.0);
+}
+
+#[tokio::test]
 async fn tcp_mappings_on_one_port_share_its_connections_by_weight() {
     let gw = Gateway::start().await;
     let (blue, green) = (TcpEcho::start("blue").await, TcpEcho::start("green").await);
