@@ -556,3 +556,58 @@ fn validate_reports_each_tcp_mapping_accepted_or_refused_with_its_reason() {
         "the loader names the port: {text}"
     );
 }
+
+#[test]
+fn a_tcp_or_tls_listener_names_its_ports_statistics_and_says_when_no_tcp_mapping_uses_it() {
+    // Emissary YAML often declares the Listener a TCPMapping uses (Emissary synthesizes one
+    // otherwise, as here); its `statsPrefix` applies, and one no TCPMapping uses says so
+    // (Emissary: "No matching Hosts/TCPMappings found, disabling!").
+    let listener = |name: &str, spec: &str| {
+        format!(
+            "---\napiVersion: getambassador.io/v3alpha1\nkind: Listener\n\
+             metadata: {{name: {name}, namespace: default}}\nspec: {spec}\n"
+        )
+    };
+    let ir = build(
+        &[
+            listener(
+                "db",
+                "{port: 5432, protocol: TCP, securityModel: SECURE, statsPrefix: postgres, hostBinding: {namespace: {from: SELF}}}",
+            ),
+            listener("idle", "{port: 5433, protocol: TLS, securityModel: SECURE, hostBinding: {namespace: {from: SELF}}}"),
+            listener(
+                "proxied",
+                "{port: 5434, protocolStack: [PROXY, TCP], securityModel: SECURE, hostBinding: {namespace: {from: SELF}}}",
+            ),
+            tcp_mapping("db", "  port: 5432\n  service: db:5432"),
+        ]
+        .concat(),
+    );
+    let prefixes: Vec<(u16, &str)> = ir
+        .tcp_listeners
+        .iter()
+        .map(|l| (l.port, l.stats_prefix.as_str()))
+        .collect();
+    assert_eq!(prefixes, [(5432, "postgres")]);
+    let idle: Vec<(Reason, String)> = ir
+        .unreachable
+        .iter()
+        .filter(|r| r.object.to_string() == "Listener default/idle")
+        .map(|r| (r.reason, r.message.clone()))
+        .collect();
+    assert_eq!(
+        idle,
+        [(
+            Reason::NoHost,
+            "no TCPMapping on port 5433: nothing is served there".to_owned()
+        )]
+    );
+    assert!(refusals(&ir, "Listener default/db").is_empty());
+    assert_eq!(
+        refusals(&ir, "Listener default/proxied")
+            .iter()
+            .map(|(r, _)| *r)
+            .collect::<Vec<_>>(),
+        [Reason::NotSupported]
+    );
+}

@@ -181,7 +181,10 @@ pub fn listeners(
             (None, None) => (false, false),
         };
         if !http {
-            rejections.push(reject(Reason::NotSupported, "only HTTP listeners are served; a TCPMapping makes the listener of its own port, without a TCP or TLS Listener".into()));
+            if super::tcp_mapping::is_tcp_listener(&l.spec) {
+                continue;
+            }
+            rejections.push(reject(Reason::NotSupported, "this protocol stack is not served: a Listener carries HTTP, or is TCP or TLS for TCPMappings".into()));
             continue;
         }
         let from = l

@@ -16,7 +16,8 @@
 //! - A port serves either HTTP (a Listener) or TCPMappings, never both: Legate does not mix
 //!   `tcp_proxy` chains into an HTTP listener. Of a Listener and TCPMappings on one port the
 //!   older keeps it (by `creationTimestamp`; the Listener without one); the other is refused.
-//!   Likewise one bind address per port: the oldest group's.
+//!   Likewise one bind address per port: the oldest group's. A TCP or TLS Listener is optional
+//!   (Emissary synthesizes one): its `statsPrefix` names its port's statistics.
 //!
 //! Departures from Emissary: `idle_timeout_ms` is applied (Emissary accepts and ignores it);
 //! weights are each member's share (Emissary gives Envoy cumulative weights); members with no
@@ -166,6 +167,7 @@ pub(super) fn build(
     for m in members {
         ports.entry(m.port).or_default().push(m);
     }
+    let declared = declared_listeners(inputs.resources, rejections);
     let mut out = Tcp::default();
     for (port, members) in ports {
         let Some(first) = members.first() else {
@@ -201,11 +203,100 @@ pub(super) fn build(
                 continue;
             }
         }
-        if let Some(listener) = listener(port, members, inputs, &mut out, rejections) {
+        if let Some(mut listener) = listener(port, members, inputs, &mut out, rejections) {
+            if let Some(d) = declared.get(&port)
+                && let Some(prefix) = &d.stats_prefix
+            {
+                listener.stats_prefix = prefix.clone();
+            }
             out.listeners.push(listener);
         }
     }
+    for (port, d) in declared {
+        let http = inputs
+            .listeners
+            .iter()
+            .find(|l| l.port == port && !out.refused_listeners.contains(&l.source));
+        if let Some(http) = http {
+            rejections.push(Rejection::new(
+                d.source,
+                Reason::Conflict,
+                format!("port {port} is already used by {}", http.source),
+            ));
+        } else if !out.listeners.iter().any(|l| l.port == port) {
+            // Emissary: "No matching Hosts/TCPMappings found, disabling!"
+            unreachable.push(Rejection::new(
+                d.source,
+                Reason::NoHost,
+                format!("no TCPMapping on port {port}: nothing is served there"),
+            ));
+        }
+    }
     out.listeners.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// A Listener whose protocol is TCP or TLS (no HTTP): it serves the TCPMappings of its port,
+/// which make their listener without it anyway (as Emissary synthesizes one); its
+/// `statsPrefix` names the port's statistics.
+pub(super) fn is_tcp_listener(spec: &legate_crds::listener::ListenerSpec) -> bool {
+    use legate_crds::listener::{ListenerProtocol, ProtocolStackElement as E};
+    match (&spec.protocol_stack, spec.protocol) {
+        (Some(stack), _) => {
+            stack.last() == Some(&E::Tcp) && stack.iter().all(|e| matches!(e, E::Tls | E::Tcp))
+        }
+        (None, Some(p)) => matches!(p, ListenerProtocol::Tcp | ListenerProtocol::Tls),
+        (None, None) => false,
+    }
+}
+
+/// A TCP or TLS Listener.
+struct Declared {
+    source: ObjectRef,
+    stats_prefix: Option<String>,
+}
+
+/// The TCP and TLS Listeners by port, the first (by name, as HTTP Listeners) of each; the others
+/// and an invalid `statsPrefix` are refused.
+fn declared_listeners(
+    resources: &[&Resource],
+    rejections: &mut Vec<Rejection>,
+) -> BTreeMap<u16, Declared> {
+    let mut sorted: Vec<(ObjectRef, &legate_crds::Listener)> = resources
+        .iter()
+        .filter_map(|r| match r {
+            Resource::Listener(l) if is_tcp_listener(&l.spec) => Some((r.object_ref(), l)),
+            _ => None,
+        })
+        .collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out: BTreeMap<u16, Declared> = BTreeMap::new();
+    for (source, l) in sorted {
+        // `Port` is bounded to 1..=65535 by its schema and its loader.
+        let port = u16::try_from(l.spec.port.get()).unwrap_or_default();
+        if let Some(first) = out.get(&port) {
+            rejections.push(Rejection::new(
+                source,
+                Reason::Conflict,
+                format!("port {port} is already used by {}", first.source),
+            ));
+            continue;
+        }
+        let stats_prefix = l.spec.stats_prefix.clone().filter(|p| !p.is_empty());
+        if let Some(p) = &stats_prefix
+            && let Err(e) = envoy_rules::stat_prefix("statsPrefix", p)
+        {
+            rejections.push(Rejection::new(source, Reason::Invalid, e.to_string()));
+            continue;
+        }
+        out.insert(
+            port,
+            Declared {
+                source,
+                stats_prefix,
+            },
+        );
+    }
     out
 }
 
