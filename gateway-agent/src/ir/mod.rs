@@ -11,7 +11,8 @@
 //! [`http_options`] its HTTP connection manager settings; [`upstream_policy`] reads each
 //! Mapping's connection policy (circuit breakers, keepalive, lifetimes, balancing, timeouts,
 //! retries) and [`cors`] its CORS policy, each with the gateway Module's [`defaults`];
-//! [`unsupported`] notes what a resource sets that none of them applies.
+//! [`unsupported`] notes what a resource sets that none of them applies. [`tcp_mapping`] turns
+//! TCPMappings into listeners that forward connections, on ports no HTTP Listener holds.
 
 mod binder;
 pub mod compression;
