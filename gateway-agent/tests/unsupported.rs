@@ -151,11 +151,15 @@ fn a_rate_limit_service_says_requests_are_not_rate_limited() {
 }
 
 #[test]
-fn a_tcp_mapping_says_it_is_not_implemented() {
-    let ir = ir(&doc("TCPMapping", "db", "  port: 5432\n  service: db:5432"));
+fn a_tcp_mapping_names_only_what_it_does_not_apply() {
+    let ir = ir(&doc(
+        "TCPMapping",
+        "db",
+        "  port: 5432\n  service: db:5432\n  idle_timeout_ms: \"5000\"\n  cluster_tag: blue",
+    ));
     assert_eq!(
         note_of(&ir, "TCPMapping default/db"),
-        [unsupported::TCP_MAPPING]
+        ["not applied yet: spec.cluster_tag"]
     );
 }
 
@@ -252,7 +256,7 @@ fn a_tls_context_says_its_hosts_do_not_attach_it() {
     assert_eq!(
         note_of(&ir, "TLSContext default/ctx"),
         [
-            "not applied yet: spec.hosts (a Host uses a TLSContext only when its tlsContext names it)"
+            "not applied yet: spec.hosts (a Host uses a TLSContext only when its tlsContext names it; a TCPMapping's host does pair with it)"
         ]
     );
 }

@@ -14,6 +14,7 @@ mod http_options;
 mod ip_filter;
 mod listener;
 mod route;
+mod tcp;
 mod tls;
 mod upstream_policy;
 
@@ -67,7 +68,12 @@ pub fn translate(ir: &Ir) -> EnvoyConfig {
                     .map(|(name, v)| client_certs::secret(name, v)),
             )
             .collect(),
-        listeners: ir.listeners.iter().map(listener::listener).collect(),
+        listeners: ir
+            .listeners
+            .iter()
+            .map(listener::listener)
+            .chain(ir.tcp_listeners.iter().map(tcp::listener))
+            .collect(),
         routes: ir
             .listeners
             .iter()
@@ -145,6 +151,9 @@ impl Encoder {
                     )),
                 );
             }
+        }
+        for l in &ir.tcp_listeners {
+            set.insert(l.name.clone(), &tcp::listener(l));
         }
         self.routes.finish();
         self.virtual_hosts.finish();

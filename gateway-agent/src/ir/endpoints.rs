@@ -78,7 +78,7 @@ impl<'a> ServiceIndex<'a> {
         index
     }
 
-    fn service(&self, key: &ServiceKey) -> Option<&'a Arc<Resource>> {
+    pub(super) fn service(&self, key: &ServiceKey) -> Option<&'a Arc<Resource>> {
         self.services
             .get(key.namespace.as_str())?
             .get(key.name.as_str())
@@ -91,7 +91,12 @@ impl<'a> ServiceIndex<'a> {
     /// has authority over Services. With authority over every namespace, `name.namespace` is
     /// also how public DNS names are written (`httpbin.org`): it names a Service only when its
     /// namespace is the Mapping's own or has Services at all; otherwise it stays a DNS name.
-    fn resolve(&self, key: &ServiceKey, mapping_namespace: &str, settings: &Settings) -> Resolved {
+    pub(super) fn resolve(
+        &self,
+        key: &ServiceKey,
+        mapping_namespace: &str,
+        settings: &Settings,
+    ) -> Resolved {
         if let Some(found) = self.service(key) {
             return Resolved::Found(found.clone());
         }

@@ -191,7 +191,10 @@ pub fn listeners(
             (None, None) => (false, false, false),
         };
         if !http {
-            rejections.push(reject(Reason::NotSupported, "only HTTP listeners are served so far; TCP and TLS listeners come with TCPMapping support".into()));
+            if super::tcp_mapping::is_tcp_listener(&l.spec) {
+                continue;
+            }
+            rejections.push(reject(Reason::NotSupported, "this protocol stack is not served: a Listener carries HTTP, or is TCP or TLS for TCPMappings".into()));
             continue;
         }
         let from = l

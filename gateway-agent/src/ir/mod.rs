@@ -12,7 +12,8 @@
 //! [`ip_filter`] its client address rule; [`upstream_policy`] reads each
 //! Mapping's connection policy (circuit breakers, keepalive, lifetimes, balancing, timeouts,
 //! retries) and [`cors`] its CORS policy, each with the gateway Module's [`defaults`];
-//! [`unsupported`] notes what a resource sets that none of them applies.
+//! [`unsupported`] notes what a resource sets that none of them applies. [`tcp_mapping`] turns
+//! TCPMappings into listeners that forward connections, on ports no HTTP Listener holds.
 
 mod binder;
 pub mod client_certs;
@@ -30,6 +31,7 @@ pub mod mapping;
 pub mod module;
 pub mod resolver;
 pub mod service;
+pub mod tcp_mapping;
 pub mod tls;
 pub mod unsupported;
 pub mod upstream_policy;
@@ -102,6 +104,8 @@ pub struct Ir {
     pub certificates: BTreeMap<String, Certificate>,
     /// The client-certificate validation contexts TLS chains use, by SDS name.
     pub validation_contexts: BTreeMap<String, ValidationContext>,
+    /// The listeners TCPMappings make ([`tcp_mapping`]), by name.
+    pub tcp_listeners: Vec<tcp_mapping::TcpListener>,
 }
 
 /// A resource and what is wrong with it: a stable reason (condition and Event reason, metric
@@ -412,7 +416,22 @@ impl Builder {
         let mine = plain;
         let hosts = host::hosts(&mine, &self.settings.namespace, &mut ir.rejections);
         let terminations = tls::resolve(&mine, &mut ir.rejections);
-        let listeners = host::listeners(&mine, &self.settings.namespace, &mut ir.rejections);
+        let mut listeners = host::listeners(&mine, &self.settings.namespace, &mut ir.rejections);
+        // TCPMappings are compiled afresh every build: few, and cheap.
+        let tcp = tcp_mapping::build(
+            &tcp_mapping::Inputs {
+                resources: &mine,
+                settings: &self.settings,
+                resolvers: &self.resolvers,
+                services: &services,
+                listeners: &listeners,
+                hosts: &hosts,
+                terminations: &terminations,
+            },
+            &mut ir.rejections,
+            &mut ir.unreachable,
+        );
+        listeners.retain(|l| !tcp.refused_listeners.contains(&l.source));
         let served = self.binder.bind(
             &listeners,
             &hosts,
@@ -423,6 +442,11 @@ impl Builder {
         );
         ir.listeners = served.listeners;
         ir.clusters = served.clusters;
+        for c in &tcp.clusters {
+            ir.clusters
+                .entry(c.name.clone())
+                .or_insert_with(|| c.clone());
+        }
         ir.endpoints =
             self.endpoints
                 .resolve(&ir.clusters, &services, &compiled, &mut ir.unreachable);
@@ -435,6 +459,7 @@ impl Builder {
             &mut ir.rejections,
         );
         ir.validation_contexts = client_certs::used(&ir.listeners, &terminations);
+        tcp_mapping::finish(tcp, &mut ir);
         let compression = compression::gateway_compression(module, &mut ir.rejections);
         ir.listeners
             .iter_mut()

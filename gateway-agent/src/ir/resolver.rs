@@ -124,8 +124,23 @@ impl Resolvers {
 
     /// How `mapping` (in `namespace`) resolves its `service`, or why it cannot be served.
     pub fn choose(&self, mapping: &Mapping, namespace: &str) -> Result<Resolve, Refusal> {
-        let (name, from_module) = match (&mapping.spec.resolver, &self.default) {
-            (Some(name), _) if !name.is_empty() => (name.as_str(), false),
+        self.choose_for(
+            mapping.spec.resolver.as_deref(),
+            mapping.spec.load_balancer.is_some(),
+            namespace,
+        )
+    }
+
+    /// How a resource (a Mapping, a TCPMapping) in `namespace` with this `resolver` resolves
+    /// its `service`; `load_balancer`: whether it balances its endpoints itself.
+    pub fn choose_for(
+        &self,
+        resolver: Option<&str>,
+        load_balancer: bool,
+        namespace: &str,
+    ) -> Result<Resolve, Refusal> {
+        let (name, from_module) = match (resolver, &self.default) {
+            (Some(name), _) if !name.is_empty() => (name, false),
             (_, Some((name, _))) => (name.as_str(), true),
             _ => return Ok(Resolve::Auto),
         };
@@ -151,7 +166,7 @@ impl Resolvers {
         };
         match kind {
             Kind::Endpoint => Ok(Resolve::Endpoints),
-            Kind::Service if mapping.spec.load_balancer.is_some() => Err(Refusal::from(format!(
+            Kind::Service if load_balancer => Err(Refusal::from(format!(
                 "load_balancer: not allowed with a KubernetesServiceResolver ({field} {name:?}), \
                  which sends to the Service's cluster IP; only endpoints can be balanced: use a \
                  KubernetesEndpointResolver (e.g. resolver: endpoint)"

@@ -232,6 +232,14 @@ pub fn add_chains(
     used
 }
 
+impl Terminations {
+    /// The TLS the Host `source` terminates with and its certificate, when it terminates any.
+    pub(super) fn of_host(&self, source: &ObjectRef) -> Option<(&DownstreamTls, &Certificate)> {
+        let t = self.by_host.get(source)?;
+        Some((&t.tls, self.certificates.get(&t.tls.certificate)?))
+    }
+}
+
 fn refusal(object: ObjectRef, e: &TlsError) -> Rejection {
     Rejection::new(
         object,
@@ -327,9 +335,21 @@ fn terminate(
     let certificate = certificate(secret).ok_or_else(|| TlsError::NoKey(secret_ref.clone()))?;
     let (client_certificates, validation) = client_certs::resolve(context, namespace, secrets)?
         .map_or((None, None), |(c, v)| (Some(c), Some(v)));
+    let tls = downstream(context, secret_ref, client_certificates);
+    settings(&tls)?;
+    Ok((tls, (certificate, validation)))
+}
+
+/// How a chain terminates TLS with `context`'s settings and the certificate `certificate` (its
+/// SDS name); [`settings`] says whether Envoy would take them.
+pub(crate) fn downstream(
+    context: &TlsContextSpec,
+    certificate: String,
+    client_certificates: Option<ClientCertificates>,
+) -> DownstreamTls {
     let list = |v: &Option<Vec<String>>| v.clone().unwrap_or_default();
-    let tls = DownstreamTls {
-        certificate: secret_ref,
+    DownstreamTls {
+        certificate,
         min_version: context.min_tls_version,
         max_version: context.max_tls_version,
         cipher_suites: list(&context.cipher_suites),
@@ -344,14 +364,12 @@ fn terminate(
             .map(str::to_owned)
             .collect(),
         client_certificates,
-    };
-    settings(&tls)?;
-    Ok((tls, (certificate, validation)))
+    }
 }
 
 /// Names BoringSSL must know, and ALPN protocols it can offer: one it refuses fails the
 /// listener, and the whole update with it.
-fn settings(tls: &DownstreamTls) -> Result<(), envoy_rules::Violation> {
+pub(crate) fn settings(tls: &DownstreamTls) -> Result<(), envoy_rules::Violation> {
     let checks: [(&str, &[String], envoy_rules::Check); 4] = [
         (
             "cipher_suites",
@@ -376,7 +394,7 @@ fn settings(tls: &DownstreamTls) -> Result<(), envoy_rules::Violation> {
 }
 
 /// A TLSContext's `secret`: `name`, or `name.namespace` unless `secret_namespacing: false`.
-fn context_secret(spec: &TlsContextSpec, secret: &str, namespace: &str) -> Key {
+pub(crate) fn context_secret(spec: &TlsContextSpec, secret: &str, namespace: &str) -> Key {
     match secret.split_once('.') {
         Some((name, ns)) if spec.secret_namespacing != Some(false) => {
             (ns.to_owned(), name.to_owned())
@@ -408,7 +426,7 @@ fn server_names(hostname: &str) -> Result<Vec<String>, TlsError> {
 }
 
 /// `None` for a Secret without a key (an `Opaque` CA or CRL).
-fn certificate(s: &TlsSecret) -> Option<Certificate> {
+pub(crate) fn certificate(s: &TlsSecret) -> Option<Certificate> {
     Some(Certificate {
         source: ObjectRef {
             kind: "Secret".into(),

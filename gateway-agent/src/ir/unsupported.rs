@@ -63,9 +63,6 @@ pub const RATE_LIMIT_SERVICE: &str =
 /// The note of a ConsulResolver: the Mappings that name it are refused, each saying so.
 pub const CONSUL_RESOLVER: &str =
     "ConsulResolver is not implemented: Mappings that name it are not served";
-/// The note of a TCPMapping.
-pub const TCP_MAPPING: &str =
-    "TCPMapping is not implemented: this gateway forwards no connections for it";
 
 /// Each kind's `spec` fields by their JSON names, relative to `spec`: applied, or not. An entry
 /// covers the whole object it names; an object applied only in part is listed by its fields
@@ -229,22 +226,21 @@ pub const TABLES: &[Table] = &[
     },
     Table {
         kind: "TCPMapping",
-        applied: &["ambassador_id"],
-        not_applied: &[
+        // ir/tcp_mapping.rs
+        applied: &[
+            "ambassador_id",
             "port",
             "host",
             "address",
             "service",
             "weight",
-            "tls",
+            "tls", // `true` originates TLS; a TLSContext name is refused
             "resolver",
-            "enable_ipv4",
-            "enable_ipv6",
             "circuit_breakers",
             "idle_timeout_ms",
-            "cluster_tag",
-            "stats_name",
         ],
+        // As for Mappings.
+        not_applied: &["enable_ipv4", "enable_ipv6", "cluster_tag", "stats_name"],
     },
     Table {
         kind: "AuthService",
@@ -434,7 +430,6 @@ pub fn note(resource: &Resource) -> Option<Rejection> {
     let message = match resource {
         Resource::AuthService(_) => AUTH_SERVICE.to_owned(),
         Resource::RateLimitService(_) => RATE_LIMIT_SERVICE.to_owned(),
-        Resource::TCPMapping(_) => TCP_MAPPING.to_owned(),
         Resource::ConsulResolver(_) => CONSUL_RESOLVER.to_owned(),
         _ => message(&unapplied(resource))?,
     };
@@ -520,11 +515,9 @@ pub fn unapplied(resource: &Resource) -> Vec<Unapplied> {
         Resource::Listener(l) => listener(&l.spec, &mut found),
         Resource::TLSContext(c) => tls_context(&c.spec, &mut found),
         Resource::Module(m) => module(&m.spec.config, &mut found),
+        Resource::TCPMapping(m) => tcp_mapping(&m.spec, &mut found),
         // Whole kinds not implemented: their note says so (see `note`).
-        Resource::TCPMapping(_)
-        | Resource::AuthService(_)
-        | Resource::RateLimitService(_)
-        | Resource::ConsulResolver(_) => {}
+        Resource::AuthService(_) | Resource::RateLimitService(_) | Resource::ConsulResolver(_) => {}
         // Nothing to set but `ambassador_id`: what they do is their kind.
         Resource::KubernetesServiceResolver(_) | Resource::KubernetesEndpointResolver(_) => {}
         // Not written as routes or policy: the operator's, or Kubernetes' own objects the IR
@@ -846,6 +839,14 @@ fn host(s: &HostSpec, f: &mut Found) {
     );
 }
 
+fn tcp_mapping(s: &legate_crds::tcp_mapping::TcpMappingSpec, f: &mut Found) {
+    use Why::*;
+    f.add(off(s.enable_ipv4), "spec.enable_ipv4", NotYet);
+    f.add(on(s.enable_ipv6), "spec.enable_ipv6", NotYet);
+    f.add(text(&s.cluster_tag), "spec.cluster_tag", NotYet);
+    f.add(text(&s.stats_name), "spec.stats_name", NotYet);
+}
+
 fn listener(s: &ListenerSpec, f: &mut Found) {
     f.add(
         s.protocol_stack.is_some() && s.protocol.is_some(),
@@ -859,7 +860,11 @@ fn tls_context(s: &TlsContextSpec, f: &mut Found) {
     f.add_with(
         list(&s.hosts),
         "spec.hosts",
-        Some("a Host uses a TLSContext only when its tlsContext names it"),
+        // ir/tcp_mapping.rs pairs a TCPMapping's host with it; Hosts are not.
+        Some(
+            "a Host uses a TLSContext only when its tlsContext names it; a TCPMapping's host \
+             does pair with it",
+        ),
         NotYet,
     );
     f.add(text(&s.sni), "spec.sni", OriginationOnly);

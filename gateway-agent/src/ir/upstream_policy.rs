@@ -273,7 +273,10 @@ impl ClusterPolicy {
 }
 
 /// `circuit_breakers`: one threshold per priority.
-fn thresholds(field: &str, breakers: &[CircuitBreaker]) -> Result<Vec<Threshold>, String> {
+pub(super) fn thresholds(
+    field: &str,
+    breakers: &[CircuitBreaker],
+) -> Result<Vec<Threshold>, String> {
     let mut out: Vec<Threshold> = Vec::with_capacity(breakers.len());
     for (i, b) in breakers.iter().enumerate() {
         let high = b.priority == Some(Priority::High);

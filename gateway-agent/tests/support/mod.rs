@@ -145,6 +145,7 @@ pub use upstream::Upstream;
 
 pub mod client_certs;
 pub mod gateway;
+pub mod tcp;
 pub mod tls;
 
 // ---------------------------------------------------------------------------------------------

@@ -147,6 +147,17 @@ impl TlsClient {
         Ok(TlsConnection { sender, peer })
     }
 
+    /// A TLS stream to `addr` with SNI `sni`, for protocols other than HTTP.
+    pub async fn connect_stream(
+        &self,
+        addr: SocketAddr,
+        sni: &str,
+    ) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+        let tcp = tokio::net::TcpStream::connect(addr).await?;
+        let name = ServerName::try_from(sni.to_owned()).map_err(std::io::Error::other)?;
+        self.connector.connect(name, tcp).await
+    }
+
     /// One GET on a new connection: `(peer certificate, reply)`.
     pub async fn get(
         &self,
