@@ -13,6 +13,7 @@ mod listener;
 mod route;
 mod tls;
 mod upstream_policy;
+mod upstream_tls;
 
 pub use tls::SdsSecret;
 
@@ -58,6 +59,7 @@ pub fn translate(ir: &Ir) -> EnvoyConfig {
             .certificates
             .iter()
             .map(|(name, c)| tls::secret(name, c))
+            .chain(upstream_tls::secrets(&ir.upstream_tls))
             .collect(),
         listeners: ir.listeners.iter().map(listener::listener).collect(),
         routes: ir
@@ -114,6 +116,9 @@ impl Encoder {
         }
         for (name, c) in &ir.certificates {
             set.insert(name.clone(), &tls::secret(name, c).0);
+        }
+        for s in upstream_tls::secrets(&ir.upstream_tls) {
+            set.insert(s.0.name.clone(), &s.0);
         }
         for l in &ir.listeners {
             set.insert(l.name.clone(), &listener::listener(l));

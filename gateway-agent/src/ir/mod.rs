@@ -29,6 +29,7 @@ pub mod service;
 pub mod tls;
 pub mod unsupported;
 pub mod upstream_policy;
+pub mod upstream_tls;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -95,6 +96,8 @@ pub struct Ir {
     pub unreachable: Vec<Rejection>,
     /// The certificates TLS chains use, by SDS name.
     pub certificates: BTreeMap<String, Certificate>,
+    /// The client certificates and CAs clusters originate TLS with ([`upstream_tls`]).
+    pub upstream_tls: upstream_tls::Secrets,
 }
 
 /// A resource and what is wrong with it: a stable reason (condition and Event reason, metric
@@ -308,7 +311,8 @@ impl Builder {
         // Every Mapping's cluster depends on the resolvers, and its route and cluster on the
         // Module's defaults: when either changes, start again too.
         let resolvers = resolver::Resolvers::new(&plain, module, &self.settings.namespace);
-        let defaults = defaults::MappingDefaults::new(module);
+        let defaults = defaults::MappingDefaults::new(module)
+            .with_origination(upstream_tls::Contexts::new(&plain));
         if host_selectors != self.host_selectors
             || resolvers != self.resolvers
             || defaults != self.defaults
@@ -419,6 +423,7 @@ impl Builder {
             &terminations,
             &mut ir.rejections,
         );
+        ir.upstream_tls = upstream_tls::secrets(ir.clusters.values().map(|c| &**c), &mine);
         let compression = compression::gateway_compression(module, &mut ir.rejections);
         ir.listeners
             .iter_mut()

@@ -349,7 +349,7 @@ fn settings(tls: &DownstreamTls) -> Result<(), envoy_rules::Violation> {
 }
 
 /// A TLSContext's `secret`: `name`, or `name.namespace` unless `secret_namespacing: false`.
-fn context_secret(spec: &TlsContextSpec, secret: &str, namespace: &str) -> Key {
+pub(crate) fn context_secret(spec: &TlsContextSpec, secret: &str, namespace: &str) -> Key {
     match secret.split_once('.') {
         Some((name, ns)) if spec.secret_namespacing != Some(false) => {
             (ns.to_owned(), name.to_owned())

@@ -99,7 +99,7 @@ pub const TABLES: &[Table] = &[
             "service",
             "resolver", // ir/resolver.rs
             "weight",
-            "tls", // `true` originates TLS; a TLSContext name is refused
+            "tls", // `true` originates TLS, a TLSContext name with it (ir/upstream_tls.rs)
             "grpc",
             "timeout_ms",
             "idle_timeout_ms",
@@ -224,8 +224,9 @@ pub const TABLES: &[Table] = &[
             "cipher_suites",
             "ecdh_curves",
             "signature_algorithms",
+            "sni", // origination (ir/upstream_tls.rs)
         ],
-        not_applied: &["hosts", "sni", "redirect_cleartext_from"],
+        not_applied: &["hosts", "redirect_cleartext_from"],
     },
     Table {
         kind: "TCPMapping",
@@ -672,7 +673,10 @@ fn mapping(s: &MappingSpec, f: &mut Found) {
     if redirect {
         let why = Redirect;
         f.add(
-            matches!(s.tls, Some(BoolOrString::Bool(true))),
+            matches!(
+                s.tls,
+                Some(BoolOrString::Bool(true) | BoolOrString::String(_))
+            ),
             "spec.tls",
             why,
         );
@@ -883,7 +887,6 @@ fn tls_context(s: &TlsContextSpec, f: &mut Found) {
         Some("a Host uses a TLSContext only when its tlsContext names it"),
         NotYet,
     );
-    f.add(text(&s.sni), "spec.sni", OriginationOnly);
     f.add_with(
         s.redirect_cleartext_from.is_some_and(|p| p.get() != 0),
         "spec.redirect_cleartext_from",

@@ -145,6 +145,7 @@ pub use upstream::Upstream;
 
 pub mod gateway;
 pub mod tls;
+pub mod upstream_tls;
 
 // ---------------------------------------------------------------------------------------------
 // Child processes
