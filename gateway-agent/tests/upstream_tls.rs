@@ -35,7 +35,7 @@ fn context(name: &str, spec: &str) -> String {
     )
 }
 
-/// A Mapping of `prefix` to `service` with `tls` and `extra` spec lines.
+/// A Mapping of `prefix` to `service`, with `extra` spec lines.
 fn mapping(name: &str, prefix: &str, service: &str, extra: &str) -> String {
     gateway::mapping(
         name,
@@ -262,6 +262,42 @@ async fn rotating_the_client_certificate_secret_changes_what_the_upstream_sees_n
     assert_eq!(gw.agent.nacks().await, 0.0);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protocol_settings_apply_and_bad_contexts_are_refused_while_envoy_serves_the_rest() {
+    let pki = Pki::new();
+    let upstream = pki.upstream("secure").await;
+    let service = format!("localhost:{}", upstream.port());
+    let gw = Gateway::start().await;
+    gw.write(
+        "origination.yaml",
+        &[
+            bad_inputs(&pki, &service),
+            // v3tls.py: max_tls_version → tls_maximum_protocol_version, cipher_suites as given.
+            context(
+                "tls12",
+                "secret: gateway-a\nmax_tls_version: v1.2\n\
+                 cipher_suites: [ECDHE-ECDSA-AES128-GCM-SHA256]",
+            ),
+            context("tls13", "secret: gateway-a\nmin_tls_version: v1.3"),
+            mapping("tls12", "/tls12/", &service, "tls: tls12"),
+            mapping("tls13", "/tls13/", &service, "tls: tls13"),
+        ]
+        .concat(),
+    );
+    let echo = seen(&gw, "/ok/", "secure", "the good Mapping", |_| true).await;
+    assert_eq!(echo["client"], "CN=gateway-a", "{echo}");
+    let echo = seen(&gw, "/tls12/", "secure", "TLS 1.2 at most", |_| true).await;
+    assert_eq!(echo["tls"], "TLSv1_2", "{echo}");
+    let echo = seen(&gw, "/tls13/", "secure", "TLS 1.3 at least", |_| true).await;
+    assert_eq!(echo["tls"], "TLSv1_3", "{echo}");
+    // The refused Mappings have no route: the listener answers 404 for them.
+    for path in ["/unknown/", "/no-ca/", "/garbage-ca/", "/bad-cipher/"] {
+        let reply = gw.get(path, "example.com").await;
+        assert_eq!(reply.status, 404, "{path}: {}", describe(&reply));
+    }
+    assert_eq!(gw.agent.nacks().await, 0.0);
+}
+
 // ---------------------------------------------------------------------------------------------
 // The IR: what is refused, with the field named, and what stays served.
 
@@ -286,17 +322,21 @@ fn rejection(ir: &Ir, name: &str) -> (Reason, String) {
         .unwrap_or_else(|| panic!("{name} is not rejected: {:#?}", ir.rejections))
 }
 
-#[test]
-fn bad_origination_is_refused_on_the_mapping_naming_the_field_and_the_rest_serves() {
-    let pki = Pki::new();
+/// A good context and Mapping (`ok`), and a Mapping for each way origination can be wrong, all to
+/// `service`.
+fn bad_inputs(pki: &Pki, service: &str) -> String {
     let other =
         |ns: &str, doc: String| doc.replace("namespace: default", &format!("namespace: {ns}"));
-    let yaml = [
-        LISTENER.to_owned(),
+    [
         secret("gateway-a", &pki.client_ca.client_leaf("gateway-a")),
         context("good", "secret: gateway-a"),
         context("no-secret", "secret: missing"),
         context("no-ca", "secret: gateway-a\nca_secret: missing-ca"),
+        // Not PEM: the loader refuses the Secret (naming its field), so the context has no CA.
+        "---\napiVersion: v1\nkind: Secret\nmetadata: {name: garbage-ca, namespace: default}\n\
+         type: kubernetes.io/tls\nstringData: {tls.crt: garbage, tls.key: garbage}\n"
+            .to_owned(),
+        context("garbage-ca", "secret: gateway-a\nca_secret: garbage-ca"),
         context("files", "cacert_chain_file: /etc/ca.pem"),
         context("crl", "secret: gateway-a\ncrl_secret: gateway-a"),
         context("elsewhere-secret", "secret: gateway-a.team-b"),
@@ -305,30 +345,16 @@ fn bad_origination_is_refused_on_the_mapping_naming_the_field_and_the_rest_serve
             "secret: gateway-a\ncipher_suites: [NOT-A-CIPHER]",
         ),
         other("team-b", context("theirs", "secret: gateway-a")),
-        mapping("ok", "/ok/", "localhost:8443", "tls: good"),
-        mapping("unknown", "/unknown/", "localhost:8443", "tls: nowhere"),
-        mapping("theirs", "/theirs/", "localhost:8443", "tls: theirs"),
-        mapping(
-            "no-secret",
-            "/no-secret/",
-            "localhost:8443",
-            "tls: no-secret",
-        ),
-        mapping("no-ca", "/no-ca/", "localhost:8443", "tls: no-ca"),
-        mapping("files", "/files/", "localhost:8443", "tls: files"),
-        mapping("crl", "/crl/", "localhost:8443", "tls: crl"),
-        mapping(
-            "elsewhere-secret",
-            "/es/",
-            "localhost:8443",
-            "tls: elsewhere-secret",
-        ),
-        mapping(
-            "bad-cipher",
-            "/bad-cipher/",
-            "localhost:8443",
-            "tls: bad-cipher",
-        ),
+        mapping("ok", "/ok/", service, "tls: good"),
+        mapping("unknown", "/unknown/", service, "tls: nowhere"),
+        mapping("theirs", "/theirs/", service, "tls: theirs"),
+        mapping("no-secret", "/no-secret/", service, "tls: no-secret"),
+        mapping("no-ca", "/no-ca/", service, "tls: no-ca"),
+        mapping("garbage-ca", "/garbage-ca/", service, "tls: garbage-ca"),
+        mapping("files", "/files/", service, "tls: files"),
+        mapping("crl", "/crl/", service, "tls: crl"),
+        mapping("elsewhere-secret", "/es/", service, "tls: elsewhere-secret"),
+        mapping("bad-cipher", "/bad-cipher/", service, "tls: bad-cipher"),
         mapping(
             "bad-port",
             "/bad-port/",
@@ -338,14 +364,25 @@ fn bad_origination_is_refused_on_the_mapping_naming_the_field_and_the_rest_serve
         mapping(
             "http-scheme",
             "/http/",
-            "http://localhost:8443",
+            &format!("http://{service}"),
             "tls: good",
         ),
     ]
-    .concat();
+    .concat()
+}
+
+#[test]
+fn bad_origination_is_refused_on_the_mapping_naming_the_field_and_the_rest_serves() {
+    let pki = Pki::new();
+    let yaml = [LISTENER.to_owned(), bad_inputs(&pki, "localhost:8443")].concat();
     let ir = build(&yaml);
 
-    let cases: [(&str, Reason, &str); 10] = [
+    let cases: [(&str, Reason, &str); 11] = [
+        (
+            "garbage-ca",
+            Reason::SecretNotFound,
+            "ca_secret: Secret default/garbage-ca not found (or not a valid kubernetes.io/tls",
+        ),
         (
             "unknown",
             Reason::SecretNotFound,
@@ -414,6 +451,11 @@ fn each_context_gets_its_own_cluster_and_a_context_change_recompiles_what_uses_i
         mapping("a", "/a/", "localhost:8443", "tls: ctx-a"),
         mapping("b", "/b/", "localhost:8443", "tls: ctx-b"),
         mapping("plain", "/plain/", "localhost:8443", "tls: true"),
+        mapping("verify-only", "/v/", "localhost:8443", "tls: ctx-ca"),
+        secret("upstream-ca", &pki.upstream_ca.as_leaf()),
+        // A CA and no client certificate: the upstream is verified, nothing is presented
+        // (Emissary refuses a ca_secret without a secret, a termination rule).
+        context("ctx-ca", "ca_secret: upstream-ca"),
     ]
     .concat();
     let with = |a: &str| {
@@ -426,8 +468,28 @@ fn each_context_gets_its_own_cluster_and_a_context_change_recompiles_what_uses_i
     };
     let ir = build(&with("secret: gateway-a"));
     assert!(ir.rejections.is_empty(), "{:#?}", ir.rejections);
-    // Same service, three origination settings: three clusters.
-    assert_eq!(ir.clusters.len(), 3, "{:#?}", ir.clusters.keys());
+    // Same service, four origination settings: four clusters.
+    assert_eq!(ir.clusters.len(), 4, "{:#?}", ir.clusters.keys());
+    let verify_only = ir
+        .clusters
+        .values()
+        .find_map(|c| {
+            c.upstream_tls
+                .as_ref()
+                .filter(|t| t.context == "default/ctx-ca")
+        })
+        .expect("the verify-only cluster");
+    assert_eq!(
+        (
+            verify_only.certificate.as_deref(),
+            verify_only.validation.as_deref()
+        ),
+        (None, Some("origination-ca/default/upstream-ca"))
+    );
+    assert_eq!(
+        ir.upstream_tls.authorities.keys().collect::<Vec<_>>(),
+        ["origination-ca/default/upstream-ca"]
+    );
 
     // Incremental builds agree with builds from scratch as the context and its Secret change.
     let mut builder = ir::Builder::new(Settings::default());

@@ -17,7 +17,8 @@
 //!   does for `tls: true` (servers pick their certificate by SNI).
 //! - `alpn_protocols` (comma-separated, as Emissary's string), `min_tls_version`,
 //!   `max_tls_version`, `cipher_suites`, `ecdh_curves`, `signature_algorithms` are applied as
-//!   Emissary's `V3TLSContext` does. Without `alpn_protocols`, an HTTP/2 (`grpc: true`) cluster
+//!   Emissary's `V3TLSContext` does, except that `min_tls_version: v1.3` without a maximum
+//!   raises Envoy's client default maximum (1.2) to 1.3 rather than fail every handshake. Without `alpn_protocols`, an HTTP/2 (`grpc: true`) cluster
 //!   offers `h2`: gRPC servers refuse TLS without it (Emissary offers nothing).
 //! - Termination-only settings (`hosts`, `cert_required`, `redirect_cleartext_from`) do not apply
 //!   to origination and are ignored here: one context may serve both.
@@ -286,7 +287,11 @@ fn resolve(
             .map(str::to_owned)
             .collect(),
         min_version: spec.min_tls_version,
-        max_version: spec.max_tls_version,
+        // Envoy's clients stop at TLS 1.2 unless told otherwise: a minimum of 1.3 alone would
+        // fail every handshake (as it does in Emissary), so it raises the maximum too.
+        max_version: spec
+            .max_tls_version
+            .or(spec.min_tls_version.filter(|v| *v == TlsVersion::V1_3)),
         cipher_suites: list(&spec.cipher_suites),
         ecdh_curves: list(&spec.ecdh_curves),
         signature_algorithms: list(&spec.signature_algorithms),

@@ -1,8 +1,9 @@
 //! A TLS upstream for the origination tests: a tokio-rustls server on 127.0.0.1 with a
 //! certificate from a test CA, that may require a client certificate signed by another, and
 //! answers every request with what it saw of the connection, as JSON:
-//! `{"upstream", "sni", "alpn", "client", "version", "path"}` (`client` is the subject of the
-//! client certificate, `CN=...`; `sni` and `alpn` are null when the client sent none). HTTP/1.1,
+//! `{"upstream", "sni", "alpn", "client", "tls", "version", "path"}` (`client` is the subject of the
+//! client certificate, `CN=...`; `tls` the protocol version, `TLSv1_3`; `sni` and `alpn` are null
+//! when the client sent none). HTTP/1.1,
 //! or HTTP/2 when the client speaks it (ALPN `h2` is offered). An HTTP/1.1 connection serves one
 //! request (`connection: close`), so each request's echo is of a handshake of its own.
 
@@ -30,6 +31,7 @@ struct Seen {
     sni: Option<String>,
     alpn: Option<String>,
     client: Option<String>,
+    tls: Option<String>,
 }
 
 /// A TLS echo server; stops when dropped.
@@ -94,6 +96,7 @@ impl TlsUpstream {
                             .peer_certificates()
                             .and_then(|c| c.first())
                             .map(subject),
+                        tls: connection.protocol_version().map(|v| format!("{v:?}")),
                     };
                     let service =
                         service_fn(move |request| echo(upstream.clone(), seen.clone(), request));
@@ -139,6 +142,7 @@ async fn echo(
         "sni": seen.sni,
         "alpn": seen.alpn,
         "client": seen.client,
+        "tls": seen.tls,
         "version": format!("{:?}", request.version()),
         "path": request.uri().path(),
     });
