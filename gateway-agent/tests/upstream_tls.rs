@@ -513,3 +513,22 @@ fn each_context_gets_its_own_cluster_and_a_context_change_recompiles_what_uses_i
         );
     }
 }
+
+#[test]
+fn resources_without_a_namespace_are_in_the_gateways_as_a_mapping_without_one_is() {
+    let pki = Pki::new();
+    let unnamespaced = |doc: String| doc.replace(", namespace: default", "");
+    let yaml = [
+        LISTENER.to_owned(),
+        unnamespaced(secret("gateway-a", &pki.client_ca.client_leaf("gateway-a"))),
+        unnamespaced(context("ctx", "secret: gateway-a")),
+        unnamespaced(mapping("m", "/m/", "localhost:8443", "tls: ctx")),
+    ]
+    .concat();
+    let ir = build(&yaml);
+    assert!(ir.rejections.is_empty(), "{:#?}", ir.rejections);
+    assert_eq!(
+        ir.upstream_tls.certificates.keys().collect::<Vec<_>>(),
+        ["origination/default/gateway-a"]
+    );
+}

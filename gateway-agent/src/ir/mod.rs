@@ -311,8 +311,9 @@ impl Builder {
         // Every Mapping's cluster depends on the resolvers, and its route and cluster on the
         // Module's defaults: when either changes, start again too.
         let resolvers = resolver::Resolvers::new(&plain, module, &self.settings.namespace);
-        let defaults = defaults::MappingDefaults::new(module)
-            .with_origination(upstream_tls::Contexts::new(&plain));
+        let defaults = defaults::MappingDefaults::new(module).with_origination(
+            upstream_tls::Contexts::new(&plain, &self.settings.namespace),
+        );
         if host_selectors != self.host_selectors
             || resolvers != self.resolvers
             || defaults != self.defaults
@@ -423,7 +424,11 @@ impl Builder {
             &terminations,
             &mut ir.rejections,
         );
-        ir.upstream_tls = upstream_tls::secrets(ir.clusters.values().map(|c| &**c), &mine);
+        ir.upstream_tls = upstream_tls::secrets(
+            ir.clusters.values().map(|c| &**c),
+            &mine,
+            &self.settings.namespace,
+        );
         let compression = compression::gateway_compression(module, &mut ir.rejections);
         ir.listeners
             .iter_mut()

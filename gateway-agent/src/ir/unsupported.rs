@@ -381,7 +381,7 @@ pub enum Why {
     NotYet,
     /// Emissary keeps it for old configurations and has a replacement.
     Legacy,
-    /// It configures TLS origination, which no TLSContext is used for here.
+    /// It configures TLS origination, which a Host's inline `tls` is never used for.
     OriginationOnly,
     /// The Mapping redirects: nothing goes upstream, so upstream settings do nothing.
     Redirect,

@@ -38,6 +38,7 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use legate_crds::{Resource, TlsSecret, tls_context::TlsContextSpec, tls_context::TlsVersion};
 
 use super::{Certificate, Reason, Refusal, envoy_rules, service::Cluster};
@@ -168,16 +169,15 @@ pub struct Contexts {
 type Key = (String, String);
 
 impl Contexts {
-    pub fn new(resources: &[&Resource]) -> Self {
-        let secrets = tls_secrets(resources);
+    /// A resource without a namespace (a file of the directory source) is in
+    /// `gateway_namespace`, as a Mapping without one is.
+    pub fn new(resources: &[&Resource], gateway_namespace: &str) -> Self {
+        let secrets = tls_secrets(resources, gateway_namespace);
         let by_name = resources
             .iter()
             .filter_map(|r| match r {
                 Resource::TLSContext(c) => {
-                    let key = (
-                        c.metadata.namespace.clone().unwrap_or_default(),
-                        c.metadata.name.clone().unwrap_or_default(),
-                    );
+                    let key = key(&c.metadata, gateway_namespace);
                     let resolved = resolve(&key, &c.spec, &secrets);
                     Some((key, resolved))
                 }
@@ -208,17 +208,23 @@ impl Contexts {
     }
 }
 
-fn tls_secrets<'a>(resources: &[&'a Resource]) -> BTreeMap<Key, &'a TlsSecret> {
+fn key(meta: &ObjectMeta, gateway_namespace: &str) -> Key {
+    (
+        meta.namespace
+            .clone()
+            .unwrap_or_else(|| gateway_namespace.to_owned()),
+        meta.name.clone().unwrap_or_default(),
+    )
+}
+
+fn tls_secrets<'a>(
+    resources: &[&'a Resource],
+    gateway_namespace: &str,
+) -> BTreeMap<Key, &'a TlsSecret> {
     resources
         .iter()
         .filter_map(|r| match r {
-            Resource::Secret(s) => Some((
-                (
-                    s.metadata.namespace.clone().unwrap_or_default(),
-                    s.metadata.name.clone().unwrap_or_default(),
-                ),
-                s,
-            )),
+            Resource::Secret(s) => Some((key(&s.metadata, gateway_namespace), s)),
             _ => None,
         })
         .collect()
@@ -382,6 +388,7 @@ pub struct Secrets {
 pub fn secrets<'a>(
     clusters: impl IntoIterator<Item = &'a Cluster>,
     resources: &[&Resource],
+    gateway_namespace: &str,
 ) -> Secrets {
     let mut out = Secrets::default();
     let wanted: Vec<&UpstreamTls> = clusters
@@ -391,7 +398,7 @@ pub fn secrets<'a>(
     if wanted.is_empty() {
         return out;
     }
-    let by_name: BTreeMap<String, &TlsSecret> = tls_secrets(resources)
+    let by_name: BTreeMap<String, &TlsSecret> = tls_secrets(resources, gateway_namespace)
         .into_iter()
         .map(|((ns, name), s)| ([ns.as_str(), "/", name.as_str()].concat(), s))
         .collect();
