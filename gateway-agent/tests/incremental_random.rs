@@ -481,7 +481,7 @@ fn mapping() -> impl Strategy<Value = Value> {
             (1, json!({"host_redirect": true})),
         ]),
         rarely([json!("/"), json!("/x/")]), // rewrite
-        rarely([json!(true)]),              // tls
+        rarely([json!(true), json!("ctx-a"), json!("ctx-b")]), // tls: null context, or one
         rarely([json!(true)]),              // grpc
         rarely([json!(1000)]),              // timeout_ms
         rarely([json!(500)]),               // connect_timeout_ms
@@ -644,14 +644,19 @@ fn tls_context() -> impl Strategy<Value = Value> {
         maybe([json!("cert-a"), json!("cert-b"), json!("missing")]),
         maybe([json!("v1.2")]),
         maybe([json!("h2,http/1.1")]),
+        // Origination (a Mapping's `tls: ctx-a`): the CA it verifies the upstream with.
+        rarely([json!("cert-a"), json!("missing")]),
+        rarely([json!("api.internal")]),
     )
-        .prop_map(|(meta, id, hosts, secret, min, alpn)| {
+        .prop_map(|(meta, id, hosts, secret, min, alpn, ca, sni)| {
             let spec = object([
                 ("ambassador_id", id),
                 ("hosts", hosts),
                 ("secret", secret),
                 ("min_tls_version", min),
                 ("alpn_protocols", alpn),
+                ("ca_secret", ca),
+                ("sni", sni),
             ]);
             ambassador("TLSContext", meta, spec)
         })

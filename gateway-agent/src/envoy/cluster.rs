@@ -10,19 +10,15 @@ use envoy_types::{
             cluster::v3::{Cluster as EnvoyCluster, cluster},
             core::v3::{
                 Address, AggregatedConfigSource, ApiVersion, ConfigSource, Http1ProtocolOptions,
-                Http2ProtocolOptions, SocketAddress, TransportSocket, address, config_source,
-                socket_address, transport_socket,
+                Http2ProtocolOptions, SocketAddress, address, config_source, socket_address,
             },
             endpoint::v3::{
                 ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
             },
         },
-        extensions::{
-            transport_sockets::tls::v3::UpstreamTlsContext,
-            upstreams::http::v3::{
-                HttpProtocolOptions, http_protocol_options,
-                http_protocol_options::explicit_http_config::ProtocolConfig,
-            },
+        extensions::upstreams::http::v3::{
+            HttpProtocolOptions, http_protocol_options,
+            http_protocol_options::explicit_http_config::ProtocolConfig,
         },
     },
     util::pack_any,
@@ -61,15 +57,7 @@ pub(super) fn cluster(c: &Cluster) -> EnvoyCluster {
             }),
             service_name: String::new(),
         }),
-        transport_socket: c.tls.then(|| TransportSocket {
-            name: "envoy.transport_sockets.tls".into(),
-            config_type: Some(transport_socket::ConfigType::TypedConfig(pack_any(
-                UpstreamTlsContext {
-                    sni: c.host.clone(),
-                    ..Default::default()
-                },
-            ))),
-        }),
+        transport_socket: super::upstream_tls::transport_socket(c),
         ..Default::default()
     };
     let common = super::upstream_policy::apply(&c.policy, &mut envoy);

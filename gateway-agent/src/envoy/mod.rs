@@ -17,6 +17,7 @@ mod route;
 mod tcp;
 mod tls;
 mod upstream_policy;
+mod upstream_tls;
 
 pub use tls::SdsSecret;
 
@@ -67,6 +68,7 @@ pub fn translate(ir: &Ir) -> EnvoyConfig {
                     .iter()
                     .map(|(name, v)| client_certs::secret(name, v)),
             )
+            .chain(upstream_tls::secrets(&ir.upstream_tls))
             .collect(),
         listeners: ir
             .listeners
@@ -131,6 +133,9 @@ impl Encoder {
         }
         for (name, v) in &ir.validation_contexts {
             set.insert(name.clone(), &client_certs::secret(name, v).0);
+        }
+        for s in upstream_tls::secrets(&ir.upstream_tls) {
+            set.insert(s.0.name.clone(), &s.0);
         }
         for l in &ir.listeners {
             set.insert(l.name.clone(), &listener::listener(l));

@@ -1,7 +1,8 @@
 //! The gateway Module's defaults for every Mapping: its upstream connection policy
 //! ([`upstream_policy`]), its CORS policy ([`cors`]), `add_linkerd_headers`, and the header
-//! settings of its `defaults` ([`HeaderDefaults`]). Every compiled Mapping depends on them,
-//! so the builder compiles every Mapping again when they change (rare).
+//! settings of its `defaults` ([`HeaderDefaults`]); and the TLSContexts Mappings originate TLS
+//! with ([`upstream_tls`]). Every compiled Mapping depends on them, so the builder compiles
+//! every Mapping again when they change (rare).
 
 use std::collections::BTreeMap;
 
@@ -9,7 +10,9 @@ use legate_crds::{Module, fields::AddedHeader};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::{Reason, Rejection, cors, envoy_rules::Side, mapping, module, upstream_policy};
+use super::{
+    Reason, Rejection, cors, envoy_rules::Side, mapping, module, upstream_policy, upstream_tls,
+};
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct MappingDefaults {
@@ -25,6 +28,8 @@ pub struct MappingDefaults {
     /// What the Module sets for them that cannot be used, each naming its field; those
     /// defaults are left out, the others apply.
     pub rejections: Vec<Rejection>,
+    /// The TLSContexts as `tls: <name>` originates with them.
+    pub origination: upstream_tls::Contexts,
 }
 
 impl MappingDefaults {
@@ -50,6 +55,15 @@ impl MappingDefaults {
             add_linkerd_headers: module
                 .is_some_and(|m| m.spec.config.add_linkerd_headers == Some(true)),
             rejections,
+            origination: upstream_tls::Contexts::default(),
+        }
+    }
+
+    /// With the TLSContexts of the build ([`upstream_tls::Contexts::new`]).
+    pub fn with_origination(self, origination: upstream_tls::Contexts) -> Self {
+        Self {
+            origination,
+            ..self
         }
     }
 }

@@ -7,12 +7,13 @@ use std::{collections::BTreeMap, time::Duration};
 use legate_crds::{ObjectRef, fields::BoolOrString, mapping::Mapping};
 
 use super::{
-    DEFAULT_CONNECT_TIMEOUT, Reason, Refusal, Settings,
+    DEFAULT_CONNECT_TIMEOUT, Refusal, Settings,
     cors::{self, RouteCors},
     defaults::MappingDefaults,
     envoy_rules::{self, Side},
     service::{self, Cluster},
     upstream_policy::{self, HashPolicy},
+    upstream_tls,
 };
 
 /// How a request path is matched.
@@ -320,18 +321,13 @@ pub fn route(
     ]
     .concat();
 
-    let originate_tls = match &spec.tls {
-        Some(BoolOrString::Bool(b)) => *b,
-        Some(BoolOrString::String(context)) => {
-            return Err(Refusal {
-                reason: Reason::NotSupported,
-                message: format!(
-                    "tls: TLSContext {context:?} for origination is not supported yet; use an https:// service"
-                ),
-            });
-        }
-        None => false,
+    // A TLSContext's name originates with it ([`upstream_tls`]); `true`, with none. A redirect
+    // sends nothing upstream: its `tls` is only noted ([`super::unsupported`]).
+    let origination = match forwards(mapping) {
+        true => upstream_tls::for_mapping(spec.tls.as_ref(), namespace, &defaults.origination)?,
+        false => None,
     };
+    let originate_tls = origination.is_some() || spec.tls == Some(BoolOrString::Bool(true));
     let upstream = service::parse_target(&spec.service, originate_tls)?;
     let connect_timeout = spec
         .connect_timeout_ms
@@ -410,6 +406,7 @@ pub fn route(
             connect_timeout,
             policy.cluster,
         )?;
+        let cluster = upstream_tls::apply(cluster, origination);
         let name = cluster.name.clone();
         let regex_rewrite = spec
             .regex_rewrite

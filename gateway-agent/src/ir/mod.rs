@@ -35,6 +35,7 @@ pub mod tcp_mapping;
 pub mod tls;
 pub mod unsupported;
 pub mod upstream_policy;
+pub mod upstream_tls;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -106,6 +107,8 @@ pub struct Ir {
     pub validation_contexts: BTreeMap<String, ValidationContext>,
     /// The listeners TCPMappings make ([`tcp_mapping`]), by name.
     pub tcp_listeners: Vec<tcp_mapping::TcpListener>,
+    /// The client certificates and CAs clusters originate TLS with ([`upstream_tls`]).
+    pub upstream_tls: upstream_tls::Secrets,
 }
 
 /// A resource and what is wrong with it: a stable reason (condition and Event reason, metric
@@ -327,7 +330,9 @@ impl Builder {
         // Every Mapping's cluster depends on the resolvers, and its route and cluster on the
         // Module's defaults: when either changes, start again too.
         let resolvers = resolver::Resolvers::new(&plain, module, &self.settings.namespace);
-        let defaults = defaults::MappingDefaults::new(module);
+        let defaults = defaults::MappingDefaults::new(module).with_origination(
+            upstream_tls::Contexts::new(&plain, &self.settings.namespace),
+        );
         if host_selectors != self.host_selectors
             || resolvers != self.resolvers
             || defaults != self.defaults
@@ -460,6 +465,11 @@ impl Builder {
         );
         ir.validation_contexts = client_certs::used(&ir.listeners, &terminations);
         tcp_mapping::finish(tcp, &mut ir);
+        ir.upstream_tls = upstream_tls::secrets(
+            ir.clusters.values().map(|c| &**c),
+            &mine,
+            &self.settings.namespace,
+        );
         let compression = compression::gateway_compression(module, &mut ir.rejections);
         ir.listeners
             .iter_mut()

@@ -36,6 +36,8 @@ pub struct Cluster {
     pub service: Option<ServiceRef>,
     /// Circuit breakers, keepalive, connection lifetimes, balancing: part of the name.
     pub policy: ClusterPolicy,
+    /// The TLSContext it originates TLS with (a Mapping's `tls: <name>`): part of the name.
+    pub upstream_tls: Option<super::upstream_tls::UpstreamTls>,
 }
 
 /// The Kubernetes Service whose ready endpoints fill an EDS cluster.
@@ -354,6 +356,7 @@ fn cluster_without_policy(
             connect_timeout,
             service: None,
             policy: ClusterPolicy::default(),
+            upstream_tls: None,
         }
     };
     let eds = |port: u16, service: ServiceRef| Cluster {
@@ -372,6 +375,7 @@ fn cluster_without_policy(
         connect_timeout,
         service: Some(service),
         policy: ClusterPolicy::default(),
+        upstream_tls: None,
     };
     match resolution {
         Resolution::Dns => match target.port_number() {

@@ -370,23 +370,31 @@ pub(crate) fn downstream(
 /// Names BoringSSL must know, and ALPN protocols it can offer: one it refuses fails the
 /// listener, and the whole update with it.
 pub(crate) fn settings(tls: &DownstreamTls) -> Result<(), envoy_rules::Violation> {
+    names(
+        &tls.cipher_suites,
+        &tls.ecdh_curves,
+        &tls.signature_algorithms,
+        &tls.alpn_protocols,
+    )
+}
+
+/// A TLS context's lists, each entry by the rule of its field (termination and origination
+/// alike): an entry Envoy refuses fails the listener or cluster, and the whole update with it.
+pub(crate) fn names(
+    cipher_suites: &[String],
+    ecdh_curves: &[String],
+    signature_algorithms: &[String],
+    alpn_protocols: &[String],
+) -> Result<(), envoy_rules::Violation> {
     let checks: [(&str, &[String], envoy_rules::Check); 4] = [
-        (
-            "cipher_suites",
-            &tls.cipher_suites,
-            envoy_rules::cipher_suite,
-        ),
-        ("ecdh_curves", &tls.ecdh_curves, envoy_rules::ecdh_curve),
+        ("cipher_suites", cipher_suites, envoy_rules::cipher_suite),
+        ("ecdh_curves", ecdh_curves, envoy_rules::ecdh_curve),
         (
             "signature_algorithms",
-            &tls.signature_algorithms,
+            signature_algorithms,
             envoy_rules::signature_algorithm,
         ),
-        (
-            "alpn_protocols",
-            &tls.alpn_protocols,
-            envoy_rules::alpn_protocol,
-        ),
+        ("alpn_protocols", alpn_protocols, envoy_rules::alpn_protocol),
     ];
     checks
         .into_iter()

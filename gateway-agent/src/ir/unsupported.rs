@@ -96,7 +96,7 @@ pub const TABLES: &[Table] = &[
             "service",
             "resolver", // ir/resolver.rs
             "weight",
-            "tls", // `true` originates TLS; a TLSContext name is refused
+            "tls", // `true` originates TLS, a TLSContext name with it (ir/upstream_tls.rs)
             "grpc",
             "timeout_ms",
             "idle_timeout_ms",
@@ -221,8 +221,9 @@ pub const TABLES: &[Table] = &[
             "cipher_suites",
             "ecdh_curves",
             "signature_algorithms",
+            "sni", // origination (ir/upstream_tls.rs)
         ],
-        not_applied: &["hosts", "sni", "redirect_cleartext_from"],
+        not_applied: &["hosts", "redirect_cleartext_from"],
     },
     Table {
         kind: "TCPMapping",
@@ -379,7 +380,7 @@ pub enum Why {
     NotYet,
     /// Emissary keeps it for old configurations and has a replacement.
     Legacy,
-    /// It configures TLS origination, which no TLSContext is used for here.
+    /// It configures TLS origination, which a Host's inline `tls` is never used for.
     OriginationOnly,
     /// The Mapping redirects: nothing goes upstream, so upstream settings do nothing.
     Redirect,
@@ -665,7 +666,10 @@ fn mapping(s: &MappingSpec, f: &mut Found) {
     if redirect {
         let why = Redirect;
         f.add(
-            matches!(s.tls, Some(BoolOrString::Bool(true))),
+            matches!(
+                s.tls,
+                Some(BoolOrString::Bool(true) | BoolOrString::String(_))
+            ),
             "spec.tls",
             why,
         );
@@ -867,7 +871,6 @@ fn tls_context(s: &TlsContextSpec, f: &mut Found) {
         ),
         NotYet,
     );
-    f.add(text(&s.sni), "spec.sni", OriginationOnly);
     f.add_with(
         s.redirect_cleartext_from.is_some_and(|p| p.get() != 0),
         "spec.redirect_cleartext_from",

@@ -17,7 +17,9 @@
 //! that ACK until the clusters it adds have warmed, and an EDS cluster warms only when its
 //! endpoints arrive; so while clusters are in flight an EDS response may go (Envoy asks for the
 //! new clusters' endpoints as it adds them), and nothing after it. A scale event changes only
-//! endpoints, and is one EDS response.
+//! endpoints, and is one EDS response. Secrets likewise: a cluster that originates TLS warms
+//! only when its client certificate and CA arrive over SDS, so SDS may go while clusters are in
+//! flight too.
 //!
 //! Make before break: clusters (and their endpoints) that the new configuration drops stay in
 //! what CDS/EDS serve while the old routes may still use them, that is until Envoy has

@@ -3,10 +3,11 @@
 //!
 //! The planner ([`Session::plan`]) walks the types in [`ORDER`] and stops at the first one that is
 //! waiting for an answer (a response in flight) or blocked (its next content is what Envoy NACKed);
-//! it sends one response at a time, but for endpoints, which may go while clusters are in flight
-//! (Envoy acknowledges new EDS clusters only once their endpoints have arrived). So a type is
-//! only updated once every type before it has been acknowledged at its new content, endpoints
-//! once every cluster before them has been sent.
+//! it sends one response at a time, but for endpoints and secrets, which may go while clusters are
+//! in flight (Envoy acknowledges new EDS clusters only once their endpoints have arrived, clusters
+//! originating TLS once their SDS secrets have). So a type is only updated once every type before
+//! it has been acknowledged at its new content, endpoints and secrets once every cluster before
+//! them has been sent.
 
 use std::borrow::Cow;
 use std::cell::OnceCell;
@@ -336,10 +337,11 @@ impl Session {
         // Envoy acknowledges a CDS response only once the clusters it adds have warmed, and an
         // EDS cluster warms only when its endpoints arrive: with clusters in flight, endpoints
         // may still go (and nothing after them), or both would wait for Envoy's initial fetch
-        // timeout (15 s).
+        // timeout (15 s). So may secrets: a cluster originating TLS warms only when its client
+        // certificate and CA arrive over SDS.
         let mut clusters_in_flight = false;
         for url in ORDER {
-            if clusters_in_flight && url != ENDPOINT {
+            if clusters_in_flight && url != ENDPOINT && url != SECRET {
                 return None;
             }
             let ts = &self.types[url];
@@ -553,6 +555,29 @@ mod tests {
         assert_eq!(step(&mut s), Some(CLUSTER));
         assert_eq!(step(&mut s), None);
         assert_ne!(s.converged_version().map(str::to_owned), v1);
+    }
+
+    #[test]
+    fn secrets_go_while_clusters_wait_for_them_and_listeners_do_not() {
+        let mut set = ResourceSet::default();
+        for (url, name) in [(CLUSTER, "c"), (SECRET, "s"), (LISTENER, "l")] {
+            let any = Any {
+                type_url: url.into(),
+                value: name.as_bytes().to_vec(),
+            };
+            set.insert_any(url, name, any);
+        }
+        let mut s = Session::new(Some(Arc::new(Snapshot::build(set))), false);
+        for url in [CLUSTER, SECRET, LISTENER] {
+            s.state(url).subscribed = true;
+            s.state(url).wildcard = true;
+        }
+        // Envoy holds the CDS ACK until the cluster's SDS secret arrives (TLS origination).
+        assert_eq!(send(&mut s), Some(CLUSTER));
+        assert_eq!(step(&mut s), Some(SECRET));
+        assert!(s.plan().is_none(), "listeners wait for the clusters' ACK");
+        s.answer(CLUSTER, None);
+        assert_eq!(step(&mut s), Some(LISTENER));
     }
 
     #[test]

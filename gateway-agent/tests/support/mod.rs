@@ -147,6 +147,7 @@ pub mod client_certs;
 pub mod gateway;
 pub mod tcp;
 pub mod tls;
+pub mod upstream_tls;
 
 // ---------------------------------------------------------------------------------------------
 // Child processes

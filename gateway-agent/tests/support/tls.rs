@@ -220,3 +220,37 @@ impl TlsClient {
         }
     }
 }
+
+/// What TLS origination tests need of a CA besides server certificates.
+impl Ca {
+    /// The CA's own certificate, for a server that verifies the certificates it signed.
+    pub fn der(&self) -> CertificateDer<'static> {
+        self.issuer.der().clone()
+    }
+
+    /// A client certificate whose subject is `CN=<common_name>`, signed by this CA.
+    pub fn client_leaf(&self, common_name: &str) -> Leaf {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, common_name);
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        Leaf {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            der: cert.der().clone(),
+        }
+    }
+
+    /// The CA's certificate and key as a [`Leaf`], for a `kubernetes.io/tls` Secret holding
+    /// the CA (as cert-manager's CA issuers keep theirs).
+    pub fn as_leaf(&self) -> Leaf {
+        Leaf {
+            cert_pem: self.issuer.pem(),
+            key_pem: self.issuer.key().serialize_pem(),
+            der: self.issuer.der().clone(),
+        }
+    }
+}
