@@ -6,6 +6,7 @@
 //! (Emissary's index-based names cause brief 404s: EMISSARY.md §6 item 6).
 
 mod cluster;
+mod cluster_tuning;
 mod compression;
 mod cors;
 mod http_options;

@@ -4,12 +4,14 @@
 
 use legate_crds::Module;
 
-use super::{Rejection, cors, upstream_policy};
+use super::{Rejection, cluster_tuning, cors, upstream_policy};
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct MappingDefaults {
     pub policy: upstream_policy::Defaults,
     pub cors: cors::ModuleDefault,
+    /// Address families ([`cluster_tuning`]).
+    pub tuning: cluster_tuning::Defaults,
     /// What the Module sets for them that cannot be used, each naming its field; those
     /// defaults are left out, the others apply.
     pub rejections: Vec<Rejection>,
@@ -22,9 +24,11 @@ impl MappingDefaults {
         let cors = cors::ModuleDefault::new(module, &mut rejections);
         let policy = upstream_policy::Defaults::new(module);
         rejections.extend(policy.rejection.clone());
+        let tuning = cluster_tuning::Defaults::new(module, &mut rejections);
         Self {
             policy,
             cors,
+            tuning,
             rejections,
         }
     }

@@ -11,15 +11,18 @@
 //! [`http_options`] its HTTP connection manager settings; [`upstream_policy`] reads each
 //! Mapping's connection policy (circuit breakers, keepalive, lifetimes, balancing, timeouts,
 //! retries) and [`cors`] its CORS policy, each with the gateway Module's [`defaults`];
-//! [`unsupported`] notes what a resource sets that none of them applies.
+//! [`unsupported`] notes what a resource sets that none of them applies. [`cluster_tuning`]
+//! reads each Mapping's health checks ([`health_check`]), DNS options, tag and stats name.
 
 mod binder;
+pub mod cluster_tuning;
 pub mod compression;
 pub mod cors;
 pub mod defaults;
 pub mod endpoints;
 pub mod envoy_rules;
 pub mod group;
+pub mod health_check;
 pub mod host;
 pub mod http_options;
 pub mod mapping;

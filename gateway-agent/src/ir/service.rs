@@ -36,6 +36,9 @@ pub struct Cluster {
     pub service: Option<ServiceRef>,
     /// Circuit breakers, keepalive, connection lifetimes, balancing: part of the name.
     pub policy: ClusterPolicy,
+    /// Health checks, DNS options, tag and stats name ([`super::cluster_tuning`]): part of the
+    /// name.
+    pub tuning: super::cluster_tuning::Tuning,
 }
 
 /// The Kubernetes Service whose ready endpoints fill an EDS cluster.
@@ -354,6 +357,7 @@ fn cluster_without_policy(
             connect_timeout,
             service: None,
             policy: ClusterPolicy::default(),
+            tuning: Default::default(),
         }
     };
     let eds = |port: u16, service: ServiceRef| Cluster {
@@ -372,6 +376,7 @@ fn cluster_without_policy(
         connect_timeout,
         service: Some(service),
         policy: ClusterPolicy::default(),
+        tuning: Default::default(),
     };
     match resolution {
         Resolution::Dns => match target.port_number() {
