@@ -38,10 +38,10 @@ fn service(name: &str, pods: &[&Upstream]) -> String {
 async fn health_flags(gw: &Gateway, addr: SocketAddr) -> Option<String> {
     let reply = gw.envoy.admin_get("/clusters").await?;
     let wanted = format!("::{addr}::health_flags::");
-    reply
-        .text
-        .lines()
-        .find_map(|l| l.split_once(&wanted).map(|(_, flags)| flags.trim().to_owned()))
+    reply.text.lines().find_map(|l| {
+        l.split_once(&wanted)
+            .map(|(_, flags)| flags.trim().to_owned())
+    })
 }
 
 async fn wait_flags(gw: &Gateway, addr: SocketAddr, what: &str, done: impl Fn(&str) -> bool) {
@@ -120,7 +120,13 @@ async fn an_endpoint_failing_its_health_check_loses_its_traffic_without_a_failed
         })
     };
     b.set_healthy(false);
-    wait_flags(&gw, b.addr, "failing its active health check", failing_active_hc).await;
+    wait_flags(
+        &gw,
+        b.addr,
+        "failing its active health check",
+        failing_active_hc,
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(100)).await; // a few more requests on the way
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let answers = flow.await.unwrap();
@@ -159,7 +165,12 @@ async fn a_grpc_health_check_asks_a_real_health_server_for_the_upstream_name() {
     };
     let endpoints: String = [serving.addr, not_serving.addr]
         .iter()
-        .map(|a| format!("- {{addresses: [\"{}\"], conditions: {{ready: true}}}}\n", a.ip()))
+        .map(|a| {
+            format!(
+                "- {{addresses: [\"{}\"], conditions: {{ready: true}}}}\n",
+                a.ip()
+            )
+        })
         .collect();
     gw.write(
         "grpc.yaml",
@@ -261,7 +272,8 @@ async fn envoy_takes_every_health_check_the_agent_accepts() {
         - {timeout: 1ms, interval: 1h, healthy_threshold: 2147483647, unhealthy_threshold: 1, \
            health_check: {http: {path: /, hostname: \"\", expected_statuses: [{min: 100, max: 599}, {min: 204, max: 204}], \
            add_request_headers: {x-a: \"%HOSTNAME%\", x-b: {value: b, append: false}}, remove_request_headers: [user-agent]}}}";
-    let other = "health_checks: [{health_check: {http: {path: \"/h?x=1\", hostname: checks.example}}}]";
+    let other =
+        "health_checks: [{health_check: {http: {path: \"/h?x=1\", hostname: checks.example}}}]";
     gw.write(
         "edge.yaml",
         &[
@@ -343,17 +355,16 @@ fn bad_health_checks_and_dns_options_refuse_the_mapping_naming_the_field() {
             "health_checks: [{health_check: {grpc: {upstream_name: q}}}]",
             "health_checks[0].health_check.grpc: ",
         ),
-        (
-            "no-family",
-            "enable_ipv4: false",
-            "enable_ipv4: ",
-        ),
+        ("no-family", "enable_ipv4: false", "enable_ipv4: "),
     ];
     let mut yaml = String::from(
         "apiVersion: getambassador.io/v3alpha1\nkind: Listener\nmetadata: {name: http, namespace: default}\n\
          spec: {port: 8080, protocol: HTTP, securityModel: XFP, hostBinding: {namespace: {from: ALL}}}\n",
     );
-    yaml.push_str(&mapping("good", "hostname: \"*\"\nprefix: /good/\nservice: good"));
+    yaml.push_str(&mapping(
+        "good",
+        "hostname: \"*\"\nprefix: /good/\nservice: good",
+    ));
     for (name, spec, _) in &cases {
         yaml.push_str(&mapping(
             name,

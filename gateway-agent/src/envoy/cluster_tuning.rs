@@ -6,8 +6,8 @@ use envoy_types::pb::envoy::{
     config::{
         cluster::v3::{Cluster as EnvoyCluster, cluster},
         core::v3::{
-            HeaderValue, HeaderValueOption, HealthCheck as EnvoyHealthCheck, health_check,
-            header_value_option::HeaderAppendAction,
+            HeaderValue, HeaderValueOption, HealthCheck as EnvoyHealthCheck,
+            header_value_option::HeaderAppendAction, health_check,
         },
     },
     r#type::v3::Int64Range,

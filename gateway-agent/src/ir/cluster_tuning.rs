@@ -122,8 +122,7 @@ impl Defaults {
 
 /// `cluster`, the one `spec` sends to, with its tuning (and the name that goes with it).
 pub fn tune(spec: &MappingSpec, defaults: &Defaults, cluster: Cluster) -> Result<Cluster, Refusal> {
-    let health_checks =
-        health_check::health_checks(spec.health_checks.as_deref(), cluster.http2)?;
+    let health_checks = health_check::health_checks(spec.health_checks.as_deref(), cluster.http2)?;
     let family = family(spec, defaults)?;
     let stats_name = non_empty(&spec.stats_name);
     if let Some(name) = &stats_name {
@@ -238,7 +237,11 @@ mod tests {
             "health_checks: [{interval: 1s, health_check: {http: {path: /}}}]",
         ]
         .iter()
-        .map(|y| tuned(y, Defaults::default(), dns_cluster("quote")).unwrap().name)
+        .map(|y| {
+            tuned(y, Defaults::default(), dns_cluster("quote"))
+                .unwrap()
+                .name
+        })
         .collect();
         assert_eq!(names.len(), 10, "{names:#?}");
     }
