@@ -319,7 +319,7 @@ pub struct HttpHealthCheck {
     pub add_request_headers: Option<BTreeMap<String, AddedHeader>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remove_request_headers: Option<Vec<String>>,
-    /// Statuses that pass (default: 200 to 299).
+    /// Statuses that pass, both ends included (default: 200 only, Envoy's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_statuses: Option<Vec<StatusRange>>,
 }

@@ -69,7 +69,7 @@ fn validate_warns_of_what_run_would_accept_but_not_apply() {
     std::fs::write(
         dir.path().join("policy.yaml"),
         "apiVersion: getambassador.io/v3alpha1\nkind: AuthService\nmetadata: {name: auth, namespace: default}\nspec: {auth_service: auth}\n---\n\
-         apiVersion: getambassador.io/v3alpha1\nkind: Mapping\nmetadata: {name: quote, namespace: default}\nspec: {prefix: /q/, service: q, stats_name: quote}\n",
+         apiVersion: getambassador.io/v3alpha1\nkind: Mapping\nmetadata: {name: quote, namespace: default}\nspec: {prefix: /q/, service: q, docs: {path: /docs}}\n",
     )
     .unwrap();
     let (code, text) = agent(&["validate", dir.path().to_str().unwrap()]);
@@ -82,7 +82,7 @@ fn validate_warns_of_what_run_would_accept_but_not_apply() {
         "{text}"
     );
     assert!(
-        text.contains("warning: Mapping default/quote: not applied yet: spec.stats_name"),
+        text.contains("warning: Mapping default/quote: not applied yet: spec.docs"),
         "{text}"
     );
     assert!(text.contains("2 accepted, 0 rejected"), "{text}");

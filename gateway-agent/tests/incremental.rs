@@ -211,6 +211,10 @@ fn a_changed_module_default_recompiles_mappings_that_did_not_change() {
         "{cluster_request_timeout_ms: 500, circuit_breakers: [{max_requests: 1}]}",
         "{keepalive: {probes: 3}, load_balancer: {policy: least_request}, cluster_idle_timeout_ms: 1}",
         "{keepalive: {probes: 300}}",
+        // ir/cluster_tuning.rs: the address families.
+        "{enable_ipv6: true}",
+        "{enable_ipv4: false, enable_ipv6: true}",
+        "{enable_ipv4: false}",
         "{}",
     ] {
         let all: Vec<Arc<Resource>> = mappings.iter().cloned().chain(module(config)).collect();

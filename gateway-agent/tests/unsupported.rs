@@ -56,20 +56,20 @@ fn note_of(ir: &Ir, object: &str) -> Vec<String> {
 }
 
 #[test]
-fn a_mapping_with_health_checks_and_stats_name_gets_one_note_naming_both_and_still_serves() {
+fn a_mapping_with_docs_and_bypass_auth_gets_one_note_naming_both_and_still_serves() {
     let ir = ir(&format!(
         "{LISTENER}{}",
         doc(
             "Mapping",
             "quote",
-            "  hostname: \"*\"\n  prefix: /quote/\n  service: quote\n  health_checks: [{health_check: {http: {path: /health}}}]\n  stats_name: quote"
+            "  hostname: \"*\"\n  prefix: /quote/\n  service: quote\n  docs: {path: /docs}\n  bypass_auth: true"
         )
     ));
     assert_eq!(
         notes(&ir),
         [(
             "Mapping default/quote".to_owned(),
-            "not applied yet: spec.health_checks, spec.stats_name".to_owned()
+            "not applied yet: spec.bypass_auth, spec.docs".to_owned()
         )]
     );
     assert!(ir.rejections.is_empty(), "{:#?}", ir.rejections);
@@ -103,7 +103,13 @@ fn a_mapping_with_only_applied_fields_gets_no_note() {
   add_response_headers: {x-c: {value: d, append: false}}
   remove_request_headers: [x-e]
   remove_response_headers: [server]
-  allow_upgrade: [websocket]"
+  allow_upgrade: [websocket]
+  health_checks: [{health_check: {grpc: {upstream_name: full}}}]
+  dns_type: logical_dns
+  respect_dns_ttl: true
+  enable_ipv6: true
+  cluster_tag: blue
+  stats_name: full"
         )
     ));
     assert!(ir.rejections.is_empty(), "{:#?}", ir.rejections);
@@ -311,7 +317,7 @@ fn a_kept_builder_notes_what_changed_and_forgets_what_went() {
         load(&doc(
             "Mapping",
             "m",
-            "  prefix: /m/\n  service: m\n  stats_name: m",
+            "  prefix: /m/\n  service: m\n  docs: {path: /docs}",
         ))
         .remove(0),
     );
@@ -344,7 +350,7 @@ fn a_kept_builder_gives_the_notes_of_a_build_from_scratch_after_many_changes() {
     let first: Vec<Arc<Resource>> = (0..60).map(|i| mapping(i, "\n  keepalive: {}")).collect();
     // A third kept, a third changed (half of them no longer noted), a third gone, and new ones.
     let mut second: Vec<Arc<Resource>> = first[..20].to_vec();
-    second.extend((20..40).map(|i| mapping(i, if i % 2 == 0 { "" } else { "\n  stats_name: s" })));
+    second.extend((20..40).map(|i| mapping(i, if i % 2 == 0 { "" } else { "\n  priority: high" })));
     second.extend((60..90).map(|i| mapping(i, "\n  docs: {}")));
     let mut builder = Builder::new(Settings::default());
     for resources in [&first, &second, &first[..3].to_vec(), &second, &first] {

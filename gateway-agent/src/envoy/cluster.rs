@@ -61,6 +61,7 @@ pub(super) fn cluster(c: &Cluster) -> EnvoyCluster {
         ..Default::default()
     };
     let common = super::upstream_policy::apply(&c.policy, &mut envoy);
+    super::cluster_tuning::apply(&c.tuning, &mut envoy);
     if c.http2 || common.is_some() {
         // HTTP/2 for `grpc: true`, else HTTP/1.1 as without options.
         let protocol = if c.http2 {

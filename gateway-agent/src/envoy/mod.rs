@@ -7,6 +7,7 @@
 
 mod client_certs;
 mod cluster;
+mod cluster_tuning;
 mod compression;
 mod cors;
 mod grpc;

@@ -11,7 +11,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::{
-    Reason, Rejection, cors, envoy_rules::Side, mapping, module, upstream_policy, upstream_tls,
+    Reason, Rejection, cluster_tuning, cors, envoy_rules::Side, mapping, module, upstream_policy,
+    upstream_tls,
 };
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -25,6 +26,8 @@ pub struct MappingDefaults {
     /// `use_ambassador_namespace_for_service_resolution`: an unqualified `service` names a
     /// Service in the gateway's namespace, not the Mapping's.
     pub gateway_namespace_services: bool,
+    /// Address families ([`cluster_tuning`]).
+    pub tuning: cluster_tuning::Defaults,
     /// What the Module sets for them that cannot be used, each naming its field; those
     /// defaults are left out, the others apply.
     pub rejections: Vec<Rejection>,
@@ -42,6 +45,7 @@ impl MappingDefaults {
         let headers = module.map_or_else(HeaderDefaults::default, |m| {
             HeaderDefaults::new(m, &mut rejections)
         });
+        let tuning = cluster_tuning::Defaults::new(module, &mut rejections);
         Self {
             headers,
             gateway_namespace_services: module.is_some_and(|m| {
@@ -54,6 +58,7 @@ impl MappingDefaults {
             cors,
             add_linkerd_headers: module
                 .is_some_and(|m| m.spec.config.add_linkerd_headers == Some(true)),
+            tuning,
             rejections,
             origination: upstream_tls::Contexts::default(),
         }

@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, time::Duration};
 use legate_crds::{ObjectRef, fields::BoolOrString, mapping::Mapping};
 
 use super::{
-    DEFAULT_CONNECT_TIMEOUT, Refusal, Settings,
+    DEFAULT_CONNECT_TIMEOUT, Refusal, Settings, cluster_tuning,
     cors::{self, RouteCors},
     defaults::MappingDefaults,
     envoy_rules::{self, Side},
@@ -407,6 +407,7 @@ pub fn route(
             policy.cluster,
         )?;
         let cluster = upstream_tls::apply(cluster, origination);
+        let cluster = cluster_tuning::tune(spec, &defaults.tuning, cluster)?;
         let name = cluster.name.clone();
         let regex_rewrite = spec
             .regex_rewrite

@@ -14,9 +14,12 @@
 //! retries) and [`cors`] its CORS policy, each with the gateway Module's [`defaults`];
 //! [`unsupported`] notes what a resource sets that none of them applies. [`tcp_mapping`] turns
 //! TCPMappings into listeners that forward connections, on ports no HTTP Listener holds.
+//! [`cluster_tuning`] reads each Mapping's health checks ([`health_check`]), DNS options, tag
+//! and stats name.
 
 mod binder;
 pub mod client_certs;
+pub mod cluster_tuning;
 pub mod compression;
 pub mod cors;
 pub mod defaults;
@@ -24,6 +27,7 @@ pub mod endpoints;
 pub mod envoy_rules;
 pub mod group;
 pub mod grpc;
+pub mod health_check;
 pub mod host;
 pub mod http_options;
 pub mod ip_filter;

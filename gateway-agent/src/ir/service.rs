@@ -38,6 +38,9 @@ pub struct Cluster {
     pub policy: ClusterPolicy,
     /// The TLSContext it originates TLS with (a Mapping's `tls: <name>`): part of the name.
     pub upstream_tls: Option<super::upstream_tls::UpstreamTls>,
+    /// Health checks, DNS options, tag and stats name ([`super::cluster_tuning`]): part of the
+    /// name.
+    pub tuning: super::cluster_tuning::Tuning,
 }
 
 /// The Kubernetes Service whose ready endpoints fill an EDS cluster.
@@ -357,6 +360,7 @@ fn cluster_without_policy(
             service: None,
             policy: ClusterPolicy::default(),
             upstream_tls: None,
+            tuning: Default::default(),
         }
     };
     let eds = |port: u16, service: ServiceRef| Cluster {
@@ -376,6 +380,7 @@ fn cluster_without_policy(
         service: Some(service),
         policy: ClusterPolicy::default(),
         upstream_tls: None,
+        tuning: Default::default(),
     };
     match resolution {
         Resolution::Dns => match target.port_number() {

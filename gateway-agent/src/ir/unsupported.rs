@@ -111,6 +111,14 @@ pub const TABLES: &[Table] = &[
             "circuit_breakers",
             "load_balancer",
             "keepalive",
+            // ir/cluster_tuning.rs
+            "health_checks",
+            "dns_type",
+            "respect_dns_ttl",
+            "enable_ipv4",
+            "enable_ipv6",
+            "cluster_tag",
+            "stats_name",
             "host_rewrite",
             "auto_host_rewrite",
             "shadow",
@@ -138,13 +146,6 @@ pub const TABLES: &[Table] = &[
             "priority",
         ],
         not_applied: &[
-            "health_checks",
-            "dns_type",
-            "respect_dns_ttl",
-            "enable_ipv4",
-            "enable_ipv6",
-            "cluster_tag",
-            "stats_name",
             "bypass_auth",
             "auth_context_extensions",
             "labels",
@@ -344,12 +345,13 @@ pub const TABLES: &[Table] = &[
             // ir/ip_filter.rs
             "config.ip_allow",
             "config.ip_deny",
+            // ir/cluster_tuning.rs
+            "config.enable_ipv4",
+            "config.enable_ipv6",
         ],
         not_applied: &[
             "config.default_label_domain",
             "config.default_labels",
-            "config.enable_ipv4",
-            "config.enable_ipv6",
             "config.diagnostics",
             "config.liveness_probe",
             "config.readiness_probe",
@@ -612,17 +614,6 @@ fn dict(v: &Option<legate_crds::fields::UntypedDict>) -> bool {
 
 fn mapping(s: &MappingSpec, f: &mut Found) {
     use Why::*;
-    f.add(list(&s.health_checks), "spec.health_checks", NotYet);
-    f.add(
-        differs(s.dns_type, DnsType::StrictDns),
-        "spec.dns_type",
-        NotYet,
-    );
-    f.add(on(s.respect_dns_ttl), "spec.respect_dns_ttl", NotYet);
-    f.add(off(s.enable_ipv4), "spec.enable_ipv4", NotYet);
-    f.add(on(s.enable_ipv6), "spec.enable_ipv6", NotYet);
-    f.add(text(&s.cluster_tag), "spec.cluster_tag", NotYet);
-    f.add(text(&s.stats_name), "spec.stats_name", NotYet);
     f.add(on(s.bypass_auth), "spec.bypass_auth", NotYet);
     f.add(
         map(&s.auth_context_extensions),
@@ -636,7 +627,13 @@ fn mapping(s: &MappingSpec, f: &mut Found) {
         NotYet,
     );
     f.add(present(&s.docs), "spec.docs", NotYet);
-    f.add(text(&s.outlier_detection), "spec.outlier_detection", NotYet);
+    // `irhttpmapping.py`: "outlier_detection is not supported", and the Mapping is served.
+    f.add_with(
+        text(&s.outlier_detection),
+        "spec.outlier_detection",
+        Some("Emissary does not support it either"),
+        NotYet,
+    );
     // Emissary 4 posts an error and ignores them (`irhttpmapping.py`).
     const NOT_IN_EMISSARY_4: Option<&str> = Some("Emissary 4 ignores it too");
     f.add_with(
@@ -695,6 +692,17 @@ fn mapping(s: &MappingSpec, f: &mut Found) {
         f.add(present(&s.circuit_breakers), "spec.circuit_breakers", why);
         f.add(present(&s.load_balancer), "spec.load_balancer", why);
         f.add(present(&s.keepalive), "spec.keepalive", why);
+        f.add(list(&s.health_checks), "spec.health_checks", why);
+        f.add(
+            differs(s.dns_type, DnsType::StrictDns),
+            "spec.dns_type",
+            why,
+        );
+        f.add(on(s.respect_dns_ttl), "spec.respect_dns_ttl", why);
+        f.add(off(s.enable_ipv4), "spec.enable_ipv4", why);
+        f.add(on(s.enable_ipv6), "spec.enable_ipv6", why);
+        f.add(text(&s.cluster_tag), "spec.cluster_tag", why);
+        f.add(text(&s.stats_name), "spec.stats_name", why);
         f.add(present(&s.rewrite), "spec.rewrite", why);
         f.add(present(&s.regex_rewrite), "spec.regex_rewrite", why);
         f.add(text(&s.host_rewrite), "spec.host_rewrite", why);
@@ -890,8 +898,6 @@ fn module(c: &ModuleConfig, f: &mut Found) {
         NotYet,
     );
     f.add(map(&c.default_labels), "spec.config.default_labels", NotYet);
-    f.add(off(c.enable_ipv4), "spec.config.enable_ipv4", NotYet);
-    f.add(on(c.enable_ipv6), "spec.config.enable_ipv6", NotYet);
     f.add(
         c.diagnostics.as_ref().is_some_and(|d| !off(d.enabled)),
         "spec.config.diagnostics",

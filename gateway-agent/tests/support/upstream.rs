@@ -9,7 +9,7 @@ use std::{
     net::SocketAddr,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -28,13 +28,18 @@ use serde_json::{Value, json};
 /// on any path answers with that status; `?etag=V` adds the response header `etag: "V"`;
 /// `?type=T` answers `content-type: T` (the body is the same JSON); `?fail_once=K` answers 503
 /// the first time it sees `K`, then as usual. The echo's `"connection"` numbers the connection
-/// the request came on (1, 2, ... in the order the upstream accepted them).
+/// the request came on (1, 2, ... in the order the upstream accepted them). [`HEALTH_PATH`]
+/// answers 503 while [`Upstream::set_healthy`] says so, and as any path otherwise.
 pub struct Upstream {
     pub name: String,
     pub addr: SocketAddr,
     requests: Arc<AtomicUsize>,
+    healthy: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
+
+/// The path an active health check asks; the rest of the upstream answers as ever.
+pub const HEALTH_PATH: &str = "/_health";
 
 impl Upstream {
     pub async fn start(name: &str) -> Self {
@@ -48,7 +53,9 @@ impl Upstream {
         let listener = tokio::net::TcpListener::bind(address).await?;
         let addr = listener.local_addr()?;
         let requests = Arc::new(AtomicUsize::new(0));
+        let healthy = Arc::new(AtomicBool::new(true));
         let (name_owned, counter) = (Arc::<str>::from(name), requests.clone());
+        let health = healthy.clone();
         let failed: Arc<Mutex<HashSet<String>>> = Arc::default();
         let task = tokio::spawn(async move {
             let mut connections = 0;
@@ -58,11 +65,13 @@ impl Upstream {
                 };
                 connections += 1;
                 let (name, counter, failed) = (name_owned.clone(), counter.clone(), failed.clone());
+                let health = health.clone();
                 let connection = connections;
                 tokio::spawn(async move {
                     let service = service_fn(move |request| {
                         counter.fetch_add(1, Ordering::Relaxed);
-                        echo(name.clone(), connection, failed.clone(), request)
+                        let healthy = health.load(Ordering::Relaxed);
+                        echo(name.clone(), connection, failed.clone(), healthy, request)
                     });
                     let _ = auto::Builder::new(TokioExecutor::new())
                         .serve_connection_with_upgrades(TokioIo::new(stream), service)
@@ -74,8 +83,14 @@ impl Upstream {
             name: name.to_owned(),
             addr,
             requests,
+            healthy,
             task,
         })
+    }
+
+    /// Whether [`HEALTH_PATH`] answers 200 (from the start) or 503.
+    pub fn set_healthy(&self, healthy: bool) {
+        self.healthy.store(healthy, Ordering::Relaxed);
     }
 
     /// `http://127.0.0.1:PORT`
@@ -104,6 +119,7 @@ async fn echo(
     name: Arc<str>,
     connection: usize,
     failed: Arc<Mutex<HashSet<String>>>,
+    healthy: bool,
     request: Request<hyper::body::Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let (parts, body) = request.into_parts();
@@ -143,6 +159,11 @@ async fn echo(
         } else {
             hyper::StatusCode::OK
         });
+    let status = if parts.uri.path() == HEALTH_PATH && !healthy {
+        hyper::StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        status
+    };
     let mut headers = serde_json::Map::new();
     for (key, value) in &parts.headers {
         let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
