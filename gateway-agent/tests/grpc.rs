@@ -152,12 +152,7 @@ async fn post_check(
     gw: &Gateway,
     content_type: &str,
 ) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .http1_only()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("an HTTP client");
+    let client = gw.client.http1();
     let response = client
         .post(gw.url("/grpc.health.v1.Health/Check"))
         .header("content-type", content_type)

@@ -64,12 +64,7 @@ impl Answer {
 
 /// GET `path` through Envoy over HTTP/1.1, with `Accept-Encoding: gzip` when `gzip`.
 async fn get(gw: &Gateway, path: &str, gzip: bool) -> Answer {
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .http1_only()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("an HTTP client");
+    let client = gw.client.http1();
     let mut request = client.get(gw.url(path)).header("host", "example.com");
     if gzip {
         request = request.header("accept-encoding", "gzip");

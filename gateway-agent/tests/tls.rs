@@ -12,7 +12,8 @@ use std::{
 use legate_agent::bootstrap::AdsApi;
 use rustls::pki_types::CertificateDer;
 use support::{
-    Agent, Client, Envoy, Upstream, free_port,
+    Agent, Client, Envoy, Upstream,
+    client_certs::MtlsGateway,
     tls::{Ca, Leaf, TlsClient, TlsReply, secret_yaml},
     write_config,
 };
@@ -32,26 +33,12 @@ struct Gateway {
 
 impl Gateway {
     async fn start(ca: &Ca, files: &[(&str, String)], ads: AdsApi) -> Self {
-        let dir = tempfile::tempdir().expect("a config directory");
-        let port = free_port();
-        write_config(
-            dir.path(),
-            "listener.yaml",
-            &format!(
-                "apiVersion: getambassador.io/v3alpha1
-kind: Listener
-metadata: {{name: https, namespace: default}}
-spec: {{port: {port}, protocol: HTTPS, securityModel: XFP, hostBinding: {{namespace: {{from: ALL}}}}}}
-"
-            ),
-        );
-        for (name, yaml) in files {
-            write_config(dir.path(), name, yaml);
-        }
-        let agent = Agent::start(dir.path()).await;
-        let mut envoy = Envoy::start_with(agent.ads_address, ads).await;
-        envoy.wait_ready().await;
-        agent.wait_ready().await;
+        let MtlsGateway {
+            envoy,
+            agent,
+            port,
+            dir,
+        } = MtlsGateway::start(files, ads).await;
         Self {
             envoy,
             agent,

@@ -53,17 +53,19 @@ pub(super) fn secret(name: &str, c: &Certificate) -> SdsSecret {
     })
 }
 
+/// A TLSContext's version as Envoy names it; none is Envoy's default.
+pub(super) fn version(v: Option<TlsVersion>) -> i32 {
+    (match v {
+        None => TlsProtocol::TlsAuto,
+        Some(TlsVersion::V1_0) => TlsProtocol::TlSv10,
+        Some(TlsVersion::V1_1) => TlsProtocol::TlSv11,
+        Some(TlsVersion::V1_2) => TlsProtocol::TlSv12,
+        Some(TlsVersion::V1_3) => TlsProtocol::TlSv13,
+    }) as i32
+}
+
 /// The transport socket of a chain: TLS with the chain's certificate fetched over ADS.
 pub(super) fn transport_socket(t: &DownstreamTls) -> TransportSocket {
-    let version = |v: Option<TlsVersion>| {
-        (match v {
-            None => TlsProtocol::TlsAuto,
-            Some(TlsVersion::V1_0) => TlsProtocol::TlSv10,
-            Some(TlsVersion::V1_1) => TlsProtocol::TlSv11,
-            Some(TlsVersion::V1_2) => TlsProtocol::TlSv12,
-            Some(TlsVersion::V1_3) => TlsProtocol::TlSv13,
-        }) as i32
-    };
     let mut context = DownstreamTlsContext {
         common_tls_context: Some(CommonTlsContext {
             tls_params: Some(TlsParameters {

@@ -4,22 +4,18 @@
 
 use envoy_types::{
     pb::envoy::{
-        config::core::v3::{
-            AggregatedConfigSource, ApiVersion, ConfigSource, DataSource, TransportSocket,
-            config_source, data_source, transport_socket,
-        },
+        config::core::v3::{DataSource, TransportSocket, data_source, transport_socket},
         extensions::transport_sockets::tls::v3::{
-            CertificateValidationContext, CommonTlsContext, SdsSecretConfig, Secret,
-            SubjectAltNameMatcher, TlsParameters, UpstreamTlsContext, common_tls_context, secret,
-            subject_alt_name_matcher::SanType, tls_parameters::TlsProtocol,
+            CertificateValidationContext, CommonTlsContext, Secret, SubjectAltNameMatcher,
+            TlsParameters, UpstreamTlsContext, common_tls_context, secret,
+            subject_alt_name_matcher::SanType,
         },
         r#type::matcher::v3::{StringMatcher, string_matcher},
     },
     util::pack_any,
 };
-use legate_crds::tls_context::TlsVersion;
 
-use super::tls::SdsSecret;
+use super::tls::{self, SdsSecret};
 use crate::ir::{Cluster, upstream_tls::Secrets};
 
 /// The transport socket of a cluster that originates TLS: with its TLSContext's settings, or
@@ -35,15 +31,18 @@ pub(super) fn transport_socket(c: &Cluster) -> Option<TransportSocket> {
             sni.clone_from(s);
         }
         common.tls_params = Some(TlsParameters {
-            tls_minimum_protocol_version: version(t.min_version),
-            tls_maximum_protocol_version: version(t.max_version),
+            tls_minimum_protocol_version: tls::version(t.min_version),
+            tls_maximum_protocol_version: tls::version(t.max_version),
             cipher_suites: t.cipher_suites.clone(),
             ecdh_curves: t.ecdh_curves.clone(),
             signature_algorithms: t.signature_algorithms.clone(),
             ..Default::default()
         });
-        common.tls_certificate_sds_secret_configs =
-            t.certificate.iter().map(|name| sds(name)).collect();
+        common.tls_certificate_sds_secret_configs = t
+            .certificate
+            .iter()
+            .map(|name| tls::sds_config(name))
+            .collect();
         common.validation_context_type = t.validation.as_ref().map(|name| {
             // The CA over SDS; the upstream's name, when the context gives one, checked here.
             let names = t.sni.iter().map(|sni| SubjectAltNameMatcher {
@@ -60,7 +59,7 @@ pub(super) fn transport_socket(c: &Cluster) -> Option<TransportSocket> {
                         match_typed_subject_alt_names: names.collect(),
                         ..Default::default()
                     }),
-                    validation_context_sds_secret_config: Some(sds(name)),
+                    validation_context_sds_secret_config: Some(tls::sds_config(name)),
                     ..Default::default()
                 },
             )
@@ -105,27 +104,4 @@ pub(super) fn secrets(s: &Secrets) -> impl Iterator<Item = SdsSecret> + '_ {
         })
     });
     certificates.chain(authorities)
-}
-
-fn sds(name: &str) -> SdsSecretConfig {
-    SdsSecretConfig {
-        name: name.to_owned(),
-        sds_config: Some(ConfigSource {
-            resource_api_version: ApiVersion::V3 as i32,
-            config_source_specifier: Some(config_source::ConfigSourceSpecifier::Ads(
-                AggregatedConfigSource {},
-            )),
-            ..Default::default()
-        }),
-    }
-}
-
-fn version(v: Option<TlsVersion>) -> i32 {
-    (match v {
-        None => TlsProtocol::TlsAuto,
-        Some(TlsVersion::V1_0) => TlsProtocol::TlSv10,
-        Some(TlsVersion::V1_1) => TlsProtocol::TlSv11,
-        Some(TlsVersion::V1_2) => TlsProtocol::TlSv12,
-        Some(TlsVersion::V1_3) => TlsProtocol::TlSv13,
-    }) as i32
 }

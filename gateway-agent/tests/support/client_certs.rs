@@ -103,12 +103,12 @@ pub fn client(server_ca: &Ca, leaf: Option<&Leaf>) -> TlsClient {
     TlsClient::from_config(config)
 }
 
-/// A gateway with an HTTPS Listener (XFP) on a config directory, for the mTLS tests.
+/// A gateway with an HTTPS Listener (XFP) on a config directory, for the TLS and mTLS tests.
 pub struct MtlsGateway {
     pub envoy: super::Envoy,
     pub agent: super::Agent,
     pub port: u16,
-    dir: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
 }
 
 impl MtlsGateway {

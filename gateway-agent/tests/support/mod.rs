@@ -663,6 +663,12 @@ impl Client {
         }
     }
 
+    /// The HTTP/1.1 client itself, for requests [`Reply`] cannot hold (binary bodies, bodies
+    /// left encoded).
+    pub fn http1(&self) -> &reqwest::Client {
+        &self.http1
+    }
+
     /// GET over HTTP/1.1, with `Host: host` when given.
     pub async fn get(&self, url: &str, host: Option<&str>) -> reqwest::Result<Reply> {
         self.send(reqwest::Method::GET, url, host, &[], None).await
