@@ -147,10 +147,14 @@ pub fn bootstrap(params: &BootstrapParams) -> Value {
             }]
         },
         // A static layer to pin values in and the admin layer for live debugging
-        // (`/runtime_modify` on the loopback admin interface).
+        // (`/runtime_modify` on the loopback admin interface). Envoy's own regex size limit is
+        // lifted: the agent holds regexes to the Module's `regex_max_size` (Emissary's 200 by
+        // default) before Envoy sees them, so none is refused here.
         "layered_runtime": {
             "layers": [
-                { "name": "static", "static_layer": {} },
+                { "name": "static", "static_layer": {
+                    "re2.max_program_size.error_level": crate::ir::envoy_rules::re2::ENVOY_ERROR_LEVEL,
+                } },
                 { "name": "admin", "admin_layer": {} },
             ]
         },

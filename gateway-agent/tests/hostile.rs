@@ -36,7 +36,7 @@ fn hostile_mappings() -> Vec<Hostile> {
         "(?<n>/a)",
         "/[a&&b]",
         "/[a[b]]",
-        "/a{97}",
+        "/a{197}",
         "/\\\\<w",
         "/(",
     ];

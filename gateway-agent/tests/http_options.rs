@@ -546,3 +546,44 @@ async fn the_modules_defaults_give_header_settings_to_mappings_without_their_own
     let reply = gw.get("/own/", "example.com").await;
     assert_eq!(reply.header("x-served-by"), None, "{}", describe(&reply));
 }
+
+/// Emissary always writes `normalize_path: true` (`v3listener.py`): dot segments are resolved
+/// before routing, so `/public/../shop/` is the shop's route and `/shop/../admin` is not.
+#[tokio::test]
+async fn paths_are_normalized_before_they_are_routed() {
+    let gw = Gateway::start().await;
+    let _up = serving(&gw, "shop", "/shop/").await;
+    let request = |path: &str| {
+        format!("GET {path} HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n")
+    };
+    let answer = gw.raw(request("/public/../shop/cart").as_bytes()).await;
+    assert_eq!(status(&answer), 200, "{answer}");
+    assert!(answer.contains("\"path\":\"/cart\""), "{answer}");
+    let answer = gw.raw(request("/shop/../admin").as_bytes()).await;
+    assert_eq!(status(&answer), 404, "{answer}");
+}
+
+/// Emissary's `regex_max_size` (default 200, `v3route.py`) is the limit on a regex's RE2
+/// program, not Envoy's default of 100: the bootstrap lifts Envoy's, the agent holds each regex
+/// to the Module's and refuses a larger one on its Mapping, naming the limit.
+#[tokio::test]
+async fn regex_max_size_is_the_modules_limit_not_envoys_default() {
+    let gw = Gateway::start().await;
+    let up = Upstream::start("big").await;
+    // About 150 RE2 instructions: over Envoy's default 100, within Emissary's 200.
+    gw.write(
+        "big.yaml",
+        &route(
+            "big",
+            &up,
+            "prefix: \"/big/a{140}\"\nprefix_regex: true\nrewrite: \"\"",
+        ),
+    );
+    let path = format!("/big/{}", "a".repeat(140));
+    served_by(&gw.wait_status(&path, 200).await, "big");
+    assert_eq!(gw.agent.nacks().await, 0.0, "Envoy took the regex");
+
+    gw.write("module.yaml", &module("regex_max_size: 100"));
+    gw.wait_status(&path, 404).await;
+    assert_eq!(gw.agent.nacks().await, 0.0);
+}

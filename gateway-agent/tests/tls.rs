@@ -188,6 +188,53 @@ async fn sni_picks_the_certificate_and_cleartext_is_redirected_state_of_the_worl
 
 /// A Host whose Secret is missing, in another namespace, or refused by the loader loses its TLS
 /// (with the reason logged) and keeps its cleartext side; the other Host serves throughout.
+/// HTTP/2 from clients over TLS: a Host whose TLS offers ALPN `h2` (Emissary's
+/// `alpn_protocols`, offered as written) serves HTTP/2; one that offers nothing serves a client
+/// asking for `h2` over HTTP/1.1, as Emissary's does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alpn_h2_serves_http2_over_tls() {
+    let ca = Ca::new();
+    let (leaf_a, leaf_b) = (ca.leaf(&["a.example.com"]), ca.leaf(&["b.example.com"]));
+    let up = Upstream::start("up").await;
+    let files = [
+        (
+            "secrets.yaml",
+            format!(
+                "{}---\n{}",
+                secret_yaml("default", "tls-a", &leaf_a),
+                secret_yaml("default", "tls-b", &leaf_b)
+            ),
+        ),
+        (
+            "hosts.yaml",
+            host("a", "a.example.com", "{name: tls-a}").replace(
+                "tlsSecret:",
+                "tls: {alpn_protocols: \"h2,http/1.1\"}, tlsSecret:",
+            ) + &host("b", "b.example.com", "{name: tls-b}"),
+        ),
+        (
+            "mappings.yaml",
+            mapping("a", "a.example.com", &up) + &mapping("b", "b.example.com", &up),
+        ),
+    ];
+    let gw = Gateway::start(&ca, &files, AdsApi::DeltaGrpc).await;
+    gw.wait_served("a.example.com", "up", &leaf_a).await;
+    gw.wait_served("b.example.com", "up", &leaf_b).await;
+
+    let h2 = ca.client_offering(&["h2", "http/1.1"]);
+    let (alpn, reply) = h2
+        .get_negotiated(gw.addr(), "a.example.com", "/")
+        .await
+        .expect("an HTTP/2 answer");
+    assert_eq!((alpn.as_deref(), reply.status), (Some("h2"), 200));
+    assert_eq!(reply.header("x-upstream"), Some("up"));
+    let (alpn, reply) = h2
+        .get_negotiated(gw.addr(), "b.example.com", "/")
+        .await
+        .expect("an HTTP/1.1 answer");
+    assert_eq!((alpn, reply.status), (None, 200));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_without_a_usable_secret_loses_tls_alone() {
     let ca = Ca::new();

@@ -20,7 +20,7 @@ use envoy_types::{
             },
         },
     },
-    pb::google::protobuf::UInt32Value,
+    pb::google::protobuf::{BoolValue, UInt32Value},
     util::pack_any,
 };
 
@@ -114,6 +114,9 @@ fn hcm(l: &Listener, rds: String) -> Filter {
                 max_concurrent_streams: Some(UInt32Value { value: n }),
                 ..Default::default()
             }),
+        // Always, as Emissary writes it (`v3listener.py`): `/a/../b` is routed (and sent
+        // upstream) as `/b`, so a dot segment cannot walk a request past a prefix's route.
+        normalize_path: Some(BoolValue { value: true }),
         ..Default::default()
     };
     // The gateway Module's settings (`server_name`, `xff_num_trusted_hops`, port stripping, ...).

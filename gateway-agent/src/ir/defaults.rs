@@ -11,8 +11,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::{
-    Reason, Rejection, cluster_tuning, cors, envoy_rules::Side, mapping, module, upstream_policy,
-    upstream_tls,
+    Reason, Rejection, cluster_tuning, cors,
+    envoy_rules::{Side, re2::RegexLimit},
+    mapping, module, upstream_policy, upstream_tls,
 };
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -28,6 +29,9 @@ pub struct MappingDefaults {
     pub gateway_namespace_services: bool,
     /// Address families ([`cluster_tuning`]).
     pub tuning: cluster_tuning::Defaults,
+    /// The largest regex, in RE2 instructions: the Module's `regex_max_size`, else Emissary's
+    /// 200.
+    pub regex_max_size: RegexLimit,
     /// What the Module sets for them that cannot be used, each naming its field; those
     /// defaults are left out, the others apply.
     pub rejections: Vec<Rejection>,
@@ -46,6 +50,7 @@ impl MappingDefaults {
             HeaderDefaults::new(m, &mut rejections)
         });
         let tuning = cluster_tuning::Defaults::new(module, &mut rejections);
+        let regex_max_size = regex_max_size(module, &mut rejections);
         Self {
             headers,
             gateway_namespace_services: module.is_some_and(|m| {
@@ -59,6 +64,7 @@ impl MappingDefaults {
             add_linkerd_headers: module
                 .is_some_and(|m| m.spec.config.add_linkerd_headers == Some(true)),
             tuning,
+            regex_max_size,
             rejections,
             origination: upstream_tls::Contexts::default(),
         }
@@ -83,6 +89,30 @@ impl MappingDefaults {
             gateway
         } else {
             mapping_namespace
+        }
+    }
+}
+
+/// The Module's `regex_max_size` (Emissary passes it as every regex's `max_program_size`); 0,
+/// which no regex fits, is rejected on the Module and Emissary's 200 kept.
+fn regex_max_size(module: Option<&Module>, rejections: &mut Vec<Rejection>) -> RegexLimit {
+    let default = RegexLimit::default();
+    let Some((module, size)) = module.and_then(|m| Some((m, m.spec.config.regex_max_size?.get())))
+    else {
+        return default;
+    };
+    match usize::try_from(size) {
+        Ok(size) if size > 0 => RegexLimit(size),
+        _ => {
+            rejections.push(module::invalid(
+                module,
+                format!(
+                    "spec.config.regex_max_size: {size} leaves no room for any regex; {} \
+                     (Emissary's default) applies",
+                    default.0
+                ),
+            ));
+            default
         }
     }
 }
@@ -251,6 +281,39 @@ mod tests {
             message.contains("spec.config.defaults.add_request_headers")
                 && message.contains("spec.config.defaults.remove_response_headers"),
             "{message}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod regex_tests {
+    use legate_crds::Resource;
+
+    use super::*;
+
+    fn defaults_of(config: &str) -> MappingDefaults {
+        match crate::ir::module::fixtures::module("ambassador", "gw", config) {
+            Resource::Module(m) => MappingDefaults::new(Some(&m)),
+            other => unreachable!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn regex_max_size_is_the_modules_else_emissarys_200_and_zero_is_refused() {
+        assert_eq!(MappingDefaults::new(None).regex_max_size, RegexLimit(200));
+        assert_eq!(MappingDefaults::default().regex_max_size, RegexLimit(200));
+        assert_eq!(
+            defaults_of("regex_max_size: 500").regex_max_size,
+            RegexLimit(500)
+        );
+        let zero = defaults_of("regex_max_size: 0");
+        assert_eq!(zero.regex_max_size, RegexLimit(200));
+        assert!(
+            zero.rejections[0]
+                .message
+                .starts_with("spec.config.regex_max_size: 0 leaves no room"),
+            "{:?}",
+            zero.rejections
         );
     }
 }

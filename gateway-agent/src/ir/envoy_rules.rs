@@ -7,7 +7,7 @@
 //! these where each value is first compiled, so only the one resource is refused, with the field.
 //! Each check is at least as strict as Envoy: what passes here, Envoy takes.
 
-mod re2;
+pub mod re2;
 
 pub use re2::regex;
 

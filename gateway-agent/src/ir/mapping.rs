@@ -249,7 +249,7 @@ pub fn route(
     };
 
     let path = if spec.prefix_regex == Some(true) {
-        envoy_rules::regex("prefix", &spec.prefix)?;
+        envoy_rules::regex("prefix", &spec.prefix, defaults.regex_max_size.0)?;
         PathMatch::Regex(spec.prefix.clone())
     } else if spec.prefix_exact == Some(true) {
         PathMatch::Exact(spec.prefix.clone())
@@ -268,7 +268,7 @@ pub fn route(
             (Some(glob), false)
         }
         (None, Some(host)) if spec.host_regex == Some(true) => {
-            envoy_rules::regex("host", host)?;
+            envoy_rules::regex("host", host, defaults.regex_max_size.0)?;
             headers.push(HeaderMatch {
                 name: ":authority".into(),
                 value: StringMatch::Regex(host.clone()),
@@ -292,7 +292,7 @@ pub fn route(
     };
     if let Some(method) = &spec.method {
         let value = if spec.method_regex == Some(true) {
-            envoy_rules::regex("method", method)?;
+            envoy_rules::regex("method", method, defaults.regex_max_size.0)?;
             StringMatch::Regex(method.clone())
         } else {
             StringMatch::Exact(method.clone())
@@ -303,19 +303,20 @@ pub fn route(
         });
     }
     let (header, query) = (envoy_rules::matcher_name, envoy_rules::query_name);
-    headers.extend(matchers("headers", &spec.headers, false, header)?);
+    let regex = Some(defaults.regex_max_size.0);
+    headers.extend(matchers("headers", &spec.headers, None, header)?);
     headers.extend(matchers(
         "regex_headers",
         &spec.regex_headers,
-        true,
+        regex,
         header,
     )?);
     let query = [
-        matchers("query_parameters", &spec.query_parameters, false, query)?,
+        matchers("query_parameters", &spec.query_parameters, None, query)?,
         matchers(
             "regex_query_parameters",
             &spec.regex_query_parameters,
-            true,
+            regex,
             query,
         )?,
     ]
@@ -373,7 +374,7 @@ pub fn route(
             path: spec.path_redirect.clone(),
             prefix,
             regex: regex
-                .map(|r| regex_substitution("regex_redirect", r))
+                .map(|r| regex_substitution("regex_redirect", r, defaults.regex_max_size.0))
                 .transpose()?,
             code: spec
                 .redirect_response_code
@@ -412,7 +413,7 @@ pub fn route(
         let regex_rewrite = spec
             .regex_rewrite
             .as_ref()
-            .map(|r| regex_substitution("regex_rewrite", r))
+            .map(|r| regex_substitution("regex_rewrite", r, defaults.regex_max_size.0))
             .transpose()?;
         for (field, value) in [
             ("rewrite", &spec.rewrite),
@@ -556,11 +557,12 @@ fn authority_for_glob(glob: &str) -> Option<HeaderMatch> {
     })
 }
 
-/// Header or query conditions; `check_name` holds the names to what Envoy takes for them.
+/// Header or query conditions, regexes of at most `regex` RE2 instructions when they are
+/// regexes; `check_name` holds the names to what Envoy takes for them.
 fn matchers(
     field: &str,
     map: &Option<BTreeMap<String, BoolOrString>>,
-    regex: bool,
+    regex: Option<usize>,
     check_name: envoy_rules::Check,
 ) -> Result<Vec<HeaderMatch>, String> {
     let mut out = Vec::new();
@@ -572,8 +574,8 @@ fn matchers(
             BoolOrString::Bool(false) => {
                 return Err(format!("{field}.{name}: false is not a condition"));
             }
-            BoolOrString::String(v) if regex => {
-                envoy_rules::regex(&format!("{field}.{name}"), v)?;
+            BoolOrString::String(v) if let Some(max) = regex => {
+                envoy_rules::regex(&format!("{field}.{name}"), v, max)?;
                 StringMatch::Regex(v.clone())
             }
             BoolOrString::String(v) => StringMatch::Exact(v.clone()),
@@ -642,8 +644,9 @@ pub(super) fn removed_headers(
 fn regex_substitution(
     field: &str,
     r: &legate_crds::mapping::RegexRewrite,
+    max: usize,
 ) -> Result<(String, String), String> {
-    envoy_rules::regex(&format!("{field}.pattern"), &r.pattern)?;
+    envoy_rules::regex(&format!("{field}.pattern"), &r.pattern, max)?;
     envoy_rules::header_value(&format!("{field}.substitution"), &r.substitution)?;
     Ok((r.pattern.clone(), r.substitution.clone()))
 }

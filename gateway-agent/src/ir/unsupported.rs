@@ -241,7 +241,7 @@ pub const TABLES: &[Table] = &[
             "circuit_breakers",
             "idle_timeout_ms",
         ],
-        // As for Mappings.
+        // Not yet for TCPMappings; Mappings apply them (ir/cluster_tuning.rs takes a Mapping).
         not_applied: &["enable_ipv4", "enable_ipv6", "cluster_tag", "stats_name"],
     },
     Table {
@@ -348,6 +348,8 @@ pub const TABLES: &[Table] = &[
             // ir/cluster_tuning.rs
             "config.enable_ipv4",
             "config.enable_ipv6",
+            // ir/defaults.rs, ir/envoy_rules/re2.rs
+            "config.regex_max_size",
         ],
         not_applied: &[
             "config.default_label_domain",
@@ -361,7 +363,6 @@ pub const TABLES: &[Table] = &[
             "config.envoy_log_format",
             "config.envoy_log_path",
             "config.lua_scripts",
-            "config.regex_max_size",
             "config.regex_type",
             "config.envoy_validation_timeout",
             "config.runtime_flags",
@@ -949,13 +950,6 @@ fn module(c: &ModuleConfig, f: &mut Found) {
         text(&c.lua_scripts),
         "spec.config.lua_scripts",
         Some("a script cannot be checked before Envoy loads it"),
-        NotYet,
-    );
-    // Envoy's RE2 limit is a runtime value; the gateway serves no runtime layer (yet).
-    f.add_with(
-        present(&c.regex_max_size),
-        "spec.config.regex_max_size",
-        Some("Envoy's limit of 100 RE2 instructions applies; a larger regex is refused by name"),
         NotYet,
     );
     // Regexes are RE2 (`safe`) always.

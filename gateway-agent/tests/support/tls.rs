@@ -62,14 +62,20 @@ impl Ca {
 
     /// A client trusting this CA only.
     pub fn client(&self) -> TlsClient {
+        self.client_offering(&[])
+    }
+
+    /// A client trusting this CA only that offers `alpn` (e.g. `h2`, `http/1.1`).
+    pub fn client_offering(&self, alpn: &[&str]) -> TlsClient {
         let mut roots = RootCertStore::empty();
         roots.add(self.issuer.der().clone()).unwrap();
-        let config =
+        let mut config =
             ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
                 .with_safe_default_protocol_versions()
                 .unwrap()
                 .with_root_certificates(roots)
                 .with_no_client_auth();
+        config.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
         TlsClient {
             connector: TlsConnector::from(Arc::new(config)),
         }
@@ -147,6 +153,48 @@ impl TlsClient {
         Ok(TlsConnection { sender, peer })
     }
 
+    /// One GET of `path` (`:authority` `sni`) on a new connection, over HTTP/2 when the server
+    /// chose `h2` by ALPN, else HTTP/1.1: the protocol chosen and the reply.
+    pub async fn get_negotiated(
+        &self,
+        addr: SocketAddr,
+        sni: &str,
+        path: &str,
+    ) -> std::io::Result<(Option<String>, TlsReply)> {
+        let stream = self.connect_stream(addr, sni).await?;
+        let alpn = stream
+            .get_ref()
+            .1
+            .alpn_protocol()
+            .map(|p| String::from_utf8_lossy(p).into_owned());
+        if alpn.as_deref() != Some("h2") {
+            let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(std::io::Error::other)?;
+            tokio::spawn(connection);
+            let mut c = TlsConnection {
+                sender,
+                peer: CertificateDer::from(Vec::new()),
+            };
+            return Ok((alpn, c.get(path, sni).await?));
+        }
+        let (mut sender, connection) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            TokioIo::new(stream),
+        )
+        .await
+        .map_err(std::io::Error::other)?;
+        tokio::spawn(connection);
+        let request = Request::get(format!("https://{sni}{path}"))
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(std::io::Error::other)?;
+        Ok((alpn, reply(response).await?))
+    }
+
     /// A TLS stream to `addr` with SNI `sni`, for protocols other than HTTP.
     pub async fn connect_stream(
         &self,
@@ -183,20 +231,24 @@ impl TlsConnection {
             .send_request(request)
             .await
             .map_err(std::io::Error::other)?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(std::io::Error::other)?
-            .to_bytes();
-        Ok(TlsReply {
-            status,
-            headers,
-            body: String::from_utf8_lossy(&body).into_owned(),
-        })
+        reply(response).await
     }
+}
+
+async fn reply(response: hyper::Response<hyper::body::Incoming>) -> std::io::Result<TlsReply> {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(std::io::Error::other)?
+        .to_bytes();
+    Ok(TlsReply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
 }
 
 // Client certificates (tests/client_certs.rs, support/client_certs.rs).

@@ -7,8 +7,9 @@
 //!   `\p{sc=Greek}`): general categories and established scripts only;
 //! - a repetition operator applied to a repetition (`a**`, `a{2}{3}`), counts over 1,000 and
 //!   nested counts whose product is over 1,000;
-//! - a program larger than Envoy's default limit (`re2.max_program_size.error_level`, 100),
-//!   estimated from above;
+//! - a program larger than the gateway Module's `regex_max_size` (Emissary's default 200),
+//!   estimated from above: Envoy's own limit (`re2.max_program_size.error_level`) is lifted in
+//!   the bootstrap, so this one is the limit;
 //! - the empty pattern (the `RegexMatcher` rule `min_len: 1`).
 
 use regex_syntax::{
@@ -18,9 +19,22 @@ use regex_syntax::{
 
 use super::shown;
 
-/// Envoy 1.40's default `re2.max_program_size.error_level`: a larger program is refused, and
-/// the whole update with it.
-pub const MAX_PROGRAM_SIZE: usize = 100;
+/// Emissary's `regex_max_size` when the Module sets none (`v3route.py`, `regex_matcher`).
+pub const DEFAULT_MAX_PROGRAM_SIZE: usize = 200;
+
+/// The largest regex program allowed, in RE2 instructions (`regex_max_size`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RegexLimit(pub usize);
+
+impl Default for RegexLimit {
+    fn default() -> Self {
+        Self(DEFAULT_MAX_PROGRAM_SIZE)
+    }
+}
+
+/// The `re2.max_program_size.error_level` the bootstrap gives Envoy (its default is 100): above
+/// any `regex_max_size` (a CRD count), so the Module's limit is the one that holds.
+pub const ENVOY_ERROR_LEVEL: u64 = i32::MAX as u64;
 
 /// RE2's `kMaxRepeat`: a larger count, or nested counts whose product is larger, are refused.
 const MAX_REPEAT: u32 = 1000;
@@ -39,13 +53,14 @@ pub enum RegexError {
         detail: String,
     },
     #[error(
-        "{field}: regular expression {} is too large for Envoy (about {size} RE2 instructions, at most {MAX_PROGRAM_SIZE}); simplify it",
+        "{field}: regular expression {} is too large (about {size} RE2 instructions; the gateway Module's regex_max_size is {max}); simplify it",
         shown(.pattern)
     )]
     TooLarge {
         field: String,
         pattern: String,
         size: usize,
+        max: usize,
     },
 }
 
@@ -61,8 +76,8 @@ impl From<RegexError> for crate::ir::Refusal {
     }
 }
 
-/// Whether Envoy's RE2 compiles `pattern` within its program size limit.
-pub fn regex(field: &str, pattern: &str) -> Result<(), RegexError> {
+/// Whether Envoy's RE2 compiles `pattern` within `max` instructions (`regex_max_size`).
+pub fn regex(field: &str, pattern: &str, max: usize) -> Result<(), RegexError> {
     let invalid = |detail: String| RegexError::Invalid {
         field: field.to_owned(),
         pattern: pattern.to_owned(),
@@ -87,11 +102,12 @@ pub fn regex(field: &str, pattern: &str) -> Result<(), RegexError> {
     };
     // RE2 adds a fail instruction, a match and the `.*?` loop of an unanchored search.
     let size = size.of(&ast).saturating_add(4);
-    if size > MAX_PROGRAM_SIZE {
+    if size > max {
         return Err(RegexError::TooLarge {
             field: field.to_owned(),
             pattern: pattern.to_owned(),
             size,
+            max,
         });
     }
     Ok(())
