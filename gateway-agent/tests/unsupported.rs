@@ -156,16 +156,29 @@ fn a_rate_limit_service_says_requests_are_not_rate_limited() {
     );
 }
 
+/// Every TCPMapping field is applied: its tag, stats name and address families tune its
+/// cluster as a Mapping's do (`ir/cluster_tuning.rs`).
 #[test]
-fn a_tcp_mapping_names_only_what_it_does_not_apply() {
+fn a_tcp_mapping_gets_no_note_and_its_tuning_reaches_its_cluster() {
     let ir = ir(&doc(
         "TCPMapping",
         "db",
-        "  port: 5432\n  service: db:5432\n  idle_timeout_ms: \"5000\"\n  cluster_tag: blue",
+        "  port: 5432\n  service: db:5432\n  idle_timeout_ms: \"5000\"\n  cluster_tag: blue\n  \
+         stats_name: db\n  enable_ipv6: true",
     ));
-    assert_eq!(
-        note_of(&ir, "TCPMapping default/db"),
-        ["not applied yet: spec.cluster_tag"]
+    assert_eq!(note_of(&ir, "TCPMapping default/db"), Vec::<String>::new());
+    assert!(ir.rejections.is_empty(), "{:#?}", ir.rejections);
+    let tuned = ir
+        .clusters
+        .values()
+        .find(|c| c.host == "db")
+        .expect("the TCPMapping's cluster");
+    assert_eq!(tuned.tuning.tag.as_deref(), Some("blue"));
+    assert_eq!(tuned.tuning.stats_name.as_deref(), Some("db"));
+    assert!(
+        format!("{:?}", tuned.tuning.dns).contains("Auto"),
+        "{:?}",
+        tuned.tuning
     );
 }
 

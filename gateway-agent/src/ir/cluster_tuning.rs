@@ -28,7 +28,11 @@
 //! `service` with `.` and `:` made `_`, which merges the statistics of every Mapping to one
 //! upstream, across namespaces too).
 
-use legate_crds::{Module, mapping::MappingSpec};
+use legate_crds::{
+    Module,
+    mapping::{DnsType, MappingSpec},
+    tcp_mapping::TcpMappingSpec,
+};
 
 use super::{
     Refusal, Rejection, envoy_rules,
@@ -120,11 +124,56 @@ impl Defaults {
     }
 }
 
+/// What a resource writes that tunes its cluster: a Mapping all of it, a TCPMapping its address
+/// families, tag and stats name.
+pub struct Input<'a> {
+    pub health_checks: Option<&'a [legate_crds::mapping::HealthCheck]>,
+    pub dns_type: Option<DnsType>,
+    pub respect_dns_ttl: Option<bool>,
+    pub enable_ipv4: Option<bool>,
+    pub enable_ipv6: Option<bool>,
+    pub cluster_tag: &'a Option<String>,
+    pub stats_name: &'a Option<String>,
+}
+
+impl<'a> From<&'a MappingSpec> for Input<'a> {
+    fn from(spec: &'a MappingSpec) -> Self {
+        Self {
+            health_checks: spec.health_checks.as_deref(),
+            dns_type: spec.dns_type,
+            respect_dns_ttl: spec.respect_dns_ttl,
+            enable_ipv4: spec.enable_ipv4,
+            enable_ipv6: spec.enable_ipv6,
+            cluster_tag: &spec.cluster_tag,
+            stats_name: &spec.stats_name,
+        }
+    }
+}
+
+impl<'a> From<&'a TcpMappingSpec> for Input<'a> {
+    fn from(spec: &'a TcpMappingSpec) -> Self {
+        Self {
+            health_checks: None,
+            dns_type: None,
+            respect_dns_ttl: None,
+            enable_ipv4: spec.enable_ipv4,
+            enable_ipv6: spec.enable_ipv6,
+            cluster_tag: &spec.cluster_tag,
+            stats_name: &spec.stats_name,
+        }
+    }
+}
+
 /// `cluster`, the one `spec` sends to, with its tuning (and the name that goes with it).
-pub fn tune(spec: &MappingSpec, defaults: &Defaults, cluster: Cluster) -> Result<Cluster, Refusal> {
-    let health_checks = health_check::health_checks(spec.health_checks.as_deref(), cluster.http2)?;
-    let family = family(spec, defaults)?;
-    let stats_name = non_empty(&spec.stats_name);
+pub fn tune<'a>(
+    spec: impl Into<Input<'a>>,
+    defaults: &Defaults,
+    cluster: Cluster,
+) -> Result<Cluster, Refusal> {
+    let spec: Input<'a> = spec.into();
+    let health_checks = health_check::health_checks(spec.health_checks, cluster.http2)?;
+    let family = family(&spec, defaults)?;
+    let stats_name = non_empty(spec.stats_name);
     if let Some(name) = &stats_name {
         envoy_rules::header_value("stats_name", name)?;
     }
@@ -132,7 +181,7 @@ pub fn tune(spec: &MappingSpec, defaults: &Defaults, cluster: Cluster) -> Result
     let resolves = cluster.service.is_none() && !cluster.is_ip();
     let dns = if resolves {
         Dns {
-            logical: spec.dns_type == Some(legate_crds::mapping::DnsType::LogicalDns),
+            logical: spec.dns_type == Some(DnsType::LogicalDns),
             respect_ttl: spec.respect_dns_ttl == Some(true),
             family,
         }
@@ -142,7 +191,7 @@ pub fn tune(spec: &MappingSpec, defaults: &Defaults, cluster: Cluster) -> Result
     let tuning = Tuning {
         health_checks,
         dns,
-        tag: non_empty(&spec.cluster_tag),
+        tag: non_empty(spec.cluster_tag),
         stats_name,
     };
     Ok(match tuning.key() {
@@ -157,7 +206,7 @@ pub fn tune(spec: &MappingSpec, defaults: &Defaults, cluster: Cluster) -> Result
 
 /// `enable_ipv4`/`enable_ipv6`, each the Mapping's else the Module's; `None` when neither sets
 /// either.
-fn family(spec: &MappingSpec, defaults: &Defaults) -> Result<Option<Family>, Refusal> {
+fn family(spec: &Input<'_>, defaults: &Defaults) -> Result<Option<Family>, Refusal> {
     let v4 = spec.enable_ipv4.or(defaults.enable_ipv4);
     let v6 = spec.enable_ipv6.or(defaults.enable_ipv6);
     if v4.is_none() && v6.is_none() {

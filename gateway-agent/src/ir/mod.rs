@@ -436,6 +436,7 @@ impl Builder {
                 listeners: &listeners,
                 hosts: &hosts,
                 terminations: &terminations,
+                tuning: &self.defaults.tuning,
             },
             &mut ir.rejections,
             &mut ir.unreachable,

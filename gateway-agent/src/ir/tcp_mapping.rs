@@ -98,6 +98,8 @@ pub(super) struct Inputs<'a> {
     pub listeners: &'a [ListenerSpec],
     pub hosts: &'a [Host],
     pub terminations: &'a Terminations,
+    /// The gateway Module's address families ([`super::cluster_tuning`]).
+    pub tuning: &'a super::cluster_tuning::Defaults,
 }
 
 /// One valid TCPMapping.
@@ -735,6 +737,8 @@ fn compile(m: &TcpMapping, inputs: &Inputs<'_>) -> Result<(Member, Option<Refusa
         DEFAULT_CONNECT_TIMEOUT,
         policy,
     )?;
+    // Address families, tag and stats name, as a Mapping's (`cluster_tuning`).
+    let cluster = super::cluster_tuning::tune(spec, inputs.tuning, cluster)?;
     let note = note.map(|n| Refusal {
         message: n
             .message

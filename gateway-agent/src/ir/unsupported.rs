@@ -240,9 +240,13 @@ pub const TABLES: &[Table] = &[
             "resolver",
             "circuit_breakers",
             "idle_timeout_ms",
+            // ir/cluster_tuning.rs, as for Mappings
+            "enable_ipv4",
+            "enable_ipv6",
+            "cluster_tag",
+            "stats_name",
         ],
-        // Not yet for TCPMappings; Mappings apply them (ir/cluster_tuning.rs takes a Mapping).
-        not_applied: &["enable_ipv4", "enable_ipv6", "cluster_tag", "stats_name"],
+        not_applied: &[],
     },
     Table {
         kind: "AuthService",
@@ -519,11 +523,12 @@ pub fn unapplied(resource: &Resource) -> Vec<Unapplied> {
         Resource::Listener(l) => listener(&l.spec, &mut found),
         Resource::TLSContext(c) => tls_context(&c.spec, &mut found),
         Resource::Module(m) => module(&m.spec.config, &mut found),
-        Resource::TCPMapping(m) => tcp_mapping(&m.spec, &mut found),
         // Whole kinds not implemented: their note says so (see `note`).
         Resource::AuthService(_) | Resource::RateLimitService(_) | Resource::ConsulResolver(_) => {}
-        // Nothing to set but `ambassador_id`: what they do is their kind.
-        Resource::KubernetesServiceResolver(_) | Resource::KubernetesEndpointResolver(_) => {}
+        // Every field applied (the resolvers have nothing to set but `ambassador_id`).
+        Resource::KubernetesServiceResolver(_)
+        | Resource::KubernetesEndpointResolver(_)
+        | Resource::TCPMapping(_) => {}
         // Not written as routes or policy: the operator's, or Kubernetes' own objects the IR
         // reads for what it needs.
         Resource::GatewayInstallation(_)
@@ -850,14 +855,6 @@ fn host(s: &HostSpec, f: &mut Found) {
         "spec.previewUrl",
         NotYet,
     );
-}
-
-fn tcp_mapping(s: &legate_crds::tcp_mapping::TcpMappingSpec, f: &mut Found) {
-    use Why::*;
-    f.add(off(s.enable_ipv4), "spec.enable_ipv4", NotYet);
-    f.add(on(s.enable_ipv6), "spec.enable_ipv6", NotYet);
-    f.add(text(&s.cluster_tag), "spec.cluster_tag", NotYet);
-    f.add(text(&s.stats_name), "spec.stats_name", NotYet);
 }
 
 fn listener(s: &ListenerSpec, f: &mut Found) {
