@@ -120,6 +120,18 @@ fn host(name: &str, hostname: &str, tls_secret: &str) -> String {
     )
 }
 
+/// Certificates of `ca` for `a.example.com` and `b.example.com`, and the file holding them as
+/// Secrets `tls-a` and `tls-b`.
+fn two_certificates(ca: &Ca) -> (Leaf, Leaf, (&'static str, String)) {
+    let (leaf_a, leaf_b) = (ca.leaf(&["a.example.com"]), ca.leaf(&["b.example.com"]));
+    let secrets = format!(
+        "{}---\n{}",
+        secret_yaml("default", "tls-a", &leaf_a),
+        secret_yaml("default", "tls-b", &leaf_b)
+    );
+    (leaf_a, leaf_b, ("secrets.yaml", secrets))
+}
+
 fn mapping(name: &str, hostname: &str, upstream: &Upstream) -> String {
     format!(
         "---\napiVersion: getambassador.io/v3alpha1\nkind: Mapping\n\
@@ -133,17 +145,10 @@ fn mapping(name: &str, hostname: &str, upstream: &Upstream) -> String {
 /// routes; plain HTTP on the same port gets the Hosts' insecure action, a redirect to HTTPS.
 async fn sni_picks_the_certificate_and_cleartext_is_redirected(ads: AdsApi) {
     let ca = Ca::new();
-    let (leaf_a, leaf_b) = (ca.leaf(&["a.example.com"]), ca.leaf(&["b.example.com"]));
+    let (leaf_a, leaf_b, secrets) = two_certificates(&ca);
     let (up_a, up_b) = (Upstream::start("a").await, Upstream::start("b").await);
     let files = [
-        (
-            "secrets.yaml",
-            format!(
-                "{}---\n{}",
-                secret_yaml("default", "tls-a", &leaf_a),
-                secret_yaml("default", "tls-b", &leaf_b)
-            ),
-        ),
+        secrets,
         (
             "hosts.yaml",
             host("a", "a.example.com", "{name: tls-a}")
@@ -194,17 +199,10 @@ async fn sni_picks_the_certificate_and_cleartext_is_redirected_state_of_the_worl
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alpn_h2_serves_http2_over_tls() {
     let ca = Ca::new();
-    let (leaf_a, leaf_b) = (ca.leaf(&["a.example.com"]), ca.leaf(&["b.example.com"]));
+    let (leaf_a, leaf_b, secrets) = two_certificates(&ca);
     let up = Upstream::start("up").await;
     let files = [
-        (
-            "secrets.yaml",
-            format!(
-                "{}---\n{}",
-                secret_yaml("default", "tls-a", &leaf_a),
-                secret_yaml("default", "tls-b", &leaf_b)
-            ),
-        ),
+        secrets,
         (
             "hosts.yaml",
             host("a", "a.example.com", "{name: tls-a}").replace(
