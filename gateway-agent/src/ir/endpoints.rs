@@ -116,6 +116,27 @@ impl<'a> ServiceIndex<'a> {
         }
     }
 
+    /// What `key` resolves to for a resource in `namespace` whose resolver is `resolve`: an
+    /// endpoint resolver names a Service whether or not the source has authority over it.
+    pub(super) fn lookup(
+        &self,
+        key: &Option<ServiceKey>,
+        resolve: Resolve,
+        namespace: &str,
+        settings: &Settings,
+    ) -> Resolved {
+        let Some(key) = key else {
+            return Resolved::Dns;
+        };
+        match resolve {
+            Resolve::Endpoints => match self.service(key) {
+                Some(found) => Resolved::Found(found.clone()),
+                None => Resolved::Missing,
+            },
+            _ => self.resolve(key, namespace, settings),
+        }
+    }
+
     /// The ready endpoints of `service`'s port, sorted and without duplicates.
     fn endpoints_of(&self, service: &ServiceRef) -> ClusterEndpoints {
         let Some(port_name) = service.port_name.as_deref() else {
@@ -181,6 +202,21 @@ pub(super) enum Resolved {
     Dns,
     Found(Arc<Resource>),
     Missing,
+}
+
+impl Resolved {
+    /// What `key` (the Service the resolved text reads as, if any) resolves to, as
+    /// [`super::service::cluster`] takes it.
+    pub(super) fn resolution<'k>(&'k self, key: &'k Option<ServiceKey>) -> Resolution<'k> {
+        match (key, self) {
+            (Some(key), Self::Found(r)) => match &**r {
+                Resource::Service(s) => Resolution::Found(key, s),
+                _ => Resolution::Dns,
+            },
+            (Some(key), Self::Missing) => Resolution::Missing(key),
+            _ => Resolution::Dns,
+        }
+    }
 }
 
 impl PartialEq for Resolved {
@@ -275,21 +311,13 @@ impl Entry {
         settings: &Settings,
         index: &ServiceIndex<'_>,
     ) -> Resolved {
-        let Some(key) = key else {
-            return Resolved::Dns;
-        };
         let namespace = mapping
             .metadata
             .namespace
             .as_deref()
             .unwrap_or(&settings.namespace);
-        match resolve {
-            Ok(Resolve::Endpoints) => match index.service(key) {
-                Some(found) => Resolved::Found(found.clone()),
-                None => Resolved::Missing,
-            },
-            _ => index.resolve(key, namespace, settings),
-        }
+        let resolve = resolve.as_ref().map_or(Resolve::Auto, |r| *r);
+        index.lookup(key, resolve, namespace, settings)
     }
 
     fn compiled(
@@ -300,15 +328,7 @@ impl Entry {
         key: &Option<ServiceKey>,
         resolved: &Resolved,
     ) -> (Arc<super::Compiled>, Option<Refusal>) {
-        let resolution = match (key, resolved) {
-            (Some(key), Resolved::Found(r)) => match &**r {
-                Resource::Service(s) => Resolution::Found(key, s),
-                _ => Resolution::Dns,
-            },
-            (Some(key), Resolved::Missing) => Resolution::Missing(key),
-            _ => Resolution::Dns,
-        };
-        match mapping::route(mapping, settings, resolution, defaults) {
+        match mapping::route(mapping, settings, resolved.resolution(key), defaults) {
             Ok((route, cluster, note)) => (
                 Arc::new(Ok(Arc::new(Keyed::new(route, cluster, selectors)))),
                 note,

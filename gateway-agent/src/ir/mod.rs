@@ -25,6 +25,7 @@ pub mod cors;
 pub mod defaults;
 pub mod endpoints;
 pub mod envoy_rules;
+mod external_service;
 pub mod group;
 pub mod grpc;
 pub mod health_check;

@@ -34,11 +34,11 @@ use legate_crds::{
 use super::{
     Certificate, Cluster, DEFAULT_CONNECT_TIMEOUT, DownstreamTls, Reason, Refusal, Rejection,
     Settings,
-    endpoints::{Resolved, ServiceIndex},
+    endpoints::ServiceIndex,
     envoy_rules,
     host::{Host, ListenerSpec, hostglob_matches},
     resolver::{Resolve, Resolvers},
-    service::{self, Resolution},
+    service,
     tls::{self, Terminations},
     upstream_policy::{self, ClusterPolicy, Threshold},
 };
@@ -709,22 +709,8 @@ fn compile(m: &TcpMapping, inputs: &Inputs<'_>) -> Result<(Member, Option<Refusa
         }
         Resolve::Dns => None,
     };
-    let resolved = match (&key, resolve) {
-        (None, _) => Resolved::Dns,
-        (Some(key), Resolve::Endpoints) => match inputs.services.service(key) {
-            Some(found) => Resolved::Found(found.clone()),
-            None => Resolved::Missing,
-        },
-        (Some(key), _) => inputs.services.resolve(key, namespace, settings),
-    };
-    let resolution = match (&key, &resolved) {
-        (Some(key), Resolved::Found(r)) => match &**r {
-            Resource::Service(s) => Resolution::Found(key, s),
-            _ => Resolution::Dns,
-        },
-        (Some(key), Resolved::Missing) => Resolution::Missing(key),
-        _ => Resolution::Dns,
-    };
+    let resolved = inputs.services.lookup(&key, resolve, namespace, settings);
+    let resolution = resolved.resolution(&key);
     let policy = ClusterPolicy {
         circuit_breakers: circuit_breakers.clone(),
         ..ClusterPolicy::default()

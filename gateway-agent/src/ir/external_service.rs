@@ -1,0 +1,126 @@
+//! The cluster of a service the gateway itself calls on a request's way: an AuthService's
+//! `auth_service`, a RateLimitService's `service`. Resolved as a Mapping's `service` is
+//! (`[scheme://]host[:port]`; a Kubernetes Service of the snapshot over EDS, else DNS; the
+//! gateway Module's resolver), with the TLSContext its `tls` names, its `stats_name` and
+//! `circuit_breakers`, as Emissary's `IRCluster` builds one for `IRAuth` and `IRRateLimit`.
+
+use std::time::Duration;
+
+use legate_crds::fields::CircuitBreaker;
+
+use super::{
+    DEFAULT_CONNECT_TIMEOUT, Refusal, Settings,
+    cluster_tuning::{self, Input},
+    defaults::MappingDefaults,
+    endpoints::ServiceIndex,
+    resolver::{Resolve, Resolvers},
+    service::{self, Cluster},
+    upstream_policy::{self, ClusterPolicy},
+    upstream_tls,
+};
+
+/// What a resource writes about the service it calls.
+pub struct Target<'a> {
+    /// The field that names it, for messages: `auth_service`, `service`.
+    pub field: &'static str,
+    pub text: &'a str,
+    /// The resource's namespace: where unqualified names and its TLSContext are looked up.
+    pub namespace: &'a str,
+    /// Speak HTTP/2 (gRPC).
+    pub http2: bool,
+    /// `tls: <TLSContext name>`.
+    pub tls: Option<&'a str>,
+    pub stats_name: &'a Option<String>,
+    pub circuit_breakers: Option<&'a [CircuitBreaker]>,
+}
+
+/// What resolving one needs from the build.
+pub struct Context<'a, 'r> {
+    pub settings: &'a Settings,
+    pub resolvers: &'a Resolvers,
+    pub services: &'a ServiceIndex<'r>,
+    pub defaults: &'a MappingDefaults,
+}
+
+/// The cluster `target` is reached through, and a note when it is served without endpoints
+/// (its Service is missing or has none ready: calls fail until it has).
+pub fn cluster(
+    target: &Target<'_>,
+    cx: &Context<'_, '_>,
+) -> Result<(Cluster, Option<Refusal>), Refusal> {
+    let in_field = |e: String| Refusal::from(format!("{}: {e}", target.field));
+    let origination = match target.tls.filter(|t| !t.is_empty()) {
+        Some(name) => Some(
+            cx.defaults
+                .origination
+                .lookup(target.namespace, name)
+                .map_err(|r| Refusal {
+                    message: format!("tls: {}", r.message),
+                    ..r
+                })?,
+        ),
+        None => None,
+    };
+    let parsed = service::parse_target(target.text, origination.is_some()).map_err(in_field)?;
+    let host = service::qualify(
+        &parsed.host,
+        cx.defaults
+            .service_namespace(target.namespace, &cx.settings.namespace),
+        &cx.settings.namespace,
+    );
+    let parsed = service::Target { host, ..parsed };
+    // No `resolver` field on these kinds: the gateway Module's, as Emissary's `IRCluster` uses.
+    let resolve = cx.resolvers.choose_for(None, false, target.namespace)?;
+    let key = match resolve {
+        Resolve::Auto if target.text.contains("://") => None,
+        Resolve::Auto | Resolve::Endpoints => {
+            service::service_key(&parsed.host, &cx.settings.namespace)
+        }
+        Resolve::Dns => None,
+    };
+    let resolved = cx
+        .services
+        .lookup(&key, resolve, target.namespace, cx.settings);
+    // The Module's `circuit_breakers` when the resource sets none, as Emissary's `IRAuth` does.
+    let circuit_breakers = match target.circuit_breakers {
+        Some(b) => upstream_policy::thresholds("circuit_breakers", b)?,
+        None => cx.defaults.policy.circuit_breakers.clone().unwrap_or_default(),
+    };
+    let policy = ClusterPolicy {
+        circuit_breakers,
+        ..ClusterPolicy::default()
+    };
+    let (cluster, note) = service::cluster(
+        target.text,
+        &parsed,
+        resolved.resolution(&key),
+        target.http2,
+        CONNECT_TIMEOUT,
+        policy,
+    )
+    .map_err(|r| Refusal {
+        message: format!("{}: {}", target.field, r.message),
+        ..r
+    })?;
+    let cluster = upstream_tls::apply(cluster, origination);
+    let tuning = Input {
+        health_checks: None,
+        dns_type: None,
+        respect_dns_ttl: None,
+        enable_ipv4: None,
+        enable_ipv6: None,
+        cluster_tag: &None,
+        stats_name: target.stats_name,
+    };
+    let cluster = cluster_tuning::tune(tuning, &cx.defaults.tuning, cluster)?;
+    let note = note.map(|n| Refusal {
+        message: n
+            .message
+            .replace("the route answers 503", "calls to it fail"),
+        ..n
+    });
+    Ok((cluster, note))
+}
+
+/// Emissary's connect timeout for these clusters (`IRAuth`'s `connect_timeout_ms` default).
+const CONNECT_TIMEOUT: Duration = DEFAULT_CONNECT_TIMEOUT;
