@@ -6,10 +6,10 @@
 
 use std::time::Duration;
 
-use legate_crds::fields::CircuitBreaker;
+use legate_crds::{Resource, fields::CircuitBreaker};
 
 use super::{
-    DEFAULT_CONNECT_TIMEOUT, Refusal, Settings,
+    DEFAULT_CONNECT_TIMEOUT, Reason, Refusal, Rejection, Settings,
     cluster_tuning::{self, Input},
     defaults::MappingDefaults,
     endpoints::ServiceIndex,
@@ -124,3 +124,37 @@ pub fn cluster(
 
 /// Emissary's connect timeout for these clusters (`IRAuth`'s `connect_timeout_ms` default).
 const CONNECT_TIMEOUT: Duration = DEFAULT_CONNECT_TIMEOUT;
+
+/// Resources competing for a role one resource holds per gateway (the default AuthService, the
+/// RateLimitService), best first: those in the gateway's own namespace (the platform team's)
+/// before any other, then the oldest, then by namespace and name, so the choice is the same on
+/// every replica and after every restart.
+pub fn ranked<'r>(mut candidates: Vec<&'r Resource>, gateway_namespace: &str) -> Vec<&'r Resource> {
+    candidates.sort_by_cached_key(|r| {
+        let meta = r.meta();
+        let elsewhere = meta
+            .namespace
+            .as_deref()
+            .is_some_and(|ns| ns != gateway_namespace);
+        let created = meta.creation_timestamp.clone();
+        (elsewhere, created.is_none(), created, r.object_ref())
+    });
+    candidates
+}
+
+/// The refusal of a resource that lost to `winner` for a role (`what`, e.g. "the gateway's
+/// RateLimitService").
+pub fn lost_to(loser: &Resource, winner: &Resource, what: &str, hint: &str) -> Rejection {
+    let w = winner.object_ref();
+    Rejection::new(
+        loser.object_ref(),
+        Reason::Conflict,
+        format!(
+            "{} {}/{} is {what}, and one gateway uses one (the one in the gateway's namespace \
+             wins, then the oldest, then by namespace and name): this one is not used{hint}",
+            w.kind,
+            w.namespace.as_deref().unwrap_or_default(),
+            w.name
+        ),
+    )
+}
