@@ -91,6 +91,13 @@ pub struct AuthServiceSpec {
     /// Let requests through when the service cannot be reached (default false: deny).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_mode_allow: Option<bool>,
+
+    // --- Legate extension --------------------------------------------------------------------
+    /// Check only the requests of Mappings that name this AuthService (`auth_service_ref`),
+    /// rather than every route's. Absent or false: the gateway's default AuthService, as in
+    /// Emissary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opt_in: Option<bool>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]

@@ -154,10 +154,17 @@ pub struct MappingSpec {
     /// Deprecated: same as `allow_upgrade: [websocket]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub use_websocket: Option<bool>,
+    /// Let this route's requests through without the AuthService's check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bypass_auth: Option<bool>,
+    /// Context extensions sent with this route's check requests (gRPC AuthServices).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_context_extensions: Option<BTreeMap<String, String>>,
+    /// Legate extension: the AuthService that checks this route's requests, instead of the
+    /// gateway's default one; it may be an `opt_in` AuthService. Absent: the default, as in
+    /// Emissary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_service_ref: Option<AuthServiceReference>,
     /// Redirect instead of proxying; the redirect host is `service`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_redirect: Option<bool>,
@@ -186,6 +193,16 @@ pub struct MappingSpec {
     pub bypass_error_response_overrides: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modules: Option<Vec<UntypedDict>>,
+}
+
+/// An AuthService by name, in the Mapping's namespace unless `namespace` is given.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct AuthServiceReference {
+    /// Name of the AuthService.
+    pub name: String,
+    /// Namespace of the AuthService; defaults to the Mapping's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
 }
 
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,6 +5,7 @@
 //! replaces the route configuration in place and Envoy never routes through a missing name
 //! (Emissary's index-based names cause brief 404s: EMISSARY.md §6 item 6).
 
+mod auth;
 mod client_certs;
 mod cluster;
 mod cluster_tuning;

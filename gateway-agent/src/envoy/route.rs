@@ -23,7 +23,7 @@ use envoy_types::pb::{
             v3::{FractionalPercent, fractional_percent},
         },
     },
-    google::protobuf::BoolValue,
+    google::protobuf::{Any, BoolValue},
 };
 
 use std::{
@@ -36,11 +36,11 @@ use prost::{
     encoding::{WireType, encode_key, encode_varint, encoded_len_varint},
 };
 
-use super::{bool_value, cors, duration, route_config_name, u32_value};
+use super::{auth, bool_value, cors, duration, route_config_name, u32_value};
 use legate_crds::ObjectRef;
 
 use crate::ir::{
-    PathMatch, Route, RouteAction, ServedRoute, StringMatch, Variant, VirtualHost,
+    PathMatch, Route, auth::RouteAuth, RouteAction, ServedRoute, StringMatch, Variant, VirtualHost,
     mapping::{AddedHeader, Forward, HeaderMatch, Priority, Redirect},
 };
 
@@ -134,6 +134,12 @@ pub(super) fn encode_virtual_host(
 /// match, the headers (6) before the query parameters (7) and the runtime fraction (9). A secure
 /// variant's condition is the last header; a redirect variant's action replaces the route's.
 /// The result is byte for byte prost's encoding of [`served_route`] (a test holds them equal).
+///
+/// The route's `typed_per_filter_config` entries are written in key order (prost writes a map
+/// in hash order, and a configuration must encode the same every time), then its name: prost's
+/// field order. A redirect variant of a route an AuthService checks carries only the default
+/// filter switched off in their place, as Emissary writes it: the redirect comes before any
+/// check.
 #[derive(Debug)]
 pub(super) struct EncodedRoute {
     bytes: Vec<u8>,
@@ -143,6 +149,10 @@ pub(super) struct EncodedRoute {
     headers_end: usize,
     /// The action field, key included.
     action: Range<usize>,
+    /// The `typed_per_filter_config` entries, keys included.
+    per_filter: Range<usize>,
+    /// A redirect variant switches the check off.
+    checked: bool,
 }
 
 /// A secure variant's condition, encoded as a `RouteMatch.headers` element.
@@ -159,11 +169,35 @@ static REDIRECT: LazyLock<Vec<u8>> = LazyLock::new(|| {
     out
 });
 
+/// A checked route's redirect variant's `typed_per_filter_config`, encoded.
+static REDIRECT_FILTERS: LazyLock<Vec<u8>> = LazyLock::new(|| {
+    let mut out = Vec::new();
+    encode_per_filter(&[auth::disabled()], &mut out);
+    out
+});
+
+/// `typed_per_filter_config` entries (field 13), as prost writes each, in the order given.
+fn encode_per_filter(entries: &[(String, Any)], out: &mut Vec<u8>) {
+    use prost::encoding::{message, string};
+    for (key, value) in entries {
+        let len = string::encoded_len(1, key) + message::encoded_len(2, value);
+        encode_key(13, WireType::LengthDelimited, out);
+        encode_varint(len as u64, out);
+        string::encode(1, key, out);
+        message::encode(2, value, out);
+    }
+}
+
 impl EncodedRoute {
     pub(super) fn new(r: &Route) -> Self {
-        use prost::encoding::message;
-        let envoy = route(r);
-        let bytes = envoy.encode_to_vec();
+        use prost::encoding::{message, string};
+        let mut envoy = route_without_filters(r);
+        let name = std::mem::take(&mut envoy.name);
+        let mut bytes = envoy.encode_to_vec();
+        let filters_start = bytes.len();
+        encode_per_filter(&per_filter(r), &mut bytes);
+        let per_filter = filters_start..bytes.len();
+        string::encode(14, &name, &mut bytes);
         // `route` always sets the match: unreachable with any input.
         let matched = envoy.r#match.as_ref().expect("every route has a match");
         let match_len = matched.encoded_len();
@@ -180,6 +214,8 @@ impl EncodedRoute {
             matches: start..end,
             headers_end: end - after_headers,
             action: end..end + action_len,
+            per_filter,
+            checked: r.auth != RouteAuth::None,
         }
     }
 
@@ -193,7 +229,13 @@ impl EncodedRoute {
                     + encoded_len_varint(after as u64)
                     + SECURE.len()
             }
-            Some(Variant::Redirect) => len - self.action.len() + REDIRECT.len(),
+            Some(Variant::Redirect) => {
+                let filters = match self.checked {
+                    true => REDIRECT_FILTERS.len(),
+                    false => self.per_filter.len(),
+                };
+                len - self.action.len() + REDIRECT.len() - self.per_filter.len() + filters
+            }
         }
     }
 
@@ -211,7 +253,14 @@ impl EncodedRoute {
             Some(Variant::Redirect) => {
                 out.extend_from_slice(&b[..self.action.start]);
                 out.extend_from_slice(&REDIRECT);
-                out.extend_from_slice(&b[self.action.end..]);
+                match self.checked {
+                    true => {
+                        out.extend_from_slice(&b[self.action.end..self.per_filter.start]);
+                        out.extend_from_slice(&REDIRECT_FILTERS);
+                        out.extend_from_slice(&b[self.per_filter.end..]);
+                    }
+                    false => out.extend_from_slice(&b[self.action.end..]),
+                }
             }
         }
     }
@@ -234,7 +283,12 @@ pub(super) fn served_route(s: &ServedRoute) -> EnvoyRoute {
             .get_or_insert_default()
             .headers
             .push(secure_condition()),
-        Some(Variant::Redirect) => r.action = Some(https_redirect()),
+        Some(Variant::Redirect) => {
+            r.action = Some(https_redirect());
+            if s.route.auth != RouteAuth::None {
+                r.typed_per_filter_config = [auth::disabled()].into_iter().collect();
+            }
+        }
     }
     r
 }
@@ -256,6 +310,23 @@ fn https_redirect() -> route::Action {
 }
 
 fn route(r: &Route) -> EnvoyRoute {
+    EnvoyRoute {
+        typed_per_filter_config: per_filter(r).into_iter().collect(),
+        ..route_without_filters(r)
+    }
+}
+
+/// The route's settings for the filters that read some (CORS, ext_authz), in key order.
+fn per_filter(r: &Route) -> Vec<(String, Any)> {
+    let mut entries = auth::per_route(&r.auth);
+    if let Some(c) = &r.cors {
+        entries.push(cors::typed_per_filter_config(&c.policy));
+    }
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries
+}
+
+fn route_without_filters(r: &Route) -> EnvoyRoute {
     let headers = r
         .headers
         .iter()
@@ -287,14 +358,6 @@ fn route(r: &Route) -> EnvoyRoute {
         request_headers_to_remove: r.remove_request_headers.clone(),
         response_headers_to_add: r.add_response_headers.iter().map(added).collect(),
         response_headers_to_remove: r.remove_response_headers.clone(),
-        // After the action in the encoding (field 13): a variant, which replaces the match's
-        // tail or the action, keeps it as it is.
-        typed_per_filter_config: r
-            .cors
-            .as_ref()
-            .map(|c| cors::typed_per_filter_config(&c.policy))
-            .into_iter()
-            .collect(),
         ..Default::default()
     }
 }
@@ -548,6 +611,17 @@ mod tests {
             "moved",
             "prefix: /m/, service: m.example.com, host_redirect: true",
         );
+        // Checked routes: their redirect variants switch the check off, in place of the
+        // route's own filter settings (here two: the check's and CORS's, in key order).
+        yaml += "---\napiVersion: getambassador.io/v3alpha1\nkind: AuthService\nmetadata: {name: auth, namespace: default}\nspec: {auth_service: auth:3000}\n";
+        yaml += &mapping(
+            "open-cors",
+            "prefix: /p/, service: p, bypass_auth: true, cors: {origins: [\"https://a.example\"]}",
+        );
+        yaml += &mapping(
+            "context",
+            "prefix: /x/, service: x, auth_context_extensions: {b: \"2\", a: \"1\", c: \"3\"}",
+        );
         // Matches on either side of 128 bytes, where a length takes a second byte.
         for n in 70..130 {
             yaml += &mapping(
@@ -560,15 +634,19 @@ mod tests {
         for route in routes {
             let encoded = EncodedRoute::new(&route);
             for variant in [None, Some(Variant::Secure), Some(Variant::Redirect)] {
-                let expected = served_route(&ServedRoute {
+                let served = served_route(&ServedRoute {
                     route: route.clone(),
                     variant,
-                })
-                .encode_to_vec();
+                });
                 let mut written = Vec::new();
                 encoded.write_as(variant, &mut written);
-                assert_eq!(written, expected, "{} as {variant:?}", route.source);
-                assert_eq!(encoded.len_as(variant), expected.len());
+                assert_eq!(encoded.len_as(variant), written.len());
+                let decoded = envoy_types::pb::envoy::config::route::v3::Route::decode(&written[..]);
+                assert_eq!(decoded.as_ref(), Ok(&served), "{} as {variant:?}", route.source);
+                // Byte for byte where prost's order is not a hash's.
+                if served.typed_per_filter_config.len() < 2 {
+                    assert_eq!(written, served.encode_to_vec(), "{} as {variant:?}", route.source);
+                }
             }
         }
     }

@@ -122,6 +122,7 @@ impl Binder {
                 http_options: Default::default(),
                 grpc: Default::default(),
                 ip_filter: None,
+                auth: Arc::from(Vec::new()),
             });
         }
         for f in &self.unserved {

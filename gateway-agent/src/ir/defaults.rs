@@ -37,6 +37,8 @@ pub struct MappingDefaults {
     pub rejections: Vec<Rejection>,
     /// The TLSContexts as `tls: <name>` originates with them.
     pub origination: upstream_tls::Contexts,
+    /// Which AuthServices check which routes ([`super::auth`]).
+    pub auth: super::auth::Selection,
 }
 
 impl MappingDefaults {
@@ -67,7 +69,13 @@ impl MappingDefaults {
             regex_max_size,
             rejections,
             origination: upstream_tls::Contexts::default(),
+            auth: super::auth::Selection::default(),
         }
+    }
+
+    /// With the AuthServices of the build ([`super::auth::Selection::new`]).
+    pub fn with_auth(self, auth: super::auth::Selection) -> Self {
+        Self { auth, ..self }
     }
 
     /// With the TLSContexts of the build ([`upstream_tls::Contexts::new`]).

@@ -4,12 +4,12 @@
 //! gateway Module's resolver), with the TLSContext its `tls` names, its `stats_name` and
 //! `circuit_breakers`, as Emissary's `IRCluster` builds one for `IRAuth` and `IRRateLimit`.
 
-use std::time::Duration;
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
-use legate_crds::{Resource, fields::CircuitBreaker};
+use legate_crds::{ObjectRef, Resource, fields::CircuitBreaker};
 
 use super::{
-    DEFAULT_CONNECT_TIMEOUT, Reason, Refusal, Rejection, Settings,
+    ClusterEndpoints, DEFAULT_CONNECT_TIMEOUT, Reason, Refusal, Rejection, Settings,
     cluster_tuning::{self, Input},
     defaults::MappingDefaults,
     endpoints::ServiceIndex,
@@ -157,4 +157,30 @@ pub fn lost_to(loser: &Resource, winner: &Resource, what: &str, hint: &str) -> R
             w.name
         ),
     )
+}
+
+/// Notes each resource in `users` (with the cluster it calls) whose cluster is served from a
+/// Kubernetes Service without a ready endpoint: its calls fail until one is ready.
+pub fn note_no_endpoints<'a>(
+    users: impl IntoIterator<Item = (&'a ObjectRef, &'a str)>,
+    clusters: &BTreeMap<String, Arc<Cluster>>,
+    endpoints: &BTreeMap<String, Arc<ClusterEndpoints>>,
+    unreachable: &mut Vec<Rejection>,
+) {
+    for (source, name) in users {
+        let Some(service) = clusters.get(name).and_then(|c| c.service.as_ref()) else {
+            continue;
+        };
+        let empty = endpoints.get(name).is_none_or(|e| e.addresses.is_empty());
+        if service.port_name.is_some() && empty {
+            unreachable.push(Rejection::new(
+                source.clone(),
+                Reason::NoReadyEndpoints,
+                format!(
+                    "Service {}/{} has no ready endpoint; calls to it fail until it has",
+                    service.namespace, service.name
+                ),
+            ));
+        }
+    }
 }

@@ -99,6 +99,8 @@ pub struct Route {
     pub remove_response_headers: Vec<String>,
     /// Its CORS policy: the Mapping's, its group's, or the Module's default ([`cors`]).
     pub cors: Option<RouteCors>,
+    /// Which AuthService checks its requests ([`super::auth`]).
+    pub auth: super::auth::RouteAuth,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -505,6 +507,16 @@ pub fn route(
             Side::Response,
         )?,
         cors: cors::for_route(spec.cors.as_ref(), &defaults.cors, redirect)?,
+        auth: super::auth::route_auth(
+            spec,
+            mapping
+                .metadata
+                .namespace
+                .as_deref()
+                .unwrap_or(&settings.namespace),
+            spec.host_redirect == Some(true),
+            &defaults.auth,
+        )?,
     };
     Ok((route, cluster, note))
 }

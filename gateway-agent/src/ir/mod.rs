@@ -17,6 +17,7 @@
 //! [`cluster_tuning`] reads each Mapping's health checks ([`health_check`]), DNS options, tag
 //! and stats name.
 
+pub mod auth;
 mod binder;
 pub mod client_certs;
 pub mod cluster_tuning;
@@ -170,6 +171,8 @@ pub enum Reason {
     RefNotPermitted,
     /// Its `resolver` (or the Module's) names no resolver.
     ResolverNotFound,
+    /// Its `auth_service_ref` names no AuthService the gateway uses.
+    AuthServiceNotFound,
     /// Envoy refused (NACKed) the configuration it produces; the message carries Envoy's. Set
     /// aside by [`crate::quarantine`] until it changes.
     RefusedByEnvoy,
@@ -190,6 +193,7 @@ impl Reason {
             Self::SecretNotFound => "SecretNotFound",
             Self::RefNotPermitted => "RefNotPermitted",
             Self::ResolverNotFound => "ResolverNotFound",
+            Self::AuthServiceNotFound => "AuthServiceNotFound",
             Self::RefusedByEnvoy => "RefusedByEnvoy",
         }
     }
@@ -245,6 +249,8 @@ pub struct Listener {
     pub grpc: Arc<grpc::GrpcFilters>,
     /// The gateway Module's `ip_allow`/`ip_deny`, the same on every listener.
     pub ip_filter: Option<Arc<ip_filter::IpFilter>>,
+    /// The AuthServices' `ext_authz` filters ([`auth`]), the same on every listener.
+    pub auth: Arc<[Arc<auth::AuthFilter>]>,
 }
 
 /// One Host's routes on one Listener.
@@ -335,9 +341,12 @@ impl Builder {
         // Every Mapping's cluster depends on the resolvers, and its route and cluster on the
         // Module's defaults: when either changes, start again too.
         let resolvers = resolver::Resolvers::new(&plain, module, &self.settings.namespace);
-        let defaults = defaults::MappingDefaults::new(module).with_origination(
-            upstream_tls::Contexts::new(&plain, &self.settings.namespace),
-        );
+        let defaults = defaults::MappingDefaults::new(module)
+            .with_origination(upstream_tls::Contexts::new(
+                &plain,
+                &self.settings.namespace,
+            ))
+            .with_auth(auth::Selection::new(&plain, &self.settings.namespace));
         if host_selectors != self.host_selectors
             || resolvers != self.resolvers
             || defaults != self.defaults
@@ -357,6 +366,7 @@ impl Builder {
         module::notes(&plain, settings, &mut ir.unreachable);
         ir.unreachable.extend(resolvers.notes());
         ir.rejections.extend(defaults.rejections.iter().cloned());
+        ir.rejections.extend(defaults.auth.rejections.iter().cloned());
 
         // What changed since the last build: the Mappings compiled now (new, or naming a Service
         // that changed), and (below) those the memo drops because this build no longer has them.
@@ -443,6 +453,19 @@ impl Builder {
             &mut ir.unreachable,
         );
         listeners.retain(|l| !tcp.refused_listeners.contains(&l.source));
+        let auth = auth::build(
+            &mine,
+            &self.defaults.auth,
+            &external_service::Context {
+                settings: &self.settings,
+                resolvers: &self.resolvers,
+                services: &services,
+                defaults: &self.defaults,
+            },
+            self.defaults.add_linkerd_headers,
+            &mut ir.rejections,
+            &mut ir.unreachable,
+        );
         let served = self.binder.bind(
             &listeners,
             &hosts,
@@ -458,9 +481,20 @@ impl Builder {
                 .entry(c.name.clone())
                 .or_insert_with(|| c.clone());
         }
+        for c in &auth.clusters {
+            ir.clusters
+                .entry(c.name.clone())
+                .or_insert_with(|| c.clone());
+        }
         ir.endpoints =
             self.endpoints
                 .resolve(&ir.clusters, &services, &compiled, &mut ir.unreachable);
+        external_service::note_no_endpoints(
+            auth.filters.iter().map(|f| (&f.source, f.cluster.as_str())),
+            &ir.clusters,
+            &ir.endpoints,
+            &mut ir.unreachable,
+        );
         let tls_ports: Vec<u16> = listeners.iter().filter(|l| l.tls).map(|l| l.port).collect();
         ir.certificates = tls::add_chains(
             &mut ir.listeners,
@@ -490,6 +524,7 @@ impl Builder {
         for l in &mut ir.listeners {
             l.grpc = grpc.clone();
             l.ip_filter = ip_filter.clone();
+            l.auth = auth.filters.clone();
         }
 
         ir.rejections.sort();
