@@ -674,13 +674,13 @@ fn a_field_unused_only_by_this_resource_is_one_the_tables_call_applied() {
 
 #[test]
 fn a_note_is_a_rejection_of_reason_not_supported_on_the_resource() {
-    let r = &load(&doc("AuthService", "auth", "  auth_service: auth"))[0];
+    let r = &load(&doc("RateLimitService", "limits", "  service: limits"))[0];
     assert_eq!(
         unsupported::note(r),
         Some(Rejection::new(
             r.object_ref(),
             Reason::NotSupported,
-            unsupported::AUTH_SERVICE
+            unsupported::RATE_LIMIT_SERVICE
         ))
     );
 }

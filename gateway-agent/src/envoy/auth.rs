@@ -130,9 +130,10 @@ fn stat_prefix(source: &legate_crds::ObjectRef) -> String {
     .concat()
 }
 
-/// Header names matched exactly, in any case.
+/// Header names matched exactly, in any case; none when there are none (Envoy refuses an empty
+/// list).
 fn list(names: &[String]) -> Option<ListStringMatcher> {
-    Some(ListStringMatcher {
+    (!names.is_empty()).then(|| ListStringMatcher {
         patterns: names
             .iter()
             .map(|n| StringMatcher {

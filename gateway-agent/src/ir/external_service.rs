@@ -53,11 +53,7 @@ pub fn cluster(
         Some(name) => Some(
             cx.defaults
                 .origination
-                .lookup(target.namespace, name)
-                .map_err(|r| Refusal {
-                    message: format!("tls: {}", r.message),
-                    ..r
-                })?,
+                .lookup(target.namespace, name)?,
         ),
         None => None,
     };

@@ -43,6 +43,7 @@ use std::{collections::BTreeMap, sync::Arc};
 
 use legate_crds::{
     Resource,
+    auth_service::{AuthProto, AuthServiceSpec},
     fields::BoolOrString,
     host::HostSpec,
     listener::ListenerSpec,
@@ -54,9 +55,6 @@ use legate_crds::{
 use super::{Reason, Rejection};
 use crate::memo::{ByAddress, ByAddressMemo};
 
-/// The note of an AuthService: it must say plainly that nothing is authenticated.
-pub const AUTH_SERVICE: &str =
-    "AuthService is not implemented: requests through this gateway are not authenticated";
 /// The note of a RateLimitService.
 pub const RATE_LIMIT_SERVICE: &str =
     "RateLimitService is not implemented: requests through this gateway are not rate limited";
@@ -144,10 +142,12 @@ pub const TABLES: &[Table] = &[
             "cors.max_age",
             "add_linkerd_headers",
             "priority",
-        ],
-        not_applied: &[
+            // ir/auth.rs
             "bypass_auth",
             "auth_context_extensions",
+            "auth_service_ref",
+        ],
+        not_applied: &[
             "labels",
             "docs",
             "outlier_detection",
@@ -250,8 +250,9 @@ pub const TABLES: &[Table] = &[
     },
     Table {
         kind: "AuthService",
-        applied: &["ambassador_id"],
-        not_applied: &[
+        // ir/auth.rs
+        applied: &[
+            "ambassador_id",
             "auth_service",
             "proto",
             "protocol_version",
@@ -268,7 +269,9 @@ pub const TABLES: &[Table] = &[
             "include_body",
             "status_on_error",
             "failure_mode_allow",
+            "opt_in",
         ],
+        not_applied: &[],
     },
     Table {
         kind: "RateLimitService",
@@ -398,6 +401,8 @@ pub enum Why {
     Shadow,
     /// The field named here is set too and takes precedence.
     Overridden(&'static str),
+    /// It shapes an HTTP check request; the AuthService speaks gRPC.
+    HttpOnly,
 }
 
 impl Why {
@@ -413,6 +418,7 @@ impl Why {
                 "not applied to a shadow Mapping (it mirrors to its service only)".into()
             }
             Self::Overridden(winner) => format!("not applied because {winner} is set"),
+            Self::HttpOnly => "not applied to a gRPC AuthService (proto: grpc)".into(),
         }
     }
 
@@ -436,7 +442,6 @@ pub struct Unapplied {
 /// The note for one resource, or `None` when the gateway applies everything it sets.
 pub fn note(resource: &Resource) -> Option<Rejection> {
     let message = match resource {
-        Resource::AuthService(_) => AUTH_SERVICE.to_owned(),
         Resource::RateLimitService(_) => RATE_LIMIT_SERVICE.to_owned(),
         Resource::ConsulResolver(_) => CONSUL_RESOLVER.to_owned(),
         _ => message(&unapplied(resource))?,
@@ -523,8 +528,9 @@ pub fn unapplied(resource: &Resource) -> Vec<Unapplied> {
         Resource::Listener(l) => listener(&l.spec, &mut found),
         Resource::TLSContext(c) => tls_context(&c.spec, &mut found),
         Resource::Module(m) => module(&m.spec.config, &mut found),
+        Resource::AuthService(a) => auth_service(&a.spec, &mut found),
         // Whole kinds not implemented: their note says so (see `note`).
-        Resource::AuthService(_) | Resource::RateLimitService(_) | Resource::ConsulResolver(_) => {}
+        Resource::RateLimitService(_) | Resource::ConsulResolver(_) => {}
         // Every field applied (the resolvers have nothing to set but `ambassador_id`).
         Resource::KubernetesServiceResolver(_)
         | Resource::KubernetesEndpointResolver(_)
@@ -620,12 +626,22 @@ fn dict(v: &Option<legate_crds::fields::UntypedDict>) -> bool {
 
 fn mapping(s: &MappingSpec, f: &mut Found) {
     use Why::*;
-    f.add(on(s.bypass_auth), "spec.bypass_auth", NotYet);
-    f.add(
-        map(&s.auth_context_extensions),
-        "spec.auth_context_extensions",
-        NotYet,
-    );
+    // ir/auth.rs: a route that is not checked has no use for what goes with its check.
+    let unchecked = if on(s.host_redirect) {
+        Some(Redirect)
+    } else if on(s.bypass_auth) {
+        Some(Overridden("spec.bypass_auth"))
+    } else {
+        None
+    };
+    if let Some(why) = unchecked {
+        f.add(
+            map(&s.auth_context_extensions),
+            "spec.auth_context_extensions",
+            why,
+        );
+        f.add(present(&s.auth_service_ref), "spec.auth_service_ref", why);
+    }
     f.add_with(
         map(&s.labels),
         "spec.labels",
@@ -854,6 +870,32 @@ fn host(s: &HostSpec, f: &mut Found) {
         s.preview_url.as_ref().is_some_and(|p| on(p.enabled)),
         "spec.previewUrl",
         NotYet,
+    );
+}
+
+fn auth_service(s: &AuthServiceSpec, f: &mut Found) {
+    use Why::*;
+    // `v3httpfilter.py` writes these into the HTTP service only.
+    if s.proto == Some(AuthProto::Grpc) {
+        f.add(text(&s.path_prefix), "spec.path_prefix", HttpOnly);
+        f.add(
+            list(&s.allowed_request_headers),
+            "spec.allowed_request_headers",
+            HttpOnly,
+        );
+        f.add(
+            list(&s.allowed_authorization_headers),
+            "spec.allowed_authorization_headers",
+            HttpOnly,
+        );
+        f.add(map(&s.add_auth_headers), "spec.add_auth_headers", HttpOnly);
+        f.add(on(s.add_linkerd_headers), "spec.add_linkerd_headers", HttpOnly);
+    }
+    // Emissary: "AuthService ignoring allow_request_body since include_body is present".
+    f.add(
+        present(&s.include_body) && present(&s.allow_request_body),
+        "spec.allow_request_body",
+        Overridden("spec.include_body"),
     );
 }
 

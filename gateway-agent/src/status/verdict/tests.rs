@@ -137,14 +137,27 @@ fn without_a_listener_every_mapping_says_no_listener() {
 }
 
 #[test]
-fn an_auth_service_is_accepted_and_never_reported_programmed() {
-    let yaml = "apiVersion: getambassador.io/v3alpha1\nkind: AuthService\n\
-                metadata: {name: auth, namespace: team-a}\nspec: {auth_service: auth:3000}\n";
-    let v = &judge(yaml, Programmed::Acked)["AuthService team-a/auth"];
-    assert!(v.accepted.is_true());
+fn an_auth_service_is_programmed_and_a_second_default_one_says_which_won() {
+    let auth = |ns: &str| {
+        format!(
+            "---\napiVersion: getambassador.io/v3alpha1\nkind: AuthService\n\
+             metadata: {{name: auth, namespace: {ns}}}\nspec: {{auth_service: auth:3000}}\n"
+        )
+    };
+    // The one in the gateway's namespace (`default`) wins.
+    let yaml = [auth("team-a"), auth("default")].concat();
+    let verdicts = judge(&yaml, Programmed::Acked);
+    let won = &verdicts["AuthService default/auth"];
+    assert!(won.accepted.is_true() && won.programmed.is_true(), "{won:?}");
+    let lost = &verdicts["AuthService team-a/auth"];
     assert_eq!(
-        (v.programmed.status, v.programmed.reason.as_str()),
-        ("False", "NotSupported")
+        (lost.accepted.status, lost.accepted.reason.as_str()),
+        ("False", "Conflict")
+    );
+    assert!(
+        lost.accepted.message.contains("AuthService default/auth is the gateway's default"),
+        "{}",
+        lost.accepted.message
     );
 }
 
