@@ -361,10 +361,12 @@ fn filter(
             }),
         transport,
         failure_mode_allow: spec.failure_mode_allow == Some(true),
+        // One Envoy cannot answer with is refused ([`compile`]) and left out here.
         status_on_error: spec
             .status_on_error
             .as_ref()
             .and_then(|s| s.code)
+            .filter(|c| status_code(c.get()).is_ok())
             .and_then(|c| u16::try_from(c.get()).ok()),
         body,
     }
@@ -496,3 +498,6 @@ fn unavailable(namespace: &str, name: &str) -> Cluster {
     }
 }
 
+
+#[cfg(test)]
+mod tests;
