@@ -275,37 +275,57 @@ spec:
         assert!(rows.contains(&row), "{row:?} not in:\n{table}");
     }
 
-    // An AuthService the gateway does not enforce yet: said on it, and loudly on the
-    // installation, since traffic through the gateway is not authenticated.
+    // AuthServices: one whose Service does not exist says so (and, with failure_mode_allow,
+    // lets requests through meanwhile); a second default one is not used, says which is, and
+    // warns on the installation, since what it was meant to check may not be.
     kubectl_apply(&format!(
         r#"apiVersion: getambassador.io/v3alpha1
 kind: AuthService
 metadata: {{name: auth, namespace: {a}}}
-spec: {{auth_service: "auth.{a}:3000"}}
+spec: {{auth_service: "auth.{a}:3000", failure_mode_allow: true}}
 "#
     ))?;
     wait_for(
-        "the AuthService's verdict: Programmed False NotSupported",
+        "the AuthService's verdict: Programmed False ServiceNotFound",
         WAIT,
         || async {
             let auth = kubectl_json(&["get", "authservice", "auth", "-n", &a])?;
             Ok(condition(&auth["status"], "Programmed")
-                .filter(|(status, reason, _)| status == "False" && reason == "NotSupported"))
+                .filter(|(status, reason, _)| status == "False" && reason == "ServiceNotFound"))
+        },
+    )
+    .await?;
+    kubectl_apply(&format!(
+        r#"apiVersion: getambassador.io/v3alpha1
+kind: AuthService
+metadata: {{name: auth-too, namespace: {b}}}
+spec: {{auth_service: "auth.{b}:3000", failure_mode_allow: true}}
+"#
+    ))?;
+    wait_for(
+        "the second AuthService's verdict: Accepted False Conflict",
+        WAIT,
+        || async {
+            let auth = kubectl_json(&["get", "authservice", "auth-too", "-n", &b])?;
+            Ok(condition(&auth["status"], "Accepted")
+                .filter(|(status, reason, _)| status == "False" && reason == "Conflict"))
         },
     )
     .await?;
     wait_for(
-        "a Warning on the installation: not authenticated",
+        "a Warning on the installation: not authenticated as intended",
         WAIT,
         || async {
             let described = kubectl_ok(&["describe", "gwi", "edge", "-n", &gw])?;
             Ok(described
                 .lines()
-                .any(|l| l.contains("Warning") && l.contains("NOT authenticated"))
+                .any(|l| l.contains("Warning") && l.contains("NOT be authenticated"))
                 .then_some(()))
         },
     )
     .await?;
+    kubectl_ok(&["delete", "authservice", "auth", "-n", &a])?;
+    kubectl_ok(&["delete", "authservice", "auth-too", "-n", &b])?;
 
     // Resolvers are watched and judged like routes: a Kubernetes one is accepted and programmed,
     // a ConsulResolver says it is not implemented (a Mapping naming it would be refused).

@@ -68,7 +68,7 @@ fn validate_warns_of_what_run_would_accept_but_not_apply() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("policy.yaml"),
-        "apiVersion: getambassador.io/v3alpha1\nkind: AuthService\nmetadata: {name: auth, namespace: default}\nspec: {auth_service: auth}\n---\n\
+        "apiVersion: getambassador.io/v3alpha1\nkind: AuthService\nmetadata: {name: auth, namespace: default}\nspec: {auth_service: auth, proto: grpc, protocol_version: v3, path_prefix: /x}\n---\n\
          apiVersion: getambassador.io/v3alpha1\nkind: Mapping\nmetadata: {name: quote, namespace: default}\nspec: {prefix: /q/, service: q, docs: {path: /docs}}\n",
     )
     .unwrap();
@@ -76,8 +76,8 @@ fn validate_warns_of_what_run_would_accept_but_not_apply() {
     assert_eq!(code, Some(0), "{text}");
     assert!(
         text.contains(
-            "warning: AuthService default/auth: AuthService is not implemented: requests through \
-             this gateway are not authenticated"
+            "warning: AuthService default/auth: not applied to a gRPC AuthService (proto: grpc): \
+             spec.path_prefix"
         ),
         "{text}"
     );

@@ -56,20 +56,22 @@ fn note_of(ir: &Ir, object: &str) -> Vec<String> {
 }
 
 #[test]
-fn a_mapping_with_docs_and_bypass_auth_gets_one_note_naming_both_and_still_serves() {
+fn a_mapping_with_docs_and_outlier_detection_gets_one_note_naming_both_and_still_serves() {
     let ir = ir(&format!(
         "{LISTENER}{}",
         doc(
             "Mapping",
             "quote",
-            "  hostname: \"*\"\n  prefix: /quote/\n  service: quote\n  docs: {path: /docs}\n  bypass_auth: true"
+            "  hostname: \"*\"\n  prefix: /quote/\n  service: quote\n  docs: {path: /docs}\n  outlier_detection: x"
         )
     ));
     assert_eq!(
         notes(&ir),
         [(
             "Mapping default/quote".to_owned(),
-            "not applied yet: spec.bypass_auth, spec.docs".to_owned()
+            "not applied yet: spec.docs, spec.outlier_detection (Emissary does not support it \
+             either)"
+                .to_owned()
         )]
     );
     assert!(ir.rejections.is_empty(), "{:#?}", ir.rejections);
@@ -139,11 +141,21 @@ fn a_value_that_asks_for_what_the_gateway_does_anyway_is_not_reported() {
 }
 
 #[test]
-fn an_auth_service_says_plainly_that_requests_are_not_authenticated() {
-    let ir = ir(&doc("AuthService", "auth", "  auth_service: auth:3000"));
+fn an_auth_service_names_what_its_proto_does_not_use() {
+    let ir = ir(&doc(
+        "AuthService",
+        "auth",
+        "  auth_service: auth:3000\n  proto: grpc\n  protocol_version: v3\n  path_prefix: /x\n  \
+         allowed_request_headers: [x-a]\n  include_body: {max_bytes: 10, allow_partial: true}\n  \
+         allow_request_body: true",
+    ));
     assert_eq!(
         note_of(&ir, "AuthService default/auth"),
-        ["AuthService is not implemented: requests through this gateway are not authenticated"]
+        [
+            "not applied because spec.include_body is set: spec.allow_request_body; not \
+             applied to a gRPC AuthService (proto: grpc): spec.path_prefix, \
+             spec.allowed_request_headers"
+        ]
     );
 }
 
@@ -335,7 +347,14 @@ fn a_kept_builder_notes_what_changed_and_forgets_what_went() {
         .remove(0),
     );
     let without = Arc::new(load(&doc("Mapping", "m", "  prefix: /m/\n  service: m")).remove(0));
-    let auth = Arc::new(load(&doc("AuthService", "a", "  auth_service: a")).remove(0));
+    let auth = Arc::new(
+        load(&doc(
+            "AuthService",
+            "a",
+            "  auth_service: a\n  proto: grpc\n  protocol_version: v3\n  path_prefix: /a",
+        ))
+        .remove(0),
+    );
     let mut builder = Builder::new(Settings::default());
     let objects = |ir: &Ir| -> Vec<String> { notes(ir).into_iter().map(|(o, _)| o).collect() };
     let ir = builder.build(&[with_keepalive.clone(), auth.clone()]);
@@ -483,8 +502,6 @@ spec:
   add_linkerd_headers: true
   priority: high
   cors: {origins: [\"https://a.example\"]}
-  bypass_auth: true
-  auth_context_extensions: {team: a}
   labels: {ambassador: [{group: [remote_address]}]}
   docs: {path: /docs}
   outlier_detection: consecutive_5xx
@@ -619,7 +636,6 @@ fn every_field_listed_as_not_applied_is_named_when_set() {
 fn named_whole(kind: &str) -> bool {
     [
         "TCPMapping",
-        "AuthService",
         "RateLimitService",
         "ConsulResolver",
     ]
@@ -643,6 +659,16 @@ fn a_field_unused_only_by_this_resource_is_one_the_tables_call_applied() {
             "Host",
             "selectors",
             "  mappingSelector: {matchLabels: {a: b}}\n  selector: {matchLabels: {c: d}}",
+        ),
+        doc(
+            "AuthService",
+            "grpc",
+            "  auth_service: a\n  proto: grpc\n  protocol_version: v3\n  path_prefix: /a\n  allowed_request_headers: [x-a]\n  allowed_authorization_headers: [x-b]\n  add_auth_headers: {x-c: c}\n  add_linkerd_headers: true\n  include_body: {max_bytes: 1, allow_partial: true}\n  allow_request_body: true",
+        ),
+        doc(
+            "Mapping",
+            "open",
+            "  prefix: /o/\n  service: o\n  bypass_auth: true\n  auth_context_extensions: {a: b}\n  auth_service_ref: {name: a}",
         ),
         doc(
             "Listener",
@@ -669,7 +695,7 @@ fn a_field_unused_only_by_this_resource_is_one_the_tables_call_applied() {
             seen += 1;
         }
     }
-    assert_eq!(seen, 11 + 6 + 1 + 1);
+    assert_eq!(seen, 11 + 6 + 1 + 1 + 6 + 2);
 }
 
 #[test]

@@ -208,7 +208,7 @@ struct Writer {
     written: HashMap<ObjectRef, Applied>,
     /// The installation status last applied.
     installation_status: Option<Value>,
-    /// AuthServices and RateLimitServices last warned about on the installation.
+    /// AuthServices and RateLimitServices not accepted, last warned about on the installation.
     warned: BTreeSet<ObjectRef>,
 }
 
@@ -329,38 +329,45 @@ impl Writer {
         }
     }
 
-    /// An AuthService or RateLimitService the gateway does not enforce leaves traffic open:
-    /// besides the resource's own status and Event, a Warning on the installation.
+    /// An AuthService or RateLimitService the gateway does not use as written may leave
+    /// traffic unchecked: besides the resource's own status and Event, a Warning on the
+    /// installation, once for each such verdict.
     async fn warn_unenforced(&mut self, verdicts: &BTreeMap<ObjectRef, Verdict>, built: &Built) {
-        let now: BTreeSet<ObjectRef> = verdicts
-            .keys()
-            .filter(|o| o.kind == "AuthService" || o.kind == "RateLimitService")
-            .cloned()
+        let now: BTreeMap<ObjectRef, &Verdict> = verdicts
+            .iter()
+            .filter(|(o, v)| {
+                (o.kind == "AuthService" || o.kind == "RateLimitService") && !v.accepted.is_true()
+            })
+            .map(|(o, v)| (o.clone(), v))
             .collect();
         let Some(gwi) = self.installation_ref(built) else {
             return;
         };
-        for object in now.difference(&self.warned) {
+        for (object, verdict) in &now {
+            if self.warned.contains(object) {
+                continue;
+            }
             let what = if object.kind == "AuthService" {
-                "requests through this gateway are NOT authenticated"
+                "requests it was meant to check may NOT be authenticated as intended"
             } else {
-                "requests through this gateway are NOT rate limited"
+                "requests it was meant to limit may NOT be rate limited as intended"
             };
             let event = Event {
                 type_: EventType::Warning,
-                reason: "NotSupported".to_owned(),
+                reason: verdict.accepted.reason.clone(),
                 note: Some(format!(
-                    "{object} is not implemented by this gateway yet: {what}"
+                    "{object} is not accepted: {what}: {}",
+                    verdict.accepted.message
                 )),
                 action: "Translate".to_owned(),
                 secondary: Some(object_reference(object, built)),
             };
-            warn!(%object, "{what}: {} is not implemented yet", object.kind);
+            warn!(%object, reason = %verdict.accepted.reason, "{what}");
             if let Err(e) = self.recorder.publish(&event, &gwi).await {
                 warn!(error = %e, "cannot record an Event on the installation");
             }
         }
-        self.warned = now;
+        self.warned = now.into_keys().collect();
     }
 
     fn installation_ref(&self, built: &Built) -> Option<ObjectReference> {
