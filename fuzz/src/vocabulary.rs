@@ -280,6 +280,14 @@ const MAPPING: &[FieldDef] = &[
     (&["spec", "redirect_response_code"], Ty::Json(INTS)),
     (&["spec", "bypass_auth"], Ty::Json(BOOLS)),
     (
+        &["spec", "auth_context_extensions"],
+        Ty::Json(&["{\"a\": \"b\", \"c\": \"\"}", "{}"]),
+    ),
+    (
+        &["spec", "auth_service_ref"],
+        Ty::Json(&["{\"name\": \"a\"}", "{\"name\": \"b\", \"namespace\": \"shop\"}"]),
+    ),
+    (
         &["spec", "error_response_overrides"],
         Ty::Json(&["[{}]", "[]"]),
     ),
@@ -429,6 +437,12 @@ const AUTH_SERVICE: &[FieldDef] = &[
         &["spec", "include_body"],
         Ty::Json(&["{\"max_bytes\": 4096, \"allow_partial\": true}"]),
     ),
+    (&["spec", "protocol_version"], Ty::Str(&["v3", "v2"])),
+    (&["spec", "allowed_authorization_headers"], Ty::List(HEADERS)),
+    (&["spec", "add_auth_headers"], Ty::Json(&["{\"x-a\": \"b\"}", "{\"\": \"\"}"])),
+    (&["spec", "status_on_error"], Ty::Json(&["{\"code\": 503}", "{\"code\": 299}", "{}"])),
+    (&["spec", "tls"], Ty::Str(&["a", ""])),
+    (&["spec", "opt_in"], Ty::Json(BOOLS)),
 ];
 
 const RATE_LIMIT_SERVICE: &[FieldDef] = &[
