@@ -147,12 +147,29 @@ fn an_auth_service_says_plainly_that_requests_are_not_authenticated() {
     );
 }
 
+/// Every RateLimitService field is applied (`ir/rate_limit.rs`); a label's
+/// `omit_if_not_present: true` is named, since Emissary does not apply it either.
 #[test]
-fn a_rate_limit_service_says_requests_are_not_rate_limited() {
-    let ir = ir(&doc("RateLimitService", "rl", "  service: rl:8081"));
+fn a_rate_limit_service_gets_no_note_and_omit_if_not_present_is_named() {
+    let yaml = [
+        doc(
+            "RateLimitService",
+            "rl",
+            "  service: rl:8081\n  domain: d\n  timeout_ms: 50\n  protocol_version: v3\n  failure_mode_deny: true\n  grpc: {use_resource_exhausted_code: true}\n  stats_name: rl",
+        ),
+        doc(
+            "Mapping",
+            "m",
+            "  prefix: /m/\n  service: m\n  labels:\n    d:\n    - g:\n      - request_headers: {key: user, header_name: x-user, omit_if_not_present: true}",
+        ),
+    ]
+    .concat();
+    let ir = ir(&yaml);
+    assert_eq!(note_of(&ir, "RateLimitService default/rl"), Vec::<String>::new());
     assert_eq!(
-        note_of(&ir, "RateLimitService default/rl"),
-        ["RateLimitService is not implemented: requests through this gateway are not rate limited"]
+        note_of(&ir, "Mapping default/m"),
+        ["not applied, as in Emissary: spec.labels (omit_if_not_present: true: a label group \
+          whose header is absent is not sent, whatever it says)"]
     );
 }
 
@@ -620,7 +637,6 @@ fn named_whole(kind: &str) -> bool {
     [
         "TCPMapping",
         "AuthService",
-        "RateLimitService",
         "ConsulResolver",
     ]
     .contains(&kind)

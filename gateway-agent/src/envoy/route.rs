@@ -276,7 +276,10 @@ fn route(r: &Route) -> EnvoyRoute {
         ..Default::default()
     };
     let action = match &r.action {
-        RouteAction::Forward(f) => route::Action::Route(forward(f)),
+        RouteAction::Forward(f) => route::Action::Route(EnvoyRouteAction {
+            rate_limits: super::rate_limit::route_rate_limits(&r.rate_limits),
+            ..forward(f)
+        }),
         RouteAction::Redirect(d) => route::Action::Redirect(redirect(d)),
     };
     EnvoyRoute {

@@ -122,6 +122,7 @@ impl Binder {
                 http_options: Default::default(),
                 grpc: Default::default(),
                 ip_filter: None,
+                rate_limit: None,
             });
         }
         for f in &self.unserved {

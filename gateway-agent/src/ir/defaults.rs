@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::{
     Reason, Rejection, cluster_tuning, cors,
     envoy_rules::{Side, re2::RegexLimit},
-    mapping, module, upstream_policy, upstream_tls,
+    mapping, module, rate_limit, upstream_policy, upstream_tls,
 };
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -37,6 +37,9 @@ pub struct MappingDefaults {
     pub rejections: Vec<Rejection>,
     /// The TLSContexts as `tls: <name>` originates with them.
     pub origination: upstream_tls::Contexts,
+    /// The RateLimitService's domain and the Module's default labels for it ([`rate_limit`]);
+    /// `None` without a RateLimitService.
+    pub rate_limit: Option<rate_limit::RouteDefaults>,
 }
 
 impl MappingDefaults {
@@ -67,7 +70,14 @@ impl MappingDefaults {
             regex_max_size,
             rejections,
             origination: upstream_tls::Contexts::default(),
+            rate_limit: None,
         }
+    }
+
+    /// With what the gateway's RateLimitService makes of Mappings' labels
+    /// ([`rate_limit::select`]).
+    pub fn with_rate_limit(self, rate_limit: Option<rate_limit::RouteDefaults>) -> Self {
+        Self { rate_limit, ..self }
     }
 
     /// With the TLSContexts of the build ([`upstream_tls::Contexts::new`]).

@@ -99,6 +99,8 @@ pub struct Route {
     pub remove_response_headers: Vec<String>,
     /// Its CORS policy: the Mapping's, its group's, or the Module's default ([`cors`]).
     pub cors: Option<RouteCors>,
+    /// The descriptors its `labels` send to the RateLimitService ([`super::rate_limit`]).
+    pub rate_limits: Vec<super::rate_limit::Descriptor>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -505,6 +507,11 @@ pub fn route(
             Side::Response,
         )?,
         cors: cors::for_route(spec.cors.as_ref(), &defaults.cors, redirect)?,
+        // Checked on every Mapping; sent only from a route that forwards, as Emissary's.
+        rate_limits: super::rate_limit::descriptors(
+            spec.labels.as_ref(),
+            defaults.rate_limit.as_ref().filter(|_| !redirect),
+        )?,
     };
     Ok((route, cluster, note))
 }

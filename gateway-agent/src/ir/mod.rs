@@ -34,6 +34,7 @@ pub mod http_options;
 pub mod ip_filter;
 pub mod mapping;
 pub mod module;
+pub mod rate_limit;
 pub mod resolver;
 pub mod service;
 pub mod tcp_mapping;
@@ -245,6 +246,8 @@ pub struct Listener {
     pub grpc: Arc<grpc::GrpcFilters>,
     /// The gateway Module's `ip_allow`/`ip_deny`, the same on every listener.
     pub ip_filter: Option<Arc<ip_filter::IpFilter>>,
+    /// The gateway's RateLimitService ([`rate_limit`]), the same on every listener.
+    pub rate_limit: Option<Arc<rate_limit::RateLimit>>,
 }
 
 /// One Host's routes on one Listener.
@@ -335,9 +338,13 @@ impl Builder {
         // Every Mapping's cluster depends on the resolvers, and its route and cluster on the
         // Module's defaults: when either changes, start again too.
         let resolvers = resolver::Resolvers::new(&plain, module, &self.settings.namespace);
-        let defaults = defaults::MappingDefaults::new(module).with_origination(
-            upstream_tls::Contexts::new(&plain, &self.settings.namespace),
-        );
+        let rate_limiting = rate_limit::select(&plain, module, &self.settings);
+        let defaults = defaults::MappingDefaults::new(module)
+            .with_origination(upstream_tls::Contexts::new(
+                &plain,
+                &self.settings.namespace,
+            ))
+            .with_rate_limit(rate_limiting.routes.clone());
         if host_selectors != self.host_selectors
             || resolvers != self.resolvers
             || defaults != self.defaults
@@ -357,6 +364,7 @@ impl Builder {
         module::notes(&plain, settings, &mut ir.unreachable);
         ir.unreachable.extend(resolvers.notes());
         ir.rejections.extend(defaults.rejections.iter().cloned());
+        ir.rejections.extend(rate_limiting.rejections.iter().cloned());
 
         // What changed since the last build: the Mappings compiled now (new, or naming a Service
         // that changed), and (below) those the memo drops because this build no longer has them.
@@ -458,9 +466,25 @@ impl Builder {
                 .entry(c.name.clone())
                 .or_insert_with(|| c.clone());
         }
+        // Before the endpoints: an EDS cluster of the RateLimitService gets its own.
+        let rate_limiter = rate_limit::build(
+            &rate_limiting,
+            &external_service::Context {
+                settings,
+                resolvers,
+                services: &services,
+                defaults,
+            },
+            &mut ir.clusters,
+            &mut ir.rejections,
+            &mut ir.unreachable,
+        );
         ir.endpoints =
             self.endpoints
                 .resolve(&ir.clusters, &services, &compiled, &mut ir.unreachable);
+        if let Some(chosen) = &rate_limiter {
+            rate_limit::note_endpoints(chosen, &ir.endpoints, &mut ir.unreachable);
+        }
         let tls_ports: Vec<u16> = listeners.iter().filter(|l| l.tls).map(|l| l.port).collect();
         ir.certificates = tls::add_chains(
             &mut ir.listeners,
@@ -490,6 +514,7 @@ impl Builder {
         for l in &mut ir.listeners {
             l.grpc = grpc.clone();
             l.ip_filter = ip_filter.clone();
+            l.rate_limit = rate_limiter.as_ref().map(|c| c.filter.clone());
         }
 
         ir.rejections.sort();

@@ -57,9 +57,6 @@ use crate::memo::{ByAddress, ByAddressMemo};
 /// The note of an AuthService: it must say plainly that nothing is authenticated.
 pub const AUTH_SERVICE: &str =
     "AuthService is not implemented: requests through this gateway are not authenticated";
-/// The note of a RateLimitService.
-pub const RATE_LIMIT_SERVICE: &str =
-    "RateLimitService is not implemented: requests through this gateway are not rate limited";
 /// The note of a ConsulResolver: the Mappings that name it are refused, each saying so.
 pub const CONSUL_RESOLVER: &str =
     "ConsulResolver is not implemented: Mappings that name it are not served";
@@ -144,11 +141,11 @@ pub const TABLES: &[Table] = &[
             "cors.max_age",
             "add_linkerd_headers",
             "priority",
+            "labels", // ir/rate_limit.rs
         ],
         not_applied: &[
             "bypass_auth",
             "auth_context_extensions",
-            "labels",
             "docs",
             "outlier_detection",
             "envoy_override",
@@ -272,8 +269,9 @@ pub const TABLES: &[Table] = &[
     },
     Table {
         kind: "RateLimitService",
-        applied: &["ambassador_id"],
-        not_applied: &[
+        // ir/rate_limit.rs
+        applied: &[
+            "ambassador_id",
             "service",
             "domain",
             "timeout_ms",
@@ -283,6 +281,7 @@ pub const TABLES: &[Table] = &[
             "tls",
             "stats_name",
         ],
+        not_applied: &[],
     },
     Table {
         kind: "KubernetesServiceResolver",
@@ -354,10 +353,11 @@ pub const TABLES: &[Table] = &[
             "config.enable_ipv6",
             // ir/defaults.rs, ir/envoy_rules/re2.rs
             "config.regex_max_size",
-        ],
-        not_applied: &[
+            // ir/rate_limit.rs
             "config.default_label_domain",
             "config.default_labels",
+        ],
+        not_applied: &[
             "config.diagnostics",
             "config.liveness_probe",
             "config.readiness_probe",
@@ -398,6 +398,8 @@ pub enum Why {
     Shadow,
     /// The field named here is set too and takes precedence.
     Overridden(&'static str),
+    /// Emissary reads the field and does nothing with it either: the gateway does as it does.
+    AsEmissary,
 }
 
 impl Why {
@@ -413,6 +415,7 @@ impl Why {
                 "not applied to a shadow Mapping (it mirrors to its service only)".into()
             }
             Self::Overridden(winner) => format!("not applied because {winner} is set"),
+            Self::AsEmissary => "not applied, as in Emissary".into(),
         }
     }
 
@@ -437,7 +440,6 @@ pub struct Unapplied {
 pub fn note(resource: &Resource) -> Option<Rejection> {
     let message = match resource {
         Resource::AuthService(_) => AUTH_SERVICE.to_owned(),
-        Resource::RateLimitService(_) => RATE_LIMIT_SERVICE.to_owned(),
         Resource::ConsulResolver(_) => CONSUL_RESOLVER.to_owned(),
         _ => message(&unapplied(resource))?,
     };
@@ -524,11 +526,12 @@ pub fn unapplied(resource: &Resource) -> Vec<Unapplied> {
         Resource::TLSContext(c) => tls_context(&c.spec, &mut found),
         Resource::Module(m) => module(&m.spec.config, &mut found),
         // Whole kinds not implemented: their note says so (see `note`).
-        Resource::AuthService(_) | Resource::RateLimitService(_) | Resource::ConsulResolver(_) => {}
+        Resource::AuthService(_) | Resource::ConsulResolver(_) => {}
         // Every field applied (the resolvers have nothing to set but `ambassador_id`).
         Resource::KubernetesServiceResolver(_)
         | Resource::KubernetesEndpointResolver(_)
-        | Resource::TCPMapping(_) => {}
+        | Resource::TCPMapping(_)
+        | Resource::RateLimitService(_) => {}
         // Not written as routes or policy: the operator's, or Kubernetes' own objects the IR
         // reads for what it needs.
         Resource::GatewayInstallation(_)
@@ -600,12 +603,6 @@ fn text(v: &Option<String>) -> bool {
     v.as_deref().is_some_and(|s| !s.is_empty())
 }
 
-/// A name compared as Emissary compares it, without regard to case.
-fn text_other_than(v: &Option<String>, default: &str) -> bool {
-    v.as_deref()
-        .is_some_and(|s| !s.is_empty() && !s.eq_ignore_ascii_case(default))
-}
-
 fn list<T>(v: &Option<Vec<T>>) -> bool {
     v.as_ref().is_some_and(|l| !l.is_empty())
 }
@@ -618,6 +615,10 @@ fn dict(v: &Option<legate_crds::fields::UntypedDict>) -> bool {
     v.as_ref().is_some_and(|d| !d.is_empty())
 }
 
+/// What a label's `omit_if_not_present: true` does here and in Emissary.
+const OMIT_IF_NOT_PRESENT: &str = "omit_if_not_present: true: a label group whose header is \
+                                   absent is not sent, whatever it says";
+
 fn mapping(s: &MappingSpec, f: &mut Found) {
     use Why::*;
     f.add(on(s.bypass_auth), "spec.bypass_auth", NotYet);
@@ -626,11 +627,15 @@ fn mapping(s: &MappingSpec, f: &mut Found) {
         "spec.auth_context_extensions",
         NotYet,
     );
+    // `v3ratelimitaction.py` leaves `skip_if_absent` out: a group whose header is absent is
+    // not sent, whatever `omit_if_not_present` says.
     f.add_with(
-        map(&s.labels),
+        s.labels.as_ref().is_some_and(|l| {
+            super::rate_limit::omits_if_not_present(super::rate_limit::all_specifiers(l))
+        }),
         "spec.labels",
-        Some("rate-limit labels"),
-        NotYet,
+        Some(OMIT_IF_NOT_PRESENT),
+        AsEmissary,
     );
     f.add(present(&s.docs), "spec.docs", NotYet);
     // `irhttpmapping.py`: "outlier_detection is not supported", and the Mapping is served.
@@ -720,6 +725,7 @@ fn mapping(s: &MappingSpec, f: &mut Found) {
         f.add(on(s.add_linkerd_headers), "spec.add_linkerd_headers", why);
         f.add(text(&s.priority), "spec.priority", why);
         f.add(text(&s.priority), "spec.priority", why);
+        f.add(map(&s.labels), "spec.labels", why);
     } else {
         let why = NotRedirect;
         f.add(present(&s.path_redirect), "spec.path_redirect", why);
@@ -748,6 +754,7 @@ fn mapping(s: &MappingSpec, f: &mut Found) {
         f.add(map(&s.add_request_headers), "spec.add_request_headers", why);
         f.add(on(s.add_linkerd_headers), "spec.add_linkerd_headers", why);
         f.add(text(&s.priority), "spec.priority", why);
+        f.add(map(&s.labels), "spec.labels", why);
         f.add(
             map(&s.add_response_headers),
             "spec.add_response_headers",
@@ -890,12 +897,23 @@ fn module(c: &ModuleConfig, f: &mut Found) {
     let probe =
         |p: &Option<legate_crds::module::Probe>| p.as_ref().is_some_and(|p| !off(p.enabled));
 
-    f.add(
-        text_other_than(&c.default_label_domain, "ambassador"),
-        "spec.config.default_label_domain",
-        NotYet,
+    // `irambassador.py` reads only `defaults` of each domain.
+    let labels = || c.default_labels.iter().flatten().map(|(_, l)| l);
+    let prefix = labels().any(|l| l.label_prefix.as_deref().is_some_and(|p| !p.is_empty()));
+    let omit = super::rate_limit::omits_if_not_present(
+        labels().flat_map(|l| l.defaults.iter().flatten()),
     );
-    f.add(map(&c.default_labels), "spec.config.default_labels", NotYet);
+    f.add_with(
+        prefix || omit,
+        "spec.config.default_labels",
+        Some(match (prefix, omit) {
+            (true, true) => "label_prefix; and omit_if_not_present: true: a label group whose \
+                             header is absent is not sent, whatever it says",
+            (true, false) => "label_prefix",
+            _ => OMIT_IF_NOT_PRESENT,
+        }),
+        AsEmissary,
+    );
     f.add(
         c.diagnostics.as_ref().is_some_and(|d| !off(d.enabled)),
         "spec.config.diagnostics",

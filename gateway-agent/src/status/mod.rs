@@ -208,7 +208,7 @@ struct Writer {
     written: HashMap<ObjectRef, Applied>,
     /// The installation status last applied.
     installation_status: Option<Value>,
-    /// AuthServices and RateLimitServices last warned about on the installation.
+    /// AuthServices last warned about on the installation.
     warned: BTreeSet<ObjectRef>,
 }
 
@@ -334,7 +334,7 @@ impl Writer {
     async fn warn_unenforced(&mut self, verdicts: &BTreeMap<ObjectRef, Verdict>, built: &Built) {
         let now: BTreeSet<ObjectRef> = verdicts
             .keys()
-            .filter(|o| o.kind == "AuthService" || o.kind == "RateLimitService")
+            .filter(|o| o.kind == "AuthService")
             .cloned()
             .collect();
         let Some(gwi) = self.installation_ref(built) else {
