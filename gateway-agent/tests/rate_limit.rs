@@ -133,7 +133,9 @@ other:
     gw.write(
         "rl.yaml",
         &[
-            gateway::module("default_labels:\n  ambassador: {defaults: [{generic_key: {value: from-module}}]}"),
+            gateway::module(
+                "default_labels: {ambassador: {defaults: [{generic_key: {value: from-module}}]}}",
+            ),
             service("rl", &server.service(), ""),
             labelled("app", "/app/", &upstream, labels),
         ]
@@ -203,7 +205,7 @@ spec:
     gw.write(
         "rl.yaml",
         &[
-            gateway::module("default_labels:\n  ambassador: {defaults: [remote_address]}"),
+            gateway::module("default_labels: {ambassador: {defaults: [remote_address]}}"),
             service("rl", &server.service(), ""),
             v2,
             bare,
@@ -392,19 +394,17 @@ async fn the_domain_defaults_to_the_modules_default_label_domain() {
     );
 }
 
-/// Envoy accepts every configuration here: the NACK counter stays at zero while a
-/// RateLimitService that cannot be used (v2, a missing TLSContext) is refused by name and its
-/// filter still fails closed with `failure_mode_deny`.
+/// A RateLimitService that cannot be used (its TLSContext is missing) is refused naming the
+/// field, and its filter stays, calling a cluster without endpoints: with `failure_mode_deny`
+/// requests are refused, never silently let through unlimited; Envoy accepts all of it.
+/// (`protocol_version: v2` never gets this far: the CRD's rule, which the loader applies too,
+/// refuses the document.)
 #[tokio::test]
 async fn an_unusable_rate_limit_service_is_refused_and_still_fails_closed() {
     let upstream = Upstream::start("app").await;
     let gw = Gateway::start().await;
     let yaml = [
-        service(
-            "rl",
-            "127.0.0.1:1",
-            ", protocol_version: v2, tls: missing, failure_mode_deny: true",
-        ),
+        service("rl", "127.0.0.1:1", ", tls: missing, failure_mode_deny: true"),
         labelled(
             "app",
             "/app/",
@@ -412,8 +412,7 @@ async fn an_unusable_rate_limit_service_is_refused_and_still_fails_closed() {
             "ambassador:\n- all:\n  - generic_key: {value: app}",
         ),
     ]
-    .concat()
-    .replace("protocol_version: v3, ", "");
+    .concat();
     gw.write("rl.yaml", &yaml);
     gw.wait_status("/app/", 500).await;
     assert_eq!(gw.agent.nacks().await, 0.0);
@@ -428,9 +427,8 @@ async fn an_unusable_rate_limit_service_is_refused_and_still_fails_closed() {
         refused,
         [(
             "RateLimitService default/rl".to_owned(),
-            "protocol_version: v2 is not supported; use v3 (Envoy speaks only v3); tls: \
-             TLSContext \"missing\" does not exist; rate-limit checks fail until it is fixed \
-             (failure_mode_deny true: requests are refused with 500)"
+            "tls: TLSContext default/missing not found; rate-limit checks fail until it is \
+             fixed (failure_mode_deny true: requests are refused with 500)"
                 .to_owned()
         )]
     );

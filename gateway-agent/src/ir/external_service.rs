@@ -53,11 +53,8 @@ pub fn cluster(
         Some(name) => Some(
             cx.defaults
                 .origination
-                .lookup(target.namespace, name)
-                .map_err(|r| Refusal {
-                    message: format!("tls: {}", r.message),
-                    ..r
-                })?,
+                // Its messages start with `tls: ` already.
+                .lookup(target.namespace, name)?,
         ),
         None => None,
     };
