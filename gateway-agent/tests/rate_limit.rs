@@ -433,3 +433,54 @@ async fn an_unusable_rate_limit_service_is_refused_and_still_fails_closed() {
         )]
     );
 }
+
+/// The RateLimitService's Service, read as a Mapping's is: missing (where the source has
+/// authority over Services) or without a ready endpoint, it is served anyway and its status
+/// says why checks fail (`Programmed: False`); with endpoints, its EDS cluster has them.
+#[test]
+fn its_service_missing_or_without_ready_endpoints_is_noted() {
+    let rls = service("rl", "ratelimit:grpc", "");
+    let svc = "---\napiVersion: v1\nkind: Service\nmetadata: {name: ratelimit, namespace: default}\n\
+               spec: {ports: [{name: grpc, port: 8081}]}\n";
+    let slice = |ready: bool| {
+        format!(
+            "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: ratelimit-a\n  \
+             namespace: default\n  labels: {{kubernetes.io/service-name: ratelimit}}\naddressType: IPv4\n\
+             ports: [{{name: grpc, port: 8081}}]\nendpoints:\n- {{addresses: [\"10.0.0.7\"], conditions: {{ready: {ready}}}}}\n"
+        )
+    };
+    let kubernetes = Settings {
+        service_namespaces: Some(ir::ServiceNamespaces::All),
+        ..Settings::default()
+    };
+    let notes = |yaml: &str| -> Vec<(ir::Reason, String)> {
+        let loaded = legate_crds::loader::load_str("rl.yaml", yaml).expect("the YAML loads");
+        assert!(loaded.errors.is_empty(), "{:#?}", loaded.errors);
+        let ir = ir::build(&loaded.resources, &kubernetes);
+        assert_eq!(ir.rejections, []);
+        ir.unreachable
+            .iter()
+            .filter(|n| n.object.kind == "RateLimitService")
+            .map(|n| (n.reason, n.message.clone()))
+            .collect()
+    };
+    assert_eq!(
+        notes(&rls),
+        [(
+            ir::Reason::ServiceNotFound,
+            "service \"ratelimit:grpc\": Service default/ratelimit does not exist; calls to it \
+             fail until it does"
+                .to_owned()
+        )]
+    );
+    assert_eq!(
+        notes(&[rls.clone(), svc.to_owned(), slice(false)].concat()),
+        [(
+            ir::Reason::NoReadyEndpoints,
+            "its Service has no ready endpoint; rate-limit checks fail until it has \
+             (failure_mode_deny false)"
+                .to_owned()
+        )]
+    );
+    assert_eq!(notes(&[rls, svc.to_owned(), slice(true)].concat()), []);
+}
