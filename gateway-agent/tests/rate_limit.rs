@@ -164,7 +164,13 @@ other:
     );
     // Both headers: both groups.
     assert_eq!(
-        call(&gw, &server, "/app/", &[("x-user", "alice"), ("x-tenant", "acme")]).await,
+        call(
+            &gw,
+            &server,
+            "/app/",
+            &[("x-user", "alice"), ("x-tenant", "acme")]
+        )
+        .await,
         [Call {
             domain: "ambassador".into(),
             descriptors: vec![everything, entries(&[module, ("tenant", "acme")])],
@@ -264,7 +270,11 @@ async fn past_the_limit_envoy_answers_429_without_reaching_the_upstream() {
     let reached = upstream.requests();
     let third = gw.get("/app/", "example.com").await;
     assert_eq!(third.status, 429, "{}", gateway::describe(&third));
-    assert_eq!(upstream.requests(), reached, "a limited request reached the upstream");
+    assert_eq!(
+        upstream.requests(),
+        reached,
+        "a limited request reached the upstream"
+    );
     assert_eq!(server.calls().len(), 3);
 }
 
@@ -404,7 +414,11 @@ async fn an_unusable_rate_limit_service_is_refused_and_still_fails_closed() {
     let upstream = Upstream::start("app").await;
     let gw = Gateway::start().await;
     let yaml = [
-        service("rl", "127.0.0.1:1", ", tls: missing, failure_mode_deny: true"),
+        service(
+            "rl",
+            "127.0.0.1:1",
+            ", tls: missing, failure_mode_deny: true",
+        ),
         labelled(
             "app",
             "/app/",

@@ -165,11 +165,16 @@ fn a_rate_limit_service_gets_no_note_and_omit_if_not_present_is_named() {
     ]
     .concat();
     let ir = ir(&yaml);
-    assert_eq!(note_of(&ir, "RateLimitService default/rl"), Vec::<String>::new());
+    assert_eq!(
+        note_of(&ir, "RateLimitService default/rl"),
+        Vec::<String>::new()
+    );
     assert_eq!(
         note_of(&ir, "Mapping default/m"),
-        ["not applied, as in Emissary: spec.labels (omit_if_not_present: true: a label group \
-          whose header is absent is not sent, whatever it says)"]
+        [
+            "not applied, as in Emissary: spec.labels (omit_if_not_present: true: a label group \
+          whose header is absent is not sent, whatever it says)"
+        ]
     );
 }
 
@@ -634,12 +639,7 @@ fn every_field_listed_as_not_applied_is_named_when_set() {
 
 /// Kinds whose note names the kind, not its fields.
 fn named_whole(kind: &str) -> bool {
-    [
-        "TCPMapping",
-        "AuthService",
-        "ConsulResolver",
-    ]
-    .contains(&kind)
+    ["TCPMapping", "AuthService", "ConsulResolver"].contains(&kind)
 }
 
 #[test]

@@ -24,9 +24,7 @@ use envoy_types::{
     util::pack_any,
 };
 
-use super::{
-    compression, cors, grpc, http_options, ip_filter, rate_limit, route_config_name, tls,
-};
+use super::{compression, cors, grpc, http_options, ip_filter, rate_limit, route_config_name, tls};
 use crate::ir::Listener;
 
 pub(super) fn listener(l: &Listener) -> EnvoyListener {

@@ -81,7 +81,12 @@ pub fn cluster(
     // The Module's `circuit_breakers` when the resource sets none, as Emissary's `IRAuth` does.
     let circuit_breakers = match target.circuit_breakers {
         Some(b) => upstream_policy::thresholds("circuit_breakers", b)?,
-        None => cx.defaults.policy.circuit_breakers.clone().unwrap_or_default(),
+        None => cx
+            .defaults
+            .policy
+            .circuit_breakers
+            .clone()
+            .unwrap_or_default(),
     };
     let policy = ClusterPolicy {
         circuit_breakers,

@@ -364,7 +364,8 @@ impl Builder {
         module::notes(&plain, settings, &mut ir.unreachable);
         ir.unreachable.extend(resolvers.notes());
         ir.rejections.extend(defaults.rejections.iter().cloned());
-        ir.rejections.extend(rate_limiting.rejections.iter().cloned());
+        ir.rejections
+            .extend(rate_limiting.rejections.iter().cloned());
 
         // What changed since the last build: the Mappings compiled now (new, or naming a Service
         // that changed), and (below) those the memo drops because this build no longer has them.

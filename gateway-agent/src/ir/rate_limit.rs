@@ -177,7 +177,10 @@ pub fn select<'r>(
 /// The Module's `default_labels`, by domain; one that cannot be used is named in one rejection
 /// of the Module and left out (its domain's other defaults too: half a prefix would count
 /// requests under the wrong descriptors).
-fn default_labels(module: &Module, rejections: &mut Vec<Rejection>) -> BTreeMap<String, Descriptor> {
+fn default_labels(
+    module: &Module,
+    rejections: &mut Vec<Rejection>,
+) -> BTreeMap<String, Descriptor> {
     let mut out = BTreeMap::new();
     let mut problems = Vec::new();
     for (domain, labels) in module.spec.config.default_labels.iter().flatten() {
@@ -200,10 +203,7 @@ fn default_labels(module: &Module, rejections: &mut Vec<Rejection>) -> BTreeMap<
     if !problems.is_empty() {
         rejections.push(module::invalid(
             module,
-            format!(
-                "{}; those default labels are left out",
-                problems.join("; ")
-            ),
+            format!("{}; those default labels are left out", problems.join("; ")),
         ));
     }
     out
@@ -229,7 +229,10 @@ pub(super) fn build(
 ) -> Option<Chosen> {
     let (service, object) = selection.chosen.as_ref()?;
     let spec = &service.spec;
-    let namespace = object.namespace.as_deref().unwrap_or(&cx.settings.namespace);
+    let namespace = object
+        .namespace
+        .as_deref()
+        .unwrap_or(&cx.settings.namespace);
     let mut problems = selection.problems.clone();
     let mut reason = Reason::Invalid;
     // `irratelimit.py` refuses v2; Envoy speaks only v3 (absent means v3 here, as the CRD says).
@@ -289,11 +292,9 @@ pub(super) fn build(
         .then(|| cluster.name.clone());
     let filter = RateLimit {
         domain: selection.domain.clone(),
-        timeout: spec
-            .timeout_ms
-            .map_or(DEFAULT_TIMEOUT, |ms| {
-                Duration::from_millis(u64::try_from(ms.get()).unwrap_or(0))
-            }),
+        timeout: spec.timeout_ms.map_or(DEFAULT_TIMEOUT, |ms| {
+            Duration::from_millis(u64::try_from(ms.get()).unwrap_or(0))
+        }),
         failure_mode_deny: spec.failure_mode_deny == Some(true),
         resource_exhausted: spec
             .grpc
@@ -428,7 +429,11 @@ pub fn omits_if_not_present<'a>(specifiers: impl IntoIterator<Item = &'a LabelSp
 
 /// The specifiers of every group of every domain of `labels`.
 pub fn all_specifiers(labels: &RateLimitLabels) -> impl Iterator<Item = &LabelSpecifier> {
-    labels.values().flatten().flat_map(BTreeMap::values).flatten()
+    labels
+        .values()
+        .flatten()
+        .flat_map(BTreeMap::values)
+        .flatten()
 }
 
 const KINDS: &str = "source_cluster, destination_cluster, remote_address, generic_key or \
@@ -480,13 +485,14 @@ fn specifier(at: &str, s: &LabelSpecifier) -> Result<(Action, bool), String> {
             None => Ok(fields),
         }
     };
-    let text = |fields: &serde_json::Map<String, Value>, name: &str| -> Result<Option<String>, String> {
-        match fields.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(other) => Err(format!("{at}.{name}: must be a string, not {other}")),
-        }
-    };
+    let text =
+        |fields: &serde_json::Map<String, Value>, name: &str| -> Result<Option<String>, String> {
+            match fields.get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(other) => Err(format!("{at}.{name}: must be a string, not {other}")),
+            }
+        };
     let omit = |fields: &serde_json::Map<String, Value>| -> Result<bool, String> {
         match fields.get("omit_if_not_present") {
             None | Some(Value::Null) => Ok(false),
@@ -673,7 +679,10 @@ mod tests {
             descriptors(Some(&l), Some(&r)).unwrap(),
             vec![
                 vec![generic("generic_key", "default"), Action::RemoteAddress],
-                vec![generic("generic_key", "default"), generic("generic_key", "x")],
+                vec![
+                    generic("generic_key", "default"),
+                    generic("generic_key", "x")
+                ],
             ]
         );
         assert_eq!(
@@ -687,17 +696,26 @@ mod tests {
         // The service's domain is not the Module's default one: no defaults for label-less
         // Mappings, and a Mapping labelled for other domains sends nothing.
         let elsewhere = routes("other", vec![], false);
-        assert_eq!(descriptors(None, Some(&elsewhere)).unwrap(), Vec::<Descriptor>::new());
+        assert_eq!(
+            descriptors(None, Some(&elsewhere)).unwrap(),
+            Vec::<Descriptor>::new()
+        );
         assert_eq!(
             descriptors(Some(&l), Some(&elsewhere)).unwrap(),
             vec![vec![Action::SourceCluster]]
         );
         // No RateLimitService: nothing, but the labels are still checked.
-        assert_eq!(descriptors(Some(&l), None).unwrap(), Vec::<Descriptor>::new());
+        assert_eq!(
+            descriptors(Some(&l), None).unwrap(),
+            Vec::<Descriptor>::new()
+        );
         // An empty group is left out (Envoy refuses a rate limit without actions).
         let empty = labels(json!({"ambassador": [{"none": []}]}));
         let bare = routes("ambassador", vec![], true);
-        assert_eq!(descriptors(Some(&empty), Some(&bare)).unwrap(), Vec::<Descriptor>::new());
+        assert_eq!(
+            descriptors(Some(&empty), Some(&bare)).unwrap(),
+            Vec::<Descriptor>::new()
+        );
     }
 
     #[test]
@@ -734,7 +752,10 @@ mod tests {
                 json!({"d": [{"g": [{"generic_key": {"value": ""}}]}]}),
                 "labels.d[0].g[0].generic_key.value: must not be empty",
             ),
-            (json!({"d": [{"g": [""]}]}), "labels.d[0].g[0]: must not be empty"),
+            (
+                json!({"d": [{"g": [""]}]}),
+                "labels.d[0].g[0]: must not be empty",
+            ),
             (
                 json!({"d": [{"g": [{"request_headers": {"key": "k"}}]}]}),
                 "labels.d[0].g[0].request_headers.header_name: missing (the header to read)",
@@ -782,7 +803,8 @@ mod tests {
             {"a": [{"request_headers": {"key": "k", "header_name": "x", "omit_if_not_present": true}}]},
         ]}));
         assert!(omits_if_not_present(all_specifiers(&l)));
-        let v2 = labels(json!({"d": [{"a": [{"k": {"header": "x", "omit_if_not_present": true}}]}]}));
+        let v2 =
+            labels(json!({"d": [{"a": [{"k": {"header": "x", "omit_if_not_present": true}}]}]}));
         assert!(omits_if_not_present(all_specifiers(&v2)));
         let not = labels(json!({"d": [{"a": [{"k": {"header": "x"}}, "remote_address"]}]}));
         assert!(!omits_if_not_present(all_specifiers(&not)));
@@ -825,9 +847,15 @@ spec:
         let refs: Vec<&Resource> = resources.iter().collect();
         let module = module::gateway_module(&refs, &Settings::default());
         let s = select(&refs, module, &Settings::default());
-        assert_eq!(s.chosen.as_ref().map(|(_, o)| o.name.as_str()), Some("a-first"));
+        assert_eq!(
+            s.chosen.as_ref().map(|(_, o)| o.name.as_str()),
+            Some("a-first")
+        );
         assert_eq!(s.domain, "mine");
-        assert_eq!(s.routes, Some(routes("mine", vec![Action::RemoteAddress], true)));
+        assert_eq!(
+            s.routes,
+            Some(routes("mine", vec![Action::RemoteAddress], true))
+        );
         let messages: Vec<(String, Reason, &str)> = s
             .rejections
             .iter()
@@ -853,8 +881,10 @@ spec:
         );
         assert_eq!(
             s.problems,
-            ["domain: must not be empty (Envoy refuses it); the Module's default label domain \
-              \"mine\" is used"]
+            [
+                "domain: must not be empty (Envoy refuses it); the Module's default label domain \
+              \"mine\" is used"
+            ]
         );
     }
 }

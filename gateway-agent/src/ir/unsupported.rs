@@ -900,15 +900,16 @@ fn module(c: &ModuleConfig, f: &mut Found) {
     // `irambassador.py` reads only `defaults` of each domain.
     let labels = || c.default_labels.iter().flatten().map(|(_, l)| l);
     let prefix = labels().any(|l| l.label_prefix.as_deref().is_some_and(|p| !p.is_empty()));
-    let omit = super::rate_limit::omits_if_not_present(
-        labels().flat_map(|l| l.defaults.iter().flatten()),
-    );
+    let omit =
+        super::rate_limit::omits_if_not_present(labels().flat_map(|l| l.defaults.iter().flatten()));
     f.add_with(
         prefix || omit,
         "spec.config.default_labels",
         Some(match (prefix, omit) {
-            (true, true) => "label_prefix; and omit_if_not_present: true: a label group whose \
-                             header is absent is not sent, whatever it says",
+            (true, true) => {
+                "label_prefix; and omit_if_not_present: true: a label group whose header is \
+                 absent is not sent, whatever it says"
+            }
             (true, false) => "label_prefix",
             _ => OMIT_IF_NOT_PRESENT,
         }),

@@ -12,7 +12,8 @@ use std::{
 };
 
 use envoy_types::pb::envoy::service::ratelimit::v3::{
-    RateLimitRequest, RateLimitResponse, rate_limit_response::Code,
+    RateLimitRequest, RateLimitResponse,
+    rate_limit_response::Code,
     rate_limit_service_server::{RateLimitService, RateLimitServiceServer},
 };
 
@@ -80,7 +81,10 @@ pub struct RateLimitServer {
     pub addr: SocketAddr,
     state: Arc<Mutex<State>>,
     limit: usize,
-    task: Option<(tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
+    task: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    )>,
 }
 
 impl RateLimitServer {
@@ -142,9 +146,16 @@ impl RateLimitServer {
             let _ = tokio::time::timeout(STOP_WAIT, task).await;
         }
         let addr = self.addr;
-        eventually("the rate-limit server to refuse connections", STOP_WAIT, || async move {
-            tokio::net::TcpStream::connect(addr).await.is_err().then_some(())
-        })
+        eventually(
+            "the rate-limit server to refuse connections",
+            STOP_WAIT,
+            || async move {
+                tokio::net::TcpStream::connect(addr)
+                    .await
+                    .is_err()
+                    .then_some(())
+            },
+        )
         .await;
     }
 }
