@@ -97,8 +97,8 @@ pub struct Selection<'r> {
     pub domain: String,
     /// For the Mappings; `None` without a RateLimitService: no route sends descriptors.
     pub routes: Option<RouteDefaults>,
-    /// The other RateLimitServices (Conflict), the chosen one's `domain` if unusable, and the
-    /// Module's default labels that cannot be used.
+    /// The other RateLimitServices (Conflict) and the Module's default labels that cannot be
+    /// used.
     pub rejections: Vec<Rejection>,
     /// A problem of the chosen one found here (its domain), joined with those found later.
     problems: Vec<String>,
@@ -145,17 +145,19 @@ pub fn select<'r>(
         ));
     }
     let Resource::RateLimitService(service) = winner else {
-        return Selection::default();
+        // Only RateLimitServices were ranked.
+        return Selection {
+            domain: default_domain,
+            rejections,
+            ..Selection::default()
+        };
     };
     let mut problems = Vec::new();
     let domain = match service.spec.domain.as_deref() {
         None => default_domain.clone(),
         Some("") => {
             // Envoy refuses an empty domain (`min_len: 1`).
-            problems.push(format!(
-                "domain: must not be empty (Envoy refuses it); the Module's default label \
-                 domain {default_domain:?} is used"
-            ));
+            problems.push("domain: must not be empty (Envoy refuses it)".to_owned());
             default_domain.clone()
         }
         Some(d) => d.to_owned(),
@@ -251,12 +253,7 @@ pub(super) fn build(
         circuit_breakers: None,
     };
     let cluster = match external_service::cluster(&target, cx) {
-        Ok((cluster, note)) => {
-            if let Some(note) = note {
-                unreachable.push(Rejection::new(object.clone(), note.reason, note.message));
-            }
-            Some(cluster)
-        }
+        Ok(found) => Some(found),
         Err(refusal) => {
             if problems.is_empty() {
                 reason = refusal.reason;
@@ -266,7 +263,13 @@ pub(super) fn build(
         }
     };
     let cluster = match (cluster, problems.is_empty()) {
-        (Some(cluster), true) => cluster,
+        (Some((cluster, note)), true) => {
+            // Its Service is missing: served anyway, the status says why checks fail.
+            if let Some(note) = note {
+                unreachable.push(Rejection::new(object.clone(), note.reason, note.message));
+            }
+            cluster
+        }
         _ => {
             rejections.push(Rejection::new(
                 object.clone(),
@@ -879,12 +882,53 @@ spec:
                 ),
             ]
         );
-        assert_eq!(
-            s.problems,
-            [
-                "domain: must not be empty (Envoy refuses it); the Module's default label domain \
-              \"mine\" is used"
-            ]
+        assert_eq!(s.problems, ["domain: must not be empty (Envoy refuses it)"]);
+    }
+
+    /// What Envoy would refuse or cannot speak (an empty domain, v2, which only a source
+    /// without the CRD's rules lets through) refuses the RateLimitService naming each field;
+    /// its filter stays on every listener, calling a cluster that never has an endpoint.
+    #[test]
+    fn an_unusable_service_is_refused_and_its_filter_calls_a_cluster_without_endpoints() {
+        let mut resources = load(
+            "apiVersion: getambassador.io/v3alpha1
+kind: Listener
+metadata: {name: http, namespace: default}
+spec: {port: 8080, protocol: HTTP, securityModel: XFP, hostBinding: {namespace: {from: ALL}}}
+---
+apiVersion: getambassador.io/v3alpha1
+kind: RateLimitService
+metadata: {name: rl, namespace: default}
+spec: {service: rl:8081, domain: \"\"}
+",
         );
+        for r in &mut resources {
+            if let Resource::RateLimitService(rl) = r {
+                rl.spec.protocol_version = Some(ProtocolVersion::V2);
+            }
+        }
+        let ir = super::super::build(&resources, &Settings::default());
+        let refused: Vec<(String, Reason, &str)> = ir
+            .rejections
+            .iter()
+            .map(|r| (r.object.to_string(), r.reason, r.message.as_str()))
+            .collect();
+        assert_eq!(
+            refused,
+            [(
+                "RateLimitService default/rl".to_owned(),
+                Reason::Invalid,
+                "domain: must not be empty (Envoy refuses it); protocol_version: v2 is not \
+                 supported; use v3 (Envoy speaks only v3); rate-limit checks fail until it is \
+                 fixed (failure_mode_deny false: requests are let through, not rate limited)"
+            )]
+        );
+        let filter = ir.listeners[0].rate_limit.as_deref().expect("the filter");
+        assert_eq!(filter.domain, DEFAULT_DOMAIN);
+        assert_eq!(filter.timeout, DEFAULT_TIMEOUT);
+        let cluster = &ir.clusters[&filter.cluster];
+        assert_eq!(cluster.host, "ratelimit-unusable.rl.default");
+        assert_eq!(cluster.service.as_ref().map(|s| &s.port_name), Some(&None));
+        assert_eq!(ir.endpoints[&filter.cluster].addresses, []);
     }
 }
