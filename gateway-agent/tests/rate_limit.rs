@@ -12,7 +12,7 @@
 
 mod support;
 
-use std::sync::Arc;
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use legate_agent::{
     ir::{self, Settings},
@@ -497,4 +497,80 @@ fn its_service_missing_or_without_ready_endpoints_is_noted() {
         )]
     );
     assert_eq!(notes(&[rls, svc.to_owned(), slice(true)].concat()), []);
+}
+
+/// A real gRPC server (`grpc.health.v1.Health`) to rate-limit.
+async fn grpc_server() -> (SocketAddr, tonic_health::server::HealthReporter) {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port for the gRPC server");
+    let address = listener.local_addr().expect("its address");
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(health)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    (address, reporter)
+}
+
+/// `grpc.use_resource_exhausted_code: true` (Envoy's `rate_limited_as_resource_exhausted`): a
+/// rate-limited gRPC call ends `RESOURCE_EXHAUSTED`; without it, `UNAVAILABLE` (the gRPC
+/// reading of Envoy's 429). Emissary documents the field but reads another key, so there it
+/// never applies; here it does.
+#[tokio::test]
+async fn a_limited_grpc_call_ends_resource_exhausted_with_use_resource_exhausted_code() {
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    // Every call is over the limit.
+    let server = RateLimitServer::start(0).await;
+    let (grpc, _reporter) = grpc_server().await;
+    let gw = Gateway::start().await;
+    let mapping = format!(
+        "---\napiVersion: getambassador.io/v3alpha1\nkind: Mapping\n\
+         metadata: {{name: health, namespace: default}}\nspec:\n  hostname: \"*\"\n  \
+         prefix: /grpc.health.v1.Health/\n  rewrite: /grpc.health.v1.Health/\n  \
+         service: {grpc}\n  grpc: true\n  labels:\n    ambassador:\n    - all:\n      \
+         - generic_key: {{value: grpc}}\n"
+    );
+    let channel = tonic::transport::Endpoint::from_shared(gw.url(""))
+        .expect("the gateway's URL")
+        .connect_timeout(Duration::from_secs(5))
+        .connect_lazy();
+    let client = HealthClient::new(channel);
+    let ends = |code: tonic::Code| {
+        let client = client.clone();
+        async move {
+            eventually(&format!("a gRPC Check to end {code:?}"), WAIT, || {
+                let mut client = client.clone();
+                async move {
+                    let request = HealthCheckRequest {
+                        service: String::new(),
+                    };
+                    match client.check(request).await {
+                        Err(status) if status.code() == code => Some(()),
+                        _ => None,
+                    }
+                }
+            })
+            .await
+        }
+    };
+    gw.write(
+        "rl.yaml",
+        &[
+            service(
+                "rl",
+                &server.service(),
+                ", grpc: {use_resource_exhausted_code: true}",
+            ),
+            mapping.clone(),
+        ]
+        .concat(),
+    );
+    ends(tonic::Code::ResourceExhausted).await;
+    gw.write(
+        "rl.yaml",
+        &[service("rl", &server.service(), ""), mapping].concat(),
+    );
+    ends(tonic::Code::Unavailable).await;
 }
