@@ -15,7 +15,8 @@
 //! [`unsupported`] notes what a resource sets that none of them applies. [`tcp_mapping`] turns
 //! TCPMappings into listeners that forward connections, on ports no HTTP Listener holds.
 //! [`cluster_tuning`] reads each Mapping's health checks ([`health_check`]), DNS options, tag
-//! and stats name.
+//! and stats name. [`rate_limit`] chooses the gateway's RateLimitService (its filter
+//! on every HTTP listener) and turns each Mapping's `labels` into its route's rate limits.
 
 mod binder;
 pub mod client_certs;

@@ -329,7 +329,7 @@ impl Writer {
         }
     }
 
-    /// An AuthService or RateLimitService the gateway does not enforce leaves traffic open:
+    /// An AuthService (not enforced by the gateway yet) leaves traffic open:
     /// besides the resource's own status and Event, a Warning on the installation.
     async fn warn_unenforced(&mut self, verdicts: &BTreeMap<ObjectRef, Verdict>, built: &Built) {
         let now: BTreeSet<ObjectRef> = verdicts
