@@ -285,7 +285,10 @@ const MAPPING: &[FieldDef] = &[
     ),
     (
         &["spec", "auth_service_ref"],
-        Ty::Json(&["{\"name\": \"a\"}", "{\"name\": \"b\", \"namespace\": \"shop\"}"]),
+        Ty::Json(&[
+            "{\"name\": \"a\"}",
+            "{\"name\": \"b\", \"namespace\": \"shop\"}",
+        ]),
     ),
     (
         &["spec", "error_response_overrides"],
@@ -438,9 +441,18 @@ const AUTH_SERVICE: &[FieldDef] = &[
         Ty::Json(&["{\"max_bytes\": 4096, \"allow_partial\": true}"]),
     ),
     (&["spec", "protocol_version"], Ty::Str(&["v3", "v2"])),
-    (&["spec", "allowed_authorization_headers"], Ty::List(HEADERS)),
-    (&["spec", "add_auth_headers"], Ty::Json(&["{\"x-a\": \"b\"}", "{\"\": \"\"}"])),
-    (&["spec", "status_on_error"], Ty::Json(&["{\"code\": 503}", "{\"code\": 299}", "{}"])),
+    (
+        &["spec", "allowed_authorization_headers"],
+        Ty::List(HEADERS),
+    ),
+    (
+        &["spec", "add_auth_headers"],
+        Ty::Json(&["{\"x-a\": \"b\"}", "{\"\": \"\"}"]),
+    ),
+    (
+        &["spec", "status_on_error"],
+        Ty::Json(&["{\"code\": 503}", "{\"code\": 299}", "{}"]),
+    ),
     (&["spec", "tls"], Ty::Str(&["a", ""])),
     (&["spec", "opt_in"], Ty::Json(BOOLS)),
 ];

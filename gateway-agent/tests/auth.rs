@@ -91,11 +91,18 @@ async fn an_http_auth_service_allows_denies_and_adds_the_headers_it_allows() {
     // send (Emissary's list: `www-authenticate`), not the others.
     let denied = wait_denied(&gw, "/app/deny", DENIED_STATUS).await;
     assert_eq!(denied.text, DENIED_BODY, "{}", describe(&denied));
-    assert_eq!(denied.header("www-authenticate"), Some("Basic realm=\"test\""));
+    assert_eq!(
+        denied.header("www-authenticate"),
+        Some("Basic realm=\"test\"")
+    );
     assert_eq!(denied.header("x-auth-secret"), None);
     let before = app.requests();
     assert_eq!(get(&gw, "/app/deny").await.status, DENIED_STATUS);
-    assert_eq!(app.requests(), before, "a denied request never reaches the upstream");
+    assert_eq!(
+        app.requests(),
+        before,
+        "a denied request never reaches the upstream"
+    );
 
     // Allowed: the upstream gets the headers the AuthService allows from the answer.
     let seen = served_by(&get(&gw, "/app/hello").await, "app");
@@ -104,10 +111,19 @@ async fn an_http_auth_service_allows_denies_and_adds_the_headers_it_allows() {
 
     // The check request: `path_prefix` before the client's path, the headers Emissary always
     // allows plus `allowed_request_headers`, and `add_auth_headers`.
-    let check = auth.checks_of("/hello").pop().expect("the check of /app/hello");
+    let check = auth
+        .checks_of("/hello")
+        .pop()
+        .expect("the check of /app/hello");
     assert_eq!(check.path, "/extauth/app/hello");
-    assert_eq!(check.headers.get("x-test-id").map(String::as_str), Some("7"));
-    assert_eq!(check.headers.get("x-added-by").map(String::as_str), Some("legate"));
+    assert_eq!(
+        check.headers.get("x-test-id").map(String::as_str),
+        Some("7")
+    );
+    assert_eq!(
+        check.headers.get("x-added-by").map(String::as_str),
+        Some("legate")
+    );
     assert!(check.headers.contains_key("x-forwarded-proto"), "{check:?}");
 
     // `bypass_auth: true`: served, and the auth service never asked.
@@ -132,13 +148,19 @@ async fn a_grpc_auth_service_gets_the_context_extensions_and_its_answers_reach_t
 
     let denied = wait_denied(&gw, "/app/deny", GRPC_DENIED_STATUS).await;
     assert_eq!(denied.text, DENIED_BODY, "{}", describe(&denied));
-    assert_eq!(denied.header("www-authenticate"), Some("Basic realm=\"test\""));
+    assert_eq!(
+        denied.header("www-authenticate"),
+        Some("Basic realm=\"test\"")
+    );
 
     let seen = served_by(&get(&gw, "/app/hello").await, "app");
     assert_eq!(seen["headers"]["x-auth-user"], "grpc-alice");
 
     // A gRPC check carries every header and the route's context extensions.
-    let check = auth.checks_of("/app/hello").pop().expect("the check of /app/hello");
+    let check = auth
+        .checks_of("/app/hello")
+        .pop()
+        .expect("the check of /app/hello");
     assert_eq!(
         check.context_extensions,
         BTreeMap::from([
@@ -146,7 +168,10 @@ async fn a_grpc_auth_service_gets_the_context_extensions_and_its_answers_reach_t
             ("tier".to_owned(), "gold".to_owned()),
         ])
     );
-    assert_eq!(check.headers.get("x-test-id").map(String::as_str), Some("7"));
+    assert_eq!(
+        check.headers.get("x-test-id").map(String::as_str),
+        Some("7")
+    );
 }
 
 #[tokio::test]
@@ -171,7 +196,11 @@ async fn an_auth_service_that_cannot_answer_denies_unless_failure_mode_allow() {
     wait_denied(&gw, "/app/hello", 503).await;
     let before = app.requests();
     assert_eq!(get(&gw, "/app/hello").await.status, 503);
-    assert_eq!(app.requests(), before, "a request not checked never reaches the upstream");
+    assert_eq!(
+        app.requests(),
+        before,
+        "a request not checked never reaches the upstream"
+    );
 
     // Down, with `failure_mode_allow: true`: let through.
     gw.write("auth.yaml", &http_auth(&auth, "failure_mode_allow: true"));
@@ -187,11 +216,19 @@ async fn a_misconfigured_auth_service_still_guards_its_routes() {
     // A TLSContext that does not exist: refused, and its routes fail closed, not open.
     gw.write(
         "auth.yaml",
-        &auth_service("broken", "auth_service: auth.example:8443\ntls: missing-context"),
+        &auth_service(
+            "broken",
+            "auth_service: auth.example:8443\ntls: missing-context",
+        ),
     );
     let denied = wait_denied(&gw, "/app/hello", 403).await;
     let before = app.requests();
-    assert_eq!(get(&gw, "/app/hello").await.status, 403, "{}", describe(&denied));
+    assert_eq!(
+        get(&gw, "/app/hello").await.status,
+        403,
+        "{}",
+        describe(&denied)
+    );
     assert_eq!(app.requests(), before);
 }
 
@@ -219,7 +256,10 @@ async fn include_body_sends_the_body_up_to_max_bytes() {
         .expect("a POST through Envoy");
     let seen = served_by(&reply, "app");
     assert_eq!(seen["body"], "0123456789", "the upstream gets all of it");
-    let check = auth.checks_of("/body").pop().expect("the check of /app/body");
+    let check = auth
+        .checks_of("/body")
+        .pop()
+        .expect("the check of /app/body");
     assert_eq!(check.body, "01234");
 }
 
@@ -268,7 +308,11 @@ async fn a_mapping_picks_its_auth_service_and_opt_in_ones_check_only_who_asks() 
             r.status == 200
         })
         .await;
-    assert!(served_by(&seen, "app")["headers"].get("x-auth-user").is_none());
+    assert!(
+        served_by(&seen, "app")["headers"]
+            .get("x-auth-user")
+            .is_none()
+    );
     let denied = get(&gw, "/payments/deny").await;
     assert_eq!(denied.status, GRPC_DENIED_STATUS, "{}", describe(&denied));
 }

@@ -101,7 +101,12 @@ fn pure_stages_match_their_golden_files() {
         // Prost keeps `typed_per_filter_config` in a HashMap, printed and encoded in hash order:
         // a route with two entries (CORS and a check, say) would print differently each run.
         // ADS writes them in key order (envoy/route.rs); tests/auth.rs covers such routes.
-        for r in messages.routes.iter().flat_map(|t| &t.virtual_hosts).flat_map(|v| &v.routes) {
+        for r in messages
+            .routes
+            .iter()
+            .flat_map(|t| &t.virtual_hosts)
+            .flat_map(|v| &v.routes)
+        {
             assert!(
                 r.typed_per_filter_config.len() < 2,
                 "{}: route {} has several typed_per_filter_config entries, which print in hash \

@@ -330,6 +330,7 @@ fn document(key_pairs: Choices) -> impl Strategy<Value = Doc> {
         2 => endpoint_slice(),
         1 => endpoints(),
         1 => module(),
+        1 => rate_limit_service(),
     ]
     .prop_map(Doc)
 }
@@ -458,6 +459,7 @@ fn mapping() -> impl Strategy<Value = Value> {
         rarely([json!("GET"), json!("POST")]),
         rarely([json!({"x-canary": "1"}), json!({"x-canary": true})]),
         rarely([json!(1), json!(-1)]), // precedence
+        rate_limit_labels(),
     );
     let action = (
         one_of(vec![
@@ -497,7 +499,7 @@ fn mapping() -> impl Strategy<Value = Value> {
             |(
                 meta,
                 id,
-                (prefix, regex, exact, host, method, headers, precedence),
+                (prefix, regex, exact, host, method, headers, precedence, rl_labels),
                 (service, weight, role, rewrite, tls, grpc, timeout, connect, cors),
             )| {
                 let spec = object([
@@ -516,6 +518,7 @@ fn mapping() -> impl Strategy<Value = Value> {
                     ("timeout_ms", timeout),
                     ("connect_timeout_ms", connect),
                     ("cors", cors),
+                    ("labels", rl_labels),
                 ]);
                 ambassador("Mapping", meta, merged(merged(spec, host), role))
             },
@@ -538,9 +541,53 @@ fn module() -> impl Strategy<Value = Value> {
     (
         metadata(&["ambassador", "ambassador", "other"], Just(None)),
         cors(),
+        rarely([json!("ambassador"), json!("other")]), // default_label_domain
+        rarely([
+            json!({"ambassador": {"defaults": ["remote_address"]}}),
+            json!({"other": {"defaults": [{"generic_key": {"value": "d"}}]}}),
+            json!({"ambassador": {"defaults": [{"generic_key": {}}]}}), // refused
+        ]),
     )
-        .prop_map(|(meta, cors)| {
-            ambassador("Module", meta, json!({"config": object([("cors", cors)])}))
+        .prop_map(|(meta, cors, domain, defaults)| {
+            let config = object([
+                ("cors", cors),
+                ("default_label_domain", domain),
+                ("default_labels", defaults),
+            ]);
+            ambassador("Module", meta, json!({ "config": config }))
+        })
+}
+
+/// Rate-limit labels: the domains the services and the Module name, and a malformed one.
+fn rate_limit_labels() -> impl Strategy<Value = Option<Value>> {
+    rarely([
+        json!({"ambassador": [{"g": ["remote_address", {"generic_key": {"value": "v"}}]}]}),
+        json!({"other": [{"g": [{"request_headers": {"key": "u", "header_name": "x-u"}}]}]}),
+        json!({"ambassador": [{"g": [{"nonsense": {}}]}]}),
+    ])
+}
+
+/// The gateway's RateLimitService: a few that compete, domains that come and go, services that
+/// resolve to a Kubernetes Service or not.
+fn rate_limit_service() -> impl Strategy<Value = Value> {
+    (
+        metadata(&["rl1", "rl2"], Just(None)),
+        ambassador_id(),
+        one_of(vec![
+            (2, json!("svc-a:8081")),
+            (1, json!("svc-b.default:http")),
+        ]),
+        rarely([json!("ambassador"), json!("other"), json!("")]),
+        rarely([json!(true)]), // failure_mode_deny
+    )
+        .prop_map(|(meta, id, service, domain, deny)| {
+            let spec = object([
+                ("ambassador_id", id),
+                ("service", Some(service)),
+                ("domain", domain),
+                ("failure_mode_deny", deny),
+            ]);
+            ambassador("RateLimitService", meta, spec)
         })
 }
 

@@ -159,12 +159,34 @@ fn an_auth_service_names_what_its_proto_does_not_use() {
     );
 }
 
+/// Every RateLimitService field is applied (`ir/rate_limit.rs`); a label's
+/// `omit_if_not_present: true` is named, since Emissary does not apply it either.
 #[test]
-fn a_rate_limit_service_says_requests_are_not_rate_limited() {
-    let ir = ir(&doc("RateLimitService", "rl", "  service: rl:8081"));
+fn a_rate_limit_service_gets_no_note_and_omit_if_not_present_is_named() {
+    let yaml = [
+        doc(
+            "RateLimitService",
+            "rl",
+            "  service: rl:8081\n  domain: d\n  timeout_ms: 50\n  protocol_version: v3\n  failure_mode_deny: true\n  grpc: {use_resource_exhausted_code: true}\n  stats_name: rl",
+        ),
+        doc(
+            "Mapping",
+            "m",
+            "  prefix: /m/\n  service: m\n  labels:\n    d:\n    - g:\n      - request_headers: {key: user, header_name: x-user, omit_if_not_present: true}",
+        ),
+    ]
+    .concat();
+    let ir = ir(&yaml);
     assert_eq!(
         note_of(&ir, "RateLimitService default/rl"),
-        ["RateLimitService is not implemented: requests through this gateway are not rate limited"]
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        note_of(&ir, "Mapping default/m"),
+        [
+            "not applied, as in Emissary: spec.labels (omit_if_not_present: true: a label group \
+          whose header is absent is not sent, whatever it says)"
+        ]
     );
 }
 
@@ -634,12 +656,7 @@ fn every_field_listed_as_not_applied_is_named_when_set() {
 
 /// Kinds whose note names the kind, not its fields.
 fn named_whole(kind: &str) -> bool {
-    [
-        "TCPMapping",
-        "RateLimitService",
-        "ConsulResolver",
-    ]
-    .contains(&kind)
+    ["TCPMapping", "ConsulResolver"].contains(&kind)
 }
 
 #[test]
@@ -700,13 +717,17 @@ fn a_field_unused_only_by_this_resource_is_one_the_tables_call_applied() {
 
 #[test]
 fn a_note_is_a_rejection_of_reason_not_supported_on_the_resource() {
-    let r = &load(&doc("RateLimitService", "limits", "  service: limits"))[0];
+    let r = &load(&doc(
+        "ConsulResolver",
+        "consul",
+        "  address: consul:8500\n  datacenter: dc1",
+    ))[0];
     assert_eq!(
         unsupported::note(r),
         Some(Rejection::new(
             r.object_ref(),
             Reason::NotSupported,
-            unsupported::RATE_LIMIT_SERVICE
+            unsupported::CONSUL_RESOLVER
         ))
     );
 }

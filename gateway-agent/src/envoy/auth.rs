@@ -9,9 +9,7 @@
 use envoy_types::{
     pb::{
         envoy::{
-            config::core::v3::{
-                GrpcService, HeaderValue, HttpUri, grpc_service, http_uri,
-            },
+            config::core::v3::{GrpcService, HeaderValue, HttpUri, grpc_service, http_uri},
             extensions::filters::{
                 http::ext_authz::v3::{
                     AuthorizationRequest, AuthorizationResponse, BufferSettings, ExtAuthz,

@@ -24,7 +24,9 @@ use envoy_types::{
     util::pack_any,
 };
 
-use super::{auth, compression, cors, grpc, http_options, ip_filter, route_config_name, tls};
+use super::{
+    auth, compression, cors, grpc, http_options, ip_filter, rate_limit, route_config_name, tls,
+};
 use crate::ir::Listener;
 
 pub(super) fn listener(l: &Listener) -> EnvoyListener {
@@ -129,7 +131,8 @@ fn hcm(l: &Listener, rds: String) -> Filter {
 
 /// The HTTP filters in Emissary's order (`ir.py`, `irambassador.py`): the gateway Module's gRPC
 /// filters, compression and buffering, its address rule, CORS (always, as in Emissary; it acts
-/// on the routes that carry a policy), the AuthServices' `ext_authz` filters, then the router.
+/// on the routes that carry a policy), the AuthServices' `ext_authz` filters, rate limiting,
+/// then the router.
 fn http_filters(l: &Listener) -> Vec<HttpFilter> {
     let router = http_options::router(&l.http_options);
     grpc::http_filters(&l.grpc)
@@ -138,6 +141,7 @@ fn http_filters(l: &Listener) -> Vec<HttpFilter> {
         .chain(l.ip_filter.as_deref().map(ip_filter::http_filter))
         .chain([cors::http_filter()])
         .chain(auth::http_filters(&l.auth))
+        .chain(l.rate_limit.as_deref().map(rate_limit::http_filter))
         .chain([router])
         .collect()
 }

@@ -15,6 +15,7 @@ mod grpc;
 mod http_options;
 mod ip_filter;
 mod listener;
+mod rate_limit;
 mod route;
 mod tcp;
 mod tls;

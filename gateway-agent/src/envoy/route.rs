@@ -40,7 +40,8 @@ use super::{auth, bool_value, cors, duration, route_config_name, u32_value};
 use legate_crds::ObjectRef;
 
 use crate::ir::{
-    PathMatch, Route, auth::RouteAuth, RouteAction, ServedRoute, StringMatch, Variant, VirtualHost,
+    PathMatch, Route, RouteAction, ServedRoute, StringMatch, Variant, VirtualHost,
+    auth::RouteAuth,
     mapping::{AddedHeader, Forward, HeaderMatch, Priority, Redirect},
 };
 
@@ -347,7 +348,10 @@ fn route_without_filters(r: &Route) -> EnvoyRoute {
         ..Default::default()
     };
     let action = match &r.action {
-        RouteAction::Forward(f) => route::Action::Route(forward(f)),
+        RouteAction::Forward(f) => route::Action::Route(EnvoyRouteAction {
+            rate_limits: super::rate_limit::route_rate_limits(&r.rate_limits),
+            ..forward(f)
+        }),
         RouteAction::Redirect(d) => route::Action::Redirect(redirect(d)),
     };
     EnvoyRoute {
@@ -641,11 +645,22 @@ mod tests {
                 let mut written = Vec::new();
                 encoded.write_as(variant, &mut written);
                 assert_eq!(encoded.len_as(variant), written.len());
-                let decoded = envoy_types::pb::envoy::config::route::v3::Route::decode(&written[..]);
-                assert_eq!(decoded.as_ref(), Ok(&served), "{} as {variant:?}", route.source);
+                let decoded =
+                    envoy_types::pb::envoy::config::route::v3::Route::decode(&written[..]);
+                assert_eq!(
+                    decoded.as_ref(),
+                    Ok(&served),
+                    "{} as {variant:?}",
+                    route.source
+                );
                 // Byte for byte where prost's order is not a hash's.
                 if served.typed_per_filter_config.len() < 2 {
-                    assert_eq!(written, served.encode_to_vec(), "{} as {variant:?}", route.source);
+                    assert_eq!(
+                        written,
+                        served.encode_to_vec(),
+                        "{} as {variant:?}",
+                        route.source
+                    );
                 }
             }
         }

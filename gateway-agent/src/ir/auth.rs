@@ -33,7 +33,7 @@ use super::{
     Reason, Refusal, Rejection,
     envoy_rules::{self, Side},
     external_service::{self, Context, Target},
-    service::{self, Cluster, ServiceRef},
+    service::Cluster,
 };
 
 /// The default AuthService's filter name: Emissary's, which its per-route settings are keyed by.
@@ -291,10 +291,13 @@ pub(super) fn build(
                 if let Some(note) = note {
                     unreachable.push(Rejection::new(source.clone(), note.reason, note.message));
                 }
-                (filter(spec, &source, filter_name, &cluster.name, transport), cluster)
+                (
+                    filter(spec, &source, filter_name, &cluster.name, transport),
+                    cluster,
+                )
             }
             Err(refusal) => {
-                let cluster = unavailable(&namespace, &name);
+                let cluster = external_service::unusable("auth-unusable", &namespace, &name, false);
                 let transport = Transport::Http {
                     uri: ["http://", cluster.host.as_str()].concat(),
                     path_prefix: String::new(),
@@ -354,11 +357,9 @@ fn filter(
         name,
         cluster: cluster.to_owned(),
         // `Millis` is bounded to 0..=u32::MAX ms.
-        timeout: spec
-            .timeout_ms
-            .map_or(DEFAULT_TIMEOUT, |t| {
-                Duration::from_millis(u64::try_from(t.get()).unwrap_or(0))
-            }),
+        timeout: spec.timeout_ms.map_or(DEFAULT_TIMEOUT, |t| {
+            Duration::from_millis(u64::try_from(t.get()).unwrap_or(0))
+        }),
         transport,
         failure_mode_allow: spec.failure_mode_allow == Some(true),
         // One Envoy cannot answer with is refused ([`compile`]) and left out here.
@@ -431,7 +432,12 @@ fn compile(
         headers_to_add.push((name.clone(), value.clone()));
     }
     let scheme = if cluster.tls { "https" } else { "http" };
-    let authority = [cluster.host.as_str(), ":", itoa::Buffer::new().format(cluster.port)].concat();
+    let authority = [
+        cluster.host.as_str(),
+        ":",
+        itoa::Buffer::new().format(cluster.port),
+    ]
+    .concat();
     if linkerd {
         headers_to_add.push(("l5d-dst-override".to_owned(), authority.clone()));
     }
@@ -475,29 +481,6 @@ fn header_list(
     out.dedup();
     Ok(out)
 }
-
-/// The cluster of an AuthService that cannot be used: no endpoints, ever, so every check fails
-/// as if the service were down.
-fn unavailable(namespace: &str, name: &str) -> Cluster {
-    let host = [name, ".", namespace, ".unavailable"].concat();
-    Cluster {
-        name: service::cluster_name(&host, 0, false, false, super::DEFAULT_CONNECT_TIMEOUT),
-        host,
-        port: 0,
-        tls: false,
-        http2: false,
-        connect_timeout: super::DEFAULT_CONNECT_TIMEOUT,
-        service: Some(ServiceRef {
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-            port_name: None,
-        }),
-        policy: Default::default(),
-        upstream_tls: None,
-        tuning: Default::default(),
-    }
-}
-
 
 #[cfg(test)]
 mod tests;

@@ -123,6 +123,7 @@ impl Binder {
                 grpc: Default::default(),
                 ip_filter: None,
                 auth: Arc::from(Vec::new()),
+                rate_limit: None,
             });
         }
         for f in &self.unserved {

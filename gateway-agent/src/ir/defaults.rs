@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::{
     Reason, Rejection, cluster_tuning, cors,
     envoy_rules::{Side, re2::RegexLimit},
-    mapping, module, upstream_policy, upstream_tls,
+    mapping, module, rate_limit, upstream_policy, upstream_tls,
 };
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -39,6 +39,9 @@ pub struct MappingDefaults {
     pub origination: upstream_tls::Contexts,
     /// Which AuthServices check which routes ([`super::auth`]).
     pub auth: super::auth::Selection,
+    /// The RateLimitService's domain and the Module's default labels for it ([`rate_limit`]);
+    /// `None` without a RateLimitService.
+    pub rate_limit: Option<rate_limit::RouteDefaults>,
 }
 
 impl MappingDefaults {
@@ -70,12 +73,19 @@ impl MappingDefaults {
             rejections,
             origination: upstream_tls::Contexts::default(),
             auth: super::auth::Selection::default(),
+            rate_limit: None,
         }
     }
 
     /// With the AuthServices of the build ([`super::auth::Selection::new`]).
     pub fn with_auth(self, auth: super::auth::Selection) -> Self {
         Self { auth, ..self }
+    }
+
+    /// With what the gateway's RateLimitService makes of Mappings' labels
+    /// ([`rate_limit::select`]).
+    pub fn with_rate_limit(self, rate_limit: Option<rate_limit::RouteDefaults>) -> Self {
+        Self { rate_limit, ..self }
     }
 
     /// With the TLSContexts of the build ([`upstream_tls::Contexts::new`]).

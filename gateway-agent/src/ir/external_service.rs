@@ -53,6 +53,7 @@ pub fn cluster(
         Some(name) => Some(
             cx.defaults
                 .origination
+                // Its messages start with `tls: ` already.
                 .lookup(target.namespace, name)?,
         ),
         None => None,
@@ -80,7 +81,12 @@ pub fn cluster(
     // The Module's `circuit_breakers` when the resource sets none, as Emissary's `IRAuth` does.
     let circuit_breakers = match target.circuit_breakers {
         Some(b) => upstream_policy::thresholds("circuit_breakers", b)?,
-        None => cx.defaults.policy.circuit_breakers.clone().unwrap_or_default(),
+        None => cx
+            .defaults
+            .policy
+            .circuit_breakers
+            .clone()
+            .unwrap_or_default(),
     };
     let policy = ClusterPolicy {
         circuit_breakers,
@@ -178,5 +184,29 @@ pub fn note_no_endpoints<'a>(
                 ),
             ));
         }
+    }
+}
+
+/// The cluster of a resource whose service cannot be used (`tag`: what for, e.g.
+/// `auth-unusable`): EDS with no Service behind it, so it never has an endpoint and every call
+/// fails as if the service were down; Envoy accepts it.
+pub fn unusable(tag: &str, namespace: &str, name: &str, http2: bool) -> Cluster {
+    // Named after the resource: only ever this one cluster of its kind.
+    let host = [tag, ".", name, ".", namespace].concat();
+    Cluster {
+        name: service::cluster_name(&host, 0, false, http2, CONNECT_TIMEOUT),
+        host,
+        port: 0,
+        tls: false,
+        http2,
+        connect_timeout: CONNECT_TIMEOUT,
+        service: Some(service::ServiceRef {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            port_name: None,
+        }),
+        policy: ClusterPolicy::default(),
+        upstream_tls: None,
+        tuning: Default::default(),
     }
 }

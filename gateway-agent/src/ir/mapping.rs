@@ -101,6 +101,8 @@ pub struct Route {
     pub cors: Option<RouteCors>,
     /// Which AuthService checks its requests ([`super::auth`]).
     pub auth: super::auth::RouteAuth,
+    /// The descriptors its `labels` send to the RateLimitService ([`super::rate_limit`]).
+    pub rate_limits: Vec<super::rate_limit::Descriptor>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -516,6 +518,11 @@ pub fn route(
                 .unwrap_or(&settings.namespace),
             spec.host_redirect == Some(true),
             &defaults.auth,
+        )?,
+        // Checked on every Mapping; sent only from a route that forwards, as Emissary's.
+        rate_limits: super::rate_limit::descriptors(
+            spec.labels.as_ref(),
+            defaults.rate_limit.as_ref().filter(|_| !redirect),
         )?,
     };
     Ok((route, cluster, note))

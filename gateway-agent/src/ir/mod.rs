@@ -15,7 +15,8 @@
 //! [`unsupported`] notes what a resource sets that none of them applies. [`tcp_mapping`] turns
 //! TCPMappings into listeners that forward connections, on ports no HTTP Listener holds.
 //! [`cluster_tuning`] reads each Mapping's health checks ([`health_check`]), DNS options, tag
-//! and stats name.
+//! and stats name. [`rate_limit`] chooses the gateway's RateLimitService (its filter
+//! on every HTTP listener) and turns each Mapping's `labels` into its route's rate limits.
 
 pub mod auth;
 mod binder;
@@ -35,6 +36,7 @@ pub mod http_options;
 pub mod ip_filter;
 pub mod mapping;
 pub mod module;
+pub mod rate_limit;
 pub mod resolver;
 pub mod service;
 pub mod tcp_mapping;
@@ -251,6 +253,8 @@ pub struct Listener {
     pub ip_filter: Option<Arc<ip_filter::IpFilter>>,
     /// The AuthServices' `ext_authz` filters ([`auth`]), the same on every listener.
     pub auth: Arc<[Arc<auth::AuthFilter>]>,
+    /// The gateway's RateLimitService ([`rate_limit`]), the same on every listener.
+    pub rate_limit: Option<Arc<rate_limit::RateLimit>>,
 }
 
 /// One Host's routes on one Listener.
@@ -341,12 +345,14 @@ impl Builder {
         // Every Mapping's cluster depends on the resolvers, and its route and cluster on the
         // Module's defaults: when either changes, start again too.
         let resolvers = resolver::Resolvers::new(&plain, module, &self.settings.namespace);
+        let rate_limiting = rate_limit::select(&plain, module, &self.settings);
         let defaults = defaults::MappingDefaults::new(module)
             .with_origination(upstream_tls::Contexts::new(
                 &plain,
                 &self.settings.namespace,
             ))
-            .with_auth(auth::Selection::new(&plain, &self.settings.namespace));
+            .with_auth(auth::Selection::new(&plain, &self.settings.namespace))
+            .with_rate_limit(rate_limiting.routes.clone());
         if host_selectors != self.host_selectors
             || resolvers != self.resolvers
             || defaults != self.defaults
@@ -366,7 +372,10 @@ impl Builder {
         module::notes(&plain, settings, &mut ir.unreachable);
         ir.unreachable.extend(resolvers.notes());
         ir.rejections.extend(defaults.rejections.iter().cloned());
-        ir.rejections.extend(defaults.auth.rejections.iter().cloned());
+        ir.rejections
+            .extend(defaults.auth.rejections.iter().cloned());
+        ir.rejections
+            .extend(rate_limiting.rejections.iter().cloned());
 
         // What changed since the last build: the Mappings compiled now (new, or naming a Service
         // that changed), and (below) those the memo drops because this build no longer has them.
@@ -486,11 +495,32 @@ impl Builder {
                 .entry(c.name.clone())
                 .or_insert_with(|| c.clone());
         }
+        // Before the endpoints: an EDS cluster of the RateLimitService gets its own.
+        let rate_limiter = rate_limit::build(
+            &rate_limiting,
+            &external_service::Context {
+                settings,
+                resolvers,
+                services: &services,
+                defaults,
+            },
+            &mut ir.clusters,
+            &mut ir.rejections,
+            &mut ir.unreachable,
+        );
         ir.endpoints =
             self.endpoints
                 .resolve(&ir.clusters, &services, &compiled, &mut ir.unreachable);
+        // The AuthServices' and the RateLimitService's: their calls fail without an endpoint.
         external_service::note_no_endpoints(
-            auth.filters.iter().map(|f| (&f.source, f.cluster.as_str())),
+            auth.filters
+                .iter()
+                .map(|f| (&f.source, f.cluster.as_str()))
+                .chain(
+                    rate_limiter
+                        .iter()
+                        .map(|c| (&c.object, c.filter.cluster.as_str())),
+                ),
             &ir.clusters,
             &ir.endpoints,
             &mut ir.unreachable,
@@ -525,6 +555,7 @@ impl Builder {
             l.grpc = grpc.clone();
             l.ip_filter = ip_filter.clone();
             l.auth = auth.filters.clone();
+            l.rate_limit = rate_limiter.as_ref().map(|c| c.filter.clone());
         }
 
         ir.rejections.sort();

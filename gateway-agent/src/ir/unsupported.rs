@@ -55,9 +55,6 @@ use legate_crds::{
 use super::{Reason, Rejection};
 use crate::memo::{ByAddress, ByAddressMemo};
 
-/// The note of a RateLimitService.
-pub const RATE_LIMIT_SERVICE: &str =
-    "RateLimitService is not implemented: requests through this gateway are not rate limited";
 /// The note of a ConsulResolver: the Mappings that name it are refused, each saying so.
 pub const CONSUL_RESOLVER: &str =
     "ConsulResolver is not implemented: Mappings that name it are not served";
@@ -146,9 +143,9 @@ pub const TABLES: &[Table] = &[
             "bypass_auth",
             "auth_context_extensions",
             "auth_service_ref",
+            "labels", // ir/rate_limit.rs
         ],
         not_applied: &[
-            "labels",
             "docs",
             "outlier_detection",
             "envoy_override",
@@ -275,8 +272,9 @@ pub const TABLES: &[Table] = &[
     },
     Table {
         kind: "RateLimitService",
-        applied: &["ambassador_id"],
-        not_applied: &[
+        // ir/rate_limit.rs
+        applied: &[
+            "ambassador_id",
             "service",
             "domain",
             "timeout_ms",
@@ -286,6 +284,7 @@ pub const TABLES: &[Table] = &[
             "tls",
             "stats_name",
         ],
+        not_applied: &[],
     },
     Table {
         kind: "KubernetesServiceResolver",
@@ -357,10 +356,11 @@ pub const TABLES: &[Table] = &[
             "config.enable_ipv6",
             // ir/defaults.rs, ir/envoy_rules/re2.rs
             "config.regex_max_size",
-        ],
-        not_applied: &[
+            // ir/rate_limit.rs
             "config.default_label_domain",
             "config.default_labels",
+        ],
+        not_applied: &[
             "config.diagnostics",
             "config.liveness_probe",
             "config.readiness_probe",
@@ -403,6 +403,8 @@ pub enum Why {
     Overridden(&'static str),
     /// It shapes an HTTP check request; the AuthService speaks gRPC.
     HttpOnly,
+    /// Emissary reads the field and does nothing with it either: the gateway does as it does.
+    AsEmissary,
 }
 
 impl Why {
@@ -419,6 +421,7 @@ impl Why {
             }
             Self::Overridden(winner) => format!("not applied because {winner} is set"),
             Self::HttpOnly => "not applied to a gRPC AuthService (proto: grpc)".into(),
+            Self::AsEmissary => "not applied, as in Emissary".into(),
         }
     }
 
@@ -442,7 +445,6 @@ pub struct Unapplied {
 /// The note for one resource, or `None` when the gateway applies everything it sets.
 pub fn note(resource: &Resource) -> Option<Rejection> {
     let message = match resource {
-        Resource::RateLimitService(_) => RATE_LIMIT_SERVICE.to_owned(),
         Resource::ConsulResolver(_) => CONSUL_RESOLVER.to_owned(),
         _ => message(&unapplied(resource))?,
     };
@@ -530,11 +532,12 @@ pub fn unapplied(resource: &Resource) -> Vec<Unapplied> {
         Resource::Module(m) => module(&m.spec.config, &mut found),
         Resource::AuthService(a) => auth_service(&a.spec, &mut found),
         // Whole kinds not implemented: their note says so (see `note`).
-        Resource::RateLimitService(_) | Resource::ConsulResolver(_) => {}
+        Resource::ConsulResolver(_) => {}
         // Every field applied (the resolvers have nothing to set but `ambassador_id`).
         Resource::KubernetesServiceResolver(_)
         | Resource::KubernetesEndpointResolver(_)
-        | Resource::TCPMapping(_) => {}
+        | Resource::TCPMapping(_)
+        | Resource::RateLimitService(_) => {}
         // Not written as routes or policy: the operator's, or Kubernetes' own objects the IR
         // reads for what it needs.
         Resource::GatewayInstallation(_)
@@ -606,12 +609,6 @@ fn text(v: &Option<String>) -> bool {
     v.as_deref().is_some_and(|s| !s.is_empty())
 }
 
-/// A name compared as Emissary compares it, without regard to case.
-fn text_other_than(v: &Option<String>, default: &str) -> bool {
-    v.as_deref()
-        .is_some_and(|s| !s.is_empty() && !s.eq_ignore_ascii_case(default))
-}
-
 fn list<T>(v: &Option<Vec<T>>) -> bool {
     v.as_ref().is_some_and(|l| !l.is_empty())
 }
@@ -623,6 +620,10 @@ fn map<K, V>(v: &Option<BTreeMap<K, V>>) -> bool {
 fn dict(v: &Option<legate_crds::fields::UntypedDict>) -> bool {
     v.as_ref().is_some_and(|d| !d.is_empty())
 }
+
+/// What a label's `omit_if_not_present: true` does here and in Emissary.
+const OMIT_IF_NOT_PRESENT: &str = "omit_if_not_present: true: a label group whose header is \
+                                   absent is not sent, whatever it says";
 
 fn mapping(s: &MappingSpec, f: &mut Found) {
     use Why::*;
@@ -642,11 +643,15 @@ fn mapping(s: &MappingSpec, f: &mut Found) {
         );
         f.add(present(&s.auth_service_ref), "spec.auth_service_ref", why);
     }
+    // `v3ratelimitaction.py` leaves `skip_if_absent` out: a group whose header is absent is
+    // not sent, whatever `omit_if_not_present` says.
     f.add_with(
-        map(&s.labels),
+        s.labels.as_ref().is_some_and(|l| {
+            super::rate_limit::omits_if_not_present(super::rate_limit::all_specifiers(l))
+        }),
         "spec.labels",
-        Some("rate-limit labels"),
-        NotYet,
+        Some(OMIT_IF_NOT_PRESENT),
+        AsEmissary,
     );
     f.add(present(&s.docs), "spec.docs", NotYet);
     // `irhttpmapping.py`: "outlier_detection is not supported", and the Mapping is served.
@@ -736,6 +741,7 @@ fn mapping(s: &MappingSpec, f: &mut Found) {
         f.add(on(s.add_linkerd_headers), "spec.add_linkerd_headers", why);
         f.add(text(&s.priority), "spec.priority", why);
         f.add(text(&s.priority), "spec.priority", why);
+        f.add(map(&s.labels), "spec.labels", why);
     } else {
         let why = NotRedirect;
         f.add(present(&s.path_redirect), "spec.path_redirect", why);
@@ -764,6 +770,7 @@ fn mapping(s: &MappingSpec, f: &mut Found) {
         f.add(map(&s.add_request_headers), "spec.add_request_headers", why);
         f.add(on(s.add_linkerd_headers), "spec.add_linkerd_headers", why);
         f.add(text(&s.priority), "spec.priority", why);
+        f.add(map(&s.labels), "spec.labels", why);
         f.add(
             map(&s.add_response_headers),
             "spec.add_response_headers",
@@ -889,7 +896,11 @@ fn auth_service(s: &AuthServiceSpec, f: &mut Found) {
             HttpOnly,
         );
         f.add(map(&s.add_auth_headers), "spec.add_auth_headers", HttpOnly);
-        f.add(on(s.add_linkerd_headers), "spec.add_linkerd_headers", HttpOnly);
+        f.add(
+            on(s.add_linkerd_headers),
+            "spec.add_linkerd_headers",
+            HttpOnly,
+        );
     }
     // Emissary: "AuthService ignoring allow_request_body since include_body is present".
     f.add(
@@ -932,12 +943,24 @@ fn module(c: &ModuleConfig, f: &mut Found) {
     let probe =
         |p: &Option<legate_crds::module::Probe>| p.as_ref().is_some_and(|p| !off(p.enabled));
 
-    f.add(
-        text_other_than(&c.default_label_domain, "ambassador"),
-        "spec.config.default_label_domain",
-        NotYet,
+    // `irambassador.py` reads only `defaults` of each domain.
+    let labels = || c.default_labels.iter().flatten().map(|(_, l)| l);
+    let prefix = labels().any(|l| l.label_prefix.as_deref().is_some_and(|p| !p.is_empty()));
+    let omit =
+        super::rate_limit::omits_if_not_present(labels().flat_map(|l| l.defaults.iter().flatten()));
+    f.add_with(
+        prefix || omit,
+        "spec.config.default_labels",
+        Some(match (prefix, omit) {
+            (true, true) => {
+                "label_prefix; and omit_if_not_present: true: a label group whose header is \
+                 absent is not sent, whatever it says"
+            }
+            (true, false) => "label_prefix",
+            _ => OMIT_IF_NOT_PRESENT,
+        }),
+        AsEmissary,
     );
-    f.add(map(&c.default_labels), "spec.config.default_labels", NotYet);
     f.add(
         c.diagnostics.as_ref().is_some_and(|d| !off(d.enabled)),
         "spec.config.diagnostics",

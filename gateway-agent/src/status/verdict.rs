@@ -72,7 +72,7 @@ pub enum Programmed {
 
 /// Kinds the gateway does not translate at all yet: accepted, never programmed.
 fn translated(kind: &str) -> bool {
-    !matches!(kind, "RateLimitService" | "ConsulResolver")
+    kind != "ConsulResolver"
 }
 
 /// The verdict of the gateway answering to `ambassador_id` on every route resource of the

@@ -101,7 +101,11 @@ impl AuthServer {
                     let (recorded, server_name) = (recorded.clone(), server_name.clone());
                     async move {
                         let (parts, body) = request.into_parts();
-                        let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                        let body = body
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
                         let check = Check {
                             path: parts.uri.path().to_owned(),
                             headers: parts
@@ -210,10 +214,7 @@ impl Authorization for GrpcAuth {
         request: tonic::Request<CheckRequest>,
     ) -> Result<tonic::Response<CheckResponse>, tonic::Status> {
         let attributes = request.into_inner().attributes.unwrap_or_default();
-        let http = attributes
-            .request
-            .and_then(|r| r.http)
-            .unwrap_or_default();
+        let http = attributes.request.and_then(|r| r.http).unwrap_or_default();
         let check = Check {
             path: http.path.clone(),
             headers: http.headers.into_iter().collect(),

@@ -30,7 +30,10 @@ fn mapping(name: &str, spec: &str) -> String {
 }
 
 fn build(docs: &[String]) -> Ir {
-    let yaml = [LISTENER.to_owned()].into_iter().chain(docs.iter().cloned()).collect::<String>();
+    let yaml = [LISTENER.to_owned()]
+        .into_iter()
+        .chain(docs.iter().cloned())
+        .collect::<String>();
     let loaded = load_str("test.yaml", &yaml).unwrap();
     assert!(loaded.errors.is_empty(), "{:#?}", loaded.errors);
     ir::build(&loaded.resources, &Settings::default())
@@ -121,7 +124,9 @@ fn of_two_default_auth_services_the_one_in_the_gateways_namespace_wins() {
     assert_eq!(lost.len(), 1);
     assert_eq!((lost[0].0.as_str(), lost[0].1), ("auth", Reason::Conflict));
     assert!(
-        lost[0].2.contains("AuthService default/zz-auth is the gateway's default AuthService"),
+        lost[0]
+            .2
+            .contains("AuthService default/zz-auth is the gateway's default AuthService"),
         "{}",
         lost[0].2
     );
@@ -139,14 +144,20 @@ fn a_mapping_names_an_opt_in_auth_service_or_is_refused() {
         ),
         mapping("plain", ""),
         mapping("payments", "auth_service_ref: {name: strict}"),
-        mapping("named-default", "auth_service_ref: {name: auth, namespace: default}"),
+        mapping(
+            "named-default",
+            "auth_service_ref: {name: auth, namespace: default}",
+        ),
         mapping("typo", "auth_service_ref: {name: strikt}"),
     ]);
     let strict = format!("{DEFAULT_FILTER}/default/strict");
     assert_eq!(
         checks(&ir),
         vec![
-            ("named-default".into(), RouteAuth::Default(Default::default())),
+            (
+                "named-default".into(),
+                RouteAuth::Default(Default::default())
+            ),
             (
                 "payments".into(),
                 RouteAuth::Only {
@@ -157,18 +168,35 @@ fn a_mapping_names_an_opt_in_auth_service_or_is_refused() {
             ("plain".into(), RouteAuth::Default(Default::default())),
         ]
     );
-    let names: Vec<(String, bool)> = filters(&ir).into_iter().map(|f| (f.name, f.opt_in)).collect();
-    assert_eq!(names, vec![(DEFAULT_FILTER.to_owned(), false), (strict, true)]);
+    let names: Vec<(String, bool)> = filters(&ir)
+        .into_iter()
+        .map(|f| (f.name, f.opt_in))
+        .collect();
+    assert_eq!(
+        names,
+        vec![(DEFAULT_FILTER.to_owned(), false), (strict, true)]
+    );
     let typo = refused(&ir, "Mapping");
     assert_eq!(typo.len(), 1);
-    assert_eq!((typo[0].0.as_str(), typo[0].1), ("typo", Reason::AuthServiceNotFound));
-    assert!(typo[0].2.starts_with("auth_service_ref: this gateway uses no AuthService default/strikt"));
+    assert_eq!(
+        (typo[0].0.as_str(), typo[0].1),
+        ("typo", Reason::AuthServiceNotFound)
+    );
+    assert!(
+        typo[0]
+            .2
+            .starts_with("auth_service_ref: this gateway uses no AuthService default/strikt")
+    );
 }
 
 #[test]
 fn with_only_opt_in_auth_services_a_mapping_that_names_none_is_not_checked() {
     let ir = build(&[
-        auth_service("default", "strict", "auth_service: strict:3000, opt_in: true"),
+        auth_service(
+            "default",
+            "strict",
+            "auth_service: strict:3000, opt_in: true",
+        ),
         mapping("plain", ""),
     ]);
     assert_eq!(checks(&ir), vec![("plain".into(), RouteAuth::Bypass)]);
@@ -216,14 +244,22 @@ fn an_auth_service_that_cannot_be_used_is_refused_naming_the_field_and_still_gua
         assert_eq!(*got, reason, "{spec}: {text}");
         assert!(text.contains(message), "{spec}: {text}");
         assert!(
-            text.ends_with("denied with status 403, as when the service is down (failure_mode_allow: false)"),
+            text.ends_with(
+                "denied with status 403, as when the service is down (failure_mode_allow: false)"
+            ),
             "{spec}: {text}"
         );
         // Its routes are still checked, by a filter whose service never answers.
-        assert_eq!(checks(&ir), vec![("plain".into(), RouteAuth::Default(Default::default()))]);
+        assert_eq!(
+            checks(&ir),
+            vec![("plain".into(), RouteAuth::Default(Default::default()))]
+        );
         let cluster = &ir.clusters[&filters(&ir)[0].cluster];
         assert!(
-            cluster.service.as_ref().is_some_and(|s| s.port_name.is_none()),
+            cluster
+                .service
+                .as_ref()
+                .is_some_and(|s| s.port_name.is_none()),
             "{cluster:?}"
         );
     }
@@ -244,7 +280,10 @@ spec: {ports: [{name: http, port: 3000, targetPort: 8080}]}
     ]);
     let f = &filters(&ir)[0];
     let cluster = &ir.clusters[&f.cluster];
-    assert_eq!(cluster.service.as_ref().map(|s| s.name.as_str()), Some("auth"));
+    assert_eq!(
+        cluster.service.as_ref().map(|s| s.name.as_str()),
+        Some("auth")
+    );
     // No ready endpoint yet: its status says so.
     let notes: Vec<_> = ir
         .unreachable

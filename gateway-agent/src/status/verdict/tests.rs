@@ -148,14 +148,19 @@ fn an_auth_service_is_programmed_and_a_second_default_one_says_which_won() {
     let yaml = [auth("team-a"), auth("default")].concat();
     let verdicts = judge(&yaml, Programmed::Acked);
     let won = &verdicts["AuthService default/auth"];
-    assert!(won.accepted.is_true() && won.programmed.is_true(), "{won:?}");
+    assert!(
+        won.accepted.is_true() && won.programmed.is_true(),
+        "{won:?}"
+    );
     let lost = &verdicts["AuthService team-a/auth"];
     assert_eq!(
         (lost.accepted.status, lost.accepted.reason.as_str()),
         ("False", "Conflict")
     );
     assert!(
-        lost.accepted.message.contains("AuthService default/auth is the gateway's default"),
+        lost.accepted
+            .message
+            .contains("AuthService default/auth is the gateway's default"),
         "{}",
         lost.accepted.message
     );
