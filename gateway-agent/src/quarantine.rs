@@ -34,6 +34,9 @@
 //! A quarantined resource is refused: [`Reason::RefusedByEnvoy`], with Envoy's message. It is left
 //! out of every configuration, as from scratch: a restarted agent finds it again and serves the
 //! same. The quarantine lifts when the resource changes or goes: its new content is tried again.
+//! An AuthService is not left out, which would leave the routes it checks open: a stand-in
+//! keeps checking them through a service that never answers, so its `failure_mode_allow`
+//! decides (by default, they are denied).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -117,11 +120,7 @@ impl Quarantine {
             resources.to_vec()
         } else {
             self.lift(resources);
-            resources
-                .iter()
-                .filter(|r| !self.refused.contains_key(&r.object_ref()))
-                .cloned()
-                .collect()
+            self.without_refused(resources)
         };
         self.building = Some((inputs.clone(), Kind::Fresh));
         inputs
@@ -219,7 +218,11 @@ impl Quarantine {
         self.refused
             .iter()
             .map(|(object, r)| {
-                Rejection::new(object.clone(), Reason::RefusedByEnvoy, r.message.clone())
+                let message = match stand_in(&r.resource) {
+                    Some(_) => format!("{}{STOOD_IN}", r.message),
+                    None => r.message.clone(),
+                };
+                Rejection::new(object.clone(), Reason::RefusedByEnvoy, message)
             })
             .collect()
     }
@@ -241,6 +244,17 @@ impl Quarantine {
     /// Whether a search is under way.
     pub fn searching(&self) -> bool {
         self.search.is_some()
+    }
+
+    /// `resources` but the quarantined ones ([`stand_in`] for some).
+    fn without_refused(&self, resources: &[Arc<Resource>]) -> Vec<Arc<Resource>> {
+        resources
+            .iter()
+            .filter_map(|r| match self.refused.contains_key(&r.object_ref()) {
+                false => Some(r.clone()),
+                true => stand_in(r),
+            })
+            .collect()
     }
 
     /// The search's next trial, or its end: everything but the quarantined.
@@ -273,11 +287,7 @@ impl Quarantine {
                     quarantined = self.refused.len(),
                     "search done: serving every resource but those Envoy refuses"
                 );
-                let inputs: Vec<Arc<Resource>> = search
-                    .full
-                    .into_iter()
-                    .filter(|r| !self.refused.contains_key(&r.object_ref()))
-                    .collect();
+                let inputs = self.without_refused(&search.full);
                 Build {
                     inputs,
                     trial: false,
@@ -292,6 +302,38 @@ impl Quarantine {
         self.building = Some((build.inputs.clone(), kind));
         Step::Build(build)
     }
+}
+
+/// What a quarantined AuthService says besides Envoy's message.
+const STOOD_IN: &str = "; until it changes, the routes it checks are checked by a service that \
+                        never answers, so its failure_mode_allow decides (by default: denied)";
+
+/// Where an AuthService's service would be, one that never answers: `.invalid` never resolves
+/// (RFC 2606).
+pub const NOWHERE: &str = "envoy-refused.invalid:1";
+
+/// What is built in place of a quarantined resource: nothing, except for an AuthService, left
+/// out, would leave the routes it checks open. It keeps checking them, through a service that
+/// never answers, with its own `failure_mode_allow`, `opt_in` and `ambassador_id` and nothing
+/// else (whatever Envoy refused is gone).
+fn stand_in(r: &Arc<Resource>) -> Option<Arc<Resource>> {
+    let Resource::AuthService(a) = &**r else {
+        return None;
+    };
+    let spec = legate_crds::auth_service::AuthServiceSpec {
+        ambassador_id: a.spec.ambassador_id.clone(),
+        auth_service: NOWHERE.to_owned(),
+        failure_mode_allow: a.spec.failure_mode_allow,
+        opt_in: a.spec.opt_in,
+        ..Default::default()
+    };
+    Some(Arc::new(Resource::AuthService(
+        legate_crds::auth_service::AuthService {
+            metadata: a.metadata.clone(),
+            spec,
+            status: None,
+        },
+    )))
 }
 
 /// The same content (the source shares an unchanged resource: the address is the cheap answer).

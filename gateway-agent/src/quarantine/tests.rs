@@ -252,3 +252,42 @@ fn new_inputs_end_a_search_and_answers_to_older_configurations_are_ignored() {
     assert_eq!(q.acked(&version(&inputs)), Step::Wait);
     assert!(q.is_empty() && !q.searching());
 }
+
+#[test]
+fn an_auth_service_envoy_refuses_keeps_checking_its_routes_through_a_service_that_never_answers() {
+    let auth = |path_prefix: &str| {
+        load(&format!(
+            "apiVersion: getambassador.io/v3alpha1\nkind: AuthService\n\
+             metadata: {{name: auth, namespace: default}}\n\
+             spec: {{auth_service: auth:3000, path_prefix: {path_prefix}, failure_mode_allow: false, opt_in: false}}\n"
+        ))
+    };
+    // Envoy refuses the AuthService whose path prefix is `/bad`.
+    let refuses_bad_auth = |inputs: &[Arc<Resource>]| -> Result<(), String> {
+        match inputs.iter().any(|r| {
+            matches!(&**r, Resource::AuthService(a) if a.spec.path_prefix.as_deref() == Some("/bad"))
+        }) {
+            true => Err("ext_authz: invalid".to_owned()),
+            false => Ok(()),
+        }
+    };
+    let mut q = Quarantine::default();
+    let mut acked = None;
+    let inputs: Vec<Arc<Resource>> = gateway(4, &[]).into_iter().chain(auth("/bad")).collect();
+    let served = run(&mut q, &inputs, refuses_bad_auth, &mut acked);
+    assert_eq!(quarantined(&q), ["auth"]);
+    // Served: not left out, but standing in, with what decides a failed check.
+    let stand_in = served
+        .last()
+        .iter()
+        .find_map(|r| match &**r {
+            Resource::AuthService(a) => Some(a.spec.clone()),
+            _ => None,
+        })
+        .expect("the AuthService stands in");
+    assert_eq!(stand_in.auth_service, NOWHERE);
+    assert_eq!(stand_in.path_prefix, None);
+    assert_eq!(stand_in.failure_mode_allow, Some(false));
+    let message = &q.rejections()[0].message;
+    assert!(message.ends_with(STOOD_IN), "{message}");
+}
