@@ -436,14 +436,17 @@ async fn a_selector_grants_the_agent_exactly_the_namespaces_it_admits() -> Resul
         }
     }
 
+    // The operator applies the namespaced grants and the cluster-wide one (namespaces) one
+    // after the other: wait for all of them before judging any.
+    let namespaces = Access::new("watch", "", "namespaces", "");
     wait_for(
         "the agent admitted to both labelled namespaces",
         WAIT,
         || async {
-            Ok(
-                (agent.may(&secrets(a_ns)).await? && agent.may(&secrets(b_ns)).await?)
-                    .then_some(()),
-            )
+            Ok((agent.may(&secrets(a_ns)).await?
+                && agent.may(&secrets(b_ns)).await?
+                && agent.may(&everywhere(namespaces.clone())).await?)
+                .then_some(()))
         },
     )
     .await
@@ -477,7 +480,6 @@ async fn a_selector_grants_the_agent_exactly_the_namespaces_it_admits() -> Resul
     }
     agent.expect(everywhere(secrets("")), false).await?;
     // Namespaces, cluster-wide, to evaluate the selector.
-    let namespaces = Access::new("watch", "", "namespaces", "");
     agent.expect(everywhere(namespaces), true).await?;
     // Its own installation: read, and its status written; no other installation's status.
     let installations = Access::new("watch", "legate.dev", "gatewayinstallations", own_ns);
