@@ -18,21 +18,12 @@ use reqwest::Method;
 use support::{
     Reply, Upstream,
     auth::{AuthServer, Check, DENIED_BODY, DENIED_STATUS, GRPC_DENIED_STATUS},
-    gateway::{Gateway, describe, route, served_by},
+    gateway::{self, Gateway, describe, route, served_by},
 };
 
 /// An AuthService document in namespace `default`; `spec` one field per line.
 fn auth_service(name: &str, spec: &str) -> String {
-    let spec: String = spec
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(|l| format!("  {l}\n"))
-        .collect();
-    format!(
-        "---\napiVersion: getambassador.io/v3alpha1\nkind: AuthService\n\
-         metadata: {{name: {name}, namespace: default}}\nspec:\n{spec}"
-    )
+    gateway::document("AuthService", name, spec)
 }
 
 /// An HTTP AuthService as Emissary's documentation writes one.

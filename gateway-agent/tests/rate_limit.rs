@@ -12,7 +12,7 @@
 
 mod support;
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use legate_agent::{
     ir::{self, Settings},
@@ -24,8 +24,10 @@ use reqwest::Method;
 use support::{
     Upstream, eventually, free_port,
     gateway::{self, Gateway, WAIT},
+    health::GrpcHealth,
     rate_limit_server::{Call, RateLimitServer},
 };
+use tonic_health::ServingStatus;
 
 /// A RateLimitService named `name` in `default` calling `service`, with `spec` (flow style,
 /// without braces) added. A long timeout: a busy test machine must not fail a call open.
@@ -46,6 +48,16 @@ fn labelled(name: &str, prefix: &str, upstream: &Upstream, labels: &str) -> Stri
          prefix: {prefix}\n  service: {}\n  labels:\n{}",
         upstream.service(),
         indent(labels, "    ")
+    )
+}
+
+/// The Mapping `app` (`/app/`) whose one label group sends `generic_key=app`.
+fn app(upstream: &Upstream) -> String {
+    labelled(
+        "app",
+        "/app/",
+        upstream,
+        "ambassador:\n- all:\n  - generic_key: {value: app}",
     )
 }
 
@@ -285,14 +297,9 @@ async fn with_the_server_down_requests_pass_unless_failure_mode_deny() {
     let mut server = RateLimitServer::start(1000).await;
     let upstream = Upstream::start("app").await;
     let gw = Gateway::start().await;
-    let labels = "ambassador:\n- all:\n  - generic_key: {value: app}";
     gw.write(
         "rl.yaml",
-        &[
-            service("rl", &server.service(), ""),
-            labelled("app", "/app/", &upstream, labels),
-        ]
-        .concat(),
+        &[service("rl", &server.service(), ""), app(&upstream)].concat(),
     );
     first_call(&gw, &server, "/app/", &[]).await;
     server.stop().await;
@@ -310,7 +317,7 @@ async fn with_the_server_down_requests_pass_unless_failure_mode_deny() {
         "rl.yaml",
         &[
             service("rl", &nothing, ", failure_mode_deny: true"),
-            labelled("app", "/app/", &upstream, labels),
+            app(&upstream),
         ]
         .concat(),
     );
@@ -329,12 +336,7 @@ async fn a_second_rate_limit_service_is_refused_and_the_first_is_used() {
     let yaml = [
         service("b-second", &second.service(), ""),
         service("a-first", &first.service(), ""),
-        labelled(
-            "app",
-            "/app/",
-            &upstream,
-            "ambassador:\n- all:\n  - generic_key: {value: app}",
-        ),
+        app(&upstream),
     ]
     .concat();
     gw.write("rl.yaml", &yaml);
@@ -419,12 +421,7 @@ async fn an_unusable_rate_limit_service_is_refused_and_still_fails_closed() {
             "127.0.0.1:1",
             ", tls: missing, failure_mode_deny: true",
         ),
-        labelled(
-            "app",
-            "/app/",
-            &upstream,
-            "ambassador:\n- all:\n  - generic_key: {value: app}",
-        ),
+        app(&upstream),
     ]
     .concat();
     gw.write("rl.yaml", &yaml);
@@ -498,21 +495,6 @@ fn its_service_missing_or_without_ready_endpoints_is_noted() {
     assert_eq!(notes(&[rls, svc.to_owned(), slice(true)].concat()), []);
 }
 
-/// A real gRPC server (`grpc.health.v1.Health`) to rate-limit.
-async fn grpc_server() -> (SocketAddr, tonic_health::server::HealthReporter) {
-    let (reporter, health) = tonic_health::server::health_reporter();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a port for the gRPC server");
-    let address = listener.local_addr().expect("its address");
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(health)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
-    (address, reporter)
-}
-
 /// `grpc.use_resource_exhausted_code: true` (Envoy's `rate_limited_as_resource_exhausted`): a
 /// rate-limited gRPC call ends `RESOURCE_EXHAUSTED`; without it, `UNAVAILABLE` (the gRPC
 /// reading of Envoy's 429). Emissary documents the field but reads another key, so there it
@@ -522,7 +504,10 @@ async fn a_limited_grpc_call_ends_resource_exhausted_with_use_resource_exhausted
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
     // Every call is over the limit.
     let server = RateLimitServer::start(0).await;
-    let (grpc, _reporter) = grpc_server().await;
+    let health = GrpcHealth::start_on("127.0.0.1:0".parse().unwrap(), "", ServingStatus::Serving)
+        .await
+        .expect("a gRPC server");
+    let grpc = health.addr;
     let gw = Gateway::start().await;
     let mapping = format!(
         "---\napiVersion: getambassador.io/v3alpha1\nkind: Mapping\n\

@@ -23,16 +23,7 @@ use support::{
 
 /// A TLSContext in `default`; `spec` is the rest of its spec, one field per line.
 fn context(name: &str, spec: &str) -> String {
-    let spec: String = spec
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(|l| format!("  {l}\n"))
-        .collect();
-    format!(
-        "---\napiVersion: getambassador.io/v3alpha1\nkind: TLSContext\n\
-         metadata: {{name: {name}, namespace: default}}\nspec:\n{spec}"
-    )
+    gateway::document("TLSContext", name, spec)
 }
 
 /// A Mapping of `prefix` to `service`, with `extra` spec lines.

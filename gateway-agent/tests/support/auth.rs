@@ -146,6 +146,15 @@ impl AuthServer {
                 });
             }
         });
+        Self::running(name, addr, checks, task)
+    }
+
+    fn running(
+        name: &str,
+        addr: SocketAddr,
+        checks: Arc<Mutex<Vec<Check>>>,
+        task: tokio::task::JoinHandle<()>,
+    ) -> Self {
         Self {
             name: name.to_owned(),
             addr,
@@ -168,12 +177,7 @@ impl AuthServer {
                 .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
                 .await;
         });
-        Self {
-            name: name.to_owned(),
-            addr,
-            checks,
-            task,
-        }
+        Self::running(name, addr, checks, task)
     }
 }
 

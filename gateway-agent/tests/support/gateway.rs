@@ -226,8 +226,14 @@ pub fn describe(reply: &Reply) -> String {
 /// A Mapping document in namespace `default` for every hostname; `spec` is the rest of its
 /// spec, one field per line without indentation.
 pub fn mapping(name: &str, spec: &str) -> String {
+    document("Mapping", name, spec)
+}
+
+/// A `getambassador.io/v3alpha1` document of `kind` in namespace `default`; `spec` one field per
+/// line without indentation.
+pub fn document(kind: &str, name: &str, spec: &str) -> String {
     format!(
-        "---\napiVersion: getambassador.io/v3alpha1\nkind: Mapping\nmetadata: {{name: {name}, namespace: default}}\nspec:\n{}",
+        "---\napiVersion: getambassador.io/v3alpha1\nkind: {kind}\nmetadata: {{name: {name}, namespace: default}}\nspec:\n{}",
         indented(spec, "  ")
     )
 }
