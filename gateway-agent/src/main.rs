@@ -38,8 +38,9 @@ enum Command {
     Run(RunArgs),
     /// Print an Envoy bootstrap that takes all its configuration from this agent over ADS.
     Bootstrap(BootstrapArgs),
-    /// Load every YAML file under DIR and report what would be rejected; exits 1 if anything is.
-    Validate { dir: PathBuf },
+    /// Load every YAML file under DIR and report what `run` would reject or leave unserved, with
+    /// its messages; exits 1 if anything is.
+    Validate(ValidateArgs),
     /// Rewrite Emissary getambassador.io/v1 and v2 YAML (and Services' getambassador.io/config
     /// annotations) as v3alpha1 on stdout, saying what changed; exits 1 if anything cannot be.
     Convert {
@@ -89,6 +90,17 @@ struct RunArgs {
 }
 
 #[derive(clap::Args)]
+struct ValidateArgs {
+    dir: PathBuf,
+    /// As `run --ambassador-id`: only resources whose `ambassador_id` lists it are judged.
+    #[arg(long, env = "AMBASSADOR_ID", default_value = "default")]
+    ambassador_id: String,
+    /// As `run --namespace`: the gateway's namespace.
+    #[arg(long, env = "LEGATE_NAMESPACE", default_value = "default")]
+    namespace: String,
+}
+
+#[derive(clap::Args)]
 struct BootstrapArgs {
     /// The agent's ADS server.
     #[arg(long, default_value = "127.0.0.1:18000")]
@@ -107,7 +119,7 @@ struct BootstrapArgs {
 #[tokio::main]
 async fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Validate { dir } => validate(&dir),
+        Command::Validate(args) => validate(&args),
         Command::Convert { files } => {
             let out = legate_agent::convert::convert_files(&files);
             print!("{}", out.yaml);
@@ -147,8 +159,8 @@ fn print_bootstrap(args: BootstrapArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn validate(dir: &std::path::Path) -> ExitCode {
-    let load = match load_dir(dir) {
+fn validate(args: &ValidateArgs) -> ExitCode {
+    let load = match load_dir(&args.dir) {
         Ok(load) => load,
         Err(e) => {
             eprintln!("{e}");
@@ -158,23 +170,35 @@ fn validate(dir: &std::path::Path) -> ExitCode {
     for warning in &load.loaded.warnings {
         println!("warning: {warning}");
     }
-    // Accepted but not (fully) applied: `run` serves these without what the notes name.
-    let ir = legate_agent::ir::build(&load.loaded.resources, &Settings::default());
-    for note in ir
+    let settings = Settings {
+        ambassador_id: args.ambassador_id.clone(),
+        namespace: args.namespace.clone(),
+        ..Settings::default()
+    };
+    // The IR `run` would build: what it refuses, what it serves without some fields, and what
+    // it accepts but does not serve (no Host admits a Mapping, ...), with the same messages.
+    let ir = legate_agent::ir::build(&load.loaded.resources, &settings);
+    let (not_applied, not_served): (Vec<_>, Vec<_>) = ir
         .unreachable
         .iter()
-        .filter(|n| n.reason == Reason::NotSupported)
-    {
+        .partition(|n| n.reason == Reason::NotSupported);
+    for note in not_applied {
         println!("warning: {}: {}", note.object, note.message);
     }
     // What `run` would refuse after loading (a regex Envoy refuses, a route conflict) is as
     // much an error as what the loader refused.
     let refused: std::collections::BTreeSet<_> = ir.rejections.iter().map(|r| &r.object).collect();
+    let unserved: std::collections::BTreeSet<_> = not_served
+        .iter()
+        .map(|n| &n.object)
+        .filter(|o| !refused.contains(o))
+        .collect();
     let mut accepted = 0;
     for resource in &load.loaded.resources {
-        if !refused.contains(&resource.object_ref()) {
+        let object = resource.object_ref();
+        if !refused.contains(&object) && !unserved.contains(&object) {
             accepted += 1;
-            println!("ok: {}", resource.object_ref());
+            println!("ok: {object}");
         }
     }
     for e in &load.file_errors {
@@ -186,9 +210,15 @@ fn validate(dir: &std::path::Path) -> ExitCode {
     for r in &ir.rejections {
         println!("error: {} ({}): {}", r.object, r.reason, r.message);
     }
+    for n in not_served.iter().filter(|n| unserved.contains(&n.object)) {
+        println!("not served: {} ({}): {}", n.object, n.reason, n.message);
+    }
     let rejected = load.file_errors.len() + load.loaded.errors.len() + refused.len();
-    println!("{accepted} accepted, {rejected} rejected");
-    if rejected == 0 {
+    println!(
+        "{accepted} accepted, {rejected} rejected, {} not served",
+        unserved.len()
+    );
+    if rejected == 0 && unserved.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

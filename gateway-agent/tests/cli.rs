@@ -42,16 +42,34 @@ fn ads_and_envoy_admin_listen_on_loopback_only() {
     assert!(text.contains("0.0.0.0:19000"), "{text}");
 }
 
+/// An HTTP Listener.
+const LISTENER: &str = "apiVersion: getambassador.io/v3alpha1\nkind: Listener\nmetadata: {name: http, namespace: default}\n\
+    spec: {port: 8080, protocol: HTTP, securityModel: XFP, hostBinding: {namespace: {from: ALL}}}\n";
+
+/// [`LISTENER`] and a Host for every hostname: what serves the Mappings `validate` judges.
+const GATEWAY: &str = "apiVersion: getambassador.io/v3alpha1\nkind: Listener\nmetadata: {name: http, namespace: default}\n\
+    spec: {port: 8080, protocol: HTTP, securityModel: XFP, hostBinding: {namespace: {from: ALL}}}\n---\n\
+    apiVersion: getambassador.io/v3alpha1\nkind: Host\nmetadata: {name: any, namespace: default}\n\
+    spec: {hostname: \"*\", requestPolicy: {insecure: {action: Route}}}\n";
+
+/// `validate` on a directory holding [`GATEWAY`] and `routes`.
+fn validate(routes: &str) -> (Option<i32>, String) {
+    validate_with(GATEWAY, routes)
+}
+
+fn validate_with(gateway: &str, routes: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("gateway.yaml"), gateway).unwrap();
+    std::fs::write(dir.path().join("routes.yaml"), routes).unwrap();
+    agent(&["validate", dir.path().to_str().unwrap()])
+}
+
 #[test]
 fn validate_reports_each_rejected_document_and_fails() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("routes.yaml"),
-        "apiVersion: getambassador.io/v3alpha1\nkind: Mapping\nmetadata: {name: ok, namespace: default}\nspec: {prefix: /ok/, service: ok}\n---\n\
+    let (code, text) = validate(
+        "apiVersion: getambassador.io/v3alpha1\nkind: Mapping\nmetadata: {name: ok, namespace: default}\nspec: {hostname: \"*\", prefix: /ok/, service: ok}\n---\n\
          apiVersion: getambassador.io/v3alpha1\nkind: Mapping\nmetadata: {name: heavy, namespace: default}\nspec: {prefix: /h/, service: h, weight: 150}\n",
-    )
-    .unwrap();
-    let (code, text) = agent(&["validate", dir.path().to_str().unwrap()]);
+    );
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("ok: Mapping default/ok"), "{text}");
     assert!(
@@ -60,19 +78,18 @@ fn validate_reports_each_rejected_document_and_fails() {
         ),
         "{text}"
     );
-    assert!(text.contains("1 accepted, 1 rejected"), "{text}");
+    assert!(
+        text.contains("3 accepted, 1 rejected, 0 not served"),
+        "{text}"
+    );
 }
 
 #[test]
 fn validate_warns_of_what_run_would_accept_but_not_apply() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("policy.yaml"),
+    let (code, text) = validate(
         "apiVersion: getambassador.io/v3alpha1\nkind: AuthService\nmetadata: {name: auth, namespace: default}\nspec: {auth_service: auth, proto: grpc, protocol_version: v3, path_prefix: /x}\n---\n\
-         apiVersion: getambassador.io/v3alpha1\nkind: Mapping\nmetadata: {name: quote, namespace: default}\nspec: {prefix: /q/, service: q, docs: {path: /docs}}\n",
-    )
-    .unwrap();
-    let (code, text) = agent(&["validate", dir.path().to_str().unwrap()]);
+         apiVersion: getambassador.io/v3alpha1\nkind: Mapping\nmetadata: {name: quote, namespace: default}\nspec: {hostname: \"*\", prefix: /q/, service: q, docs: {path: /docs}}\n",
+    );
     assert_eq!(code, Some(0), "{text}");
     assert!(
         text.contains(
@@ -85,7 +102,10 @@ fn validate_warns_of_what_run_would_accept_but_not_apply() {
         text.contains("warning: Mapping default/quote: not applied yet: spec.docs"),
         "{text}"
     );
-    assert!(text.contains("2 accepted, 0 rejected"), "{text}");
+    assert!(
+        text.contains("4 accepted, 0 rejected, 0 not served"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -118,14 +138,10 @@ fn what_a_user_wrote_cannot_forge_a_line_of_output() {
 
 #[test]
 fn validate_reports_what_run_would_refuse_after_loading() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("routes.yaml"),
-        "apiVersion: getambassador.io/v3alpha1\nkind: Mapping\nmetadata: {name: ok, namespace: default}\nspec: {prefix: /ok/, service: ok}\n---\n\
+    let (code, text) = validate(
+        "apiVersion: getambassador.io/v3alpha1\nkind: Mapping\nmetadata: {name: ok, namespace: default}\nspec: {hostname: \"*\", prefix: /ok/, service: ok}\n---\n\
          apiVersion: getambassador.io/v3alpha1\nkind: Mapping\nmetadata: {name: regex, namespace: default}\nspec: {prefix: \"/(?<v>x)/\", prefix_regex: true, service: r}\n",
-    )
-    .unwrap();
-    let (code, text) = agent(&["validate", dir.path().to_str().unwrap()]);
+    );
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("ok: Mapping default/ok"), "{text}");
     assert!(!text.contains("ok: Mapping default/regex"), "{text}");
@@ -133,7 +149,38 @@ fn validate_reports_what_run_would_refuse_after_loading() {
         text.contains("error: Mapping default/regex (Invalid): "),
         "{text}"
     );
-    assert!(text.contains("1 accepted, 1 rejected"), "{text}");
+    assert!(
+        text.contains("3 accepted, 1 rejected, 0 not served"),
+        "{text}"
+    );
+}
+
+/// What `run` accepts but would not serve fails validation too, with `run`'s reason: a Mapping
+/// no Host admits would answer 404 in production.
+#[test]
+fn validate_fails_on_a_mapping_no_host_admits_and_names_it() {
+    let (code, text) = validate_with(
+        LISTENER,
+        "apiVersion: getambassador.io/v3alpha1\nkind: Host\nmetadata: {name: shop, namespace: default}\n\
+         spec: {hostname: shop.example.com, mappingNamespaces: {from: Same}}\n---\n\
+         apiVersion: getambassador.io/v3alpha1\nkind: Mapping\nmetadata: {name: quote, namespace: default}\nspec: {hostname: \"*\", prefix: /q/, service: q}\n---\n\
+         apiVersion: getambassador.io/v3alpha1\nkind: Mapping\nmetadata: {name: stray, namespace: team-b}\nspec: {hostname: shop.example.com, prefix: /s/, service: s}\n---\n\
+         apiVersion: getambassador.io/v3alpha1\nkind: Mapping\nmetadata: {name: nowhere, namespace: default}\nspec: {hostname: api.example.org, prefix: /n/, service: nowhere}\n",
+    );
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("ok: Mapping default/quote"), "{text}");
+    assert!(
+        text.contains("not served: Mapping team-b/stray (NotAllowedByHost): "),
+        "{text}"
+    );
+    assert!(
+        text.contains("not served: Mapping default/nowhere (NoMatchingHost): "),
+        "{text}"
+    );
+    assert!(
+        text.contains("3 accepted, 0 rejected, 2 not served"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -184,6 +231,7 @@ spec:
     let converted = dir.path().join("converted");
     std::fs::create_dir(&converted).unwrap();
     std::fs::write(converted.join("all.yaml"), &text).unwrap();
+    std::fs::write(converted.join("listener.yaml"), LISTENER).unwrap();
     let (code, out) = agent(&["validate", converted.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{out}");
 

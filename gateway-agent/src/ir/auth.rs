@@ -75,8 +75,9 @@ const LEGACY_BODY: Body = Body {
 /// Which AuthServices this gateway uses, and for what: all a compiled Mapping depends on.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Selection {
-    /// The default AuthService.
+    /// The default AuthService, and its `(namespace, name)`.
     pub default: Option<ObjectRef>,
+    default_key: Option<(String, String)>,
     /// The opt-in AuthServices, by `(namespace, name)`, with their filters' names.
     pub opt_in: BTreeMap<(String, String), String>,
     /// The AuthServices that are not used (another one is the default), each naming it.
@@ -102,6 +103,7 @@ impl Selection {
         let ranked = external_service::ranked(defaults, gateway_namespace);
         if let Some((winner, losers)) = ranked.split_first() {
             out.default = Some(winner.object_ref());
+            out.default_key = Some(key(winner, gateway_namespace));
             out.rejections = losers
                 .iter()
                 .map(|l| {
@@ -124,9 +126,9 @@ impl Selection {
     }
 
     fn is_default(&self, namespace: &str, name: &str) -> bool {
-        self.default
+        self.default_key
             .as_ref()
-            .is_some_and(|d| d.name == name && d.namespace.as_deref() == Some(namespace))
+            .is_some_and(|(ns, n)| n == name && ns == namespace)
     }
 }
 
