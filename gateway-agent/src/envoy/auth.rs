@@ -181,9 +181,7 @@ fn check(extensions: &std::collections::BTreeMap<String, String>) -> Any {
         &mut settings,
     );
     let mut value = Vec::with_capacity(settings.len() + 4);
-    encoding::encode_key(2, encoding::WireType::LengthDelimited, &mut value);
-    encoding::encode_varint(settings.len() as u64, &mut value);
-    value.extend_from_slice(&settings);
+    super::length_delimited(2, &settings, &mut value);
     debug_assert!(ExtAuthzPerRoute::decode(&value[..]).is_ok());
     Any {
         type_url: ExtAuthzPerRoute::type_url(),

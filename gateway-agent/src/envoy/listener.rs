@@ -25,7 +25,8 @@ use envoy_types::{
 };
 
 use super::{
-    auth, compression, cors, grpc, http_options, ip_filter, rate_limit, route_config_name, tls,
+    access_log, auth, compression, cors, grpc, http_options, ip_filter, rate_limit,
+    route_config_name, tls,
 };
 use crate::ir::Listener;
 
@@ -110,6 +111,7 @@ fn hcm(l: &Listener, rds: String) -> Filter {
             route_config_name: rds,
         })),
         http_filters: http_filters(l),
+        access_log: vec![access_log::access_log(&l.access_log)],
         http2_protocol_options: l
             .http2_max_concurrent_streams
             .map(|n| Http2ProtocolOptions {

@@ -5,6 +5,7 @@
 //! replaces the route configuration in place and Envoy never routes through a missing name
 //! (Emissary's index-based names cause brief 404s: EMISSARY.md §6 item 6).
 
+mod access_log;
 mod auth;
 mod client_certs;
 mod cluster;
@@ -227,4 +228,11 @@ fn bool_value(value: bool) -> Option<BoolValue> {
 
 fn u32_value(value: u32) -> Option<UInt32Value> {
     Some(UInt32Value { value })
+}
+
+/// An embedded message field: its key, its length, its bytes.
+pub(super) fn length_delimited(tag: u32, bytes: &[u8], out: &mut Vec<u8>) {
+    prost::encoding::encode_key(tag, prost::encoding::WireType::LengthDelimited, out);
+    prost::encoding::encode_varint(bytes.len() as u64, out);
+    out.extend_from_slice(bytes);
 }

@@ -36,7 +36,7 @@ use prost::{
     encoding::{WireType, encode_key, encode_varint, encoded_len_varint},
 };
 
-use super::{auth, bool_value, cors, duration, route_config_name, u32_value};
+use super::{auth, bool_value, cors, duration, length_delimited, route_config_name, u32_value};
 use legate_crds::ObjectRef;
 
 use crate::ir::{
@@ -265,13 +265,6 @@ impl EncodedRoute {
             }
         }
     }
-}
-
-/// An embedded message field: its key, its length, its bytes.
-fn length_delimited(tag: u32, bytes: &[u8], out: &mut Vec<u8>) {
-    encode_key(tag, WireType::LengthDelimited, out);
-    encode_varint(bytes.len() as u64, out);
-    out.extend_from_slice(bytes);
 }
 
 /// A route as a virtual host serves it.

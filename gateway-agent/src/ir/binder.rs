@@ -122,6 +122,7 @@ impl Binder {
                 http_options: Default::default(),
                 grpc: Default::default(),
                 ip_filter: None,
+                access_log: Default::default(),
                 auth: Arc::from(Vec::new()),
                 rate_limit: None,
             });

@@ -18,6 +18,7 @@
 //! and stats name. [`rate_limit`] chooses the gateway's RateLimitService (its filter
 //! on every HTTP listener) and turns each Mapping's `labels` into its route's rate limits.
 
+pub mod access_log;
 pub mod auth;
 mod binder;
 pub mod client_certs;
@@ -251,6 +252,8 @@ pub struct Listener {
     pub grpc: Arc<grpc::GrpcFilters>,
     /// The gateway Module's `ip_allow`/`ip_deny`, the same on every listener.
     pub ip_filter: Option<Arc<ip_filter::IpFilter>>,
+    /// The gateway Module's access log ([`access_log`]), the same on every listener.
+    pub access_log: Arc<access_log::AccessLog>,
     /// The AuthServices' `ext_authz` filters ([`auth`]), the same on every listener.
     pub auth: Arc<[Arc<auth::AuthFilter>]>,
     /// The gateway's RateLimitService ([`rate_limit`]), the same on every listener.
@@ -551,9 +554,11 @@ impl Builder {
             .for_each(|l| l.http_options = http_options.clone());
         let grpc = Arc::new(grpc::gateway_grpc(module, &mut ir.rejections));
         let ip_filter = ip_filter::gateway_ip_filter(module, &mut ir.rejections).map(Arc::new);
+        let access_log = Arc::new(access_log::gateway_access_log(module, &mut ir.rejections));
         for l in &mut ir.listeners {
             l.grpc = grpc.clone();
             l.ip_filter = ip_filter.clone();
+            l.access_log = access_log.clone();
             l.auth = auth.filters.clone();
             l.rate_limit = rate_limiter.as_ref().map(|c| c.filter.clone());
         }

@@ -348,6 +348,10 @@ pub const TABLES: &[Table] = &[
             "config.enable_grpc_http11_bridge",
             "config.enable_grpc_web",
             "config.grpc_stats",
+            // ir/access_log.rs
+            "config.envoy_log_type",
+            "config.envoy_log_format",
+            "config.envoy_log_path",
             // ir/ip_filter.rs
             "config.ip_allow",
             "config.ip_deny",
@@ -366,9 +370,6 @@ pub const TABLES: &[Table] = &[
             "config.readiness_probe",
             "config.use_proxy_proto",
             "config.x_forwarded_proto_redirect",
-            "config.envoy_log_type",
-            "config.envoy_log_format",
-            "config.envoy_log_path",
             "config.lua_scripts",
             "config.regex_type",
             "config.envoy_validation_timeout",
@@ -989,22 +990,6 @@ fn module(c: &ModuleConfig, f: &mut Found) {
         "spec.config.x_forwarded_proto_redirect",
         Some("a Host's requestPolicy.insecure.action: Redirect redirects cleartext"),
         Legacy,
-    );
-    // The gateway writes no access log: no value of these is its behaviour.
-    f.add(
-        present(&c.envoy_log_type),
-        "spec.config.envoy_log_type",
-        NotYet,
-    );
-    f.add(
-        present(&c.envoy_log_format),
-        "spec.config.envoy_log_format",
-        NotYet,
-    );
-    f.add(
-        text(&c.envoy_log_path),
-        "spec.config.envoy_log_path",
-        NotYet,
     );
     // Envoy compiles a script when it loads the listener: one that fails would reject it whole,
     // and the gateway cannot check Lua beforehand.
