@@ -131,61 +131,11 @@ async fn every_command_legate_passes_on_is_taken_by_envoy_and_a_log_path_is_a_fi
     let app = Upstream::start("app").await;
     let gw = Gateway::start().await;
     let file = gw.dir.path().join("access.log");
-    let commands = [
-        "START_TIME",
-        "BYTES_RECEIVED",
-        "BYTES_SENT",
-        "PROTOCOL",
-        "UPSTREAM_PROTOCOL",
-        "RESPONSE_CODE",
-        "RESPONSE_CODE_DETAILS",
-        "CONNECTION_TERMINATION_DETAILS",
-        "RESPONSE_FLAGS",
-        "RESPONSE_FLAGS_LONG",
-        "DURATION",
-        "REQUEST_DURATION",
-        "REQUEST_TX_DURATION",
-        "RESPONSE_DURATION",
-        "RESPONSE_TX_DURATION",
-        "REQUEST_HEADERS_BYTES",
-        "RESPONSE_HEADERS_BYTES",
-        "RESPONSE_TRAILERS_BYTES",
-        "UPSTREAM_HOST",
-        "UPSTREAM_CLUSTER",
-        "UPSTREAM_LOCAL_ADDRESS",
-        "UPSTREAM_LOCAL_ADDRESS_WITHOUT_PORT",
-        "UPSTREAM_LOCAL_PORT",
-        "UPSTREAM_REMOTE_ADDRESS",
-        "UPSTREAM_REMOTE_ADDRESS_WITHOUT_PORT",
-        "UPSTREAM_REMOTE_PORT",
-        "UPSTREAM_REQUEST_ATTEMPT_COUNT",
-        "UPSTREAM_TRANSPORT_FAILURE_REASON",
-        "DOWNSTREAM_REMOTE_ADDRESS",
-        "DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT",
-        "DOWNSTREAM_REMOTE_PORT",
-        "DOWNSTREAM_DIRECT_REMOTE_ADDRESS",
-        "DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT",
-        "DOWNSTREAM_DIRECT_REMOTE_PORT",
-        "DOWNSTREAM_LOCAL_ADDRESS",
-        "DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT",
-        "DOWNSTREAM_LOCAL_PORT",
-        "DOWNSTREAM_TLS_VERSION",
-        "DOWNSTREAM_TLS_CIPHER",
-        "DOWNSTREAM_PEER_SUBJECT",
-        "DOWNSTREAM_PEER_ISSUER",
-        "DOWNSTREAM_PEER_URI_SAN",
-        "DOWNSTREAM_PEER_FINGERPRINT_256",
-        "DOWNSTREAM_PEER_SERIAL",
-        "REQUESTED_SERVER_NAME",
-        "ROUTE_NAME",
-        "CONNECTION_ID",
-        "HOSTNAME",
-        "LOCAL_REPLY_BODY",
-        "ACCESS_LOG_TYPE",
-        "UNIQUE_ID",
-    ]
-    .map(|c| format!("%{c}%"))
-    .join(" ");
+    let commands = legate_agent::ir::access_log::PLAIN
+        .iter()
+        .map(|c| format!("%{c}%"))
+        .collect::<Vec<_>>()
+        .join(" ");
     let format = format!(
         "CMDS {commands} %REQ(x-a?x-b):5% %RESP(content-type)% %TRAILER(grpc-status)% \
          %START_TIME(%Y-%m-%dT%H:%M:%S%z)% 100%%"
