@@ -252,25 +252,19 @@ pub struct Body {
 }
 
 /// What the gateway's AuthServices make: their filters (the default one first) and clusters.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Auth {
-    pub filters: Arc<[Arc<AuthFilter>]>,
-    pub clusters: Vec<Arc<Cluster>>,
-}
-
-/// The filters and clusters of the AuthServices `selection` uses. An AuthService that cannot
-/// be used as written is refused in `rejections` and still guards (see the module's text).
+/// The filters of the AuthServices the build's selection (`cx.defaults.auth`) uses, the
+/// default one first; their clusters go into `clusters`. An AuthService that cannot be used as
+/// written is refused in `rejections` and still guards (see the module's text).
 pub(super) fn build(
     resources: &[&Resource],
-    selection: &Selection,
     cx: &Context<'_, '_>,
-    add_linkerd_headers: bool,
+    clusters: &mut BTreeMap<String, Arc<Cluster>>,
     rejections: &mut Vec<Rejection>,
     unreachable: &mut Vec<Rejection>,
-) -> Auth {
+) -> Arc<[Arc<AuthFilter>]> {
+    let selection = &cx.defaults.auth;
     let gateway_namespace = cx.settings.namespace.as_str();
     let mut filters: Vec<Arc<AuthFilter>> = Vec::new();
-    let mut clusters = Vec::new();
     for r in resources {
         let Resource::AuthService(a) = r else {
             continue;
@@ -287,7 +281,9 @@ pub(super) fn build(
             }
         };
         let spec = &a.spec;
-        let linkerd = spec.add_linkerd_headers.unwrap_or(add_linkerd_headers);
+        let linkerd = spec
+            .add_linkerd_headers
+            .unwrap_or(cx.defaults.add_linkerd_headers);
         let (filter, cluster) = match compile(spec, &namespace, cx, linkerd) {
             Ok((transport, cluster, note)) => {
                 if let Some(note) = note {
@@ -327,14 +323,13 @@ pub(super) fn build(
             }
         };
         filters.push(Arc::new(filter));
-        clusters.push(Arc::new(cluster));
+        clusters
+            .entry(cluster.name.clone())
+            .or_insert_with(|| Arc::new(cluster));
     }
     // The default first, then the opt-in ones by name: a stable chain.
     filters.sort_by(|a, b| (a.opt_in, &a.name).cmp(&(b.opt_in, &b.name)));
-    Auth {
-        filters: filters.into(),
-        clusters,
-    }
+    filters.into()
 }
 
 fn filter(

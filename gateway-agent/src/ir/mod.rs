@@ -465,19 +465,6 @@ impl Builder {
             &mut ir.unreachable,
         );
         listeners.retain(|l| !tcp.refused_listeners.contains(&l.source));
-        let auth = auth::build(
-            &mine,
-            &self.defaults.auth,
-            &external_service::Context {
-                settings: &self.settings,
-                resolvers: &self.resolvers,
-                services: &services,
-                defaults: &self.defaults,
-            },
-            self.defaults.add_linkerd_headers,
-            &mut ir.rejections,
-            &mut ir.unreachable,
-        );
         let served = self.binder.bind(
             &listeners,
             &hosts,
@@ -493,20 +480,24 @@ impl Builder {
                 .entry(c.name.clone())
                 .or_insert_with(|| c.clone());
         }
-        for c in &auth.clusters {
-            ir.clusters
-                .entry(c.name.clone())
-                .or_insert_with(|| c.clone());
-        }
-        // Before the endpoints: an EDS cluster of the RateLimitService gets its own.
+        // Before the endpoints: the EDS clusters of the AuthServices and the RateLimitService
+        // get theirs.
+        let cx = external_service::Context {
+            settings,
+            resolvers,
+            services: &services,
+            defaults,
+        };
+        let auth = auth::build(
+            &mine,
+            &cx,
+            &mut ir.clusters,
+            &mut ir.rejections,
+            &mut ir.unreachable,
+        );
         let rate_limiter = rate_limit::build(
             &rate_limiting,
-            &external_service::Context {
-                settings,
-                resolvers,
-                services: &services,
-                defaults,
-            },
+            &cx,
             &mut ir.clusters,
             &mut ir.rejections,
             &mut ir.unreachable,
@@ -516,14 +507,11 @@ impl Builder {
                 .resolve(&ir.clusters, &services, &compiled, &mut ir.unreachable);
         // The AuthServices' and the RateLimitService's: their calls fail without an endpoint.
         external_service::note_no_endpoints(
-            auth.filters
-                .iter()
-                .map(|f| (&f.source, f.cluster.as_str()))
-                .chain(
-                    rate_limiter
-                        .iter()
-                        .map(|c| (&c.object, c.filter.cluster.as_str())),
-                ),
+            auth.iter().map(|f| (&f.source, f.cluster.as_str())).chain(
+                rate_limiter
+                    .iter()
+                    .map(|c| (&c.object, c.filter.cluster.as_str())),
+            ),
             &ir.clusters,
             &ir.endpoints,
             &mut ir.unreachable,
@@ -559,7 +547,7 @@ impl Builder {
             l.grpc = grpc.clone();
             l.ip_filter = ip_filter.clone();
             l.access_log = access_log.clone();
-            l.auth = auth.filters.clone();
+            l.auth = auth.clone();
             l.rate_limit = rate_limiter.as_ref().map(|c| c.filter.clone());
         }
 
