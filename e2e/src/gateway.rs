@@ -198,6 +198,8 @@ pub async fn fleet(ns: &str, name: &str) -> Result<(Value, String)> {
 pub struct Moved {
     pub ads: Option<u16>,
     pub admin: Option<u16>,
+    /// Envoy's statistics listener, which the agent reads.
+    pub stats: Option<u16>,
     pub metrics: Option<u16>,
 }
 
@@ -206,6 +208,7 @@ impl Moved {
         Ok(Self {
             ads: Some(free_port()?),
             admin: Some(free_port()?),
+            stats: Some(free_port()?),
             metrics: Some(free_port()?),
         })
     }
@@ -249,6 +252,13 @@ impl Pod {
         if let Some(port) = moved.metrics {
             set_flag(&mut args, "--metrics-address", &format!("0.0.0.0:{port}"))?;
         }
+        if let Some(port) = moved.stats {
+            set_flag(
+                &mut args,
+                "--envoy-stats-address",
+                &format!("127.0.0.1:{port}"),
+            )?;
+        }
         let metrics_port = flag(&args, "--metrics-address")?
             .rsplit_once(':')
             .and_then(|(_, p)| p.parse::<u16>().ok())
@@ -280,11 +290,15 @@ impl Pod {
         let mut bootstrap = bootstrap.to_owned();
         let ads = moved.ads.map(|p| (18000, p));
         let admin_port = moved.admin.unwrap_or(19000);
-        for (from, to) in ads.into_iter().chain(moved.admin.map(|p| (19000, p))) {
+        let admin = moved.admin.map(|p| (19000, p));
+        let stats = moved.stats.map(|p| (19001, p));
+        for (from, to) in ads.into_iter().chain(admin).chain(stats) {
             let old = format!("port_value: {from}\n");
+            // The admin port twice: the admin interface, and the cluster the statistics
+            // listener forwards to.
             ensure!(
-                bootstrap.matches(&old).count() == 1,
-                "the bootstrap has no single {old:?}:\n{bootstrap}"
+                bootstrap.matches(&old).count() == if from == 19000 { 2 } else { 1 },
+                "the bootstrap has not the expected {old:?}:\n{bootstrap}"
             );
             bootstrap = bootstrap.replace(&old, &format!("port_value: {to}\n"));
         }

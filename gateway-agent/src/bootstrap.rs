@@ -12,6 +12,13 @@ use serde_json::{Value, json};
 /// The name of the static cluster that reaches the agent's ADS server.
 pub const XDS_CLUSTER: &str = "legate_xds";
 
+/// The static listener that serves Envoy's statistics, and the cluster behind it (the admin).
+pub const STATS_LISTENER: &str = "legate_stats";
+const ADMIN_CLUSTER: &str = "legate_admin";
+
+/// The one admin path the statistics listener forwards: Prometheus text, read-only.
+pub const STATS_PATH: &str = "/stats/prometheus";
+
 /// Which ADS protocol Envoy speaks: state-of-the-world or incremental (delta).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum AdsApi {
@@ -39,6 +46,9 @@ pub struct BootstrapParams {
     pub ads_address: SocketAddr,
     /// Where Envoy's admin interface listens; must be loopback (DESIGN.md, security rules).
     pub admin_address: SocketAddr,
+    /// Where a listener of Envoy's own serves `GET /stats/prometheus` and nothing else of the
+    /// admin interface, for the agent to append to its `/metrics`; loopback too.
+    pub stats_address: Option<SocketAddr>,
     /// `node.id`, as the ADS server sees it.
     pub node_id: String,
     /// `node.cluster`: the gateway (installation) this Envoy belongs to.
@@ -60,6 +70,7 @@ impl BootstrapParams {
         Self {
             ads_address,
             admin_address,
+            stats_address: None,
             node_id: node_id.into(),
             node_cluster: "legate".to_owned(),
             ads_api: AdsApi::default(),
@@ -73,6 +84,9 @@ impl BootstrapParams {
         if !self.admin_address.ip().is_loopback() {
             return Err(BootstrapError::AdminNotLoopback(self.admin_address));
         }
+        if let Some(stats) = self.stats_address.filter(|a| !a.ip().is_loopback()) {
+            return Err(BootstrapError::StatsNotLoopback(stats));
+        }
         if self.node_id.trim().is_empty() {
             return Err(BootstrapError::EmptyNodeId);
         }
@@ -84,6 +98,11 @@ impl BootstrapParams {
 pub enum BootstrapError {
     #[error("the Envoy admin address {0} is not a loopback address; admin must stay on loopback")]
     AdminNotLoopback(SocketAddr),
+    #[error(
+        "the Envoy statistics address {0} is not a loopback address; the agent serves them to \
+         the network, beside its own metrics"
+    )]
+    StatsNotLoopback(SocketAddr),
     #[error("the node id must not be empty")]
     EmptyNodeId,
 }
@@ -100,6 +119,12 @@ fn socket_address(address: SocketAddr) -> Value {
 /// The bootstrap as JSON (Envoy's proto3 JSON mapping, which is also what its YAML reads).
 pub fn bootstrap(params: &BootstrapParams) -> Value {
     let ads_source = json!({ "ads": {}, "resource_api_version": "V3" });
+    let mut clusters = vec![xds_cluster(params.ads_address)];
+    let mut listeners = vec![];
+    if let Some(stats) = params.stats_address {
+        clusters.push(static_cluster(ADMIN_CLUSTER, params.admin_address));
+        listeners.push(stats_listener(stats));
+    }
     json!({
         "node": {
             "id": params.node_id,
@@ -120,32 +145,7 @@ pub fn bootstrap(params: &BootstrapParams) -> Value {
             "cds_config": ads_source,
             "lds_config": ads_source,
         },
-        "static_resources": {
-            "clusters": [{
-                "name": XDS_CLUSTER,
-                "type": "STATIC",
-                "connect_timeout": "1s",
-                "load_assignment": {
-                    "cluster_name": XDS_CLUSTER,
-                    "endpoints": [{
-                        "lb_endpoints": [{
-                            "endpoint": { "address": socket_address(params.ads_address) }
-                        }]
-                    }]
-                },
-                // gRPC needs HTTP/2; keepalives notice a dead agent on an idle stream.
-                "typed_extension_protocol_options": {
-                    "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                        "explicit_http_config": {
-                            "http2_protocol_options": {
-                                "connection_keepalive": { "interval": "30s", "timeout": "5s" }
-                            }
-                        }
-                    }
-                },
-            }]
-        },
+        "static_resources": { "clusters": clusters, "listeners": listeners },
         // A static layer to pin values in and the admin layer for live debugging
         // (`/runtime_modify` on the loopback admin interface). Envoy's own regex size limit is
         // lifted: the agent holds regexes to the Module's `regex_max_size` (Emissary's 200 by
@@ -167,6 +167,81 @@ pub fn bootstrap(params: &BootstrapParams) -> Value {
                 }
             }]
         },
+    })
+}
+
+/// A STATIC cluster of one address, over HTTP/1.1 unless a caller adds more.
+fn static_cluster(name: &str, address: SocketAddr) -> Value {
+    json!({
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{
+                "lb_endpoints": [{ "endpoint": { "address": socket_address(address) } }]
+            }]
+        },
+    })
+}
+
+fn xds_cluster(ads_address: SocketAddr) -> Value {
+    let mut cluster = static_cluster(XDS_CLUSTER, ads_address);
+    // gRPC needs HTTP/2; keepalives notice a dead agent on an idle stream.
+    cluster["typed_extension_protocol_options"] = json!({
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "explicit_http_config": {
+                "http2_protocol_options": {
+                    "connection_keepalive": { "interval": "30s", "timeout": "5s" }
+                }
+            }
+        }
+    });
+    cluster
+}
+
+/// Envoy's statistics without its admin interface: only `GET /stats/prometheus` (any query,
+/// e.g. `usedonly`) reaches the admin; anything else is a 404 from Envoy itself. Envoy Gateway
+/// does the same; Emissary has its diagd fetch the admin port.
+fn stats_listener(address: SocketAddr) -> Value {
+    json!({
+        "name": STATS_LISTENER,
+        "address": socket_address(address),
+        // Out of `/drain`'s `inbound_only` drain: metrics stay readable while the pod drains.
+        "traffic_direction": "OUTBOUND",
+        "filter_chains": [{
+            "filters": [{
+                "name": "envoy.filters.network.http_connection_manager",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                    "stat_prefix": STATS_LISTENER,
+                    "route_config": {
+                        "name": STATS_LISTENER,
+                        "virtual_hosts": [{
+                            "name": STATS_LISTENER,
+                            "domains": ["*"],
+                            "routes": [{
+                                "match": {
+                                    "path": STATS_PATH,
+                                    "headers": [{
+                                        "name": ":method",
+                                        "string_match": { "exact": "GET" },
+                                    }],
+                                },
+                                "route": { "cluster": ADMIN_CLUSTER },
+                            }],
+                        }],
+                    },
+                    "http_filters": [{
+                        "name": "envoy.filters.http.router",
+                        "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router",
+                        },
+                    }],
+                },
+            }],
+        }],
     })
 }
 
@@ -233,6 +308,39 @@ mod tests {
     }
 
     #[test]
+    fn the_stats_listener_forwards_get_stats_prometheus_to_the_admin_and_nothing_else() {
+        assert!(
+            bootstrap(&params())["static_resources"]["listeners"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
+        let mut p = params();
+        p.stats_address = Some("127.0.0.1:19001".parse().unwrap());
+        let b = bootstrap(&p);
+        let listener = &b["static_resources"]["listeners"][0];
+        assert_eq!(listener["address"]["socket_address"]["port_value"], 19001);
+        let hcm = &listener["filter_chains"][0]["filters"][0]["typed_config"];
+        let routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
+            .as_array()
+            .unwrap();
+        assert_eq!(routes.len(), 1);
+        assert_eq!(routes[0]["match"]["path"], "/stats/prometheus");
+        assert_eq!(routes[0]["route"]["cluster"], "legate_admin");
+        let admin = &b["static_resources"]["clusters"][1];
+        assert_eq!(admin["name"], "legate_admin");
+        assert_eq!(
+            admin["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"],
+            socket_address(p.admin_address)
+        );
+        p.stats_address = Some("0.0.0.0:19001".parse().unwrap());
+        assert!(matches!(
+            p.check(),
+            Err(BootstrapError::StatsNotLoopback(_))
+        ));
+    }
+
+    #[test]
     fn state_of_the_world_is_a_parameter() {
         let mut p = params();
         p.ads_api = AdsApi::Grpc;
@@ -284,6 +392,7 @@ mod tests {
         for api in [AdsApi::DeltaGrpc, AdsApi::Grpc] {
             let mut p = params();
             p.ads_api = api;
+            p.stats_address = Some("127.0.0.1:19001".parse().unwrap());
             let dir = tempfile::tempdir().unwrap();
             let file = dir.path().join("bootstrap.yaml");
             std::fs::write(&file, render_yaml(&bootstrap(&p))).unwrap();

@@ -8,7 +8,7 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 };
 
 use crate::xds::{
-    ResourceSet, Session, Snapshot, delta_next, delta_request, sotw_next, sotw_request,
+    Answer, ResourceSet, Session, Snapshot, delta_next, delta_request, sotw_next, sotw_request,
 };
 
 /// A published configuration, as [`crate::xds::Xds::publish`] makes it.
@@ -17,7 +17,7 @@ pub struct Published(Arc<Snapshot>);
 
 impl Published {
     pub fn new(set: ResourceSet) -> Self {
-        Self(Arc::new(Snapshot::build(set)))
+        Self(Arc::new(Snapshot::build(set, std::time::Instant::now())))
     }
 
     /// The configuration's version.
@@ -52,7 +52,7 @@ impl Stream {
 
     /// A state-of-the-world request; the version Envoy refused, if it is a NACK.
     pub fn sotw_request(&mut self, req: DiscoveryRequest) -> Option<String> {
-        sotw_request(&mut self.0, req).map(|r| r.version)
+        refused(sotw_request(&mut self.0, req))
     }
 
     pub fn sotw_next(&mut self) -> Option<DiscoveryResponse> {
@@ -61,7 +61,7 @@ impl Stream {
 
     /// A delta request; the version Envoy refused, if it is a NACK.
     pub fn delta_request(&mut self, req: DeltaDiscoveryRequest) -> Option<String> {
-        delta_request(&mut self.0, req).map(|r| r.version)
+        refused(delta_request(&mut self.0, req))
     }
 
     pub fn delta_next(&mut self) -> Option<DeltaDiscoveryResponse> {
@@ -71,5 +71,13 @@ impl Stream {
     /// The version the server would report as acknowledged by this stream.
     pub fn converged_version(&self) -> Option<&str> {
         self.0.converged_version()
+    }
+}
+
+/// The version Envoy refused, if the answer is a NACK.
+fn refused(answer: Option<Answer>) -> Option<String> {
+    match answer? {
+        Answer::Nack(r) => Some(r.version),
+        Answer::Ack(_) => None,
     }
 }

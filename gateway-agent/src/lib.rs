@@ -6,6 +6,7 @@ pub mod bootstrap;
 pub mod convert;
 pub mod drain;
 pub mod envoy;
+pub mod envoy_stats;
 /// Test-only: the ADS session state machine for the fuzz targets.
 #[doc(hidden)]
 pub mod fuzzing;

@@ -81,6 +81,10 @@ struct RunArgs {
     /// Envoy's admin interface, which `/drain` asks to drain its listeners.
     #[arg(long, default_value = "127.0.0.1:19000")]
     envoy_admin_address: SocketAddr,
+    /// Envoy's statistics listener (`bootstrap --stats-address`), read on every scrape of
+    /// `/metrics` and appended to the agent's own.
+    #[arg(long, default_value = "127.0.0.1:19001")]
+    envoy_stats_address: SocketAddr,
     /// How long `/drain` (the pod's preStop hooks) keeps Envoy draining before it lets the pod
     /// stop; Envoy's own `--drain-time-s` should be the same.
     #[arg(long, default_value_t = 15)]
@@ -108,6 +112,10 @@ struct BootstrapArgs {
     /// Envoy's admin interface; must be loopback.
     #[arg(long, default_value = "127.0.0.1:19000")]
     admin_address: SocketAddr,
+    /// Where Envoy serves `GET /stats/prometheus` (and nothing else) for the agent's `/metrics`;
+    /// must be loopback.
+    #[arg(long, default_value = "127.0.0.1:19001")]
+    stats_address: SocketAddr,
     /// The node id Envoy presents to the ADS server.
     #[arg(long, env = "POD_NAME", default_value = "legate-gateway")]
     node_id: String,
@@ -148,6 +156,7 @@ async fn main() -> ExitCode {
 
 fn print_bootstrap(args: BootstrapArgs) -> ExitCode {
     let mut params = BootstrapParams::new(args.ads_address, args.admin_address, args.node_id);
+    params.stats_address = Some(args.stats_address);
     if args.sotw {
         params.ads_api = AdsApi::Grpc;
     }
@@ -287,8 +296,10 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         Duration::from_secs(args.drain_seconds),
         guard,
     );
+    let envoy_stats = legate_agent::envoy_stats::appendix(args.envoy_stats_address, &mut registry);
     let admin = AdminServer::bind(args.common.metrics_address, registry, readiness.clone())
         .await?
+        .append_metrics(envoy_stats)
         .merge(drain.router());
     info!(address = %admin.local_addr()?, "serving /metrics, /healthz, /readyz, /drain");
     let admin = tokio::spawn(admin.serve(shutdown_signal()));

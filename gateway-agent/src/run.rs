@@ -5,7 +5,7 @@
 //! [`Quarantine`] finds the resources responsible and the loop serves the rest.
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeSet, HashMap},
     net::SocketAddr,
     path::PathBuf,
     sync::Arc,
@@ -14,7 +14,7 @@ use std::{
 
 use kube::Client;
 use legate_common::Readiness;
-use legate_crds::Resource;
+use legate_crds::{ObjectRef, Resource};
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
@@ -24,7 +24,7 @@ use tokio::sync::{broadcast::error::RecvError, watch};
 use tracing::{info, warn};
 
 use crate::{
-    ir::{Ir, Reason, ServiceNamespaces, Settings},
+    ir::{self, Ir, Reason, ServiceNamespaces, Settings},
     pipeline::{Fault, Translator},
     quarantine::{Quarantine, Step},
     source::{DirectorySource, SourceSnapshot, kubernetes},
@@ -52,13 +52,22 @@ pub enum SourceOptions {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct KindLabel {
+struct ResourceLabels {
     kind: String,
+    /// `served`, `partially_applied` (served, some fields not implemented), `not_served`
+    /// (accepted, but no Listener or Host takes it, its Service is missing, ...) or `rejected`.
+    verdict: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
 }
 
 /// What the agent reports about its inputs and builds.
 struct Metrics {
-    resources: Family<KindLabel, Gauge>,
+    resources: Family<ResourceLabels, Gauge>,
+    rejections: Family<ReasonLabel, Gauge>,
     rejected: Gauge,
     unreachable: Gauge,
     not_applied: Gauge,
@@ -71,6 +80,7 @@ impl Metrics {
     fn register(registry: &mut Registry) -> Self {
         let m = Self {
             resources: Family::default(),
+            rejections: Family::default(),
             rejected: Gauge::default(),
             unreachable: Gauge::default(),
             not_applied: Gauge::default(),
@@ -82,8 +92,13 @@ impl Metrics {
         };
         registry.register(
             "resources",
-            "Valid resources the agent holds, by kind",
+            "Resources the agent holds for this gateway, by kind and verdict",
             m.resources.clone(),
+        );
+        registry.register(
+            "rejections",
+            "Rejections standing now, by reason (a resource refused for two fields counts twice)",
+            m.rejections.clone(),
         );
         registry.register(
             "rejected",
@@ -348,7 +363,14 @@ impl Agent {
             .build_seconds
             .observe(started.elapsed().as_secs_f64());
         self.metrics.quarantined.set(state.quarantine.len() as i64);
-        report(snapshot, &config.ir, &self.metrics, &mut state.logged);
+        let ambassador_id = &state.translator.settings().ambassador_id;
+        report(
+            snapshot,
+            &config.ir,
+            ambassador_id,
+            &self.metrics,
+            &mut state.logged,
+        );
         info!(
             generation = snapshot.generation,
             resources = snapshot.resources.len(),
@@ -357,7 +379,7 @@ impl Agent {
             build_ms = started.elapsed().as_millis() as u64,
             "configuration built"
         );
-        self.xds.publish(config.resources);
+        self.xds.publish_since(config.resources, started);
         let version = self.xds.published_version();
         let ir = Arc::new(config.ir);
         state.last = Some((snapshot.clone(), ir.clone()));
@@ -438,7 +460,13 @@ async fn wait(mut stopped: tokio::sync::watch::Receiver<bool>) {
 
 /// Logs each IR rejection once, not on every rebuild (the source logs its own), and updates
 /// the gauges.
-fn report(snapshot: &SourceSnapshot, ir: &Ir, metrics: &Metrics, logged: &mut BTreeSet<String>) {
+fn report(
+    snapshot: &SourceSnapshot,
+    ir: &Ir,
+    ambassador_id: &str,
+    metrics: &Metrics,
+    logged: &mut BTreeSet<String>,
+) {
     let mut now = BTreeSet::new();
     for r in &ir.rejections {
         now.insert(format!(
@@ -465,13 +493,58 @@ fn report(snapshot: &SourceSnapshot, ir: &Ir, metrics: &Metrics, logged: &mut BT
     }
     *logged = now;
 
+    // One verdict a resource, the worst that applies.
+    let mut worst: HashMap<&ObjectRef, &'static str> = HashMap::new();
+    let mut note = |object, verdict| {
+        let v = worst.entry(object).or_insert(verdict);
+        if rank(verdict) > rank(v) {
+            *v = verdict;
+        }
+    };
+    for r in &ir.unreachable {
+        let verdict = if r.reason == Reason::NotSupported {
+            "partially_applied"
+        } else {
+            "not_served"
+        };
+        note(&r.object, verdict);
+    }
+    for r in &ir.rejections {
+        note(&r.object, "rejected");
+    }
     metrics.resources.clear();
     for r in &snapshot.resources {
+        if !ir::for_gateway(r, ambassador_id) {
+            continue;
+        }
+        let object = r.object_ref();
+        let verdict = worst.get(&object).copied().unwrap_or("served");
         metrics
             .resources
-            .get_or_create(&KindLabel {
+            .get_or_create(&ResourceLabels {
                 kind: r.kind().to_owned(),
+                verdict,
             })
+            .inc();
+    }
+    // What the loader refused never became a resource.
+    for r in &snapshot.rejected {
+        let kind = r.object.as_ref().map_or("", |o| o.kind.as_str());
+        metrics
+            .resources
+            .get_or_create(&ResourceLabels {
+                kind: kind.to_owned(),
+                verdict: "rejected",
+            })
+            .inc();
+    }
+    metrics.rejections.clear();
+    let reasons = ir.rejections.iter().map(|r| r.reason.as_str());
+    let loader = snapshot.rejected.iter().map(|_| Reason::Invalid.as_str());
+    for reason in reasons.chain(loader) {
+        metrics
+            .rejections
+            .get_or_create(&ReasonLabel { reason })
             .inc();
     }
     metrics
@@ -481,6 +554,16 @@ fn report(snapshot: &SourceSnapshot, ir: &Ir, metrics: &Metrics, logged: &mut BT
         .unreachable
         .set((ir.unreachable.len() - not_applied) as i64);
     metrics.not_applied.set(not_applied as i64);
+}
+
+/// The order of severity of a resource's verdicts.
+fn rank(verdict: &str) -> u8 {
+    match verdict {
+        "rejected" => 3,
+        "not_served" => 2,
+        "partially_applied" => 1,
+        _ => 0,
+    }
 }
 
 /// `/readyz` follows Envoy: ready once it has acknowledged a configuration; a refused one is

@@ -813,10 +813,35 @@ fn the_agent_is_probed_and_envoy_drains_before_it_stops() {
             "json",
             "--envoy-admin-address",
             "127.0.0.1:19000",
+            "--envoy-stats-address",
+            "127.0.0.1:19001",
             "--drain-seconds",
             "15"
         ])
     );
+    // Envoy's statistics listener is where the agent reads them, on loopback.
+    let bootstrap: Value =
+        serde_saphyr::from_str(&desired.config_map.data.as_ref().unwrap()[BOOTSTRAP_KEY]).unwrap();
+    assert_eq!(
+        bootstrap["static_resources"]["listeners"][0]["address"]["socket_address"],
+        json!({"address": "127.0.0.1", "port_value": 19001})
+    );
+    // One scrape target per pod: the usual annotations point at the agent's metrics port.
+    let annotations = desired
+        .deployment
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .metadata
+        .as_ref()
+        .unwrap()
+        .annotations
+        .as_ref()
+        .unwrap();
+    assert_eq!(annotations["prometheus.io/scrape"], "true");
+    assert_eq!(annotations["prometheus.io/port"], "9090");
+    assert_eq!(annotations["prometheus.io/path"], "/metrics");
     // The installation by name (the agent takes its ambassador id and allowed namespaces from
     // it), and the pod's namespace and name from the downward API.
     assert_eq!(

@@ -173,6 +173,9 @@ pub(crate) struct TypeSnapshot {
 pub(crate) struct Snapshot {
     pub version: String,
     pub types: BTreeMap<&'static str, TypeSnapshot>,
+    /// When the change this configuration serves reached the agent: its acknowledgement
+    /// measures the time from a change to Envoy applying it.
+    pub since: std::time::Instant,
 }
 
 /// Short hex of a SHA-256 digest: 16 hex digits (64 bits) are plenty to tell versions apart.
@@ -203,7 +206,7 @@ pub(crate) fn set_version<'a>(
 impl Snapshot {
     /// Builds the snapshot of `set`: its resources already carry their versions, so this costs
     /// one pass over names and versions, whatever the size of the resources.
-    pub fn build(set: ResourceSet) -> Self {
+    pub fn build(set: ResourceSet, since: std::time::Instant) -> Self {
         let mut by_type = set.by_type;
         let mut types = BTreeMap::new();
         let mut all = Sha256::new();
@@ -225,6 +228,7 @@ impl Snapshot {
         Snapshot {
             version: short_hex(&all.finalize()),
             types,
+            since,
         }
     }
 
@@ -239,6 +243,7 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     fn any(bytes: &[u8]) -> Any {
         Any {
@@ -257,8 +262,8 @@ mod tests {
 
     #[test]
     fn versions_are_a_function_of_content_only() {
-        let a = Snapshot::build(set(&[("a", b"1"), ("b", b"2")]));
-        let b = Snapshot::build(set(&[("b", b"2"), ("a", b"1")]));
+        let a = Snapshot::build(set(&[("a", b"1"), ("b", b"2")]), Instant::now());
+        let b = Snapshot::build(set(&[("b", b"2"), ("a", b"1")]), Instant::now());
         assert_eq!(a.version, b.version);
         assert_eq!(
             a.of(type_url::CLUSTER).version,
@@ -269,8 +274,8 @@ mod tests {
 
     #[test]
     fn one_change_moves_its_resource_type_and_config_versions_only() {
-        let a = Snapshot::build(set(&[("a", b"1"), ("b", b"2")]));
-        let b = Snapshot::build(set(&[("a", b"1"), ("b", b"3")]));
+        let a = Snapshot::build(set(&[("a", b"1"), ("b", b"2")]), Instant::now());
+        let b = Snapshot::build(set(&[("a", b"1"), ("b", b"3")]), Instant::now());
         let (ca, cb) = (a.of(type_url::CLUSTER), b.of(type_url::CLUSTER));
         assert_eq!(ca.resources["a"].version, cb.resources["a"].version);
         assert_ne!(ca.resources["b"].version, cb.resources["b"].version);
@@ -290,8 +295,8 @@ mod tests {
 
     #[test]
     fn renaming_a_resource_changes_the_type_version() {
-        let a = Snapshot::build(set(&[("a", b"1")]));
-        let b = Snapshot::build(set(&[("z", b"1")]));
+        let a = Snapshot::build(set(&[("a", b"1")]), Instant::now());
+        let b = Snapshot::build(set(&[("z", b"1")]), Instant::now());
         assert_ne!(a.version, b.version);
     }
 }

@@ -14,11 +14,11 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 use std::{collections::BTreeMap, sync::Arc};
 
 use super::Res;
-use super::session::{Pending, Refusal, Session};
+use super::session::{Answer, Pending, Session};
 use super::type_url;
 
-/// Applies one request; returns Envoy's refusal if it NACKed.
-pub(crate) fn on_request(s: &mut Session, req: DeltaDiscoveryRequest) -> Option<Refusal> {
+/// Applies one request; returns Envoy's answer (ACK or NACK) to a response in flight.
+pub(crate) fn on_request(s: &mut Session, req: DeltaDiscoveryRequest) -> Option<Answer> {
     let Some(url) = type_url::known(&req.type_url) else {
         tracing::debug!(
             type_url = req.type_url,
@@ -34,12 +34,12 @@ pub(crate) fn on_request(s: &mut Session, req: DeltaDiscoveryRequest) -> Option<
         nack = req.error_detail.is_some(),
         "request"
     );
-    let mut refusal = None;
+    let mut answer = None;
     let ts = s.state(url);
     if !req.response_nonce.is_empty() {
         if req.response_nonce == ts.last_nonce && ts.pending.is_some() {
             let message = req.error_detail.as_ref().map(|e| e.message.clone());
-            refusal = s.answer(url, message);
+            answer = s.answer(url, message);
         } else if req.response_nonce != ts.last_nonce {
             tracing::debug!(type_url = url, nonce = req.response_nonce, "stale nonce");
         }
@@ -78,7 +78,7 @@ pub(crate) fn on_request(s: &mut Session, req: DeltaDiscoveryRequest) -> Option<
         ts.acked.retain(|n, _| names.contains(n));
         ts.acked_res.retain(|n, _| names.contains(n));
     }
-    refusal
+    answer
 }
 
 /// What Envoy lacks of `served` (absent, or at another version) and what it has that `served`

@@ -76,7 +76,7 @@ const REFUSALS_BUFFERED: usize = 64;
 
 // The pure state machine of a stream, for the test-only `crate::fuzzing`.
 pub(crate) use delta::{next as delta_next, on_request as delta_request};
-pub(crate) use session::Session;
+pub(crate) use session::{Answer, Session};
 pub(crate) use sotw::{next as sotw_next, on_request as sotw_request};
 
 /// The type URLs ADS serves.
@@ -160,7 +160,13 @@ impl Xds {
     /// A new desired configuration. Its versions derive from its content; an identical one is a
     /// no-op.
     pub fn publish(&self, set: ResourceSet) {
-        let snapshot = Snapshot::build(set);
+        self.publish_since(set, std::time::Instant::now());
+    }
+
+    /// As [`Xds::publish`], for a change that reached the agent at `since`: the time from then
+    /// to Envoy's acknowledgement is `change_to_ack_seconds`.
+    pub fn publish_since(&self, set: ResourceSet, since: std::time::Instant) {
+        let snapshot = Snapshot::build(set, since);
         self.inner.target.send_if_modified(|current| {
             if current
                 .as_ref()

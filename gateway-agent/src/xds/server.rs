@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::session::{Refusal, Session};
+use super::session::{Answer, Refusal, Session};
 use super::{Inner, Nack, delta, sotw, type_url};
 
 /// The ADS gRPC service; build it with [`super::Xds::server`].
@@ -29,7 +29,7 @@ trait Protocol: Send + 'static {
     type Req: Send + 'static;
     type Resp: Send + 'static;
     const DELTA: bool;
-    fn on_request(s: &mut Session, req: Self::Req) -> Option<Refusal>;
+    fn on_request(s: &mut Session, req: Self::Req) -> Option<Answer>;
     fn next(s: &mut Session) -> Option<(Self::Resp, &'static str)>;
 }
 
@@ -38,7 +38,7 @@ impl Protocol for Sotw {
     type Req = DiscoveryRequest;
     type Resp = DiscoveryResponse;
     const DELTA: bool = false;
-    fn on_request(s: &mut Session, req: DiscoveryRequest) -> Option<Refusal> {
+    fn on_request(s: &mut Session, req: DiscoveryRequest) -> Option<Answer> {
         sotw::on_request(s, req)
     }
     fn next(s: &mut Session) -> Option<(DiscoveryResponse, &'static str)> {
@@ -54,7 +54,7 @@ impl Protocol for Delta {
     type Req = DeltaDiscoveryRequest;
     type Resp = DeltaDiscoveryResponse;
     const DELTA: bool = true;
-    fn on_request(s: &mut Session, req: DeltaDiscoveryRequest) -> Option<Refusal> {
+    fn on_request(s: &mut Session, req: DeltaDiscoveryRequest) -> Option<Answer> {
         delta::on_request(s, req)
     }
     fn next(s: &mut Session) -> Option<(DeltaDiscoveryResponse, &'static str)> {
@@ -135,11 +135,11 @@ async fn drive<P: Protocol>(
     loop {
         tokio::select! {
             msg = incoming.next() => match msg {
-                Some(Ok(req)) => {
-                    if let Some(refusal) = P::on_request(&mut session, req) {
-                        report_nack(&inner, refusal);
-                    }
-                }
+                Some(Ok(req)) => match P::on_request(&mut session, req) {
+                    Some(Answer::Ack(url)) => inner.metrics.ack(url),
+                    Some(Answer::Nack(refusal)) => report_nack(&inner, refusal),
+                    None => {}
+                },
                 Some(Err(status)) => {
                     tracing::debug!(%status, "ADS stream failed");
                     break;
@@ -195,6 +195,13 @@ fn report_converged(inner: &Inner, session: &Session) {
         let mut modified = false;
         if s.acked_version.as_deref() != Some(version) {
             tracing::info!(version, "Envoy acknowledged the configuration");
+            // The first Envoy to have all of it; the target is the converged configuration.
+            if let Some(target) = &session.target {
+                inner
+                    .metrics
+                    .change_to_ack
+                    .observe(target.since.elapsed().as_secs_f64());
+            }
             s.acked_version = Some(version.to_owned());
             modified = true;
         }

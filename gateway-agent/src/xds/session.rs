@@ -165,6 +165,14 @@ impl TypeState {
     }
 }
 
+/// Envoy's answer to a response in flight.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Answer {
+    /// Envoy acknowledged the response of this type.
+    Ack(&'static str),
+    Nack(Refusal),
+}
+
 /// Envoy's refusal of one response.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Refusal {
@@ -387,8 +395,8 @@ impl Session {
     }
 
     /// Records Envoy's answer to the response of `url` in flight. `refusal` is Envoy's
-    /// error message for a NACK. Returns the refusal to report, if any.
-    pub fn answer(&mut self, url: &'static str, refusal: Option<String>) -> Option<Refusal> {
+    /// error message for a NACK. Returns the answer to report; none without a response in flight.
+    pub fn answer(&mut self, url: &'static str, refusal: Option<String>) -> Option<Answer> {
         let delta = self.delta;
         let target = self.target.as_ref().map(|t| t.version.clone());
         let ts = self.state(url);
@@ -408,12 +416,12 @@ impl Session {
                 } else {
                     ts.acked_version = None;
                 }
-                Some(Refusal {
+                Some(Answer::Nack(Refusal {
                     type_url: url,
                     version: p.version,
                     config_version,
                     message,
-                })
+                }))
             }
             None if delta => {
                 for (n, r) in p.resources {
@@ -429,7 +437,7 @@ impl Session {
                 ts.nacked = None;
                 ts.answered = true;
                 ts.synced = p.brings;
-                None
+                Some(Answer::Ack(url))
             }
             None => {
                 ts.acked_version = Some(p.version);
@@ -441,7 +449,7 @@ impl Session {
                 ts.acked_res = p.resources;
                 ts.nacked = None;
                 ts.synced = p.brings;
-                None
+                Some(Answer::Ack(url))
             }
         }
     }
@@ -465,6 +473,7 @@ mod tests {
     use super::*;
     use crate::xds::cache::ResourceSet;
     use envoy_types::pb::google::protobuf::Any;
+    use std::time::Instant;
 
     fn snap(clusters: &[&str], routes: &[(&str, &str)]) -> Arc<Snapshot> {
         let mut s = ResourceSet::default();
@@ -488,7 +497,7 @@ mod tests {
                 },
             );
         }
-        Arc::new(Snapshot::build(s))
+        Arc::new(Snapshot::build(s, Instant::now()))
     }
 
     /// Sends whatever is planned (without an answer yet); returns the type sent.
@@ -567,7 +576,7 @@ mod tests {
             };
             set.insert_any(url, name, any);
         }
-        let mut s = Session::new(Some(Arc::new(Snapshot::build(set))), false);
+        let mut s = Session::new(Some(Arc::new(Snapshot::build(set, Instant::now()))), false);
         for url in [CLUSTER, SECRET, LISTENER] {
             s.state(url).subscribed = true;
             s.state(url).wildcard = true;
@@ -596,7 +605,9 @@ mod tests {
             removed: vec![],
             brings: None,
         });
-        let refusal = s.answer(CLUSTER, Some("bad".into())).unwrap();
+        let Some(Answer::Nack(refusal)) = s.answer(CLUSTER, Some("bad".into())) else {
+            panic!("a NACK")
+        };
         assert_eq!(refusal.version, version);
         assert!(s.plan().is_none());
         assert!(s.converged_version().is_none());
@@ -617,7 +628,10 @@ mod tests {
     /// Sends what is planned and has Envoy refuse it.
     fn refuse(s: &mut Session) -> &'static str {
         let url = send(s).expect("something to send");
-        assert!(s.answer(url, Some("refused".into())).is_some());
+        assert!(matches!(
+            s.answer(url, Some("refused".into())),
+            Some(Answer::Nack(_))
+        ));
         url
     }
 
@@ -654,7 +668,9 @@ mod tests {
         s.sent(url, "1".into(), pending);
         // A newer configuration is published before Envoy answers.
         s.set_target(Some(snap(&["b"], &[])));
-        let refusal = s.answer(CLUSTER, Some("bad".into())).unwrap();
+        let Some(Answer::Nack(refusal)) = s.answer(CLUSTER, Some("bad".into())) else {
+            panic!("a NACK")
+        };
         assert_eq!(refusal.config_version, a.version);
     }
 

@@ -11,11 +11,11 @@ use std::collections::BTreeSet;
 
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 
-use super::session::{Pending, Refusal, Session};
+use super::session::{Answer, Pending, Session};
 use super::type_url::{self, CLUSTER, LISTENER};
 
-/// Applies one request; returns Envoy's refusal if it NACKed.
-pub(crate) fn on_request(s: &mut Session, req: DiscoveryRequest) -> Option<Refusal> {
+/// Applies one request; returns Envoy's answer (ACK or NACK) to a response in flight.
+pub(crate) fn on_request(s: &mut Session, req: DiscoveryRequest) -> Option<Answer> {
     let Some(url) = type_url::known(&req.type_url) else {
         tracing::debug!(
             type_url = req.type_url,
@@ -32,7 +32,7 @@ pub(crate) fn on_request(s: &mut Session, req: DiscoveryRequest) -> Option<Refus
         "request"
     );
     let ts = s.state(url);
-    let mut refusal = None;
+    let mut answer = None;
     if req.response_nonce.is_empty() {
         if !req.version_info.is_empty() && ts.acked_version.is_none() {
             ts.acked_version = Some(req.version_info.clone());
@@ -53,7 +53,7 @@ pub(crate) fn on_request(s: &mut Session, req: DiscoveryRequest) -> Option<Refus
             )),
             None => None,
         };
-        refusal = s.answer(url, message);
+        answer = s.answer(url, message);
     }
     let ts = s.state(url);
     // LDS and CDS are wildcard in state of the world; other types list what they want.
@@ -70,7 +70,7 @@ pub(crate) fn on_request(s: &mut Session, req: DiscoveryRequest) -> Option<Refus
     ts.subscribed = true;
     ts.wildcard = wildcard;
     ts.names = names;
-    refusal
+    answer
 }
 
 /// The next response, if the plan has one; records it as in flight.

@@ -43,6 +43,20 @@ impl Gateway {
     /// A gateway with the given Host documents and `listener_spec` (e.g. `l7Depth: 1, `) added
     /// to the Listener's spec.
     pub async fn start_with(hosts: &str, listener_spec: &str) -> Self {
+        Self::start_inner(hosts, listener_spec, None).await
+    }
+
+    /// A gateway with the given Host documents whose Envoy serves its statistics on a listener
+    /// of their own, which the agent appends to its `/metrics`, as the operator deploys it.
+    pub async fn start_with_envoy_stats(hosts: &str) -> Self {
+        Self::start_inner(hosts, "", Some(super::free_addr())).await
+    }
+
+    async fn start_inner(
+        hosts: &str,
+        listener_spec: &str,
+        stats: Option<std::net::SocketAddr>,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("a config directory");
         let port = free_port();
         let listener = format!(
@@ -64,8 +78,13 @@ spec: {{port: {port}, protocol: HTTP, securityModel: XFP, {listener_spec}hostBin
                 "hostname: \"*\"\nprefix: /__probe/\nservice: 127.0.0.1:1",
             ),
         );
-        let agent = Agent::start(dir.path()).await;
-        let mut envoy = Envoy::start(agent.ads_address).await;
+        let stats_arg = stats.map(|a| a.to_string());
+        let agent_args: Vec<&str> = match &stats_arg {
+            Some(a) => vec!["--envoy-stats-address", a],
+            None => vec![],
+        };
+        let agent = Agent::start_with_args(dir.path(), &agent_args).await;
+        let mut envoy = Envoy::start_with_stats(agent.ads_address, stats).await;
         envoy.wait_ready().await;
         agent.wait_ready().await;
         Self {

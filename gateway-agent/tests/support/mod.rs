@@ -149,6 +149,7 @@ pub mod auth;
 
 pub mod client_certs;
 pub mod gateway;
+pub mod prometheus;
 pub mod tcp;
 pub mod tls;
 pub mod upstream_tls;
@@ -453,10 +454,24 @@ impl Envoy {
 
     /// As [`Envoy::start_with`], with extra command-line arguments (e.g. `--drain-time-s`).
     pub async fn start_with_args(ads_address: SocketAddr, ads_api: AdsApi, extra: &[&str]) -> Self {
+        Self::start_inner(ads_address, ads_api, extra, None).await
+    }
+
+    /// As [`Envoy::start`], with the statistics listener of the bootstrap on `stats` if given.
+    pub async fn start_with_stats(ads_address: SocketAddr, stats: Option<SocketAddr>) -> Self {
+        Self::start_inner(ads_address, AdsApi::DeltaGrpc, &[], stats).await
+    }
+
+    async fn start_inner(
+        ads_address: SocketAddr,
+        ads_api: AdsApi,
+        extra: &[&str],
+        stats: Option<SocketAddr>,
+    ) -> Self {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            match Self::try_start(ads_address, ads_api, extra).await {
+            match Self::try_start(ads_address, ads_api, extra, stats).await {
                 Ok(envoy) => return envoy,
                 Err(envoy) if attempts < 3 && envoy.process.log().contains("in use") => continue,
                 Err(mut envoy) => {
@@ -471,6 +486,7 @@ impl Envoy {
         ads_address: SocketAddr,
         ads_api: AdsApi,
         extra: &[&str],
+        stats: Option<SocketAddr>,
     ) -> Result<Self, Self> {
         let dir = tempfile::tempdir().expect("an Envoy directory");
         let admin_address = free_addr();
@@ -478,6 +494,7 @@ impl Envoy {
         let node_id = format!("test-{}-{n}", std::process::id());
         let mut params = BootstrapParams::new(ads_address, admin_address, node_id.clone());
         params.ads_api = ads_api;
+        params.stats_address = stats;
         let bootstrap_path = dir.path().join("bootstrap.yaml");
         std::fs::write(&bootstrap_path, render_yaml(&bootstrap(&params)))
             .expect("write the bootstrap");

@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use legate_agent::bootstrap::{BootstrapParams, bootstrap, render_yaml};
 use sha2::{Digest, Sha256};
 
-use super::{ADMIN_ADDRESS, ADS_ADDRESS, Context, labels};
+use super::{ADMIN_ADDRESS, ADS_ADDRESS, Context, STATS_ADDRESS, labels};
 
 /// The key Envoy reads as `/etc/envoy/bootstrap.yaml`.
 pub const BOOTSTRAP_KEY: &str = "bootstrap.yaml";
@@ -21,6 +21,7 @@ pub fn bootstrap_yaml(namespace: &str, name: &str) -> String {
         format!("{namespace}.{name}"),
     );
     params.node_cluster = name.to_owned();
+    params.stats_address = Some(STATS_ADDRESS.parse().expect("a valid socket address"));
     render_yaml(&bootstrap(&params))
 }
 

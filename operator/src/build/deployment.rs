@@ -29,6 +29,9 @@ pub const AGENT_CONTAINER: &str = "legate-agent";
 pub const ADS_ADDRESS: &str = "127.0.0.1:18000";
 /// Envoy's admin interface: loopback only (DESIGN.md, security rules).
 pub const ADMIN_ADDRESS: &str = "127.0.0.1:19000";
+/// Envoy's statistics listener (`GET /stats/prometheus` only), which the agent appends to its
+/// `/metrics`: loopback too.
+pub const STATS_ADDRESS: &str = "127.0.0.1:19001";
 /// The agent's `/metrics`, `/healthz` and `/readyz`.
 pub const METRICS_PORT: i32 = 9090;
 /// The agent's environment variable naming its installation, `<namespace>/<name>`.
@@ -144,6 +147,8 @@ pub fn build(cx: &Context, config_hash: &str) -> Result<Deployment, BuildError> 
                 "json",
                 "--envoy-admin-address",
                 ADMIN_ADDRESS,
+                "--envoy-stats-address",
+                STATS_ADDRESS,
                 "--drain-seconds",
                 drain.to_string().as_str(),
             ]
@@ -195,10 +200,17 @@ pub fn build(cx: &Context, config_hash: &str) -> Result<Deployment, BuildError> 
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(labels::labels(cx)),
-                    annotations: Some(BTreeMap::from([(
-                        CONFIG_HASH_ANNOTATION.to_owned(),
-                        config_hash.to_owned(),
-                    )])),
+                    // The usual scrape annotations: one target per pod carries the agent's
+                    // metrics and its Envoy's (a PodMonitor can use the `metrics` port instead).
+                    annotations: Some(BTreeMap::from(
+                        [
+                            (CONFIG_HASH_ANNOTATION, config_hash),
+                            ("prometheus.io/scrape", "true"),
+                            ("prometheus.io/port", &METRICS_PORT.to_string()),
+                            ("prometheus.io/path", "/metrics"),
+                        ]
+                        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+                    )),
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {

@@ -32,7 +32,7 @@ use legate_crds::gateway_installation::{FromNamespaces, GatewayInstallation, Gat
 pub use config_map::{BOOTSTRAP_KEY, bootstrap_yaml, config_hash};
 pub use deployment::{
     ADMIN_ADDRESS, ADS_ADDRESS, AGENT_CONTAINER, CONFIG_HASH_ANNOTATION, ENVOY_CONTAINER,
-    INSTALLATION_ENV, METRICS_PORT,
+    INSTALLATION_ENV, METRICS_PORT, STATS_ADDRESS,
 };
 pub use image::is_valid_image_reference;
 pub use labels::{
