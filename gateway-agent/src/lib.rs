@@ -4,6 +4,7 @@
 
 pub mod bootstrap;
 pub mod convert;
+pub mod diag;
 pub mod drain;
 pub mod envoy;
 pub mod envoy_stats;

@@ -243,7 +243,13 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         );
     }
     let debounce = Duration::from_millis(args.debounce_ms);
+    let replica_name = args.replica.clone();
     let mut guard = drain::Guard::Loopback;
+    let described = match (&args.config_dir, &args.installation) {
+        (Some(dir), _) => format!("directory {}", dir.display()),
+        (None, Some(installation)) => format!("installation {installation}"),
+        (None, None) => String::new(),
+    };
     let source = match (args.config_dir, args.installation) {
         (Some(dir), _) => SourceOptions::Directory { dir, debounce },
         (None, Some(installation)) => {
@@ -284,12 +290,23 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         source,
         ads_address: args.ads_address,
         settings: Settings {
-            ambassador_id: args.ambassador_id,
+            ambassador_id: args.ambassador_id.clone(),
             namespace: args.namespace,
             ..Settings::default()
         },
     };
     let agent = Agent::new(options, &mut registry)?;
+    let diagnostics = legate_agent::diag::serve::Diagnostics {
+        built: agent.built(),
+        acks: agent.acks(),
+        gateway: legate_agent::diag::Gateway {
+            source: described,
+            ambassador_id: args.ambassador_id,
+            replica: replica_name,
+        },
+        envoy_admin: args.envoy_admin_address,
+        http: reqwest::Client::new(),
+    };
     let readiness = Readiness::new("no Envoy has acknowledged a configuration yet");
     let drain = drain::Drain::new(
         args.envoy_admin_address,
@@ -300,8 +317,9 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     let admin = AdminServer::bind(args.common.metrics_address, registry, readiness.clone())
         .await?
         .append_metrics(envoy_stats)
-        .merge(drain.router());
-    info!(address = %admin.local_addr()?, "serving /metrics, /healthz, /readyz, /drain");
+        .merge(drain.router())
+        .merge(diagnostics.router());
+    info!(address = %admin.local_addr()?, "serving /metrics, /healthz, /readyz, /drain, /diag/");
     let admin = tokio::spawn(admin.serve(shutdown_signal()));
     agent.run(readiness, shutdown_signal()).await?;
     admin.await??;

@@ -201,6 +201,11 @@ impl Agent {
         self.built.subscribe()
     }
 
+    /// What Envoy says of the configurations published: acknowledged, refused, connected.
+    pub fn acks(&self) -> watch::Receiver<AckStatus> {
+        self.xds.status()
+    }
+
     /// Test-only: see [`Translator::inject_fault`].
     #[doc(hidden)]
     pub fn inject_fault(&mut self, fault: Fault) {

@@ -118,6 +118,8 @@ pub struct Ir {
     pub tcp_listeners: Vec<tcp_mapping::TcpListener>,
     /// The client certificates and CAs clusters originate TLS with ([`upstream_tls`]).
     pub upstream_tls: upstream_tls::Secrets,
+    /// Who may read the diagnostics page (the gateway Module's `diagnostics`).
+    pub diagnostics: module::DiagnosticsAccess,
 }
 
 /// A resource and what is wrong with it: a stable reason (condition and Event reason, metric
@@ -371,7 +373,10 @@ impl Builder {
         let selectors = &self.host_selectors;
         let resolvers = &self.resolvers;
         let defaults = &self.defaults;
-        let mut ir = Ir::default();
+        let mut ir = Ir {
+            diagnostics: module::DiagnosticsAccess::of(module),
+            ..Ir::default()
+        };
         module::notes(&plain, settings, &mut ir.unreachable);
         ir.unreachable.extend(resolvers.notes());
         ir.rejections.extend(defaults.rejections.iter().cloned());

@@ -47,6 +47,34 @@ fn is_gateway_module(r: &Resource, settings: &Settings) -> bool {
         && for_gateway(r, &settings.ambassador_id)
 }
 
+/// Who may read the diagnostics page (`diag`): the gateway Module's `diagnostics`, as Emissary
+/// reads it: on unless `enabled: false`; callers on the pod's own loopback only, unless
+/// `allow_non_local: true`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DiagnosticsAccess {
+    pub enabled: bool,
+    pub allow_non_local: bool,
+}
+
+impl Default for DiagnosticsAccess {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            allow_non_local: false,
+        }
+    }
+}
+
+impl DiagnosticsAccess {
+    pub fn of(module: Option<&Module>) -> Self {
+        let d = module.and_then(|m| m.spec.config.diagnostics.as_ref());
+        Self {
+            enabled: d.and_then(|d| d.enabled).unwrap_or(true),
+            allow_non_local: d.and_then(|d| d.allow_non_local).unwrap_or(false),
+        }
+    }
+}
+
 /// A note on every other Module of this gateway: nothing it sets is read.
 pub fn notes(resources: &[&Resource], settings: &Settings, out: &mut Vec<Rejection>) {
     for r in resources {

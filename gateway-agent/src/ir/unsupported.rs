@@ -24,7 +24,7 @@
 //! - an empty string, list or map;
 //! - an object that only switches its feature off, or asks for the gateway's behaviour in every
 //!   field: `acmeProvider: {authority:
-//!   none}`, `previewUrl` without `enabled: true`, `diagnostics`/`liveness_probe`/
+//!   none}`, `previewUrl` without `enabled: true`, `liveness_probe`/
 //!   `readiness_probe` with `enabled: false`.
 //!
 //! Any other object counts when present, even empty: `cors: {}` or `buffer: {}` asks for a
@@ -363,9 +363,10 @@ pub const TABLES: &[Table] = &[
             // ir/rate_limit.rs
             "config.default_label_domain",
             "config.default_labels",
+            // diag/ (the agent's diagnostics page)
+            "config.diagnostics",
         ],
         not_applied: &[
-            "config.diagnostics",
             "config.liveness_probe",
             "config.readiness_probe",
             "config.use_proxy_proto",
@@ -961,11 +962,6 @@ fn module(c: &ModuleConfig, f: &mut Found) {
             _ => OMIT_IF_NOT_PRESENT,
         }),
         AsEmissary,
-    );
-    f.add(
-        c.diagnostics.as_ref().is_some_and(|d| !off(d.enabled)),
-        "spec.config.diagnostics",
-        NotYet,
     );
     f.add(
         probe(&c.liveness_probe),
