@@ -69,7 +69,9 @@ validate: olm-tools ## Check the OLM bundle: its Rust test (current, equal to co
 	$(VENV)/bin/python olm/validate/kube_validate.py -k $(KUBE_VALIDATE_VERSION) config bundle
 	$(VENV)/bin/python olm/validate/courier_verify.py bundle
 
-test-tools: $(PYLIB)/.installed ## Install what tests use beside Envoy: prometheus_client (PyPI) into .tools/python
+test-tools: $(PYLIB)/.installed /usr/bin/chromium ## Install what tests use beside Envoy: prometheus_client (PyPI) into .tools/python, Chromium (Debian; root)
+/usr/bin/chromium:
+	apt-get install -y --no-install-recommends chromium || { apt-get update && apt-get install -y --no-install-recommends chromium; }
 $(PYLIB)/.installed:
 	python3 -m pip install --quiet --disable-pip-version-check --target $(PYLIB) prometheus-client==$(PROMETHEUS_CLIENT_VERSION)
 	touch $@

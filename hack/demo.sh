@@ -45,7 +45,9 @@ Legate is serving config/samples/local on http://localhost:8080. Try:
   for i in $(seq 1 100); do curl -s localhost:8080/canary/ | grep -o '"upstream":"[a-z]*"'; done | sort | uniq -c
                                                 # canary: about 20 go to "next", 80 to "stable"
   curl -s localhost:9090/readyz                 # the configuration version Envoy acknowledged
-  curl -s localhost:9090/metrics | grep legate_agent
+  curl -s localhost:9090/metrics | grep -E '^(legate_agent_resources|envoy_cluster_upstream_rq_total)'
+                                                # the agent's metrics and Envoy's, one scrape
+  open http://localhost:9090/diag/              # the diagnostics page: routes, verdicts, health
 
 Edit or add YAML under config/samples/local/ and the gateway follows within a moment.
 Ctrl-C stops everything.

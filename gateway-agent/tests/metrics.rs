@@ -31,7 +31,7 @@ async fn sample_when(
 #[tokio::test]
 async fn a_scrape_of_the_agent_carries_envoys_per_cluster_request_counters_after_traffic() {
     let app = Upstream::start("app").await;
-    let gw = Gateway::start_with_envoy_stats(HOST_ANY).await;
+    let gw = Gateway::start_observed(HOST_ANY).await;
     // stats_name gives the Mapping's upstream statistics a readable name (Emissary's).
     gw.write(
         "app.yaml",
@@ -100,7 +100,7 @@ spec: {hostname: example.com, requestPolicy: {insecure: {action: Route}}}
 #[tokio::test]
 async fn resources_are_counted_by_verdict_and_rejections_by_reason() {
     let app = Upstream::start("app").await;
-    let gw = Gateway::start_with_envoy_stats(EXAMPLE_COM).await;
+    let gw = Gateway::start_observed(EXAMPLE_COM).await;
     gw.write("app.yaml", &route("app", &app, "prefix: /app/"));
     // Invalid: a regex that does not compile.
     gw.write(
@@ -148,10 +148,10 @@ async fn resources_are_counted_by_verdict_and_rejections_by_reason() {
 
 #[tokio::test]
 async fn envoys_statistics_listener_serves_nothing_else_of_the_admin_interface() {
-    let stats = free_addr();
+    let (stats, admin) = (free_addr(), free_addr());
     let dir = tempfile::tempdir().unwrap();
     let agent = support::Agent::start(dir.path()).await;
-    let mut envoy = support::Envoy::start_with_stats(agent.ads_address, Some(stats)).await;
+    let mut envoy = support::Envoy::start_observed(agent.ads_address, stats, admin).await;
     // Envoy binds its static listeners once its first configuration is in.
     envoy.wait_ready().await;
     let client = support::Client::new();

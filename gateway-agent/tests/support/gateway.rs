@@ -46,16 +46,18 @@ impl Gateway {
         Self::start_inner(hosts, listener_spec, None).await
     }
 
-    /// A gateway with the given Host documents whose Envoy serves its statistics on a listener
-    /// of their own, which the agent appends to its `/metrics`, as the operator deploys it.
-    pub async fn start_with_envoy_stats(hosts: &str) -> Self {
-        Self::start_inner(hosts, "", Some(super::free_addr())).await
+    /// A gateway with the given Host documents, wired as the operator deploys it: the agent
+    /// appends the statistics Envoy serves on a listener of their own to its `/metrics`, and
+    /// reads Envoy's admin interface (the diagnostics page's health, `/drain`).
+    pub async fn start_observed(hosts: &str) -> Self {
+        Self::start_inner(hosts, "", Some((super::free_addr(), super::free_addr()))).await
     }
 
+    /// `observed`: Envoy's statistics listener and admin addresses, given to the agent.
     async fn start_inner(
         hosts: &str,
         listener_spec: &str,
-        stats: Option<std::net::SocketAddr>,
+        observed: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
     ) -> Self {
         let dir = tempfile::tempdir().expect("a config directory");
         let port = free_port();
@@ -78,13 +80,21 @@ spec: {{port: {port}, protocol: HTTP, securityModel: XFP, {listener_spec}hostBin
                 "hostname: \"*\"\nprefix: /__probe/\nservice: 127.0.0.1:1",
             ),
         );
-        let stats_arg = stats.map(|a| a.to_string());
-        let agent_args: Vec<&str> = match &stats_arg {
-            Some(a) => vec!["--envoy-stats-address", a],
+        let addresses = observed.map(|(stats, admin)| [stats.to_string(), admin.to_string()]);
+        let agent_args: Vec<&str> = match &addresses {
+            Some([stats, admin]) => vec![
+                "--envoy-stats-address",
+                stats,
+                "--envoy-admin-address",
+                admin,
+            ],
             None => vec![],
         };
         let agent = Agent::start_with_args(dir.path(), &agent_args).await;
-        let mut envoy = Envoy::start_with_stats(agent.ads_address, stats).await;
+        let mut envoy = match observed {
+            Some((stats, admin)) => Envoy::start_observed(agent.ads_address, stats, admin).await,
+            None => Envoy::start(agent.ads_address).await,
+        };
         envoy.wait_ready().await;
         agent.wait_ready().await;
         Self {

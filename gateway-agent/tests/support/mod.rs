@@ -457,21 +457,26 @@ impl Envoy {
         Self::start_inner(ads_address, ads_api, extra, None).await
     }
 
-    /// As [`Envoy::start`], with the statistics listener of the bootstrap on `stats` if given.
-    pub async fn start_with_stats(ads_address: SocketAddr, stats: Option<SocketAddr>) -> Self {
-        Self::start_inner(ads_address, AdsApi::DeltaGrpc, &[], stats).await
+    /// As [`Envoy::start`], with the bootstrap's statistics listener on `stats` and the admin
+    /// interface on `admin`, where an agent started for them looks.
+    pub async fn start_observed(
+        ads_address: SocketAddr,
+        stats: SocketAddr,
+        admin: SocketAddr,
+    ) -> Self {
+        Self::start_inner(ads_address, AdsApi::DeltaGrpc, &[], Some((stats, admin))).await
     }
 
     async fn start_inner(
         ads_address: SocketAddr,
         ads_api: AdsApi,
         extra: &[&str],
-        stats: Option<SocketAddr>,
+        observed: Option<(SocketAddr, SocketAddr)>,
     ) -> Self {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            match Self::try_start(ads_address, ads_api, extra, stats).await {
+            match Self::try_start(ads_address, ads_api, extra, observed).await {
                 Ok(envoy) => return envoy,
                 Err(envoy) if attempts < 3 && envoy.process.log().contains("in use") => continue,
                 Err(mut envoy) => {
@@ -486,15 +491,15 @@ impl Envoy {
         ads_address: SocketAddr,
         ads_api: AdsApi,
         extra: &[&str],
-        stats: Option<SocketAddr>,
+        observed: Option<(SocketAddr, SocketAddr)>,
     ) -> Result<Self, Self> {
         let dir = tempfile::tempdir().expect("an Envoy directory");
-        let admin_address = free_addr();
+        let admin_address = observed.map_or_else(free_addr, |(_, admin)| admin);
         let n = ENVOYS.fetch_add(1, Ordering::Relaxed);
         let node_id = format!("test-{}-{n}", std::process::id());
         let mut params = BootstrapParams::new(ads_address, admin_address, node_id.clone());
         params.ads_api = ads_api;
-        params.stats_address = stats;
+        params.stats_address = observed.map(|(stats, _)| stats);
         let bootstrap_path = dir.path().join("bootstrap.yaml");
         std::fs::write(&bootstrap_path, render_yaml(&bootstrap(&params)))
             .expect("write the bootstrap");
