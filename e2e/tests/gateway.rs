@@ -31,8 +31,8 @@ use legate_e2e::gateway::{
     wait_verdict,
 };
 use legate_e2e::{
-    HttpResponse, HttpUpstream, Operator, TestNamespace, client, install_default, kubectl_apply,
-    kubectl_json, kubectl_ok, server_minor, wait_for,
+    HttpResponse, HttpUpstream, Operator, TestNamespace, client, http_get, install_default,
+    kubectl_apply, kubectl_json, kubectl_ok, server_minor, wait_for,
 };
 use serde_json::Value;
 
@@ -274,6 +274,33 @@ spec:
         let row = vec![ns.clone(), name.into(), accepted.into(), programmed.into()];
         assert!(rows.contains(&row), "{row:?} not in:\n{table}");
     }
+
+    // The pod's one scrape target: the agent's metrics and its Envoy's, from the template's
+    // flags and the ConfigMap's bootstrap.
+    let metrics = http_get(&world.pod("edge-0").metrics, "/metrics", None)?.body;
+    for needle in [
+        "legate_agent_resources{kind=\"Mapping\",verdict=\"served\"}",
+        "legate_agent_envoy_stats_up 1",
+        "envoy_cluster_upstream_rq_total{",
+    ] {
+        assert!(metrics.contains(needle), "/metrics lacks {needle:?}");
+    }
+    // The diagnostics page (the test calls from the pod's loopback): the installation and the
+    // verdicts status carries.
+    let diag: Value = serde_json::from_str(
+        &http_get(&world.pod("edge-0").metrics, "/diag/?json=true", None)?.body,
+    )?;
+    assert_eq!(
+        diag["gateway"]["source"],
+        format!("installation {gw}/edge"),
+        "{diag:#}"
+    );
+    let siphon_row = diag["resources"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["name"] == "siphon"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(siphon_row["accepted"]["reason"], "Conflict", "{diag:#}");
 
     // AuthServices: one whose Service does not exist says so (and, with failure_mode_allow,
     // lets requests through meanwhile); a second default one is not used, says which is, and

@@ -534,7 +534,8 @@ fn report(
     }
     // What the loader refused never became a resource.
     for r in &snapshot.rejected {
-        let kind = r.object.as_ref().map_or("", |o| o.kind.as_str());
+        // A file or document that names no object: its kind is not known.
+        let kind = r.object.as_ref().map_or("Unknown", |o| o.kind.as_str());
         metrics
             .resources
             .get_or_create(&ResourceLabels {
