@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::{
     ir::{
         self, Ir, VirtualHost,
-        host::Variant,
+        host::{ServedRoute, Variant},
         mapping::{HeaderMatch, PathMatch, Route, RouteAction, StringMatch},
     },
     source::SourceSnapshot,
@@ -347,18 +347,21 @@ fn condition(h: &HeaderMatch) -> String {
     }
 }
 
-fn clusters(ir: &Ir, health: Option<&health::Health>) -> Vec<ClusterView> {
-    let mut used_by: BTreeMap<&str, Vec<ResourceName>> = BTreeMap::new();
-    let routes = ir
-        .listeners
+/// Every route of every virtual host, cleartext and TLS, of every HTTP listener.
+fn served_routes(ir: &Ir) -> impl Iterator<Item = &ServedRoute> {
+    ir.listeners
         .iter()
         .flat_map(|l| {
             l.virtual_hosts
                 .iter()
                 .chain(l.tls_chains.iter().flat_map(|c| &c.virtual_hosts))
         })
-        .flat_map(|vh| &vh.routes);
-    for served in routes {
+        .flat_map(|vh| &vh.routes)
+}
+
+fn clusters(ir: &Ir, health: Option<&health::Health>) -> Vec<ClusterView> {
+    let mut used_by: BTreeMap<&str, Vec<ResourceName>> = BTreeMap::new();
+    for served in served_routes(ir) {
         for cluster in served.route.clusters() {
             let users = used_by.entry(cluster).or_default();
             let name = ResourceName::from(&served.route.source);
@@ -442,17 +445,8 @@ pub fn detail(page: &Page, input: &Inputs<'_>, name: &ResourceName) -> Option<De
     }
     let mut ir = String::new();
     let mut seen: Vec<*const Route> = vec![];
-    let compiled = input
-        .ir
-        .listeners
-        .iter()
-        .flat_map(|l| {
-            l.virtual_hosts
-                .iter()
-                .chain(l.tls_chains.iter().flat_map(|c| &c.virtual_hosts))
-        })
-        .flat_map(|vh| &vh.routes)
-        .filter(|served| ResourceName::from(&served.route.source) == *name);
+    let compiled =
+        served_routes(input.ir).filter(|served| ResourceName::from(&served.route.source) == *name);
     for served in compiled {
         let ptr = std::sync::Arc::as_ptr(&served.route);
         if !seen.contains(&ptr) {
