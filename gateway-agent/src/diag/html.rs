@@ -281,6 +281,7 @@ pub fn detail(d: &Detail) -> String {
     }
     clusters(&mut b, &d.clusters, true);
     let _ = write!(b, "<h2>IR</h2><pre>{}</pre>", escape(&d.ir));
+    let _ = write!(b, "<h2>Envoy objects</h2><pre>{}</pre>", escape(&d.envoy));
     document(&title, &b)
 }
 

@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::{
     ir::{
         self, Ir, VirtualHost,
-        host::{ServedRoute, Variant},
+        host::Variant,
         mapping::{HeaderMatch, PathMatch, Route, RouteAction, StringMatch},
     },
     source::SourceSnapshot,
@@ -347,21 +347,9 @@ fn condition(h: &HeaderMatch) -> String {
     }
 }
 
-/// Every route of every virtual host, cleartext and TLS, of every HTTP listener.
-fn served_routes(ir: &Ir) -> impl Iterator<Item = &ServedRoute> {
-    ir.listeners
-        .iter()
-        .flat_map(|l| {
-            l.virtual_hosts
-                .iter()
-                .chain(l.tls_chains.iter().flat_map(|c| &c.virtual_hosts))
-        })
-        .flat_map(|vh| &vh.routes)
-}
-
 fn clusters(ir: &Ir, health: Option<&health::Health>) -> Vec<ClusterView> {
     let mut used_by: BTreeMap<&str, Vec<ResourceName>> = BTreeMap::new();
-    for served in served_routes(ir) {
+    for served in ir.served_routes() {
         for cluster in served.route.clusters() {
             let users = used_by.entry(cluster).or_default();
             let name = ResourceName::from(&served.route.source);
@@ -415,6 +403,8 @@ pub struct Detail {
     pub clusters: Vec<ClusterView>,
     /// Its compiled routes as the IR holds them.
     pub ir: String,
+    /// The Envoy routes and clusters made from it, as the agent sends them.
+    pub envoy: String,
 }
 
 /// The view of `name`; `None` when the gateway knows no such resource.
@@ -445,8 +435,10 @@ pub fn detail(page: &Page, input: &Inputs<'_>, name: &ResourceName) -> Option<De
     }
     let mut ir = String::new();
     let mut seen: Vec<*const Route> = vec![];
-    let compiled =
-        served_routes(input.ir).filter(|served| ResourceName::from(&served.route.source) == *name);
+    let compiled = input
+        .ir
+        .served_routes()
+        .filter(|served| ResourceName::from(&served.route.source) == *name);
     for served in compiled {
         let ptr = std::sync::Arc::as_ptr(&served.route);
         if !seen.contains(&ptr) {
@@ -454,8 +446,16 @@ pub fn detail(page: &Page, input: &Inputs<'_>, name: &ResourceName) -> Option<De
             ir.push_str(&format!("{:#?}\n", served.route));
         }
     }
+    let object = ObjectRef {
+        kind: name.kind.clone(),
+        namespace: Some(name.namespace.clone()).filter(|ns| !ns.is_empty()),
+        name: name.name.clone(),
+    };
+    let (envoy_routes, envoy_clusters) = crate::envoy::made_from(input.ir, &object);
+    let envoy = format!("{envoy_routes:#?}\n{envoy_clusters:#?}\n");
     Some(Detail {
         name: name.clone(),
+        envoy,
         verdict,
         resource: resource.unwrap_or_default(),
         routes,

@@ -89,6 +89,33 @@ pub fn translate(ir: &Ir) -> EnvoyConfig {
     }
 }
 
+/// The Envoy objects made from one resource (`source`): its routes as each virtual host serves
+/// them, and the clusters they send to; for the diagnostics page's view of a resource.
+pub fn made_from(
+    ir: &Ir,
+    source: &legate_crds::ObjectRef,
+) -> (
+    Vec<envoy_types::pb::envoy::config::route::v3::Route>,
+    Vec<Cluster>,
+) {
+    let mut routes = vec![];
+    let mut clusters = std::collections::BTreeSet::new();
+    for served in ir.served_routes() {
+        if served.route.source == *source {
+            routes.push(route::served_route(served));
+            if served.forwards() {
+                clusters.extend(served.route.clusters());
+            }
+        }
+    }
+    let clusters = clusters
+        .into_iter()
+        .filter_map(|name| ir.clusters.get(name))
+        .map(|c| cluster::cluster(c))
+        .collect();
+    (routes, clusters)
+}
+
 /// Translates IRs one after the other into the resources ADS serves, keeping what the next
 /// translation can reuse: the encoding of every route, virtual host and cluster, by identity
 /// (an IR built by [`crate::ir::Builder`] shares an unchanged route, virtual host or cluster

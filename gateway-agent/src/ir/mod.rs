@@ -122,6 +122,20 @@ pub struct Ir {
     pub diagnostics: module::DiagnosticsAccess,
 }
 
+impl Ir {
+    /// Every route of every virtual host, cleartext and TLS, of every HTTP listener.
+    pub fn served_routes(&self) -> impl Iterator<Item = &ServedRoute> {
+        self.listeners
+            .iter()
+            .flat_map(|l| {
+                l.virtual_hosts
+                    .iter()
+                    .chain(l.tls_chains.iter().flat_map(|c| &c.virtual_hosts))
+            })
+            .flat_map(|vh| &vh.routes)
+    }
+}
+
 /// A resource and what is wrong with it: a stable reason (condition and Event reason, metric
 /// label) and a message that names the field or the resource that won.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
