@@ -1,4 +1,5 @@
-//! `/diag/` on the agent's metrics port: the page as HTML, or JSON with `?json=true`;
+//! `/diag/` (and Emissary's `/ambassador/v0/diag/`) on the agent's metrics port: the page as
+//! HTML, or JSON with `?json=true`;
 //! `?errors=true` keeps the resources in error; `?resource=KIND/NAMESPACE/NAME` shows one.
 //!
 //! The port is on the pod's network, so the page answers callers on the pod's own loopback
@@ -39,6 +40,8 @@ impl Diagnostics {
         Router::new()
             .route(PATH, get(page))
             .route("/diag", get(page))
+            // Where Emissary's users look for it.
+            .route("/ambassador/v0/diag/", get(page))
             .with_state(self)
     }
 
