@@ -20,7 +20,9 @@ use envoy_types::pb::{
         },
         extensions::access_loggers::{
             file::v3::{FileAccessLog, file_access_log},
-            grpc::v3::{CommonGrpcAccessLogConfig, HttpGrpcAccessLogConfig, TcpGrpcAccessLogConfig},
+            grpc::v3::{
+                CommonGrpcAccessLogConfig, HttpGrpcAccessLogConfig, TcpGrpcAccessLogConfig,
+            },
         },
     },
     google::protobuf::{Any, UInt32Value, Value, value},
@@ -35,7 +37,10 @@ use crate::ir::{
 
 /// Every access logger of a listener: the LogServices' in order, then the file one, as
 /// Emissary lists them.
-pub(super) fn access_logs(file_log: &AccessLog, grpc: &[std::sync::Arc<GrpcLog>]) -> Vec<EnvoyAccessLog> {
+pub(super) fn access_logs(
+    file_log: &AccessLog,
+    grpc: &[std::sync::Arc<GrpcLog>],
+) -> Vec<EnvoyAccessLog> {
     grpc.iter()
         .map(|g| grpc_log(g))
         .chain([access_log(file_log)])

@@ -203,9 +203,11 @@ fn compile(
         log_name: [namespace, "/", name].concat(),
         driver,
         cluster: cluster.name.clone(),
-        flush_interval: spec.flush_interval_time.map_or(DEFAULT_FLUSH_INTERVAL, |s| {
-            Duration::from_secs(u64::try_from(s.get()).unwrap_or(1))
-        }),
+        flush_interval: spec
+            .flush_interval_time
+            .map_or(DEFAULT_FLUSH_INTERVAL, |s| {
+                Duration::from_secs(u64::try_from(s.get()).unwrap_or(1))
+            }),
         buffer_bytes: spec
             .flush_interval_byte_size
             .and_then(|b| u32::try_from(b.get()).ok())
@@ -347,9 +349,8 @@ mod tests {
         .concat();
         let (logs, _, rejections) = built(&yaml);
         assert_eq!(rejections, vec![]);
-        let names = |l: &[Arc<GrpcLog>]| -> Vec<String> {
-            l.iter().map(|l| l.log_name.clone()).collect()
-        };
+        let names =
+            |l: &[Arc<GrpcLog>]| -> Vec<String> { l.iter().map(|l| l.log_name.clone()).collect() };
         assert_eq!(
             names(&logs.http),
             ["default/alpha", "default/mid", "default/zeta"]
