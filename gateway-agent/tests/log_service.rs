@@ -332,6 +332,47 @@ async fn a_tcp_mapping_connection_is_a_line_of_the_file_access_log() {
     })
     .await;
     assert_eq!(line, "CONN - 19 -");
+
+    // JSON: Emissary's fields a connection has.
+    gw.write(
+        "module.yaml",
+        &gateway::module("envoy_log_type: typed_json"),
+    );
+    let object = eventually("a JSON line for a connection", WAIT, || async {
+        round_trip(([127, 0, 0, 1], port).into(), message)
+            .await
+            .ok()?;
+        gw.envoy
+            .log()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|o| o["bytes_received"] == 19)
+    })
+    .await;
+    let mut fields: Vec<&str> = object
+        .as_object()
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        [
+            "bytes_received",
+            "bytes_sent",
+            "downstream_local_address",
+            "downstream_remote_address",
+            "duration",
+            "requested_server_name",
+            "response_flags",
+            "start_time",
+            "upstream_cluster",
+            "upstream_host",
+            "upstream_local_address",
+            "upstream_transport_failure_reason",
+        ],
+        "{object}"
+    );
+    assert_eq!(object["bytes_sent"], 31, "{object}");
     assert_eq!(gw.agent.nacks().await, 0.0);
 }
 

@@ -411,6 +411,44 @@ mod tests {
         assert!(rejections.iter().all(|r| r.reason == Reason::Invalid));
     }
 
+    /// Through the whole build: a LogService naming a Kubernetes Service the gateway watches is
+    /// served over EDS, noted `ServiceNotFound` while it is missing, and its logger is on every
+    /// HTTP listener, calling that cluster.
+    #[test]
+    fn a_missing_kubernetes_service_is_noted_and_its_logger_still_installed() {
+        let yaml = [
+            "---\napiVersion: getambassador.io/v3alpha1\nkind: Listener\n\
+             metadata: {name: http, namespace: default}\n\
+             spec: {port: 8080, protocol: HTTP, securityModel: XFP, \
+             hostBinding: {namespace: {from: ALL}}}\n"
+                .to_owned(),
+            doc("als", "{service: \"als:3000\", driver: http}"),
+        ]
+        .concat();
+        let loaded = load_str("test.yaml", &yaml).unwrap();
+        let settings = Settings {
+            service_namespaces: Some(crate::ir::ServiceNamespaces::All),
+            ..Settings::default()
+        };
+        let ir = crate::ir::build(&loaded.resources, &settings);
+        assert_eq!(ir.rejections, vec![]);
+        let notes: Vec<(&str, Reason)> = ir
+            .unreachable
+            .iter()
+            .filter(|r| r.object.kind == "LogService")
+            .map(|r| (r.object.name.as_str(), r.reason))
+            .collect();
+        assert_eq!(notes, [("als", Reason::ServiceNotFound)]);
+        let [listener] = ir.listeners.as_slice() else {
+            panic!("one listener: {:?}", ir.listeners)
+        };
+        let [log] = &*listener.log_services else {
+            panic!("one logger: {:?}", listener.log_services)
+        };
+        let cluster = &ir.clusters[&log.cluster];
+        assert!(cluster.service.is_some() && cluster.http2, "{cluster:?}");
+    }
+
     #[test]
     fn header_names_are_tokens_or_pseudo_headers() {
         for ok in ["x-a", "X_B", ":authority", "grpc-status"] {
