@@ -12,6 +12,7 @@ pub mod auth_service;
 pub mod gateway_installation;
 pub mod host;
 pub mod listener;
+pub mod log_service;
 pub mod mapping;
 pub mod module;
 pub mod rate_limit_service;
@@ -34,6 +35,7 @@ pub use gateway_installation::{
 pub use host::{Host, HostSpec};
 pub use listener::{Listener, ListenerSpec};
 pub use loader::{DocumentError, FileError, Loaded, Warning};
+pub use log_service::{LogService, LogServiceSpec};
 pub use mapping::{Mapping, MappingSpec};
 pub use module::{Module, ModuleSpec};
 pub use rate_limit_service::{RateLimitService, RateLimitServiceSpec};
@@ -146,6 +148,7 @@ kinds! {
         TCPMapping(TcpMapping),
         AuthService(AuthService),
         RateLimitService(RateLimitService),
+        LogService(LogService),
         Module(Module),
         KubernetesServiceResolver(KubernetesServiceResolver),
         KubernetesEndpointResolver(KubernetesEndpointResolver),

@@ -300,6 +300,27 @@ spec:
     loads(&module);
 }
 
+/// A v2 LogService has v3alpha1's shape: only its `apiVersion` changes, and it loads.
+#[test]
+fn a_v2_log_service_changes_only_its_api_version() {
+    let spec = json!({"service": "als:3000", "driver": "http", "driver_config":
+        {"additional_log_headers": [{"header_name": "x-a", "during_trailer": false}]},
+        "flush_interval_time": 5, "flush_interval_byte_size": 1024, "grpc": true});
+    let c = converted(&format!(
+        "apiVersion: getambassador.io/v2
+kind: LogService
+metadata: {{name: als, namespace: ambassador}}
+spec: {spec}
+"
+    ));
+    assert_eq!(c.document["spec"], spec);
+    assert_eq!(
+        c.changes,
+        ["apiVersion: getambassador.io/v2 → getambassador.io/v3alpha1"]
+    );
+    loads(&c);
+}
+
 #[test]
 fn a_v2_resolver_keeps_its_kind_and_fields() {
     for (kind, spec) in [

@@ -4,13 +4,14 @@ use anyhow::Result;
 use legate_e2e::{client, crd_files, install_crd, read_docs};
 
 /// The CRD files the project ships (`config/crd/bases`).
-const EXPECTED: [&str; 12] = [
+const EXPECTED: [&str; 13] = [
     "getambassador.io_authservices.yaml",
     "getambassador.io_consulresolvers.yaml",
     "getambassador.io_hosts.yaml",
     "getambassador.io_kubernetesendpointresolvers.yaml",
     "getambassador.io_kubernetesserviceresolvers.yaml",
     "getambassador.io_listeners.yaml",
+    "getambassador.io_logservices.yaml",
     "getambassador.io_mappings.yaml",
     "getambassador.io_modules.yaml",
     "getambassador.io_ratelimitservices.yaml",

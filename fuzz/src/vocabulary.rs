@@ -49,6 +49,7 @@ enum Kind {
     TcpMapping,
     AuthService,
     RateLimitService,
+    LogService,
     Module,
     KubernetesServiceResolver,
     KubernetesEndpointResolver,
@@ -163,6 +164,7 @@ fn fields(kind: Kind) -> &'static [FieldDef] {
         Kind::TcpMapping => TCP_MAPPING,
         Kind::AuthService => AUTH_SERVICE,
         Kind::RateLimitService => RATE_LIMIT_SERVICE,
+        Kind::LogService => LOG_SERVICE,
         Kind::Module => MODULE,
         Kind::KubernetesServiceResolver | Kind::KubernetesEndpointResolver => RESOLVER,
         Kind::ConsulResolver => CONSUL_RESOLVER,
@@ -466,6 +468,26 @@ const RATE_LIMIT_SERVICE: &[FieldDef] = &[
     (&["spec", "failure_mode_deny"], Ty::Json(BOOLS)),
 ];
 
+const LOG_SERVICE: &[FieldDef] = &[
+    AMBASSADOR_ID,
+    (&["spec", "service"], Ty::Str(SERVICES)),
+    (&["spec", "driver"], Ty::Str(&["http", "tcp", "udp", ""])),
+    (
+        &["spec", "driver_config"],
+        Ty::Json(&[
+            "{}",
+            "{\"additional_log_headers\": [{\"header_name\": \"x-a\"}]}",
+            "{\"additional_log_headers\": [{\"header_name\": \"x a\", \"during_request\": false}]}",
+            "{\"additional_log_headers\": [{\"during_trailer\": true}]}",
+        ]),
+    ),
+    (&["spec", "flush_interval_time"], Ty::Json(INTS)),
+    (&["spec", "flush_interval_byte_size"], Ty::Json(INTS)),
+    (&["spec", "grpc"], Ty::Json(BOOLS)),
+    (&["spec", "protocol_version"], Ty::Str(&["v3", "v2"])),
+    (&["spec", "stats_name"], Ty::Str(&["logs", ""])),
+];
+
 const MODULE: &[FieldDef] = &[
     AMBASSADOR_ID,
     (&["spec", "config", "server_name"], Ty::Str(&["envoy", ""])),
@@ -647,6 +669,8 @@ fn base(kind: Kind) -> Value {
             "spec": {"auth_service": "auth:3000"}}),
         Kind::RateLimitService => json!({"apiVersion": v3, "kind": "RateLimitService",
             "spec": {"service": "ratelimit:8081"}}),
+        Kind::LogService => json!({"apiVersion": v3, "kind": "LogService",
+            "spec": {"service": "als:3000", "driver": "http"}}),
         Kind::Module => json!({"apiVersion": v3, "kind": "Module", "spec": {"config": {}}}),
         Kind::KubernetesServiceResolver => {
             json!({"apiVersion": v3, "kind": "KubernetesServiceResolver", "spec": {}})

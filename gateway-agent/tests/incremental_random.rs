@@ -331,6 +331,7 @@ fn document(key_pairs: Choices) -> impl Strategy<Value = Doc> {
         1 => endpoints(),
         1 => module(),
         1 => rate_limit_service(),
+        1 => log_service(),
     ]
     .prop_map(Doc)
 }
@@ -588,6 +589,35 @@ fn rate_limit_service() -> impl Strategy<Value = Value> {
                 ("failure_mode_deny", deny),
             ]);
             ambassador("RateLimitService", meta, spec)
+        })
+}
+
+/// LogServices: several log at once, with services that resolve to a Kubernetes Service or
+/// not, and settings that refuse one.
+fn log_service() -> impl Strategy<Value = Value> {
+    (
+        metadata(&["ls1", "ls2"], Just(None)),
+        ambassador_id(),
+        one_of(vec![
+            (2, json!("svc-a:3000")),
+            (1, json!("svc-b.default:http")),
+        ]),
+        maybe([json!("http"), json!("tcp")]),
+        rarely([
+            json!({"additional_log_headers": [{"header_name": "x-a"}]}),
+            json!({"additional_log_headers": [{"header_name": "x a"}]}),
+        ]),
+        rarely([json!("v2")]),
+    )
+        .prop_map(|(meta, id, service, driver, config, version)| {
+            let spec = object([
+                ("ambassador_id", id),
+                ("service", Some(service)),
+                ("driver", driver),
+                ("driver_config", config),
+                ("protocol_version", version),
+            ]);
+            ambassador("LogService", meta, spec)
         })
 }
 

@@ -190,6 +190,18 @@ fn a_rate_limit_service_gets_no_note_and_omit_if_not_present_is_named() {
     );
 }
 
+/// Every LogService field is applied (`ir/log_service.rs`): one setting them all gets no note.
+#[test]
+fn a_log_service_gets_no_note() {
+    let ir = ir(&doc(
+        "LogService",
+        "als",
+        "  service: als:3000\n  driver: http\n  driver_config: {additional_log_headers: [{header_name: x-a, during_request: true, during_response: false, during_trailer: false}]}\n  flush_interval_time: 2\n  flush_interval_byte_size: 1024\n  grpc: true\n  protocol_version: v3\n  stats_name: als\n  ambassador_id: [default]",
+    ));
+    assert_eq!(ir.rejections, vec![]);
+    assert_eq!(note_of(&ir, "LogService default/als"), Vec::<String>::new());
+}
+
 /// Every TCPMapping field is applied: its tag, stats name and address families tune its
 /// cluster as a Mapping's do (`ir/cluster_tuning.rs`).
 #[test]

@@ -165,6 +165,7 @@ mod tests {
             ("TLSContext", "TLS Context"),
             ("TCPMapping", "TCP Mapping"),
             ("RateLimitService", "Rate Limit Service"),
+            ("LogService", "Log Service"),
             ("timeout_ms", "Timeout Ms"),
             ("allowedRoutes", "Allowed Routes"),
             ("observedGeneration", "Observed Generation"),

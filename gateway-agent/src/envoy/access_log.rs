@@ -1,31 +1,106 @@
-//! IR access log → the HTTP connection manager's file access log, as Emissary writes it
-//! (`envoy/v3/v3listener.py` `access_log`), with Envoy's current `log_format`.
+//! IR access logs → the access loggers of every listener: the Module's file access log, as
+//! Emissary writes it (`envoy/v3/v3listener.py` `access_log`), with Envoy's current
+//! `log_format`, then one gRPC logger per LogService (`http_grpc` or `tcp_grpc`), as Emissary
+//! puts them before the file log on every HTTP connection manager. TCPMappings' `tcp_proxy`
+//! gets the same (its own format, the `tcp` LogServices).
 //!
 //! The JSON format's fields are a `google.protobuf.Struct`, a map prost writes in hash order;
 //! the access log is encoded here with them in key order, as a listener must encode the same
-//! every time (a changed listener drains its connections).
+//! every time (a changed listener drains its connections). The gRPC loggers' messages have no
+//! map.
 
 use envoy_types::pb::{
     envoy::{
         config::{
             accesslog::v3::{AccessLog as EnvoyAccessLog, access_log},
             core::v3::{
-                DataSource, SubstitutionFormatString, data_source, substitution_format_string,
+                ApiVersion, DataSource, GrpcService, SubstitutionFormatString, data_source,
+                grpc_service, substitution_format_string,
             },
         },
-        extensions::access_loggers::file::v3::{FileAccessLog, file_access_log},
+        extensions::access_loggers::{
+            file::v3::{FileAccessLog, file_access_log},
+            grpc::v3::{
+                CommonGrpcAccessLogConfig, HttpGrpcAccessLogConfig, TcpGrpcAccessLogConfig,
+            },
+        },
     },
-    google::protobuf::{Any, Value, value},
+    google::protobuf::{Any, UInt32Value, Value, value},
 };
 use prost::{Message, Name, encoding};
 
-use super::length_delimited;
-use crate::ir::access_log::{AccessLog, Format};
+use super::{duration, length_delimited};
+use crate::ir::{
+    access_log::{AccessLog, Format},
+    log_service::{Driver, GrpcLog},
+};
 
-pub(super) fn access_log(log: &AccessLog) -> EnvoyAccessLog {
+/// Every access logger of a listener: the LogServices' in order, then the file one, as
+/// Emissary lists them.
+pub(super) fn access_logs(
+    file_log: &AccessLog,
+    grpc: &[std::sync::Arc<GrpcLog>],
+) -> Vec<EnvoyAccessLog> {
+    grpc.iter()
+        .map(|g| grpc_log(g))
+        .chain([access_log(file_log)])
+        .collect()
+}
+
+fn access_log(log: &AccessLog) -> EnvoyAccessLog {
     EnvoyAccessLog {
         name: "envoy.access_loggers.file".to_owned(),
         config_type: Some(access_log::ConfigType::TypedConfig(file(log))),
+        ..Default::default()
+    }
+}
+
+/// A LogService's logger (Emissary's `IRLogService.get_common_config` and the headers
+/// `v3listener.py` adds for driver `http`).
+fn grpc_log(g: &GrpcLog) -> EnvoyAccessLog {
+    let common_config = Some(CommonGrpcAccessLogConfig {
+        log_name: g.log_name.clone(),
+        grpc_service: Some(GrpcService {
+            target_specifier: Some(grpc_service::TargetSpecifier::EnvoyGrpc(
+                grpc_service::EnvoyGrpc {
+                    cluster_name: g.cluster.clone(),
+                    ..Default::default()
+                },
+            )),
+            ..Default::default()
+        }),
+        transport_api_version: ApiVersion::V3 as i32,
+        buffer_flush_interval: Some(duration(g.flush_interval)),
+        buffer_size_bytes: Some(UInt32Value {
+            value: g.buffer_bytes,
+        }),
+        ..Default::default()
+    });
+    let (name, config) = match g.driver {
+        Driver::Http => (
+            "envoy.access_loggers.http_grpc",
+            Any {
+                type_url: HttpGrpcAccessLogConfig::type_url(),
+                value: HttpGrpcAccessLogConfig {
+                    common_config,
+                    additional_request_headers_to_log: g.request_headers.clone(),
+                    additional_response_headers_to_log: g.response_headers.clone(),
+                    additional_response_trailers_to_log: g.trailer_headers.clone(),
+                }
+                .encode_to_vec(),
+            },
+        ),
+        Driver::Tcp => (
+            "envoy.access_loggers.tcp_grpc",
+            Any {
+                type_url: TcpGrpcAccessLogConfig::type_url(),
+                value: TcpGrpcAccessLogConfig { common_config }.encode_to_vec(),
+            },
+        ),
+    };
+    EnvoyAccessLog {
+        name: name.to_owned(),
+        config_type: Some(access_log::ConfigType::TypedConfig(config)),
         ..Default::default()
     }
 }

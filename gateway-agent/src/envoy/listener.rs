@@ -111,7 +111,7 @@ fn hcm(l: &Listener, rds: String) -> Filter {
             route_config_name: rds,
         })),
         http_filters: http_filters(l),
-        access_log: vec![access_log::access_log(&l.access_log)],
+        access_log: access_log::access_logs(&l.access_log, &l.log_services),
         http2_protocol_options: l
             .http2_max_concurrent_streams
             .map(|n| Http2ProtocolOptions {

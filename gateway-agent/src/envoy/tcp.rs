@@ -1,6 +1,7 @@
 //! A TCPMappings' listener → an Envoy listener whose chains forward with `tcp_proxy`, as
 //! Emissary's `V3Listener.finalize_tcp` builds them: one chain per SNI name (terminating TLS with
 //! the chain's certificate, or matching the TLS and passing it through), then the catch-all.
+//! Each logs its connections as the HTTP listeners log requests ([`super::access_log`]).
 
 use envoy_types::{
     pb::envoy::{
@@ -16,7 +17,7 @@ use envoy_types::{
     util::pack_any,
 };
 
-use super::{duration, tls};
+use super::{access_log, duration, tls};
 use crate::ir::tcp_mapping::{TcpChain, TcpListener};
 
 pub(super) fn listener(l: &TcpListener) -> Listener {
@@ -75,6 +76,8 @@ fn tcp_proxy(l: &TcpListener, c: &TcpChain) -> Filter {
         stat_prefix: l.stats_prefix.clone(),
         idle_timeout: c.idle_timeout.map(duration),
         cluster_specifier: Some(cluster),
+        // One entry per connection, when it closes.
+        access_log: access_log::access_logs(&l.access_log, &l.log_services),
         ..Default::default()
     };
     Filter {

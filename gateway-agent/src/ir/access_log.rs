@@ -26,6 +26,29 @@ pub const DEFAULT_TEXT: &str = "ACCESS [%START_TIME%] \"%REQ(:METHOD)% \
     \"%REQ(X-FORWARDED-FOR)%\" \"%REQ(USER-AGENT)%\" \"%REQ(X-REQUEST-ID)%\" \
     \"%REQ(:AUTHORITY)%\" \"%UPSTREAM_HOST%\"";
 
+/// The text format of a TCPMapping's connection (Emissary logs none): Emissary's line without
+/// what only a request has (method, path, protocol, status, headers), with the client's
+/// address and the SNI name in place of `X-Forwarded-For` and `:authority`.
+pub const DEFAULT_TCP_TEXT: &str = "ACCESS [%START_TIME%] TCP %RESPONSE_FLAGS% \
+    %BYTES_RECEIVED% %BYTES_SENT% %DURATION% \"%DOWNSTREAM_REMOTE_ADDRESS%\" \
+    \"%REQUESTED_SERVER_NAME%\" \"%UPSTREAM_HOST%\"";
+
+/// The JSON fields of [`DEFAULT_JSON`] a connection has.
+const TCP_JSON: &[&str] = &[
+    "start_time",
+    "response_flags",
+    "bytes_received",
+    "bytes_sent",
+    "duration",
+    "upstream_host",
+    "upstream_cluster",
+    "upstream_local_address",
+    "downstream_local_address",
+    "downstream_remote_address",
+    "requested_server_name",
+    "upstream_transport_failure_reason",
+];
+
 /// Emissary's JSON fields (`json_helper`), but for `istio_policy_status` (Istio's Mixer, gone).
 const DEFAULT_JSON: &[(&str, &str)] = &[
     ("start_time", "%START_TIME%"),
@@ -84,6 +107,39 @@ impl Default for AccessLog {
             format: Format::Text(DEFAULT_TEXT.to_owned()),
         }
     }
+}
+
+impl AccessLog {
+    /// The same log for TCPMappings' connections: to the same path; Emissary's format becomes
+    /// the one for connections ([`DEFAULT_TCP_TEXT`], or its JSON fields a connection has); a
+    /// format the Module writes is kept (Envoy logs `-` for what a connection lacks).
+    pub fn for_tcp(&self) -> AccessLog {
+        let format = match &self.format {
+            Format::Text(t) if t == DEFAULT_TEXT => Format::Text(DEFAULT_TCP_TEXT.to_owned()),
+            Format::Json(f) if is_default_json(f) => Format::Json(tcp_json()),
+            Format::TypedJson(f) if is_default_json(f) => Format::TypedJson(tcp_json()),
+            other => other.clone(),
+        };
+        AccessLog {
+            path: self.path.clone(),
+            format,
+        }
+    }
+}
+
+fn is_default_json(fields: &BTreeMap<String, String>) -> bool {
+    fields.len() == DEFAULT_JSON.len()
+        && DEFAULT_JSON
+            .iter()
+            .all(|(k, v)| fields.get(*k).is_some_and(|f| f == v))
+}
+
+fn tcp_json() -> BTreeMap<String, String> {
+    DEFAULT_JSON
+        .iter()
+        .filter(|(k, _)| TCP_JSON.contains(k))
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 /// The gateway's access log; what the Module sets that Envoy would refuse is refused on the
@@ -323,6 +379,39 @@ mod tests {
         ] {
             assert_eq!(commands(ok), Ok(()), "{ok}");
         }
+    }
+
+    #[test]
+    fn tcp_listeners_log_connections_in_emissarys_shape_or_as_the_module_says() {
+        commands(DEFAULT_TCP_TEXT).unwrap();
+        let http = AccessLog::default();
+        assert_eq!(
+            http.for_tcp(),
+            AccessLog {
+                path: DEFAULT_PATH.into(),
+                format: Format::Text(DEFAULT_TCP_TEXT.into()),
+            }
+        );
+        let Format::Json(fields) = default_format(EnvoyLogType::Json).clone() else {
+            unreachable!()
+        };
+        let json = AccessLog {
+            path: "/var/log/envoy.log".into(),
+            format: Format::TypedJson(fields),
+        };
+        let Format::TypedJson(tcp) = json.for_tcp().format else {
+            panic!("typed_json stays typed_json")
+        };
+        let names: Vec<&str> = tcp.keys().map(String::as_str).collect();
+        let mut expected = TCP_JSON.to_vec();
+        expected.sort_unstable();
+        assert_eq!(names, expected);
+        assert_eq!(json.for_tcp().path, "/var/log/envoy.log");
+        let own = AccessLog {
+            path: DEFAULT_PATH.into(),
+            format: Format::Text("MINE %REQ(:METHOD)% %BYTES_SENT%".into()),
+        };
+        assert_eq!(own.for_tcp(), own);
     }
 
     #[test]

@@ -123,6 +123,7 @@ impl Binder {
                 grpc: Default::default(),
                 ip_filter: None,
                 access_log: Default::default(),
+                log_services: Default::default(),
                 auth: Arc::from(Vec::new()),
                 rate_limit: None,
             });

@@ -17,6 +17,8 @@
 //! [`cluster_tuning`] reads each Mapping's health checks ([`health_check`]), DNS options, tag
 //! and stats name. [`rate_limit`] chooses the gateway's RateLimitService (its filter
 //! on every HTTP listener) and turns each Mapping's `labels` into its route's rate limits.
+//! [`access_log`] reads the Module's file access log and [`log_service`] the LogServices'
+//! gRPC access loggers, for every HTTP and TCP listener.
 
 pub mod access_log;
 pub mod auth;
@@ -35,6 +37,7 @@ pub mod health_check;
 pub mod host;
 pub mod http_options;
 pub mod ip_filter;
+pub mod log_service;
 pub mod mapping;
 pub mod module;
 pub mod rate_limit;
@@ -270,6 +273,8 @@ pub struct Listener {
     pub ip_filter: Option<Arc<ip_filter::IpFilter>>,
     /// The gateway Module's access log ([`access_log`]), the same on every listener.
     pub access_log: Arc<access_log::AccessLog>,
+    /// The LogServices' gRPC access loggers ([`log_service`]), the same on every listener.
+    pub log_services: Arc<[Arc<log_service::GrpcLog>]>,
     /// The AuthServices' `ext_authz` filters ([`auth`]), the same on every listener.
     pub auth: Arc<[Arc<auth::AuthFilter>]>,
     /// The gateway's RateLimitService ([`rate_limit`]), the same on every listener.
@@ -521,16 +526,27 @@ impl Builder {
             &mut ir.rejections,
             &mut ir.unreachable,
         );
+        let (grpc_logs, loggers) = log_service::build(
+            &mine,
+            &cx,
+            &mut ir.clusters,
+            &mut ir.rejections,
+            &mut ir.unreachable,
+        );
         ir.endpoints =
             self.endpoints
                 .resolve(&ir.clusters, &services, &compiled, &mut ir.unreachable);
-        // The AuthServices' and the RateLimitService's: their calls fail without an endpoint.
+        // The AuthServices', the RateLimitService's and the LogServices': their calls fail
+        // without an endpoint.
         external_service::note_no_endpoints(
-            auth.iter().map(|f| (&f.source, f.cluster.as_str())).chain(
-                rate_limiter
-                    .iter()
-                    .map(|c| (&c.object, c.filter.cluster.as_str())),
-            ),
+            auth.iter()
+                .map(|f| (&f.source, f.cluster.as_str()))
+                .chain(
+                    rate_limiter
+                        .iter()
+                        .map(|c| (&c.object, c.filter.cluster.as_str())),
+                )
+                .chain(loggers.iter().map(|(o, c)| (o, c.as_str()))),
             &ir.clusters,
             &ir.endpoints,
             &mut ir.unreachable,
@@ -561,11 +577,19 @@ impl Builder {
             .for_each(|l| l.http_options = http_options.clone());
         let grpc = Arc::new(grpc::gateway_grpc(module, &mut ir.rejections));
         let ip_filter = ip_filter::gateway_ip_filter(module, &mut ir.rejections).map(Arc::new);
-        let access_log = Arc::new(access_log::gateway_access_log(module, &mut ir.rejections));
+        let access_log = access_log::gateway_access_log(module, &mut ir.rejections);
+        // TCPMappings' connections are logged too (Emissary logs none), to the same file.
+        let tcp_access_log = Arc::new(access_log.for_tcp());
+        for l in &mut ir.tcp_listeners {
+            l.access_log = tcp_access_log.clone();
+            l.log_services = grpc_logs.tcp.clone();
+        }
+        let access_log = Arc::new(access_log);
         for l in &mut ir.listeners {
             l.grpc = grpc.clone();
             l.ip_filter = ip_filter.clone();
             l.access_log = access_log.clone();
+            l.log_services = grpc_logs.http.clone();
             l.auth = auth.clone();
             l.rate_limit = rate_limiter.as_ref().map(|c| c.filter.clone());
         }
@@ -594,6 +618,7 @@ fn ambassador_id(resource: &Resource) -> Option<&legate_crds::fields::Ambassador
         Resource::TCPMapping(r) => &r.spec.ambassador_id,
         Resource::AuthService(r) => &r.spec.ambassador_id,
         Resource::RateLimitService(r) => &r.spec.ambassador_id,
+        Resource::LogService(r) => &r.spec.ambassador_id,
         Resource::Module(r) => &r.spec.ambassador_id,
         Resource::KubernetesServiceResolver(r) => &r.spec.ambassador_id,
         Resource::KubernetesEndpointResolver(r) => &r.spec.ambassador_id,

@@ -54,6 +54,10 @@ pub struct TcpListener {
     pub stats_prefix: String,
     /// The SNI chains by name, then the catch-all one if any.
     pub chains: Vec<TcpChain>,
+    /// The gateway Module's access log, in a format for connections ([`super::access_log`]).
+    pub access_log: Arc<super::access_log::AccessLog>,
+    /// The LogServices with driver `tcp` ([`super::log_service`]).
+    pub log_services: Arc<[Arc<super::log_service::GrpcLog>]>,
 }
 
 /// One group of TCPMappings: the connections it matches and where they go.
@@ -434,6 +438,9 @@ fn listener(
             format!("ingress_tcp_{port}")
         },
         chains,
+        // Set once the Module and the LogServices are read (`ir::Builder::build`).
+        access_log: Default::default(),
+        log_services: Default::default(),
     })
 }
 

@@ -287,6 +287,22 @@ pub const TABLES: &[Table] = &[
         not_applied: &[],
     },
     Table {
+        kind: "LogService",
+        // ir/log_service.rs
+        applied: &[
+            "ambassador_id",
+            "service",
+            "driver",
+            "driver_config",
+            "flush_interval_time",
+            "flush_interval_byte_size",
+            "grpc",
+            "protocol_version",
+            "stats_name",
+        ],
+        not_applied: &[],
+    },
+    Table {
         kind: "KubernetesServiceResolver",
         applied: &["ambassador_id"],
         not_applied: &[],
@@ -539,7 +555,8 @@ pub fn unapplied(resource: &Resource) -> Vec<Unapplied> {
         Resource::KubernetesServiceResolver(_)
         | Resource::KubernetesEndpointResolver(_)
         | Resource::TCPMapping(_)
-        | Resource::RateLimitService(_) => {}
+        | Resource::RateLimitService(_)
+        | Resource::LogService(_) => {}
         // Not written as routes or policy: the operator's, or Kubernetes' own objects the IR
         // reads for what it needs.
         Resource::GatewayInstallation(_)

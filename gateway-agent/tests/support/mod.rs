@@ -745,3 +745,6 @@ impl Client {
 // Rate limiting
 
 pub mod rate_limit_server;
+
+/// A real gRPC access-log service that keeps what Envoy sends it (`tests/log_service.rs`).
+pub mod access_log_receiver;
