@@ -20,6 +20,7 @@ pub mod secret;
 pub mod service;
 pub mod tcp_mapping;
 pub mod tls_context;
+pub mod tracing_service;
 
 pub mod convert;
 pub mod crd;
@@ -41,6 +42,7 @@ pub use resolver::{ConsulResolver, KubernetesEndpointResolver, KubernetesService
 pub use secret::TlsSecret;
 pub use tcp_mapping::{TcpMapping, TcpMappingSpec};
 pub use tls_context::{TlsContext, TlsContextSpec};
+pub use tracing_service::{TracingService, TracingServiceSpec};
 
 use std::fmt;
 
@@ -146,6 +148,7 @@ kinds! {
         TCPMapping(TcpMapping),
         AuthService(AuthService),
         RateLimitService(RateLimitService),
+        TracingService(TracingService),
         Module(Module),
         KubernetesServiceResolver(KubernetesServiceResolver),
         KubernetesEndpointResolver(KubernetesEndpointResolver),

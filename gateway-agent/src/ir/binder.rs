@@ -125,6 +125,7 @@ impl Binder {
                 access_log: Default::default(),
                 auth: Arc::from(Vec::new()),
                 rate_limit: None,
+                tracing: None,
             });
         }
         for f in &self.unserved {

@@ -17,6 +17,7 @@
 //! [`cluster_tuning`] reads each Mapping's health checks ([`health_check`]), DNS options, tag
 //! and stats name. [`rate_limit`] chooses the gateway's RateLimitService (its filter
 //! on every HTTP listener) and turns each Mapping's `labels` into its route's rate limits.
+//! [`tracing`] chooses the gateway's TracingService (the tracer of every HTTP listener).
 
 pub mod access_log;
 pub mod auth;
@@ -42,6 +43,7 @@ pub mod resolver;
 pub mod service;
 pub mod tcp_mapping;
 pub mod tls;
+pub mod tracing;
 pub mod unsupported;
 pub mod upstream_policy;
 pub mod upstream_tls;
@@ -258,6 +260,8 @@ pub struct Listener {
     pub auth: Arc<[Arc<auth::AuthFilter>]>,
     /// The gateway's RateLimitService ([`rate_limit`]), the same on every listener.
     pub rate_limit: Option<Arc<rate_limit::RateLimit>>,
+    /// The gateway's TracingService ([`tracing`]), the same on every listener.
+    pub tracing: Option<Arc<tracing::Tracing>>,
 }
 
 /// One Host's routes on one Listener.
@@ -480,8 +484,8 @@ impl Builder {
                 .entry(c.name.clone())
                 .or_insert_with(|| c.clone());
         }
-        // Before the endpoints: the EDS clusters of the AuthServices and the RateLimitService
-        // get theirs.
+        // Before the endpoints: the EDS clusters of the AuthServices, the RateLimitService and
+        // the TracingService get theirs.
         let cx = external_service::Context {
             settings,
             resolvers,
@@ -502,16 +506,31 @@ impl Builder {
             &mut ir.rejections,
             &mut ir.unreachable,
         );
+        let tracer = tracing::build(
+            &mine,
+            &cx,
+            &mut ir.clusters,
+            &mut ir.rejections,
+            &mut ir.unreachable,
+        );
         ir.endpoints =
             self.endpoints
                 .resolve(&ir.clusters, &services, &compiled, &mut ir.unreachable);
-        // The AuthServices' and the RateLimitService's: their calls fail without an endpoint.
+        // The AuthServices', the RateLimitService's and the TracingService's: their calls fail
+        // without an endpoint.
         external_service::note_no_endpoints(
-            auth.iter().map(|f| (&f.source, f.cluster.as_str())).chain(
-                rate_limiter
-                    .iter()
-                    .map(|c| (&c.object, c.filter.cluster.as_str())),
-            ),
+            auth.iter()
+                .map(|f| (&f.source, f.cluster.as_str()))
+                .chain(
+                    rate_limiter
+                        .iter()
+                        .map(|c| (&c.object, c.filter.cluster.as_str())),
+                )
+                .chain(
+                    tracer
+                        .iter()
+                        .map(|c| (&c.object, c.tracing.provider.cluster())),
+                ),
             &ir.clusters,
             &ir.endpoints,
             &mut ir.unreachable,
@@ -549,6 +568,7 @@ impl Builder {
             l.access_log = access_log.clone();
             l.auth = auth.clone();
             l.rate_limit = rate_limiter.as_ref().map(|c| c.filter.clone());
+            l.tracing = tracer.as_ref().map(|c| c.tracing.clone());
         }
 
         ir.rejections.sort();
@@ -575,6 +595,7 @@ fn ambassador_id(resource: &Resource) -> Option<&legate_crds::fields::Ambassador
         Resource::TCPMapping(r) => &r.spec.ambassador_id,
         Resource::AuthService(r) => &r.spec.ambassador_id,
         Resource::RateLimitService(r) => &r.spec.ambassador_id,
+        Resource::TracingService(r) => &r.spec.ambassador_id,
         Resource::Module(r) => &r.spec.ambassador_id,
         Resource::KubernetesServiceResolver(r) => &r.spec.ambassador_id,
         Resource::KubernetesEndpointResolver(r) => &r.spec.ambassador_id,
