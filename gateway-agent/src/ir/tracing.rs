@@ -366,3 +366,6 @@ fn custom_tag(field: &str, t: &TracingCustomTag) -> Result<CustomTag, String> {
         value,
     })
 }
+
+#[cfg(test)]
+mod tests;
