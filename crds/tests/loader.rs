@@ -70,6 +70,7 @@ fn corpus_documents_load_without_errors_or_warnings_and_round_trip() {
         "TCPMapping",
         "AuthService",
         "RateLimitService",
+        "TracingService",
         "Module",
         "KubernetesServiceResolver",
         "KubernetesEndpointResolver",

@@ -4,7 +4,7 @@ use anyhow::Result;
 use legate_e2e::{client, crd_files, install_crd, read_docs};
 
 /// The CRD files the project ships (`config/crd/bases`).
-const EXPECTED: [&str; 12] = [
+const EXPECTED: [&str; 13] = [
     "getambassador.io_authservices.yaml",
     "getambassador.io_consulresolvers.yaml",
     "getambassador.io_hosts.yaml",
@@ -16,6 +16,7 @@ const EXPECTED: [&str; 12] = [
     "getambassador.io_ratelimitservices.yaml",
     "getambassador.io_tcpmappings.yaml",
     "getambassador.io_tlscontexts.yaml",
+    "getambassador.io_tracingservices.yaml",
     "legate.dev_gatewayinstallations.yaml",
 ];
 

@@ -33,8 +33,8 @@ Legate runs fleets of Envoy-based API gateways, in the spirit of Emissary-ingres
 Platform teams declare a gateway as a `GatewayInstallation`; the operator turns it into a running \
 fleet: ServiceAccount, least-privilege RBAC, ConfigMap, Deployment, Service, PodDisruptionBudget \
 and HorizontalPodAutoscaler. Product teams own their routes as Emissary-compatible `Mapping`, \
-`Host`, `Listener`, `TLSContext`, `TCPMapping`, `AuthService`, `RateLimitService`, `Module` and \
-resolver resources (`getambassador.io/v3alpha1`, Emissary's field names, so existing Emissary YAML applies \
+`Host`, `Listener`, `TLSContext`, `TCPMapping`, `AuthService`, `RateLimitService`, \
+`TracingService`, `Module` and resolver resources (`getambassador.io/v3alpha1`, Emissary's field names, so existing Emissary YAML applies \
 unchanged) in their own namespaces.
 
 In every gateway pod a `legate-agent` watches those resources and drives its Envoy over ADS. \

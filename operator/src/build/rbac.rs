@@ -44,7 +44,7 @@ use super::{BuildError, Context, labels};
 
 /// The Emissary-compatible route and policy resources the agent watches (a test keeps this equal
 /// to the `getambassador.io` CRDs).
-pub const ROUTE_RESOURCES: [&str; 11] = [
+pub const ROUTE_RESOURCES: [&str; 12] = [
     "mappings",
     "hosts",
     "listeners",
@@ -52,6 +52,7 @@ pub const ROUTE_RESOURCES: [&str; 11] = [
     "tcpmappings",
     "authservices",
     "ratelimitservices",
+    "tracingservices",
     "modules",
     "kubernetesserviceresolvers",
     "kubernetesendpointresolvers",

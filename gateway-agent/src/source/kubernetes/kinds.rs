@@ -7,7 +7,7 @@ use k8s_openapi::api::{
 use kube::{Client, core::ApiResource};
 use legate_crds::{
     AuthService, ConsulResolver, Host, KubernetesEndpointResolver, KubernetesServiceResolver,
-    Listener, Mapping, Module, RateLimitService, TcpMapping, TlsContext,
+    Listener, Mapping, Module, RateLimitService, TcpMapping, TlsContext, TracingService,
 };
 use tracing::info;
 
@@ -81,6 +81,7 @@ pub fn watched(endpoints: EndpointsApi) -> Vec<WatchedKind> {
         kind::<TcpMapping>("TCPMapping", None),
         kind::<AuthService>("AuthService", None),
         kind::<RateLimitService>("RateLimitService", None),
+        kind::<TracingService>("TracingService", None),
         kind::<Module>("Module", None),
         kind::<KubernetesServiceResolver>("KubernetesServiceResolver", None),
         kind::<KubernetesEndpointResolver>("KubernetesEndpointResolver", None),
@@ -112,6 +113,7 @@ pub fn has_status(kind: &str) -> bool {
             | "TCPMapping"
             | "AuthService"
             | "RateLimitService"
+            | "TracingService"
             | "Module"
             | "KubernetesServiceResolver"
             | "KubernetesEndpointResolver"
