@@ -134,3 +134,60 @@ fn custom_tag(t: &CustomTag) -> EnvoyTag {
         r#type: Some(value),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use envoy_types::pb::envoy::config::trace::v3::ZipkinConfig;
+    use prost::Message;
+
+    use super::*;
+    use crate::ir::tracing::Sampling;
+
+    /// Emissary's Zipkin defaults and a header tag become Envoy's fields, the upstream call a
+    /// span of its own.
+    #[test]
+    fn a_zipkin_tracer_is_envoys_zipkin_config_on_the_connection_manager() {
+        let t = Tracing {
+            provider: Provider::Zipkin {
+                cluster: "zipkin-cluster".into(),
+                endpoint: "/api/v2/spans".into(),
+                proto: false,
+                hostname: None,
+                trace_id_128bit: true,
+                shared_span_context: Some(false),
+            },
+            sampling: Sampling {
+                client: None,
+                random: Some(0),
+                overall: Some(50),
+            },
+            custom_tags: vec![CustomTag {
+                tag: "tenant".into(),
+                value: TagValue::RequestHeader {
+                    name: "x-tenant".into(),
+                    default: "none".into(),
+                },
+            }],
+        };
+        let hcm = hcm_tracing(&t);
+        assert_eq!(hcm.client_sampling, None);
+        assert_eq!(hcm.random_sampling, Some(Percent { value: 0.0 }));
+        assert_eq!(hcm.overall_sampling, Some(Percent { value: 50.0 }));
+        assert_eq!(hcm.spawn_upstream_span, super::super::bool_value(true));
+        assert_eq!(hcm.custom_tags[0].tag, "tenant");
+        let provider = hcm.provider.expect("a provider");
+        assert_eq!(provider.name, "envoy.tracers.zipkin");
+        let Some(http::ConfigType::TypedConfig(any)) = provider.config_type else {
+            panic!("a typed config");
+        };
+        let zipkin = ZipkinConfig::decode(&any.value[..]).expect("a ZipkinConfig");
+        assert_eq!(zipkin.collector_cluster, "zipkin-cluster");
+        assert_eq!(zipkin.collector_endpoint, "/api/v2/spans");
+        assert_eq!(
+            zipkin.collector_endpoint_version,
+            zipkin_config::CollectorEndpointVersion::HttpJson as i32
+        );
+        assert!(zipkin.trace_id_128bit);
+        assert_eq!(zipkin.shared_span_context, super::super::bool_value(false));
+    }
+}
