@@ -49,6 +49,7 @@ enum Kind {
     TcpMapping,
     AuthService,
     RateLimitService,
+    TracingService,
     Module,
     KubernetesServiceResolver,
     KubernetesEndpointResolver,
@@ -163,6 +164,7 @@ fn fields(kind: Kind) -> &'static [FieldDef] {
         Kind::TcpMapping => TCP_MAPPING,
         Kind::AuthService => AUTH_SERVICE,
         Kind::RateLimitService => RATE_LIMIT_SERVICE,
+        Kind::TracingService => TRACING_SERVICE,
         Kind::Module => MODULE,
         Kind::KubernetesServiceResolver | Kind::KubernetesEndpointResolver => RESOLVER,
         Kind::ConsulResolver => CONSUL_RESOLVER,
@@ -466,6 +468,62 @@ const RATE_LIMIT_SERVICE: &[FieldDef] = &[
     (&["spec", "failure_mode_deny"], Ty::Json(BOOLS)),
 ];
 
+const TRACING_SERVICE: &[FieldDef] = &[
+    AMBASSADOR_ID,
+    (&["spec", "service"], Ty::Str(SERVICES)),
+    (
+        &["spec", "driver"],
+        Ty::Str(&["zipkin", "opentelemetry", "datadog", "lightstep", "jaeger"]),
+    ),
+    (
+        &["spec", "sampling"],
+        Ty::Json(&[
+            "{\"client\": 100, \"random\": 0, \"overall\": 50}",
+            "{\"random\": 101}",
+            "{}",
+        ]),
+    ),
+    (&["spec", "tag_headers"], Ty::List(HEADERS)),
+    (
+        &["spec", "custom_tags"],
+        Ty::Json(&[
+            "[{\"tag\": \"t\", \"literal\": {\"value\": \"v\"}}]",
+            "[{\"tag\": \"e\", \"environment\": {\"name\": \"HOME\", \"default_value\": \"\"}}]",
+            "[{\"tag\": \"h\", \"request_header\": {\"name\": \"x-a\"}}]",
+            "[{\"tag\": \"\", \"request_header\": {\"name\": \"\"}}]",
+            "[{\"tag\": \"both\", \"literal\": {\"value\": \"v\"}, \"environment\": {\"name\": \"E\"}}]",
+        ]),
+    ),
+    (
+        &["spec", "config", "collector_endpoint"],
+        Ty::Str(&["/api/v2/spans", "spans", "/a b", ""]),
+    ),
+    (
+        &["spec", "config", "collector_endpoint_version"],
+        Ty::Str(&["HTTP_JSON", "HTTP_PROTO", "HTTP_JSON_V1"]),
+    ),
+    (
+        &["spec", "config", "collector_hostname"],
+        Ty::Str(HOSTNAMES),
+    ),
+    (
+        &["spec", "config", "collector_cluster"],
+        Ty::Str(&["a", ""]),
+    ),
+    (&["spec", "config", "trace_id_128bit"], Ty::Json(BOOLS)),
+    (&["spec", "config", "shared_span_context"], Ty::Json(BOOLS)),
+    (&["spec", "config", "service_name"], Ty::Str(&["edge", ""])),
+    (
+        &["spec", "config", "access_token_file"],
+        Ty::Str(&["/token"]),
+    ),
+    (
+        &["spec", "config", "propagation_modes"],
+        Ty::List(&["B3", "TRACE_CONTEXT", "X"]),
+    ),
+    (&["spec", "stats_name"], Ty::Str(&["tracing", ""])),
+];
+
 const MODULE: &[FieldDef] = &[
     AMBASSADOR_ID,
     (&["spec", "config", "server_name"], Ty::Str(&["envoy", ""])),
@@ -647,6 +705,8 @@ fn base(kind: Kind) -> Value {
             "spec": {"auth_service": "auth:3000"}}),
         Kind::RateLimitService => json!({"apiVersion": v3, "kind": "RateLimitService",
             "spec": {"service": "ratelimit:8081"}}),
+        Kind::TracingService => json!({"apiVersion": v3, "kind": "TracingService",
+            "spec": {"driver": "zipkin", "service": "zipkin:9411"}}),
         Kind::Module => json!({"apiVersion": v3, "kind": "Module", "spec": {"config": {}}}),
         Kind::KubernetesServiceResolver => {
             json!({"apiVersion": v3, "kind": "KubernetesServiceResolver", "spec": {}})
