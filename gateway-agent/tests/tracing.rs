@@ -238,7 +238,7 @@ async fn opentelemetry_receives_the_routes_spans_over_otlp_grpc() {
             .collect();
         (trace.len() >= 2).then_some(trace)
     };
-    let (_, spans) = until_traced(&gw, "/app/otel", &[], of_request).await;
+    let (echo, spans) = until_traced(&gw, "/app/otel", &[], of_request).await;
     let all = format!("{spans:#?}");
     // OTLP's SpanKind: 2 SERVER, 3 CLIENT.
     let server = spans.iter().find(|s| s.kind == 2).expect(&all);
@@ -262,6 +262,13 @@ async fn opentelemetry_receives_the_routes_spans_over_otlp_grpc() {
     );
     assert_eq!(client.trace_id, server.trace_id, "{all}");
     assert_eq!(client.parent_span_id, server.span_id, "{all}");
+    // The upstream was called in the upstream call's span (W3C trace context).
+    let hex = |b: &[u8]| b.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    assert_eq!(
+        echo["headers"]["traceparent"],
+        format!("00-{}-{}-01", hex(&server.trace_id), hex(&client.span_id)),
+        "{echo}"
+    );
     assert!(
         client
             .attributes
