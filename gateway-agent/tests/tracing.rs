@@ -132,20 +132,32 @@ async fn zipkin_receives_the_routes_span_and_its_upstream_call_with_the_custom_t
     assert_eq!(client["kind"], "CLIENT", "{all}");
     assert_eq!(client["traceId"], server["traceId"], "{all}");
     assert_eq!(client["parentId"], server["id"], "{all}");
-    let cluster = client["tags"]["upstream_cluster"].as_str().unwrap_or_default();
+    let cluster = client["tags"]["upstream_cluster"]
+        .as_str()
+        .unwrap_or_default();
     assert!(
         cluster.contains(&format!("_{}_", app.addr.port())),
         "the route's cluster, to {}: {all}",
         app.service()
     );
-    assert_eq!(client["tags"]["upstream_address"], app.service().as_str(), "{all}");
+    assert_eq!(
+        client["tags"]["upstream_address"],
+        app.service().as_str(),
+        "{all}"
+    );
     assert_eq!(client["name"], format!("router {cluster} egress"), "{all}");
-    assert_eq!(tags["guid:x-request-id"], echo["headers"]["x-request-id"], "{all}");
+    assert_eq!(
+        tags["guid:x-request-id"], echo["headers"]["x-request-id"],
+        "{all}"
+    );
     // Emissary's default: 128-bit trace ids.
     assert_eq!(server["traceId"].as_str().map(str::len), Some(32), "{all}");
     // The upstream was called in the upstream call's span (B3 headers).
     let upstream_headers = &echo["headers"];
-    assert_eq!(upstream_headers["x-b3-traceid"], server["traceId"], "{echo}");
+    assert_eq!(
+        upstream_headers["x-b3-traceid"], server["traceId"],
+        "{echo}"
+    );
     assert_eq!(upstream_headers["x-b3-spanid"], client["id"], "{echo}");
 }
 
@@ -322,10 +334,7 @@ async fn a_refused_tracing_service_leaves_the_routes_serving() {
                 "lightstep",
                 "driver: lightstep\nservice: lightstep:80\nconfig: {access_token_file: /token}",
             ),
-            tracing_service(
-                "second",
-                "driver: zipkin\nservice: zipkin:9411",
-            ),
+            tracing_service("second", "driver: zipkin\nservice: zipkin:9411"),
         ]
         .concat(),
     );
@@ -340,7 +349,10 @@ async fn a_refused_tracing_service_leaves_the_routes_serving() {
         }
     })
     .await;
-    assert!(refused.contains("TracingService default/lightstep"), "{refused}");
+    assert!(
+        refused.contains("TracingService default/lightstep"),
+        "{refused}"
+    );
     let answer = gw
         .raw(b"GET /app/raw HTTP/1.1\r\nHost: example.com\r\nconnection: close\r\n\r\n")
         .await;

@@ -122,12 +122,10 @@ fn custom_tag(t: &CustomTag) -> EnvoyTag {
             name: name.clone(),
             default_value: default.clone(),
         }),
-        TagValue::RequestHeader { name, default } => {
-            Type::RequestHeader(custom_tag::Header {
-                name: name.clone(),
-                default_value: default.clone(),
-            })
-        }
+        TagValue::RequestHeader { name, default } => Type::RequestHeader(custom_tag::Header {
+            name: name.clone(),
+            default_value: default.clone(),
+        }),
     };
     EnvoyTag {
         tag: t.tag.clone(),

@@ -57,7 +57,10 @@ pub enum Provider {
         shared_span_context: Option<bool>,
     },
     /// OTLP over gRPC.
-    OpenTelemetry { cluster: String, service_name: String },
+    OpenTelemetry {
+        cluster: String,
+        service_name: String,
+    },
     Datadog {
         cluster: String,
         service_name: String,
@@ -94,9 +97,15 @@ pub struct CustomTag {
 pub enum TagValue {
     Literal(String),
     /// An environment variable of Envoy's process, else `default`.
-    Environment { name: String, default: String },
+    Environment {
+        name: String,
+        default: String,
+    },
     /// A request header, else `default`.
-    RequestHeader { name: String, default: String },
+    RequestHeader {
+        name: String,
+        default: String,
+    },
 }
 
 /// The TracingService used, and its tracer.
@@ -277,9 +286,8 @@ fn compile(
     };
     let sampling = spec.sampling.as_ref().map_or_else(Sampling::default, |s| {
         // The CRD bounds each to 0..=100.
-        let percent = |p: Option<legate_crds::fields::Percent>| {
-            p.and_then(|p| u8::try_from(p.get()).ok())
-        };
+        let percent =
+            |p: Option<legate_crds::fields::Percent>| p.and_then(|p| u8::try_from(p.get()).ok());
         Sampling {
             client: percent(s.client),
             random: percent(s.random),

@@ -967,12 +967,7 @@ fn tracing_service(s: &TracingServiceSpec, f: &mut Found) {
         (text(&c.access_token_file), "spec.config.access_token_file"),
         (list(&c.propagation_modes), "spec.config.propagation_modes"),
     ] {
-        f.add_with(
-            set,
-            field,
-            Some("lightstep's, which Envoy removed"),
-            Never,
-        );
+        f.add_with(set, field, Some("lightstep's, which Envoy removed"), Never);
     }
     let driver = s.driver;
     let zipkin = driver == TracingDriver::Zipkin;
@@ -1006,7 +1001,10 @@ fn tracing_service(s: &TracingServiceSpec, f: &mut Found) {
         (
             text(&c.service_name),
             "spec.config.service_name",
-            matches!(driver, TracingDriver::Opentelemetry | TracingDriver::Datadog),
+            matches!(
+                driver,
+                TracingDriver::Opentelemetry | TracingDriver::Datadog
+            ),
         ),
     ] {
         f.add(set && !used, field, named);

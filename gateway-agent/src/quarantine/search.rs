@@ -201,9 +201,7 @@ fn rank(r: &Resource) -> u8 {
         | Resource::ConsulResolver(_) => 1,
         Resource::Listener(_) => 2,
         Resource::Host(_) => 3,
-        Resource::AuthService(_)
-        | Resource::RateLimitService(_)
-        | Resource::TracingService(_) => 4,
+        Resource::AuthService(_) | Resource::RateLimitService(_) | Resource::TracingService(_) => 4,
         Resource::Mapping(_) | Resource::TCPMapping(_) => 5,
     }
 }

@@ -87,10 +87,12 @@ impl HttpCollector {
                                 .collect(),
                             body,
                         });
-                        Ok::<_, Infallible>(Response::builder()
-                            .status(202)
-                            .body(Full::new(Bytes::new()))
-                            .expect("a valid response"))
+                        Ok::<_, Infallible>(
+                            Response::builder()
+                                .status(202)
+                                .body(Full::new(Bytes::new()))
+                                .expect("a valid response"),
+                        )
                     }
                 });
                 connections.spawn(async move {
@@ -188,15 +190,16 @@ pub struct AnyValue {
 
 pub mod any_value {
     #[derive(Clone, PartialEq, prost::Oneof)]
+    // OTLP names them string_value, bool_value, ...
     pub enum Value {
         #[prost(string, tag = "1")]
-        StringValue(String),
+        String(String),
         #[prost(bool, tag = "2")]
-        BoolValue(bool),
+        Bool(bool),
         #[prost(int64, tag = "3")]
-        IntValue(i64),
+        Int(i64),
         #[prost(double, tag = "4")]
-        DoubleValue(f64),
+        Double(f64),
     }
 }
 
@@ -217,10 +220,10 @@ fn text(attributes: &[KeyValue]) -> BTreeMap<String, String> {
         .iter()
         .map(|kv| {
             let value = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-                Some(any_value::Value::StringValue(s)) => s.clone(),
-                Some(any_value::Value::BoolValue(b)) => b.to_string(),
-                Some(any_value::Value::IntValue(i)) => i.to_string(),
-                Some(any_value::Value::DoubleValue(d)) => d.to_string(),
+                Some(any_value::Value::String(s)) => s.clone(),
+                Some(any_value::Value::Bool(b)) => b.to_string(),
+                Some(any_value::Value::Int(i)) => i.to_string(),
+                Some(any_value::Value::Double(d)) => d.to_string(),
                 None => String::new(),
             };
             (kv.key.clone(), value)
@@ -283,8 +286,9 @@ impl tonic::codegen::Service<http::Request<tonic::body::Body>> for TraceService 
         let service = self.clone();
         Box::pin(async move {
             if request.uri().path() != EXPORT {
-                return Ok(tonic::Status::unimplemented(request.uri().path().to_owned())
-                    .into_http());
+                return Ok(
+                    tonic::Status::unimplemented(request.uri().path().to_owned()).into_http(),
+                );
             }
             let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::default());
             Ok(grpc.unary(Export(service), request).await)

@@ -44,7 +44,10 @@ fn build(docs: &[String]) -> Ir {
 /// The tracer of every listener, which must be the same on all of them.
 fn tracer(ir: &Ir) -> Option<Tracing> {
     let first = ir.listeners[0].tracing.clone();
-    assert!(ir.listeners.iter().all(|l| l.tracing == first), "one tracer");
+    assert!(
+        ir.listeners.iter().all(|l| l.tracing == first),
+        "one tracer"
+    );
     first.map(|t| (*t).clone())
 }
 
@@ -61,13 +64,21 @@ fn refused(ir: &Ir) -> Vec<(String, Reason, String)> {
 #[track_caller]
 fn untraced_but_served(ir: &Ir) {
     assert_eq!(tracer(ir), None);
-    assert!(ir.rejections.iter().all(|r| r.object.kind == "TracingService"));
+    assert!(
+        ir.rejections
+            .iter()
+            .all(|r| r.object.kind == "TracingService")
+    );
     assert_eq!(ir.listeners[0].virtual_hosts[0].routes.len(), 1);
 }
 
 #[test]
 fn a_zipkin_tracing_service_takes_emissarys_defaults() {
-    let ir = build(&[tracing_service("default", "zipkin", "driver: zipkin, service: zipkin:9411")]);
+    let ir = build(&[tracing_service(
+        "default",
+        "zipkin",
+        "driver: zipkin, service: zipkin:9411",
+    )]);
     assert_eq!(refused(&ir), []);
     let t = tracer(&ir).expect("a tracer");
     let cluster = t.provider.cluster().to_owned();
@@ -236,10 +247,7 @@ fn what_envoy_would_refuse_is_refused_naming_the_field_and_routes_keep_serving()
             "tag_headers[0]: \"bad\\nheader\" contains a NUL, CR or LF character, which Envoy \
              refuses here",
         ),
-        (
-            "service: \"http://\"",
-            "service: ",
-        ),
+        ("service: \"http://\"", "service: "),
     ] {
         let spec = if spec.starts_with("service") {
             format!("driver: zipkin, {spec}")
