@@ -27,6 +27,22 @@ fn tracing_service(name: &str, spec: &str) -> String {
     document("TracingService", name, spec)
 }
 
+/// A gateway with the TracingService `tracing` (its spec) and the Mapping `/app/` to the
+/// upstream `app`, written in one change.
+async fn gateway_tracing(tracing: &str) -> (Gateway, Upstream) {
+    let app = Upstream::start("app").await;
+    let gw = Gateway::start().await;
+    gw.write(
+        "app.yaml",
+        &[
+            tracing_service("tracing", tracing),
+            route("app", &app, "prefix: /app/"),
+        ]
+        .concat(),
+    );
+    (gw, app)
+}
+
 /// Sends GET `path` (each on a new connection, with `headers`) until `found` finds what the
 /// collector received for one of the requests sent (by its `x-request-id`, as the upstream saw
 /// it); returns that request as the upstream echoed it, and what was found.
@@ -87,24 +103,15 @@ fn zipkin_request_spans(collector: &HttpCollector, id: &str) -> Option<Vec<Value
 
 #[tokio::test]
 async fn zipkin_receives_the_routes_span_and_its_upstream_call_with_the_custom_tags() {
-    let app = Upstream::start("app").await;
     let zipkin = HttpCollector::start().await;
-    let gw = Gateway::start().await;
-    gw.write(
-        "tracing.yaml",
-        &tracing_service(
-            "tracing",
-            &format!(
+    let (gw, app) = gateway_tracing(&format!(
                 "driver: zipkin\nservice: {}\n\
                  custom_tags:\n\
                  - {{tag: team, literal: {{value: shop}}}}\n\
                  - {{tag: region, environment: {{name: LEGATE_TEST_UNSET_VARIABLE, default_value: nowhere}}}}\n\
                  - {{tag: tenant, request_header: {{name: x-tenant, default_value: none}}}}",
                 zipkin.service()
-            ),
-        ),
-    );
-    gw.write("app.yaml", &route("app", &app, "prefix: /app/"));
+            )).await;
     let (echo, spans) = until_traced(&gw, "/app/traced", &[("x-tenant", "acme")], |id| {
         zipkin_request_spans(&zipkin, id)
     })
@@ -167,20 +174,12 @@ async fn zipkin_receives_the_routes_span_and_its_upstream_call_with_the_custom_t
 /// worker reports them all: the last one's span arriving means the others' would have too.
 #[tokio::test]
 async fn random_sampling_zero_traces_nothing_but_what_a_client_asks_for() {
-    let app = Upstream::start("app").await;
     let zipkin = HttpCollector::start().await;
-    let gw = Gateway::start().await;
-    gw.write(
-        "tracing.yaml",
-        &tracing_service(
-            "tracing",
-            &format!(
-                "driver: zipkin\nservice: {}\nsampling: {{random: 0}}",
-                zipkin.service()
-            ),
-        ),
-    );
-    gw.write("app.yaml", &route("app", &app, "prefix: /app/"));
+    let (gw, _app) = gateway_tracing(&format!(
+        "driver: zipkin\nservice: {}\nsampling: {{random: 0}}",
+        zipkin.service()
+    ))
+    .await;
     // Tracing is on once a client's request is traced.
     until_traced(&gw, "/app/warm", &[("x-client-trace-id", "warm")], |id| {
         zipkin_request_spans(&zipkin, id)
@@ -222,21 +221,13 @@ async fn random_sampling_zero_traces_nothing_but_what_a_client_asks_for() {
 
 #[tokio::test]
 async fn opentelemetry_receives_the_routes_spans_over_otlp_grpc() {
-    let app = Upstream::start("app").await;
     let otlp = OtlpCollector::start().await;
-    let gw = Gateway::start().await;
-    gw.write(
-        "tracing.yaml",
-        &tracing_service(
-            "tracing",
-            &format!(
-                "driver: opentelemetry\nservice: {}\nconfig: {{service_name: shop-gateway}}\n\
+    let (gw, app) = gateway_tracing(&format!(
+        "driver: opentelemetry\nservice: {}\nconfig: {{service_name: shop-gateway}}\n\
                  custom_tags: [{{tag: team, literal: {{value: shop}}}}]",
-                otlp.service()
-            ),
-        ),
-    );
-    gw.write("app.yaml", &route("app", &app, "prefix: /app/"));
+        otlp.service()
+    ))
+    .await;
     // The gateway's span (tagged with the request's `x-request-id`) and its upstream call's.
     let of_request = |id: &str| -> Option<Vec<ReceivedSpan>> {
         let spans = otlp.spans();
@@ -293,20 +284,12 @@ async fn opentelemetry_receives_the_routes_spans_over_otlp_grpc() {
 /// Envoy's Datadog tracer posts its traces (MessagePack) to the agent's `/v0.4/traces`.
 #[tokio::test]
 async fn datadog_posts_the_routes_spans_to_the_agent() {
-    let app = Upstream::start("app").await;
     let agent = HttpCollector::start().await;
-    let gw = Gateway::start().await;
-    gw.write(
-        "tracing.yaml",
-        &tracing_service(
-            "tracing",
-            &format!(
-                "driver: datadog\nservice: {}\nconfig: {{service_name: shop-gateway}}",
-                agent.service()
-            ),
-        ),
-    );
-    gw.write("app.yaml", &route("app", &app, "prefix: /app/"));
+    let (gw, _app) = gateway_tracing(&format!(
+        "driver: datadog\nservice: {}\nconfig: {{service_name: shop-gateway}}",
+        agent.service()
+    ))
+    .await;
     until_traced(&gw, "/app/datadog", &[], |id| {
         agent
             .posts()
