@@ -125,21 +125,13 @@ pub(super) fn build(
     rejections: &mut Vec<Rejection>,
     unreachable: &mut Vec<Rejection>,
 ) -> Option<Chosen> {
-    let candidates: Vec<&Resource> = resources
-        .iter()
-        .copied()
-        .filter(|r| matches!(r, Resource::TracingService(_)))
-        .collect();
-    let ranked = external_service::ranked(candidates, &cx.settings.namespace);
-    let (winner, losers) = ranked.split_first()?;
-    for loser in losers {
-        rejections.push(external_service::lost_to(
-            loser,
-            winner,
-            "the gateway's TracingService",
-            "",
-        ));
-    }
+    let winner = external_service::the_one(
+        resources,
+        |r| matches!(r, Resource::TracingService(_)),
+        &cx.settings.namespace,
+        "the gateway's TracingService",
+        rejections,
+    )?;
     let Resource::TracingService(service) = winner else {
         // Only TracingServices were ranked.
         return None;
