@@ -18,7 +18,7 @@ use reqwest::Method;
 use serde_json::Value;
 use support::{
     Upstream, eventually,
-    gateway::{Gateway, WAIT, document, raw_status, route, served_by},
+    gateway::{self, Gateway, WAIT, document, raw_status, route, served_by},
     tracing_collector::{HttpCollector, OtlpCollector, ReceivedSpan},
 };
 
@@ -27,9 +27,9 @@ fn tracing_service(name: &str, spec: &str) -> String {
     document("TracingService", name, spec)
 }
 
-/// A gateway with the TracingService `tracing` (its spec) and the Mapping `/app/` to the
-/// upstream `app`, written in one change.
-async fn gateway_tracing(tracing: &str) -> (Gateway, Upstream) {
+/// A gateway with the TracingService `tracing` (its spec), the Mapping `/app/` to the upstream
+/// `app` and the documents `more`, written in one change.
+async fn gateway_tracing(tracing: &str, more: &str) -> (Gateway, Upstream) {
     let app = Upstream::start("app").await;
     let gw = Gateway::start().await;
     gw.write(
@@ -37,6 +37,7 @@ async fn gateway_tracing(tracing: &str) -> (Gateway, Upstream) {
         &[
             tracing_service("tracing", tracing),
             route("app", &app, "prefix: /app/"),
+            more.to_owned(),
         ]
         .concat(),
     );
@@ -104,14 +105,15 @@ fn zipkin_request_spans(collector: &HttpCollector, id: &str) -> Option<Vec<Value
 #[tokio::test]
 async fn zipkin_receives_the_routes_span_and_its_upstream_call_with_the_custom_tags() {
     let zipkin = HttpCollector::start().await;
-    let (gw, app) = gateway_tracing(&format!(
-                "driver: zipkin\nservice: {}\n\
-                 custom_tags:\n\
-                 - {{tag: team, literal: {{value: shop}}}}\n\
-                 - {{tag: region, environment: {{name: LEGATE_TEST_UNSET_VARIABLE, default_value: nowhere}}}}\n\
-                 - {{tag: tenant, request_header: {{name: x-tenant, default_value: none}}}}",
-                zipkin.service()
-            )).await;
+    let tracing = format!(
+        "driver: zipkin\nservice: {}\n\
+         custom_tags:\n\
+         - {{tag: team, literal: {{value: shop}}}}\n\
+         - {{tag: region, environment: {{name: LEGATE_TEST_UNSET_VARIABLE, default_value: nowhere}}}}\n\
+         - {{tag: tenant, request_header: {{name: x-tenant, default_value: none}}}}",
+        zipkin.service()
+    );
+    let (gw, app) = gateway_tracing(&tracing, "").await;
     let (echo, spans) = until_traced(&gw, "/app/traced", &[("x-tenant", "acme")], |id| {
         zipkin_request_spans(&zipkin, id)
     })
@@ -175,10 +177,13 @@ async fn zipkin_receives_the_routes_span_and_its_upstream_call_with_the_custom_t
 #[tokio::test]
 async fn random_sampling_zero_traces_nothing_but_what_a_client_asks_for() {
     let zipkin = HttpCollector::start().await;
-    let (gw, _app) = gateway_tracing(&format!(
-        "driver: zipkin\nservice: {}\nsampling: {{random: 0}}",
-        zipkin.service()
-    ))
+    let (gw, _app) = gateway_tracing(
+        &format!(
+            "driver: zipkin\nservice: {}\nsampling: {{random: 0}}",
+            zipkin.service()
+        ),
+        "",
+    )
     .await;
     // Tracing is on once a client's request is traced.
     until_traced(&gw, "/app/warm", &[("x-client-trace-id", "warm")], |id| {
@@ -222,11 +227,14 @@ async fn random_sampling_zero_traces_nothing_but_what_a_client_asks_for() {
 #[tokio::test]
 async fn opentelemetry_receives_the_routes_spans_over_otlp_grpc() {
     let otlp = OtlpCollector::start().await;
-    let (gw, app) = gateway_tracing(&format!(
-        "driver: opentelemetry\nservice: {}\nconfig: {{service_name: shop-gateway}}\n\
+    let (gw, app) = gateway_tracing(
+        &format!(
+            "driver: opentelemetry\nservice: {}\nconfig: {{service_name: shop-gateway}}\n\
                  custom_tags: [{{tag: team, literal: {{value: shop}}}}]",
-        otlp.service()
-    ))
+            otlp.service()
+        ),
+        "",
+    )
     .await;
     // The gateway's span (tagged with the request's `x-request-id`) and its upstream call's.
     let of_request = |id: &str| -> Option<Vec<ReceivedSpan>> {
@@ -281,16 +289,20 @@ async fn opentelemetry_receives_the_routes_spans_over_otlp_grpc() {
     );
 }
 
-/// Envoy's Datadog tracer posts its traces (MessagePack) to the agent's `/v0.4/traces`.
+/// Envoy's Datadog tracer posts its traces (MessagePack) to the agent's `/v0.4/traces`; with
+/// `envoy_log_type: json`, each access-log line carries the trace's ids, as Emissary's does.
 #[tokio::test]
-async fn datadog_posts_the_routes_spans_to_the_agent() {
+async fn datadog_posts_the_routes_spans_to_the_agent_and_logs_their_ids() {
     let agent = HttpCollector::start().await;
-    let (gw, _app) = gateway_tracing(&format!(
-        "driver: datadog\nservice: {}\nconfig: {{service_name: shop-gateway}}",
-        agent.service()
-    ))
+    let (gw, _app) = gateway_tracing(
+        &format!(
+            "driver: datadog\nservice: {}\nconfig: {{service_name: shop-gateway}}",
+            agent.service()
+        ),
+        &gateway::module("envoy_log_type: json"),
+    )
     .await;
-    until_traced(&gw, "/app/datadog", &[], |id| {
+    let (echo, _) = until_traced(&gw, "/app/datadog", &[], |id| {
         agent
             .posts()
             .into_iter()
@@ -302,6 +314,29 @@ async fn datadog_posts_the_routes_spans_to_the_agent() {
             })
     })
     .await;
+    let id = echo["headers"]["x-request-id"].as_str().unwrap_or_default();
+    let line = eventually("the request's JSON access-log line", WAIT, || {
+        let log = gw.envoy.log();
+        async move {
+            log.lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .find(|o| o["request_id"] == id)
+        }
+    })
+    .await;
+    // What the upstream was sent: the trace, and the upstream call's span as parent.
+    assert_eq!(
+        line["dd.trace_id"], echo["headers"]["x-datadog-trace-id"],
+        "{line}"
+    );
+    assert_eq!(
+        line["dd.span_id"], echo["headers"]["x-datadog-parent-id"],
+        "{line}"
+    );
+    assert!(
+        line["dd.trace_id"].as_str().is_some_and(|t| !t.is_empty()),
+        "{line}"
+    );
 }
 
 /// A TracingService that cannot be used is refused naming the field, and the routes keep

@@ -561,7 +561,11 @@ impl Builder {
             .for_each(|l| l.http_options = http_options.clone());
         let grpc = Arc::new(grpc::gateway_grpc(module, &mut ir.rejections));
         let ip_filter = ip_filter::gateway_ip_filter(module, &mut ir.rejections).map(Arc::new);
-        let access_log = Arc::new(access_log::gateway_access_log(module, &mut ir.rejections));
+        let mut access_log = access_log::gateway_access_log(module, &mut ir.rejections);
+        if let Some(t) = &tracer {
+            tracing::datadog_log_ids(&t.tracing, module, &mut access_log);
+        }
+        let access_log = Arc::new(access_log);
         for l in &mut ir.listeners {
             l.grpc = grpc.clone();
             l.ip_filter = ip_filter.clone();

@@ -19,12 +19,14 @@
 use std::{collections::BTreeMap, sync::Arc};
 
 use legate_crds::{
-    ObjectRef, Resource, TracingService,
+    Module, ObjectRef, Resource, TracingService,
     tracing_service::{CollectorEndpointVersion, TracingCustomTag, TracingDriver},
 };
 
 use super::{
-    Reason, Rejection, envoy_rules,
+    Reason, Rejection,
+    access_log::{AccessLog, Format},
+    envoy_rules,
     external_service::{self, Context, Target},
     service::Cluster,
 };
@@ -292,6 +294,19 @@ fn compile(
         custom_tags,
     };
     Ok((tracing, cluster, note))
+}
+
+/// With the datadog driver, Emissary's default JSON access-log fields gain the ids Datadog joins
+/// logs to traces with (`v3listener.py` `json_helper`); a format the Module writes is its own.
+pub(super) fn datadog_log_ids(tracing: &Tracing, module: Option<&Module>, log: &mut AccessLog) {
+    let written = module.is_some_and(|m| m.spec.config.envoy_log_format.is_some());
+    if written || !matches!(tracing.provider, Provider::Datadog { .. }) {
+        return;
+    }
+    if let Format::Json(fields) | Format::TypedJson(fields) = &mut log.format {
+        fields.insert("dd.trace_id".into(), "%REQ(X-DATADOG-TRACE-ID)%".into());
+        fields.insert("dd.span_id".into(), "%REQ(X-DATADOG-PARENT-ID)%".into());
+    }
 }
 
 /// Zipkin's `collector_endpoint`: the path spans are posted to, as it goes on the request line.

@@ -304,3 +304,32 @@ fn without_a_tracing_service_nothing_is_traced() {
     let ir = build(&[]);
     assert_eq!(tracer(&ir), None);
 }
+
+#[test]
+fn with_datadog_emissarys_json_access_log_carries_the_trace_and_span_ids() {
+    let module = "---
+apiVersion: getambassador.io/v3alpha1
+kind: Module
+metadata: {name: ambassador, namespace: default}
+spec: {config: {envoy_log_type: json}}
+"
+    .to_owned();
+    let fields = |driver: &str| {
+        let ir = build(&[
+            module.clone(),
+            tracing_service(
+                "default",
+                "t",
+                &format!("driver: {driver}, service: agent:8126"),
+            ),
+        ]);
+        let ir::access_log::Format::Json(fields) = &ir.listeners[0].access_log.format else {
+            panic!("JSON");
+        };
+        fields.clone()
+    };
+    let datadog = fields("datadog");
+    assert_eq!(datadog["dd.trace_id"], "%REQ(X-DATADOG-TRACE-ID)%");
+    assert_eq!(datadog["dd.span_id"], "%REQ(X-DATADOG-PARENT-ID)%");
+    assert!(!fields("zipkin").contains_key("dd.trace_id"));
+}
