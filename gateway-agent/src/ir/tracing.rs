@@ -181,12 +181,13 @@ fn compile(
     let config = spec.config.clone().unwrap_or_default();
     let mut problems: Vec<(Reason, String)> = Vec::new();
     let mut invalid = |message: String| problems.push((Reason::Invalid, message));
-
+    // A setting of another driver is not checked: it is named as not applied (ir/unsupported.rs).
+    let zipkin = spec.driver == TracingDriver::Zipkin;
     let zipkin_endpoint = match config.collector_endpoint.as_deref() {
         // `irtracing.py`: `if not driver_config.get("collector_endpoint")`.
         None | Some("") => ZIPKIN_ENDPOINT.to_owned(),
         Some(path) => {
-            if let Err(e) = collector_endpoint(path) {
+            if let (true, Err(e)) = (zipkin, collector_endpoint(path)) {
                 invalid(e);
             }
             path.to_owned()
@@ -195,7 +196,11 @@ fn compile(
     let hostname = match config.collector_hostname.as_deref() {
         None | Some("") => None,
         Some(host) => {
-            if let Err(e) = envoy_rules::header_value("config.collector_hostname", host) {
+            let used = zipkin || spec.driver == TracingDriver::Datadog;
+            if let (true, Err(e)) = (
+                used,
+                envoy_rules::header_value("config.collector_hostname", host),
+            ) {
                 invalid(e.into());
             }
             Some(host.to_owned())
@@ -229,7 +234,7 @@ fn compile(
         None | Some(CollectorEndpointVersion::HttpJson) => false,
         Some(CollectorEndpointVersion::HttpProto) => true,
         Some(CollectorEndpointVersion::HttpJsonV1) => {
-            if spec.driver == TracingDriver::Zipkin {
+            if zipkin {
                 problems.push((
                     Reason::Invalid,
                     "config.collector_endpoint_version: HTTP_JSON_V1 (Zipkin's v1 API) is no \
@@ -271,7 +276,7 @@ fn compile(
             cluster: name,
             service_name,
         },
-        // Refused above.
+        // Lightstep was refused above.
         TracingDriver::Datadog | TracingDriver::Lightstep => Provider::Datadog {
             cluster: name,
             service_name,

@@ -333,3 +333,15 @@ spec: {config: {envoy_log_type: json}}
     assert_eq!(datadog["dd.span_id"], "%REQ(X-DATADOG-PARENT-ID)%");
     assert!(!fields("zipkin").contains_key("dd.trace_id"));
 }
+
+#[test]
+fn a_setting_of_another_driver_is_not_checked_only_named() {
+    let ir = build(&[tracing_service(
+        "default",
+        "otel",
+        "driver: opentelemetry, service: otel:4317, \
+         config: {collector_endpoint: not-a-path, collector_endpoint_version: HTTP_JSON_V1}",
+    )]);
+    assert_eq!(refused(&ir), []);
+    assert!(tracer(&ir).is_some());
+}
