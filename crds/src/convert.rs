@@ -13,7 +13,11 @@
 //!   service (TCPMappings keep `tls: true`: v2 gave them no scheme); `tls: false` is dropped;
 //! - Host: `ambassadorId` joins `ambassador_id`, and `selector` becomes `mappingSelector`;
 //! - Mapping and Module: a CORS `origins` written as one comma-separated string becomes the list
-//!   v3alpha1 takes (v2's `OriginList` split it on commas the same way).
+//!   v3alpha1 takes (v2's `OriginList` split it on commas the same way);
+//! - TracingService: `v3StatsName`, `v3CustomTags` and `config.v3PropagationModes` become
+//!   `stats_name`, `custom_tags` and `config.propagation_modes`; `tag_headers` becomes a
+//!   `request_header` custom tag each (tagged under the header's name) when there are no custom
+//!   tags, and is dropped when there are.
 //!
 //! A document that cannot be converted is refused naming the field: a v2 `host` with a `*` in
 //! a name and `host_regex` unset (v2 read it as an exact name, v3alpha1 would read a glob;
@@ -89,6 +93,7 @@ pub fn convert(document: &Value) -> Result<Option<Converted>, ConvertError> {
             "RateLimitService" => tls_to_scheme(spec, "service", true, &mut changes),
             "TCPMapping" => tls_to_scheme(spec, "service", false, &mut changes),
             "Host" => host(spec, &mut changes),
+            "TracingService" => tracing_service(spec, &mut changes),
             _ => {}
         }
     }
@@ -244,6 +249,40 @@ fn host(spec: &mut Map<String, Value>, changes: &mut Vec<String>) {
         changes.push("spec.selector → spec.mappingSelector".into());
         spec.insert("mappingSelector".into(), selector);
     }
+}
+
+fn tracing_service(spec: &mut Map<String, Value>, changes: &mut Vec<String>) {
+    let mut rename = |object: &mut Map<String, Value>, prefix: &str, from: &str, to: &str| {
+        if let Some(value) = object.remove(from) {
+            changes.push(format!("{prefix}{from} → {prefix}{to}"));
+            object.insert(to.into(), value);
+        }
+    };
+    rename(spec, "spec.", "v3StatsName", "stats_name");
+    rename(spec, "spec.", "v3CustomTags", "custom_tags");
+    if let Some(config) = spec.get_mut("config").and_then(Value::as_object_mut) {
+        rename(
+            config,
+            "spec.config.",
+            "v3PropagationModes",
+            "propagation_modes",
+        );
+    }
+    let Some(headers) = spec.remove("tag_headers") else {
+        return;
+    };
+    if spec.contains_key("custom_tags") {
+        changes.push("spec.tag_headers: dropped, as spec.custom_tags is set".into());
+        return;
+    }
+    let tags: Vec<Value> = headers
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|h| serde_json::json!({"tag": h, "request_header": {"name": h}}))
+        .collect();
+    changes.push("spec.tag_headers → spec.custom_tags (request_header)".into());
+    spec.insert("custom_tags".into(), Value::Array(tags));
 }
 
 /// The resources an Emissary 1.x `getambassador.io/config` annotation on `service` declares,

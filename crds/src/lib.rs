@@ -21,6 +21,7 @@ pub mod secret;
 pub mod service;
 pub mod tcp_mapping;
 pub mod tls_context;
+pub mod tracing_service;
 
 pub mod convert;
 pub mod crd;
@@ -43,6 +44,7 @@ pub use resolver::{ConsulResolver, KubernetesEndpointResolver, KubernetesService
 pub use secret::TlsSecret;
 pub use tcp_mapping::{TcpMapping, TcpMappingSpec};
 pub use tls_context::{TlsContext, TlsContextSpec};
+pub use tracing_service::{TracingService, TracingServiceSpec};
 
 use std::fmt;
 
@@ -149,6 +151,7 @@ kinds! {
         AuthService(AuthService),
         RateLimitService(RateLimitService),
         LogService(LogService),
+        TracingService(TracingService),
         Module(Module),
         KubernetesServiceResolver(KubernetesServiceResolver),
         KubernetesEndpointResolver(KubernetesEndpointResolver),

@@ -119,6 +119,56 @@ spec:
 }
 
 #[test]
+fn a_v2_tracing_service_gets_its_v3_fields_and_tag_headers_as_custom_tags() {
+    let c = converted(
+        "apiVersion: getambassador.io/v2
+kind: TracingService
+metadata: {name: tracing, namespace: default}
+spec:
+  service: zipkin:9411
+  driver: zipkin
+  tag_headers: [x-tenant]
+  v3StatsName: zipkin
+  config: {v3PropagationModes: [B3]}
+",
+    );
+    assert_eq!(
+        c.document["spec"],
+        json!({
+            "service": "zipkin:9411",
+            "driver": "zipkin",
+            "custom_tags": [{"tag": "x-tenant", "request_header": {"name": "x-tenant"}}],
+            "stats_name": "zipkin",
+            "config": {"propagation_modes": ["B3"]},
+        })
+    );
+    loads(&c);
+    // With custom tags, Emissary ignores tag_headers.
+    let c = converted(
+        "apiVersion: getambassador.io/v2
+kind: TracingService
+metadata: {name: tracing, namespace: default}
+spec:
+  service: zipkin:9411
+  driver: zipkin
+  tag_headers: [x-tenant]
+  v3CustomTags: [{tag: team, literal: {value: shop}}]
+",
+    );
+    assert_eq!(
+        c.document["spec"]["custom_tags"],
+        json!([{"tag": "team", "literal": {"value": "shop"}}])
+    );
+    assert!(c.document["spec"].get("tag_headers").is_none());
+    assert!(
+        c.changes.iter().any(|l| l.contains("tag_headers: dropped")),
+        "{:?}",
+        c.changes
+    );
+    loads(&c);
+}
+
+#[test]
 fn tls_true_becomes_a_scheme_except_on_a_tcpmapping() {
     let c = converted(
         "apiVersion: getambassador.io/v2

@@ -60,7 +60,7 @@ fn structural_problems(path: &str, node: &Value, problems: &mut Vec<String>) {
 #[test]
 fn every_crd_is_structural_with_status_columns_and_category() {
     let crds = crds();
-    assert_eq!(crds.len(), 13);
+    assert_eq!(crds.len(), 14);
     for crd in crds {
         let name = crd.metadata.name.clone().unwrap();
         assert_eq!(crd.spec.scope, "Namespaced", "{name}");

@@ -71,6 +71,7 @@ fn corpus_documents_load_without_errors_or_warnings_and_round_trip() {
         "AuthService",
         "RateLimitService",
         "LogService",
+        "TracingService",
         "Module",
         "KubernetesServiceResolver",
         "KubernetesEndpointResolver",

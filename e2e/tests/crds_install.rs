@@ -4,7 +4,7 @@ use anyhow::Result;
 use legate_e2e::{client, crd_files, install_crd, read_docs};
 
 /// The CRD files the project ships (`config/crd/bases`).
-const EXPECTED: [&str; 13] = [
+const EXPECTED: [&str; 14] = [
     "getambassador.io_authservices.yaml",
     "getambassador.io_consulresolvers.yaml",
     "getambassador.io_hosts.yaml",
@@ -17,6 +17,7 @@ const EXPECTED: [&str; 13] = [
     "getambassador.io_ratelimitservices.yaml",
     "getambassador.io_tcpmappings.yaml",
     "getambassador.io_tlscontexts.yaml",
+    "getambassador.io_tracingservices.yaml",
     "legate.dev_gatewayinstallations.yaml",
 ];
 

@@ -50,6 +50,7 @@ enum Kind {
     AuthService,
     RateLimitService,
     LogService,
+    TracingService,
     Module,
     KubernetesServiceResolver,
     KubernetesEndpointResolver,
@@ -165,6 +166,7 @@ fn fields(kind: Kind) -> &'static [FieldDef] {
         Kind::AuthService => AUTH_SERVICE,
         Kind::RateLimitService => RATE_LIMIT_SERVICE,
         Kind::LogService => LOG_SERVICE,
+        Kind::TracingService => TRACING_SERVICE,
         Kind::Module => MODULE,
         Kind::KubernetesServiceResolver | Kind::KubernetesEndpointResolver => RESOLVER,
         Kind::ConsulResolver => CONSUL_RESOLVER,
@@ -488,6 +490,62 @@ const LOG_SERVICE: &[FieldDef] = &[
     (&["spec", "stats_name"], Ty::Str(&["logs", ""])),
 ];
 
+const TRACING_SERVICE: &[FieldDef] = &[
+    AMBASSADOR_ID,
+    (&["spec", "service"], Ty::Str(SERVICES)),
+    (
+        &["spec", "driver"],
+        Ty::Str(&["zipkin", "opentelemetry", "datadog", "lightstep", "jaeger"]),
+    ),
+    (
+        &["spec", "sampling"],
+        Ty::Json(&[
+            "{\"client\": 100, \"random\": 0, \"overall\": 50}",
+            "{\"random\": 101}",
+            "{}",
+        ]),
+    ),
+    (&["spec", "tag_headers"], Ty::List(HEADERS)),
+    (
+        &["spec", "custom_tags"],
+        Ty::Json(&[
+            "[{\"tag\": \"t\", \"literal\": {\"value\": \"v\"}}]",
+            "[{\"tag\": \"e\", \"environment\": {\"name\": \"HOME\", \"default_value\": \"\"}}]",
+            "[{\"tag\": \"h\", \"request_header\": {\"name\": \"x-a\"}}]",
+            "[{\"tag\": \"\", \"request_header\": {\"name\": \"\"}}]",
+            "[{\"tag\": \"both\", \"literal\": {\"value\": \"v\"}, \"environment\": {\"name\": \"E\"}}]",
+        ]),
+    ),
+    (
+        &["spec", "config", "collector_endpoint"],
+        Ty::Str(&["/api/v2/spans", "spans", "/a b", ""]),
+    ),
+    (
+        &["spec", "config", "collector_endpoint_version"],
+        Ty::Str(&["HTTP_JSON", "HTTP_PROTO", "HTTP_JSON_V1"]),
+    ),
+    (
+        &["spec", "config", "collector_hostname"],
+        Ty::Str(HOSTNAMES),
+    ),
+    (
+        &["spec", "config", "collector_cluster"],
+        Ty::Str(&["a", ""]),
+    ),
+    (&["spec", "config", "trace_id_128bit"], Ty::Json(BOOLS)),
+    (&["spec", "config", "shared_span_context"], Ty::Json(BOOLS)),
+    (&["spec", "config", "service_name"], Ty::Str(&["edge", ""])),
+    (
+        &["spec", "config", "access_token_file"],
+        Ty::Str(&["/token"]),
+    ),
+    (
+        &["spec", "config", "propagation_modes"],
+        Ty::List(&["B3", "TRACE_CONTEXT", "X"]),
+    ),
+    (&["spec", "stats_name"], Ty::Str(&["tracing", ""])),
+];
+
 const MODULE: &[FieldDef] = &[
     AMBASSADOR_ID,
     (&["spec", "config", "server_name"], Ty::Str(&["envoy", ""])),
@@ -671,6 +729,8 @@ fn base(kind: Kind) -> Value {
             "spec": {"service": "ratelimit:8081"}}),
         Kind::LogService => json!({"apiVersion": v3, "kind": "LogService",
             "spec": {"service": "als:3000", "driver": "http"}}),
+        Kind::TracingService => json!({"apiVersion": v3, "kind": "TracingService",
+            "spec": {"driver": "zipkin", "service": "zipkin:9411"}}),
         Kind::Module => json!({"apiVersion": v3, "kind": "Module", "spec": {"config": {}}}),
         Kind::KubernetesServiceResolver => {
             json!({"apiVersion": v3, "kind": "KubernetesServiceResolver", "spec": {}})

@@ -332,6 +332,7 @@ fn document(key_pairs: Choices) -> impl Strategy<Value = Doc> {
         1 => module(),
         1 => rate_limit_service(),
         1 => log_service(),
+        1 => tracing_service(),
     ]
     .prop_map(Doc)
 }
@@ -618,6 +619,34 @@ fn log_service() -> impl Strategy<Value = Value> {
                 ("protocol_version", version),
             ]);
             ambassador("LogService", meta, spec)
+        })
+}
+
+/// The gateway's TracingService: a few that compete, drivers that change the cluster's protocol
+/// or are refused, services that resolve to a Kubernetes Service or not.
+fn tracing_service() -> impl Strategy<Value = Value> {
+    (
+        metadata(&["tr1", "tr2"], Just(None)),
+        ambassador_id(),
+        one_of(vec![
+            (2, json!("zipkin")),
+            (1, json!("opentelemetry")),
+            (1, json!("lightstep")),
+        ]),
+        one_of(vec![
+            (2, json!("svc-a:9411")),
+            (1, json!("svc-b.default:http")),
+        ]),
+        rarely([json!({"random": 10}), json!({"client": 0, "overall": 50})]),
+    )
+        .prop_map(|(meta, id, driver, service, sampling)| {
+            let spec = object([
+                ("ambassador_id", id),
+                ("driver", Some(driver)),
+                ("service", Some(service)),
+                ("sampling", sampling),
+            ]);
+            ambassador("TracingService", meta, spec)
         })
 }
 

@@ -253,6 +253,30 @@ fn a_module_names_each_key_not_applied() {
     );
 }
 
+/// A TracingService's settings of other drivers are named with its own; `tag_headers` beside
+/// `custom_tags` is overridden, as Emissary's conversion has it.
+#[test]
+fn a_tracing_service_names_what_its_driver_does_not_use() {
+    let ir = ir(&doc(
+        "TracingService",
+        "tracing",
+        "  driver: opentelemetry
+  service: otel:4317
+  tag_headers: [x-tenant]
+  custom_tags: [{tag: team, literal: {value: shop}}]
+  config: {service_name: edge, collector_endpoint: /spans, trace_id_128bit: true, collector_cluster: mine}",
+    ));
+    assert_eq!(
+        note_of(&ir, "TracingService default/tracing"),
+        [
+            "not applied because spec.custom_tags is set: spec.tag_headers; not applied: \
+             spec.config.collector_cluster (the gateway calls the collector named by \
+             spec.service, as Emissary does); not applied by the opentelemetry driver: \
+             spec.config.collector_endpoint, spec.config.trace_id_128bit"
+        ]
+    );
+}
+
 #[test]
 fn a_host_names_its_legacy_and_origination_settings_in_one_note() {
     let ir = ir(&format!(
@@ -635,6 +659,25 @@ metadata: {name: deny, namespace: default}
 spec:
   config:
     ip_deny: [{remote: 10.0.0.0/8}]
+---
+apiVersion: getambassador.io/v3alpha1
+kind: TracingService
+metadata: {name: everything, namespace: default}
+spec:
+  driver: zipkin
+  service: zipkin:9411
+  sampling: {random: 10}
+  custom_tags: [{tag: team, literal: {value: shop}}]
+  stats_name: zipkin
+  config:
+    collector_endpoint: /api/v2/spans
+    collector_endpoint_version: HTTP_PROTO
+    collector_hostname: zipkin.example.com
+    trace_id_128bit: false
+    shared_span_context: true
+    collector_cluster: my-zipkin
+    access_token_file: /var/run/token
+    propagation_modes: [B3]
 ";
 
 #[test]

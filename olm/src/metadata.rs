@@ -34,8 +34,7 @@ Platform teams declare a gateway as a `GatewayInstallation`; the operator turns 
 fleet: ServiceAccount, least-privilege RBAC, ConfigMap, Deployment, Service, PodDisruptionBudget \
 and HorizontalPodAutoscaler. Product teams own their routes as Emissary-compatible `Mapping`, \
 `Host`, `Listener`, `TLSContext`, `TCPMapping`, `AuthService`, `RateLimitService`, `LogService`, \
-`Module` and \
-resolver resources (`getambassador.io/v3alpha1`, Emissary's field names, so existing Emissary YAML applies \
+`TracingService`, `Module` and resolver resources (`getambassador.io/v3alpha1`, Emissary's field names, so existing Emissary YAML applies \
 unchanged) in their own namespaces.
 
 In every gateway pod a `legate-agent` watches those resources and drives its Envoy over ADS. \

@@ -26,7 +26,7 @@ use envoy_types::{
 
 use super::{
     access_log, auth, compression, cors, grpc, http_options, ip_filter, rate_limit,
-    route_config_name, tls,
+    route_config_name, tls, tracing,
 };
 use crate::ir::Listener;
 
@@ -121,6 +121,8 @@ fn hcm(l: &Listener, rds: String) -> Filter {
         // Always, as Emissary writes it (`v3listener.py`): `/a/../b` is routed (and sent
         // upstream) as `/b`, so a dot segment cannot walk a request past a prefix's route.
         normalize_path: Some(BoolValue { value: true }),
+        // The gateway's TracingService.
+        tracing: l.tracing.as_deref().map(tracing::hcm_tracing),
         ..Default::default()
     };
     // The gateway Module's settings (`server_name`, `xff_num_trusted_hops`, port stripping, ...).

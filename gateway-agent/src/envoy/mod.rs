@@ -20,6 +20,7 @@ mod rate_limit;
 mod route;
 mod tcp;
 mod tls;
+mod tracing;
 mod upstream_policy;
 mod upstream_tls;
 

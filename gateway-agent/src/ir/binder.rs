@@ -126,6 +126,7 @@ impl Binder {
                 log_services: Default::default(),
                 auth: Arc::from(Vec::new()),
                 rate_limit: None,
+                tracing: None,
             });
         }
         for f in &self.unserved {

@@ -144,6 +144,25 @@ pub fn ranked<'r>(mut candidates: Vec<&'r Resource>, gateway_namespace: &str) ->
     candidates
 }
 
+/// The resource of those `resources` that `is_kind` picks that holds a role one resource holds
+/// per gateway (`what`, e.g. "the gateway's RateLimitService"): the first [`ranked`]; each other
+/// is refused with [`lost_to`].
+pub fn the_one<'r>(
+    resources: &[&'r Resource],
+    is_kind: fn(&Resource) -> bool,
+    gateway_namespace: &str,
+    what: &str,
+    rejections: &mut Vec<Rejection>,
+) -> Option<&'r Resource> {
+    let candidates = resources.iter().copied().filter(|r| is_kind(r)).collect();
+    let ranked = ranked(candidates, gateway_namespace);
+    let (winner, losers) = ranked.split_first()?;
+    for loser in losers {
+        rejections.push(lost_to(loser, winner, what, ""));
+    }
+    Some(winner)
+}
+
 /// The refusal of a resource that lost to `winner` for a role (`what`, e.g. "the gateway's
 /// RateLimitService").
 pub fn lost_to(loser: &Resource, winner: &Resource, what: &str, hint: &str) -> Rejection {

@@ -19,6 +19,7 @@
 //! on every HTTP listener) and turns each Mapping's `labels` into its route's rate limits.
 //! [`access_log`] reads the Module's file access log and [`log_service`] the LogServices'
 //! gRPC access loggers, for every HTTP and TCP listener.
+//! [`tracing`] chooses the gateway's TracingService (the tracer of every HTTP listener).
 
 pub mod access_log;
 pub mod auth;
@@ -45,6 +46,7 @@ pub mod resolver;
 pub mod service;
 pub mod tcp_mapping;
 pub mod tls;
+pub mod tracing;
 pub mod unsupported;
 pub mod upstream_policy;
 pub mod upstream_tls;
@@ -279,6 +281,8 @@ pub struct Listener {
     pub auth: Arc<[Arc<auth::AuthFilter>]>,
     /// The gateway's RateLimitService ([`rate_limit`]), the same on every listener.
     pub rate_limit: Option<Arc<rate_limit::RateLimit>>,
+    /// The gateway's TracingService ([`tracing`]), the same on every listener.
+    pub tracing: Option<Arc<tracing::Tracing>>,
 }
 
 /// One Host's routes on one Listener.
@@ -504,8 +508,8 @@ impl Builder {
                 .entry(c.name.clone())
                 .or_insert_with(|| c.clone());
         }
-        // Before the endpoints: the EDS clusters of the AuthServices and the RateLimitService
-        // get theirs.
+        // Before the endpoints: the EDS clusters of the AuthServices, the RateLimitService and
+        // the TracingService get theirs.
         let cx = external_service::Context {
             settings,
             resolvers,
@@ -533,11 +537,18 @@ impl Builder {
             &mut ir.rejections,
             &mut ir.unreachable,
         );
+        let tracer = tracing::build(
+            &mine,
+            &cx,
+            &mut ir.clusters,
+            &mut ir.rejections,
+            &mut ir.unreachable,
+        );
         ir.endpoints =
             self.endpoints
                 .resolve(&ir.clusters, &services, &compiled, &mut ir.unreachable);
-        // The AuthServices', the RateLimitService's and the LogServices': their calls fail
-        // without an endpoint.
+        // The AuthServices', the RateLimitService's, the LogServices' and the TracingService's: their
+        // calls fail        // without an endpoint.
         external_service::note_no_endpoints(
             auth.iter()
                 .map(|f| (&f.source, f.cluster.as_str()))
@@ -546,7 +557,12 @@ impl Builder {
                         .iter()
                         .map(|c| (&c.object, c.filter.cluster.as_str())),
                 )
-                .chain(loggers.iter().map(|(o, c)| (o, c.as_str()))),
+                .chain(loggers.iter().map(|(o, c)| (o, c.as_str())))
+                .chain(
+                    tracer
+                        .iter()
+                        .map(|c| (&c.object, c.tracing.provider.cluster())),
+                ),
             &ir.clusters,
             &ir.endpoints,
             &mut ir.unreachable,
@@ -577,12 +593,16 @@ impl Builder {
             .for_each(|l| l.http_options = http_options.clone());
         let grpc = Arc::new(grpc::gateway_grpc(module, &mut ir.rejections));
         let ip_filter = ip_filter::gateway_ip_filter(module, &mut ir.rejections).map(Arc::new);
-        let access_log = access_log::gateway_access_log(module, &mut ir.rejections);
-        // TCPMappings' connections are logged too (Emissary logs none), to the same file.
+        let mut access_log = access_log::gateway_access_log(module, &mut ir.rejections);
+        // TCPMappings' connections are logged too (Emissary logs none), to the same file, in a
+        // connection's format (taken before a tracer adds request ids to the requests' format).
         let tcp_access_log = Arc::new(access_log.for_tcp());
         for l in &mut ir.tcp_listeners {
             l.access_log = tcp_access_log.clone();
             l.log_services = grpc_logs.tcp.clone();
+        }
+        if let Some(t) = &tracer {
+            tracing::datadog_log_ids(&t.tracing, module, &mut access_log);
         }
         let access_log = Arc::new(access_log);
         for l in &mut ir.listeners {
@@ -592,6 +612,7 @@ impl Builder {
             l.log_services = grpc_logs.http.clone();
             l.auth = auth.clone();
             l.rate_limit = rate_limiter.as_ref().map(|c| c.filter.clone());
+            l.tracing = tracer.as_ref().map(|c| c.tracing.clone());
         }
 
         ir.rejections.sort();
@@ -619,6 +640,7 @@ fn ambassador_id(resource: &Resource) -> Option<&legate_crds::fields::Ambassador
         Resource::AuthService(r) => &r.spec.ambassador_id,
         Resource::RateLimitService(r) => &r.spec.ambassador_id,
         Resource::LogService(r) => &r.spec.ambassador_id,
+        Resource::TracingService(r) => &r.spec.ambassador_id,
         Resource::Module(r) => &r.spec.ambassador_id,
         Resource::KubernetesServiceResolver(r) => &r.spec.ambassador_id,
         Resource::KubernetesEndpointResolver(r) => &r.spec.ambassador_id,

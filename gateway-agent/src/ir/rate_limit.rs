@@ -121,27 +121,20 @@ pub fn select<'r>(
         .map(|m| default_labels(m, &mut rejections))
         .unwrap_or_default();
 
-    let candidates: Vec<&Resource> = resources
-        .iter()
-        .copied()
-        .filter(|r| matches!(r, Resource::RateLimitService(_)))
-        .collect();
-    let ranked = external_service::ranked(candidates, &settings.namespace);
-    let Some((winner, losers)) = ranked.split_first() else {
+    let winner = external_service::the_one(
+        resources,
+        |r| matches!(r, Resource::RateLimitService(_)),
+        &settings.namespace,
+        "the gateway's RateLimitService",
+        &mut rejections,
+    );
+    let Some(winner) = winner else {
         return Selection {
             domain: default_domain,
             rejections,
             ..Selection::default()
         };
     };
-    for loser in losers {
-        rejections.push(external_service::lost_to(
-            loser,
-            winner,
-            "the gateway's RateLimitService",
-            "",
-        ));
-    }
     let Resource::RateLimitService(service) = winner else {
         // Only RateLimitServices were ranked.
         return Selection {

@@ -50,6 +50,7 @@ use legate_crds::{
     mapping::{DnsType, MappingSpec},
     module::{ModuleConfig, RegexType},
     tls_context::TlsContextSpec,
+    tracing_service::{TracingDriver, TracingServiceSpec},
 };
 
 use super::{Reason, Rejection};
@@ -303,6 +304,30 @@ pub const TABLES: &[Table] = &[
         not_applied: &[],
     },
     Table {
+        kind: "TracingService",
+        // ir/tracing.rs; a driver's own fields are named on a TracingService of another driver.
+        applied: &[
+            "ambassador_id",
+            "driver",
+            "service",
+            "sampling",
+            "tag_headers",
+            "custom_tags",
+            "stats_name",
+            "config.collector_endpoint",
+            "config.collector_endpoint_version",
+            "config.collector_hostname",
+            "config.trace_id_128bit",
+            "config.shared_span_context",
+            "config.service_name",
+        ],
+        not_applied: &[
+            "config.collector_cluster",
+            "config.access_token_file",
+            "config.propagation_modes",
+        ],
+    },
+    Table {
         kind: "KubernetesServiceResolver",
         applied: &["ambassador_id"],
         not_applied: &[],
@@ -423,6 +448,10 @@ pub enum Why {
     HttpOnly,
     /// Emissary reads the field and does nothing with it either: the gateway does as it does.
     AsEmissary,
+    /// Set by the gateway itself or meant for what Envoy no longer has; the detail says which.
+    Never,
+    /// A setting of other drivers than this TracingService's (named here).
+    Driver(&'static str),
 }
 
 impl Why {
@@ -440,13 +469,18 @@ impl Why {
             Self::Overridden(winner) => format!("not applied because {winner} is set"),
             Self::HttpOnly => "not applied to a gRPC AuthService (proto: grpc)".into(),
             Self::AsEmissary => "not applied, as in Emissary".into(),
+            Self::Never => "not applied".into(),
+            Self::Driver(driver) => format!("not applied by the {driver} driver"),
         }
     }
 
     /// Whether the field is one a table lists as not applied (else it is applied in general,
     /// and unused only by this resource).
     pub fn never_applied(self) -> bool {
-        matches!(self, Self::NotYet | Self::Legacy | Self::OriginationOnly)
+        matches!(
+            self,
+            Self::NotYet | Self::Legacy | Self::OriginationOnly | Self::Never
+        )
     }
 }
 
@@ -549,6 +583,7 @@ pub fn unapplied(resource: &Resource) -> Vec<Unapplied> {
         Resource::TLSContext(c) => tls_context(&c.spec, &mut found),
         Resource::Module(m) => module(&m.spec.config, &mut found),
         Resource::AuthService(a) => auth_service(&a.spec, &mut found),
+        Resource::TracingService(t) => tracing_service(&t.spec, &mut found),
         // Whole kinds not implemented: their note says so (see `note`).
         Resource::ConsulResolver(_) => {}
         // Every field applied (the resolvers have nothing to set but `ambassador_id`).
@@ -927,6 +962,71 @@ fn auth_service(s: &AuthServiceSpec, f: &mut Found) {
         "spec.allow_request_body",
         Overridden("spec.include_body"),
     );
+}
+
+fn tracing_service(s: &TracingServiceSpec, f: &mut Found) {
+    use Why::*;
+    // Emissary's `v2` conversion: "ignoring TagHeaders since it is deprecated".
+    f.add(
+        list(&s.custom_tags) && list(&s.tag_headers),
+        "spec.tag_headers",
+        Overridden("spec.custom_tags"),
+    );
+    let Some(c) = &s.config else {
+        return;
+    };
+    f.add_with(
+        text(&c.collector_cluster),
+        "spec.config.collector_cluster",
+        Some("the gateway calls the collector named by spec.service, as Emissary does"),
+        Never,
+    );
+    for (set, field) in [
+        (text(&c.access_token_file), "spec.config.access_token_file"),
+        (list(&c.propagation_modes), "spec.config.propagation_modes"),
+    ] {
+        f.add_with(set, field, Some("lightstep's, which Envoy removed"), Never);
+    }
+    let driver = s.driver;
+    let zipkin = driver == TracingDriver::Zipkin;
+    let named = Driver(driver.as_str());
+    for (set, field, used) in [
+        (
+            text(&c.collector_endpoint),
+            "spec.config.collector_endpoint",
+            zipkin,
+        ),
+        (
+            present(&c.collector_endpoint_version),
+            "spec.config.collector_endpoint_version",
+            zipkin,
+        ),
+        (
+            present(&c.trace_id_128bit),
+            "spec.config.trace_id_128bit",
+            zipkin,
+        ),
+        (
+            present(&c.shared_span_context),
+            "spec.config.shared_span_context",
+            zipkin,
+        ),
+        (
+            text(&c.collector_hostname),
+            "spec.config.collector_hostname",
+            zipkin || driver == TracingDriver::Datadog,
+        ),
+        (
+            text(&c.service_name),
+            "spec.config.service_name",
+            matches!(
+                driver,
+                TracingDriver::Opentelemetry | TracingDriver::Datadog
+            ),
+        ),
+    ] {
+        f.add(set && !used, field, named);
+    }
 }
 
 fn listener(s: &ListenerSpec, f: &mut Found) {

@@ -201,7 +201,10 @@ fn rank(r: &Resource) -> u8 {
         | Resource::ConsulResolver(_) => 1,
         Resource::Listener(_) => 2,
         Resource::Host(_) => 3,
-        Resource::AuthService(_) | Resource::RateLimitService(_) | Resource::LogService(_) => 4,
+        Resource::AuthService(_)
+        | Resource::RateLimitService(_)
+        | Resource::LogService(_)
+        | Resource::TracingService(_) => 4,
         Resource::Mapping(_) | Resource::TCPMapping(_) => 5,
     }
 }

@@ -44,7 +44,7 @@ use super::{BuildError, Context, labels};
 
 /// The Emissary-compatible route and policy resources the agent watches (a test keeps this equal
 /// to the `getambassador.io` CRDs).
-pub const ROUTE_RESOURCES: [&str; 12] = [
+pub const ROUTE_RESOURCES: [&str; 13] = [
     "mappings",
     "hosts",
     "listeners",
@@ -53,6 +53,7 @@ pub const ROUTE_RESOURCES: [&str; 12] = [
     "authservices",
     "ratelimitservices",
     "logservices",
+    "tracingservices",
     "modules",
     "kubernetesserviceresolvers",
     "kubernetesendpointresolvers",

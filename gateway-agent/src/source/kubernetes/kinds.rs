@@ -8,6 +8,7 @@ use kube::{Client, core::ApiResource};
 use legate_crds::{
     AuthService, ConsulResolver, Host, KubernetesEndpointResolver, KubernetesServiceResolver,
     Listener, LogService, Mapping, Module, RateLimitService, TcpMapping, TlsContext,
+    TracingService,
 };
 use tracing::info;
 
@@ -82,6 +83,7 @@ pub fn watched(endpoints: EndpointsApi) -> Vec<WatchedKind> {
         kind::<AuthService>("AuthService", None),
         kind::<RateLimitService>("RateLimitService", None),
         kind::<LogService>("LogService", None),
+        kind::<TracingService>("TracingService", None),
         kind::<Module>("Module", None),
         kind::<KubernetesServiceResolver>("KubernetesServiceResolver", None),
         kind::<KubernetesEndpointResolver>("KubernetesEndpointResolver", None),
@@ -114,6 +116,7 @@ pub fn has_status(kind: &str) -> bool {
             | "AuthService"
             | "RateLimitService"
             | "LogService"
+            | "TracingService"
             | "Module"
             | "KubernetesServiceResolver"
             | "KubernetesEndpointResolver"
