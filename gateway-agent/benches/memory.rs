@@ -43,6 +43,16 @@ fn mappings_in(yaml: &str) -> usize {
     yaml.matches("kind: Mapping\n").count()
 }
 
+/// The Mappings the agent holds, whatever their verdict: `legate_agent_resources` by kind and
+/// verdict, summed.
+fn loaded(metrics: &str) -> usize {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("legate_agent_resources{kind=\"Mapping\","))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<usize>().ok())
+        .sum()
+}
+
 /// The agent's resident set once it has loaded the fleet and built its configuration.
 fn resident_mb(yaml: &str, mappings: usize) -> f64 {
     let dir = tempfile::tempdir().unwrap();
@@ -68,11 +78,7 @@ fn resident_mb(yaml: &str, mappings: usize) -> f64 {
         Command::new("curl")
             .args(["-sf", &url])
             .output()
-            .is_ok_and(|o| {
-                String::from_utf8_lossy(&o.stdout).contains(&format!(
-                    "legate_agent_resources{{kind=\"Mapping\"}} {mappings}\n"
-                ))
-            })
+            .is_ok_and(|o| loaded(&String::from_utf8_lossy(&o.stdout)) == mappings)
     });
     // Let allocations settle after the first build.
     std::thread::sleep(Duration::from_secs(1));

@@ -9,13 +9,6 @@
 
 mod support;
 
-use std::sync::Arc;
-
-use legate_agent::{
-    ir::{self, Settings},
-    source::SourceSnapshot,
-    status::verdict::{Programmed, verdicts},
-};
 use pretty_assertions::assert_eq;
 use reqwest::Method;
 use support::{
@@ -255,21 +248,7 @@ async fn a_refused_or_unreachable_log_service_does_not_affect_traffic() {
     );
 
     // The status each would get.
-    let loaded = legate_crds::loader::load_str("logs.yaml", &yaml).expect("the YAML loads");
-    let ir = ir::build(&loaded.resources, &Settings::default());
-    let snapshot = SourceSnapshot {
-        resources: loaded.resources.into_iter().map(Arc::new).collect(),
-        ..SourceSnapshot::default()
-    };
-    let statuses = verdicts(&snapshot, &ir, "default", &Programmed::Acked);
-    let status = |name: &str| {
-        let v = statuses
-            .iter()
-            .find(|(o, _)| o.kind == "LogService" && o.name == name)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_else(|| panic!("no verdict for {name}: {statuses:?}"));
-        (v.accepted.status, v.accepted.reason, v.accepted.message)
-    };
+    let status = |name: &str| support::verdict::accepted(&yaml, "LogService", name);
     assert_eq!(
         status("bad"),
         (

@@ -12,13 +12,9 @@
 
 mod support;
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
-use legate_agent::{
-    ir::{self, Settings},
-    source::SourceSnapshot,
-    status::verdict::{Programmed, verdicts},
-};
+use legate_agent::ir::{self, Settings};
 use pretty_assertions::assert_eq;
 use reqwest::Method;
 use support::{
@@ -343,21 +339,7 @@ async fn a_second_rate_limit_service_is_refused_and_the_first_is_used() {
     first_call(&gw, &first, "/app/", &[]).await;
     assert_eq!(second.calls(), []);
 
-    let loaded = legate_crds::loader::load_str("rl.yaml", &yaml).expect("the YAML loads");
-    let ir = ir::build(&loaded.resources, &Settings::default());
-    let snapshot = SourceSnapshot {
-        resources: loaded.resources.into_iter().map(Arc::new).collect(),
-        ..SourceSnapshot::default()
-    };
-    let statuses = verdicts(&snapshot, &ir, "default", &Programmed::Acked);
-    let status = |name: &str| {
-        let v = statuses
-            .iter()
-            .find(|(o, _)| o.kind == "RateLimitService" && o.name == name)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_else(|| panic!("no verdict for {name}: {statuses:?}"));
-        (v.accepted.status, v.accepted.reason, v.accepted.message)
-    };
+    let status = |name: &str| support::verdict::accepted(&yaml, "RateLimitService", name);
     assert_eq!(
         status("b-second"),
         (

@@ -42,6 +42,24 @@ pub struct Context<'a, 'r> {
     pub defaults: &'a MappingDefaults,
 }
 
+/// [`cluster`]; or, when it cannot be made, its refusal's message added to `problems` (and its
+/// reason kept in `reason` when it is the first problem).
+pub fn cluster_or_problem(
+    target: &Target<'_>,
+    cx: &Context<'_, '_>,
+    reason: &mut super::Reason,
+    problems: &mut Vec<String>,
+) -> Option<(Cluster, Option<Refusal>)> {
+    cluster(target, cx)
+        .map_err(|refusal| {
+            if problems.is_empty() {
+                *reason = refusal.reason;
+            }
+            problems.push(refusal.message);
+        })
+        .ok()
+}
+
 /// The cluster `target` is reached through, and a note when it is served without endpoints
 /// (its Service is missing or has none ready: calls fail until it has).
 pub fn cluster(

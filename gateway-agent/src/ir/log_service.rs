@@ -186,16 +186,7 @@ fn compile(
         stats_name: &spec.stats_name,
         circuit_breakers: None,
     };
-    let found = match external_service::cluster(&target, cx) {
-        Ok(found) => Some(found),
-        Err(refusal) => {
-            if problems.is_empty() {
-                reason = refusal.reason;
-            }
-            problems.push(refusal.message);
-            None
-        }
-    };
+    let found = external_service::cluster_or_problem(&target, cx, &mut reason, &mut problems);
     let Some((cluster, note)) = found.filter(|_| problems.is_empty()) else {
         return Err((reason, problems));
     };

@@ -241,16 +241,7 @@ pub(super) fn build(
         stats_name: &spec.stats_name,
         circuit_breakers: None,
     };
-    let cluster = match external_service::cluster(&target, cx) {
-        Ok(found) => Some(found),
-        Err(refusal) => {
-            if problems.is_empty() {
-                reason = refusal.reason;
-            }
-            problems.push(refusal.message);
-            None
-        }
-    };
+    let cluster = external_service::cluster_or_problem(&target, cx, &mut reason, &mut problems);
     let cluster = match (cluster, problems.is_empty()) {
         (Some((cluster, note)), true) => {
             // Its Service is missing: served anyway, the status says why checks fail.

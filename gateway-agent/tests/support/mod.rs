@@ -155,6 +155,7 @@ pub mod prometheus;
 pub mod tcp;
 pub mod tls;
 pub mod upstream_tls;
+pub mod verdict;
 
 // ---------------------------------------------------------------------------------------------
 // Child processes
