@@ -85,6 +85,7 @@ pub struct DriverConfig {
 pub struct AdditionalLogHeader {
     /// The header's name.
     #[serde(default)]
+    #[schemars(transform = no_default)]
     pub header_name: String,
     /// Log it from the request (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -95,4 +96,10 @@ pub struct AdditionalLogHeader {
     /// Log it from the response's trailers (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub during_trailer: Option<bool>,
+}
+
+/// Leaves a field's empty default out of the schema: Kubernetes 1.20 reads a `default: ""` as
+/// null and refuses the whole CRD. (The IR refuses an empty name, naming the field.)
+fn no_default(schema: &mut schemars::Schema) {
+    schema.remove("default");
 }
