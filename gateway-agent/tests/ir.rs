@@ -252,13 +252,14 @@ fn without_hosts_a_default_host_routes_everything_in_cleartext() {
     let ir = ir(&yaml);
     let vhost = only_vhost(&ir);
     assert_eq!(vhost.domains, ["*"]);
-    // XFP: a secure variant (X-Forwarded-Proto: https) first, then the insecure one, both routed.
+    // XFP, insecure requests routed: the route itself serves both (a secure copy would route
+    // the same way).
     let kinds: Vec<(Option<Variant>, bool)> = vhost
         .routes
         .iter()
         .map(|r| (r.variant, r.forwards()))
         .collect();
-    assert_eq!(kinds, [(Some(Variant::Secure), true), (None, true)]);
+    assert_eq!(kinds, [(None, true)]);
 }
 
 #[test]

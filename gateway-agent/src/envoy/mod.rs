@@ -18,6 +18,7 @@ mod ip_filter;
 mod listener;
 mod rate_limit;
 mod route;
+mod route_tree;
 mod tcp;
 mod tls;
 mod tracing;

@@ -23,6 +23,7 @@ use envoy_types::pb::{
             v3::{FractionalPercent, fractional_percent},
         },
     },
+    xds::r#type::matcher::v3::Matcher,
     google::protobuf::{Any, BoolValue},
 };
 
@@ -36,7 +37,9 @@ use prost::{
     encoding::{WireType, encode_key, encode_varint, encoded_len_varint},
 };
 
-use super::{auth, bool_value, cors, duration, length_delimited, route_config_name, u32_value};
+use super::{
+    auth, bool_value, cors, duration, length_delimited, route_config_name, route_tree, u32_value,
+};
 use legate_crds::ObjectRef;
 
 use crate::ir::{
@@ -58,12 +61,140 @@ pub(super) fn route_configuration(
 }
 
 fn virtual_host(v: &VirtualHost) -> EnvoyVirtualHost {
-    EnvoyVirtualHost {
+    let served = served_in(v);
+    let routes: Vec<EnvoyRoute> = v
+        .routes
+        .iter()
+        .zip(&served)
+        .map(|(s, how)| served_as(s, *how))
+        .collect();
+    let mut envoy = EnvoyVirtualHost {
         name: v.name.clone(),
         domains: v.domains.clone(),
-        routes: v.routes.iter().map(served_route).collect(),
         ..Default::default()
+    };
+    match tree(v, &served) {
+        Some(plan) => {
+            let bytes = route_tree::encode_matcher(&plan, &mut |i, out| routes[i].encode_raw(out));
+            // Decoding what this module itself just encoded.
+            envoy.matcher = Matcher::decode(&bytes[..]).ok();
+        }
+        None => envoy.routes = routes,
     }
+    envoy
+}
+
+/// How a virtual host serves one of its routes: as its variant, and without the
+/// `:authority` condition the virtual host's domain already implies.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct Served {
+    variant: Option<Variant>,
+    implied_authority: bool,
+}
+
+fn served_in(v: &VirtualHost) -> Vec<Served> {
+    v.routes
+        .iter()
+        .map(|s| Served {
+            variant: s.variant,
+            implied_authority: implied_authority(&v.domains, &s.route),
+        })
+        .collect()
+}
+
+/// Whether the virtual host's one domain already requires what the route's `:authority` glob
+/// (its first condition, from `hostname`) does: Envoy chose the virtual host by that name,
+/// case-insensitively, with any port stripped by the listener. A route repeating it would
+/// only make Envoy compare the name again on every request.
+fn implied_authority(domains: &[String], r: &Route) -> bool {
+    let (Some(glob), [domain]) = (glob_authority(r), domains) else {
+        return false;
+    };
+    let (glob, domain) = (glob.as_bytes(), domain.as_bytes());
+    if domain.contains(&b'*') {
+        // A wildcard virtual host: only the same glob admits every name it does.
+        domain.eq_ignore_ascii_case(glob)
+    } else {
+        // As `string_matcher` states the glob to Envoy.
+        match (glob.strip_prefix(b"*"), glob.strip_suffix(b"*")) {
+            (Some(suffix), _) => domain
+                .len()
+                .checked_sub(suffix.len())
+                .is_some_and(|at| domain[at..].eq_ignore_ascii_case(suffix)),
+            (None, Some(prefix)) => domain
+                .get(..prefix.len())
+                .is_some_and(|d| d.eq_ignore_ascii_case(prefix)),
+            (None, None) => domain.eq_ignore_ascii_case(glob),
+        }
+    }
+}
+
+/// The route's `:authority` glob (from `hostname`, or `host` when not a regex): always its
+/// first condition.
+fn glob_authority(r: &Route) -> Option<&str> {
+    match r.headers.first() {
+        Some(HeaderMatch {
+            name,
+            value: StringMatch::HostGlob(glob),
+        }) if name == ":authority" => Some(glob),
+        _ => None,
+    }
+}
+
+/// The matcher tree the virtual host's routes are served by; `None`: a list.
+fn tree(v: &VirtualHost, served: &[Served]) -> Option<route_tree::Plan> {
+    // One route is found as fast in a list, and reads more plainly in a configuration dump.
+    if v.routes.len() < 2 {
+        return None;
+    }
+    let shapes: Vec<route_tree::Shape> = v
+        .routes
+        .iter()
+        .zip(served)
+        .map(|(s, how)| shape(&s.route, *how))
+        .collect();
+    route_tree::plan(&shapes)
+}
+
+/// What the matcher tree needs to know of a route as served.
+fn shape(r: &Route, how: Served) -> route_tree::Shape<'_> {
+    let key = match &r.path {
+        PathMatch::Prefix(p) | PathMatch::Exact(p) if r.case_sensitive && !p.is_empty() => {
+            Some(p.as_str())
+        }
+        _ => None,
+    };
+    route_tree::Shape {
+        key,
+        conditions: key.and_then(|_| conditions(r, how)),
+    }
+}
+
+/// The route's conditions beyond its path's literal key, as the tree's predicates; `None` when
+/// one of them (a canary's share below 100%, a query parameter) is none a predicate can state.
+fn conditions(r: &Route, how: Served) -> Option<Vec<route_tree::Predicate>> {
+    if !r.query.is_empty() || r.fraction.is_some_and(|f| f < 100) {
+        return None;
+    }
+    let mut out = Vec::new();
+    if let PathMatch::Exact(p) = &r.path {
+        out.push(route_tree::exact_path(p)?);
+    }
+    let headers = if how.implied_authority {
+        r.headers.get(1..).unwrap_or_default()
+    } else {
+        &r.headers
+    };
+    for h in headers {
+        out.push(route_tree::header_predicate(&header_matcher(
+            &h.name,
+            string_matcher(&h.value),
+        ))?);
+    }
+    if how.variant == Some(Variant::Secure) {
+        out.push(route_tree::header_predicate(&secure_condition())?);
+    }
+    Some(out)
 }
 
 /// [`route_configuration`]'s encoding, assembled from each virtual host's own (from
@@ -87,22 +218,22 @@ pub(super) fn encode_route_configuration<'a>(
 }
 
 /// [`virtual_host`]'s encoding, assembled from each route's own (`encoded`), which can be kept
-/// from one build to the next; a variant is written from its route's encoding.
+/// from one build to the next; a route as served is written from its route's encoding.
 pub(super) fn encode_virtual_host(
     v: &VirtualHost,
     mut encoded: impl FnMut(&Arc<Route>) -> Arc<EncodedRoute>,
 ) -> Vec<u8> {
     use prost::encoding::string;
-    // VirtualHost: name = 1, domains = 2, routes = 3.
-    let routes: Vec<(Arc<EncodedRoute>, Option<Variant>, usize)> = v
-        .routes
-        .iter()
-        .map(|s| {
-            let e = encoded(&s.route);
-            let len = e.len_as(s.variant);
-            (e, s.variant, len)
-        })
-        .collect();
+    // VirtualHost: name = 1, domains = 2, routes = 3, matcher = 21.
+    let served = served_in(v);
+    let routes: Vec<Arc<EncodedRoute>> = v.routes.iter().map(|s| encoded(&s.route)).collect();
+    let tree = tree(v, &served).map(|plan| {
+        route_tree::encode_matcher(&plan, &mut |i, out| routes[i].write_as(served[i], out))
+    });
+    let lens: Vec<usize> = match tree {
+        Some(_) => Vec::new(),
+        None => routes.iter().zip(&served).map(|(e, how)| e.len_as(*how)).collect(),
+    };
     // Sized once: a table of thousands of routes would otherwise be copied as it grows.
     let name_len = if v.name.is_empty() {
         0
@@ -111,19 +242,25 @@ pub(super) fn encode_virtual_host(
     };
     let len = name_len
         + string::encoded_len_repeated(2, &v.domains)
-        + routes
+        + lens
             .iter()
-            .map(|(_, _, len)| 1 + encoded_len_varint(*len as u64) + len)
-            .sum::<usize>();
+            .map(|len| 1 + encoded_len_varint(*len as u64) + len)
+            .sum::<usize>()
+        + tree
+            .as_ref()
+            .map_or(0, |t| 2 + encoded_len_varint(t.len() as u64) + t.len());
     let mut out = Vec::with_capacity(len);
     if !v.name.is_empty() {
         string::encode(1, &v.name, &mut out);
     }
     string::encode_repeated(2, &v.domains, &mut out);
-    for (e, variant, len) in &routes {
+    for ((e, how), len) in routes.iter().zip(&served).zip(&lens) {
         encode_key(3, WireType::LengthDelimited, &mut out);
         encode_varint(*len as u64, &mut out);
-        e.write_as(*variant, &mut out);
+        e.write_as(*how, &mut out);
+    }
+    if let Some(tree) = &tree {
+        length_delimited(21, tree, &mut out);
     }
     debug_assert_eq!(out.len(), len);
     out
@@ -148,6 +285,9 @@ pub(super) struct EncodedRoute {
     matches: Range<usize>,
     /// Where the match's headers end.
     headers_end: usize,
+    /// The `:authority` condition (the first header, key included), when it is one a virtual
+    /// host's domain can imply.
+    authority: Option<Range<usize>>,
     /// The action field, key included.
     action: Range<usize>,
     /// The `typed_per_filter_config` entries, keys included.
@@ -210,66 +350,99 @@ impl EncodedRoute {
                 .as_ref()
                 .map_or(0, |f| message::encoded_len(9, f));
         let action_len = envoy.action.as_ref().map_or(0, route::Action::encoded_len);
+        let headers_end = end - after_headers;
+        let headers_start = headers_end - message::encoded_len_repeated(6, &matched.headers);
+        let authority = glob_authority(r).map(|_| {
+            let first = message::encoded_len(6, &matched.headers[0]);
+            headers_start..headers_start + first
+        });
         Self {
             bytes,
             matches: start..end,
-            headers_end: end - after_headers,
+            headers_end,
+            authority,
             action: end..end + action_len,
             per_filter,
             checked: r.auth != RouteAuth::None,
         }
     }
 
-    fn len_as(&self, variant: Option<Variant>) -> usize {
-        let len = self.bytes.len();
-        match variant {
-            None => len,
-            Some(Variant::Secure) => {
-                let (before, after) = (self.matches.len(), self.matches.len() + SECURE.len());
-                len - encoded_len_varint(before as u64)
-                    + encoded_len_varint(after as u64)
-                    + SECURE.len()
-            }
-            Some(Variant::Redirect) => {
-                let filters = match self.checked {
-                    true => REDIRECT_FILTERS.len(),
-                    false => self.per_filter.len(),
-                };
-                len - self.action.len() + REDIRECT.len() - self.per_filter.len() + filters
-            }
-        }
+    /// The pieces of the route as served: the match's contents, then what follows the match.
+    fn parts(&self, how: Served) -> ([&[u8]; 4], [&[u8]; 5]) {
+        let b = &self.bytes[..];
+        let skipped = match (&self.authority, how.implied_authority) {
+            (Some(authority), true) => authority.clone(),
+            _ => self.headers_end..self.headers_end,
+        };
+        let secure: &[u8] = match how.variant {
+            Some(Variant::Secure) => &SECURE,
+            _ => &[],
+        };
+        let matched = [
+            &b[self.matches.start..skipped.start],
+            &b[skipped.end..self.headers_end],
+            secure,
+            &b[self.headers_end..self.matches.end],
+        ];
+        let after = match (how.variant, self.checked) {
+            (Some(Variant::Redirect), true) => [
+                &b[self.matches.end..self.action.start],
+                &REDIRECT[..],
+                &b[self.action.end..self.per_filter.start],
+                &REDIRECT_FILTERS[..],
+                &b[self.per_filter.end..],
+            ],
+            (Some(Variant::Redirect), false) => [
+                &b[self.matches.end..self.action.start],
+                &REDIRECT[..],
+                &b[self.action.end..],
+                &[],
+                &[],
+            ],
+            _ => [&b[self.matches.end..], &[], &[], &[], &[]],
+        };
+        (matched, after)
     }
 
-    fn write_as(&self, variant: Option<Variant>, out: &mut Vec<u8>) {
-        let b = &self.bytes;
-        match variant {
-            None => out.extend_from_slice(b),
-            Some(Variant::Secure) => {
-                encode_key(1, WireType::LengthDelimited, out);
-                encode_varint((self.matches.len() + SECURE.len()) as u64, out);
-                out.extend_from_slice(&b[self.matches.start..self.headers_end]);
-                out.extend_from_slice(&SECURE);
-                out.extend_from_slice(&b[self.headers_end..]);
-            }
-            Some(Variant::Redirect) => {
-                out.extend_from_slice(&b[..self.action.start]);
-                out.extend_from_slice(&REDIRECT);
-                match self.checked {
-                    true => {
-                        out.extend_from_slice(&b[self.action.end..self.per_filter.start]);
-                        out.extend_from_slice(&REDIRECT_FILTERS);
-                        out.extend_from_slice(&b[self.per_filter.end..]);
-                    }
-                    false => out.extend_from_slice(&b[self.action.end..]),
-                }
-            }
+    fn len_as(&self, how: Served) -> usize {
+        let (matched, after) = self.parts(how);
+        let match_len: usize = matched.iter().map(|p| p.len()).sum();
+        1 + encoded_len_varint(match_len as u64)
+            + match_len
+            + after.iter().map(|p| p.len()).sum::<usize>()
+    }
+
+    fn write_as(&self, how: Served, out: &mut Vec<u8>) {
+        let (matched, after) = self.parts(how);
+        let match_len: usize = matched.iter().map(|p| p.len()).sum();
+        // Route.match = 1.
+        encode_key(1, WireType::LengthDelimited, out);
+        encode_varint(match_len as u64, out);
+        for part in matched.iter().chain(&after) {
+            out.extend_from_slice(part);
         }
     }
 }
 
-/// A route as a virtual host serves it.
+/// A route as a virtual host serves it (its `:authority` condition kept).
 pub(super) fn served_route(s: &ServedRoute) -> EnvoyRoute {
+    served_as(
+        s,
+        Served {
+            variant: s.variant,
+            implied_authority: false,
+        },
+    )
+}
+
+fn served_as(s: &ServedRoute, how: Served) -> EnvoyRoute {
     let mut r = route(&s.route);
+    if how.implied_authority
+        && glob_authority(&s.route).is_some()
+        && let Some(m) = r.r#match.as_mut()
+    {
+        m.headers.remove(0);
+    }
     match s.variant {
         None => {}
         Some(Variant::Secure) => r
@@ -556,7 +729,9 @@ mod tests {
     use legate_crds::ObjectRef;
     use prost::Message;
 
-    use super::{EncodedRoute, served_route};
+    use itertools::Itertools;
+
+    use super::{EncodedRoute, Served, served_as};
     use crate::ir::{self, ServedRoute, Settings, Variant};
 
     /// Every route of `yaml`'s IR, once.
@@ -626,18 +801,28 @@ mod tests {
                 &format!("prefix: /{}/, service: l", "x".repeat(n)),
             );
         }
+        // A hostname's `:authority` condition, which a virtual host's domain can imply.
+        yaml += "---\napiVersion: getambassador.io/v3alpha1\nkind: Mapping\nmetadata: {name: named, namespace: default}\n\
+            spec: {hostname: \"*.example.com\", prefix: /n/, service: named, headers: {x-n: \"1\"}}\n";
         let routes = routes(&yaml);
         assert!(routes.len() > 60);
         for route in routes {
             let encoded = EncodedRoute::new(&route);
-            for variant in [None, Some(Variant::Secure), Some(Variant::Redirect)] {
-                let served = served_route(&ServedRoute {
+            let variants = [None, Some(Variant::Secure), Some(Variant::Redirect)];
+            for (variant, implied_authority) in variants.into_iter().cartesian_product([false, true])
+            {
+                let served = ServedRoute {
                     route: route.clone(),
                     variant,
-                });
+                };
+                let how = Served {
+                    variant,
+                    implied_authority,
+                };
+                let served = served_as(&served, how);
                 let mut written = Vec::new();
-                encoded.write_as(variant, &mut written);
-                assert_eq!(encoded.len_as(variant), written.len());
+                encoded.write_as(how, &mut written);
+                assert_eq!(encoded.len_as(how), written.len());
                 let decoded =
                     envoy_types::pb::envoy::config::route::v3::Route::decode(&written[..]);
                 assert_eq!(

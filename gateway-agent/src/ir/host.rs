@@ -350,22 +350,27 @@ fn forwards(r: &Route, variant: Option<Variant>) -> bool {
 
 /// The route as this Listener serves it for this Host: secure, then insecure; the inner `None`
 /// is the route itself.
+///
+/// Emissary serves every route twice on an XFP Listener (an `X-Forwarded-Proto: https` copy,
+/// then the insecure one). Where the insecure route is the route itself, the copy routes exactly
+/// as the route that follows it does and only doubles what Envoy scans: it is left out.
 fn serve(
     model: SecurityModel,
     insecure: InsecureAction,
     r: &Route,
 ) -> [Option<Option<Variant>>; 2] {
-    let secure = match model {
-        SecurityModel::Secure => Some(None),
-        SecurityModel::Xfp => Some(Some(Variant::Secure)),
-        SecurityModel::Insecure => None,
-    };
     let acme = matches!(&r.path, PathMatch::Prefix(p) if p == "/.well-known/acme-challenge/");
     let insecure = match (model, insecure, acme) {
         (SecurityModel::Secure, _, _) => None,
         (_, InsecureAction::Route, _) | (_, _, true) => Some(None),
         (_, InsecureAction::Reject, false) => None, // no route: the client gets a 404, as in Emissary
         (_, InsecureAction::Redirect, false) => Some(Some(Variant::Redirect)),
+    };
+    let secure = match model {
+        SecurityModel::Secure => Some(None),
+        SecurityModel::Xfp if insecure == Some(None) => None,
+        SecurityModel::Xfp => Some(Some(Variant::Secure)),
+        SecurityModel::Insecure => None,
     };
     [secure, insecure]
 }
