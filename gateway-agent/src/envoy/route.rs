@@ -60,7 +60,8 @@ pub(super) fn route_configuration(
     }
 }
 
-fn virtual_host(v: &VirtualHost) -> EnvoyVirtualHost {
+/// A virtual host as Envoy gets it.
+pub(super) fn virtual_host(v: &VirtualHost) -> EnvoyVirtualHost {
     let served = served_in(v);
     let routes: Vec<EnvoyRoute> = v
         .routes
@@ -82,6 +83,18 @@ fn virtual_host(v: &VirtualHost) -> EnvoyVirtualHost {
         None => envoy.routes = routes,
     }
     envoy
+}
+
+/// A virtual host as a list of its routes, each with all its conditions: what the matcher tree
+/// stands for, and what Emissary gives Envoy.
+#[cfg(test)]
+pub(super) fn listed_virtual_host(v: &VirtualHost) -> EnvoyVirtualHost {
+    EnvoyVirtualHost {
+        name: v.name.clone(),
+        domains: v.domains.clone(),
+        routes: v.routes.iter().map(served_route).collect(),
+        ..Default::default()
+    }
 }
 
 /// How a virtual host serves one of its routes: as its variant, and without the

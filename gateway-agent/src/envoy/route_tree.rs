@@ -43,6 +43,7 @@ use envoy_types::pb::{
             matcher::matcher_list::predicate::{
                 MatchType, PredicateList, SinglePredicate, single_predicate,
             },
+            regex_matcher,
             string_matcher::MatchPattern,
         },
     },
@@ -55,6 +56,9 @@ use prost::{
 use super::length_delimited;
 
 pub(super) use envoy_types::pb::xds::r#type::matcher::v3::matcher::matcher_list::Predicate;
+
+#[cfg(test)]
+mod tests;
 
 /// Segments chain by nesting (each is the `on_no_match` of the one before): a bound on the
 /// depth Envoy parses and evaluates. Routes past the last segment are listed.
@@ -125,21 +129,14 @@ pub(super) fn plan(shapes: &[Shape]) -> Option<Plan> {
             }
             segments.push(std::mem::take(&mut current));
         }
-        let node = current.nodes.entry(key.to_owned()).or_default();
-        if node.last.is_some() {
+        if current.nodes.get(key).is_some_and(|n| n.last.is_some()) {
             // An earlier route of this key matches every request this one could.
             i += 1;
             continue;
         }
-        match &shapes[i].conditions {
-            Some(c) if c.is_empty() => {
-                node.last = Some(vec![i]);
-                i += 1;
-            }
-            Some(c) => {
-                node.tries.push((all_of(c), i));
-                i += 1;
-            }
+        let (tries, last, next) = match &shapes[i].conditions {
+            Some(c) if c.is_empty() => (None, Some(vec![i]), i + 1),
+            Some(c) => (Some((all_of(c), i)), None, i + 1),
             None => {
                 // Listed up to the first route of this key that always matches: a list that
                 // cannot fail, since it cannot fall back.
@@ -147,10 +144,13 @@ pub(super) fn plan(shapes: &[Shape]) -> Option<Plan> {
                     .take_while(|&j| shapes[j].key == Some(key))
                     .find(|&j| shapes[j].always());
                 let Some(end) = end else { break };
-                node.last = Some((i..=end).collect());
-                i = end + 1;
+                (None, Some((i..=end).collect()), end + 1)
             }
-        }
+        };
+        let node = current.nodes.entry(key.to_owned()).or_default();
+        node.tries.extend(tries);
+        node.last = node.last.take().or(last);
+        i = next;
     }
     if !current.nodes.is_empty() {
         segments.push(current);
@@ -240,10 +240,13 @@ fn string_matcher(m: &EnvoyStringMatcher) -> Option<StringMatcher> {
     Some(pattern(p, m.ignore_case))
 }
 
+/// RE2, as Envoy's own matchers: the xds message requires the engine named.
 fn regex(r: &str) -> RegexMatcher {
     RegexMatcher {
         regex: r.to_owned(),
-        engine_type: None,
+        engine_type: Some(regex_matcher::EngineType::GoogleRe2(
+            regex_matcher::GoogleRe2::default(),
+        )),
     }
 }
 
