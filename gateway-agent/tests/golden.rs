@@ -3,12 +3,27 @@
 //! `envoy.txt` (the Envoy resources), both as Rust's `{:#?}` of the values; what ADS serves must
 //! be those Envoy resources, encoded. Reviewed by eye once; a change shows as a diff.
 //! `UPDATE_GOLDEN=1 cargo test --test golden` rewrites them.
+//!
+//! A virtual host's matcher tree holds its maps as `HashMap`s, which print and encode in hash
+//! order: `envoy.txt` prints each tree after the resources, its keys in order, its routes
+//! decoded; route tables are compared decoded.
 
 use std::{
+    collections::BTreeMap,
     path::{Path, PathBuf},
     sync::Arc,
 };
 
+use envoy_types::pb::{
+    envoy::{
+        config::route::v3::{Route, RouteConfiguration, RouteList},
+        r#type::matcher::v3::HttpRequestHeaderMatchInput,
+    },
+    xds::r#type::matcher::v3::{
+        Matcher,
+        matcher::{MatcherType, OnMatch, matcher_list::Predicate, matcher_tree, on_match},
+    },
+};
 use prost::Message;
 
 use legate_agent::{
@@ -67,7 +82,7 @@ fn encoded(messages: &envoy::EnvoyConfig) -> ResourceSet {
         set.insert(l.name.clone(), l);
     }
     // A route table's version is the hash of its name and its virtual hosts' hashes.
-    for r in &messages.routes {
+    for r in messages.routes.iter().filter(|r| !has_tree(r)) {
         let digests: Vec<[u8; 32]> = r
             .virtual_hosts
             .iter()
@@ -78,6 +93,147 @@ fn encoded(messages: &envoy::EnvoyConfig) -> ResourceSet {
         set.insert_res(r.name.clone(), Arc::new(res));
     }
     set
+}
+
+fn has_tree(r: &RouteConfiguration) -> bool {
+    r.virtual_hosts.iter().any(|v| v.matcher.is_some())
+}
+
+/// What `served` holds, the route tables with matcher trees decoded (and left out).
+fn route_tables_with_trees(served: &ResourceSet) -> (ResourceSet, Vec<RouteConfiguration>) {
+    let mut rest = ResourceSet::new();
+    let mut tables = Vec::new();
+    for (type_url, name, res) in served.iter() {
+        let table = (type_url == legate_agent::xds::type_url::ROUTE)
+            .then(|| RouteConfiguration::decode(&res.any.value[..]).unwrap())
+            .filter(has_tree);
+        match table {
+            Some(table) => tables.push(table),
+            None => {
+                rest.insert_res(name.clone(), res.clone());
+            }
+        }
+    }
+    (rest, tables)
+}
+
+/// A predicate in a line: `header pattern`, `all(...)`, `any(...)`.
+fn describe(p: &Predicate) -> String {
+    use envoy_types::pb::xds::r#type::matcher::v3::matcher::matcher_list::predicate::{
+        MatchType, single_predicate::Matcher as Value,
+    };
+    let list = |l: &[Predicate]| l.iter().map(describe).collect::<Vec<_>>().join(", ");
+    match p.match_type.as_ref().unwrap() {
+        MatchType::SinglePredicate(single) => {
+            let input = single
+                .input
+                .as_ref()
+                .unwrap()
+                .typed_config
+                .as_ref()
+                .unwrap();
+            let header = HttpRequestHeaderMatchInput::decode(&input.value[..])
+                .unwrap()
+                .header_name;
+            let Some(Value::ValueMatch(m)) = &single.matcher else {
+                panic!("only value matches are written")
+            };
+            let case = if m.ignore_case { " (any case)" } else { "" };
+            format!("{header} {:?}{case}", m.match_pattern.as_ref().unwrap())
+        }
+        MatchType::AndMatcher(l) => format!("all({})", list(&l.predicate)),
+        MatchType::OrMatcher(l) => format!("any({})", list(&l.predicate)),
+        MatchType::NotMatcher(p) => format!("not({})", describe(p)),
+    }
+}
+
+/// A matcher tree as `envoy.txt` prints it: maps in key order, routes decoded.
+#[allow(dead_code)] // Read through Debug.
+#[derive(Debug)]
+enum Tree {
+    Map {
+        input: String,
+        prefixes: BTreeMap<String, Tree>,
+        otherwise: Option<Box<Tree>>,
+    },
+    List {
+        tries: Vec<(String, Tree)>,
+        otherwise: Option<Box<Tree>>,
+    },
+    Route(Box<Route>),
+    Routes(Vec<Route>),
+}
+
+impl Tree {
+    fn of(m: &Matcher) -> Self {
+        let otherwise = m.on_no_match.as_ref().map(|o| Box::new(Self::on_match(o)));
+        match m.matcher_type.as_ref().unwrap() {
+            MatcherType::MatcherTree(t) => {
+                let Some(matcher_tree::TreeType::PrefixMatchMap(map)) = &t.tree_type else {
+                    panic!("only prefix maps are written")
+                };
+                let input = t.input.as_ref().unwrap().typed_config.as_ref().unwrap();
+                Tree::Map {
+                    input: HttpRequestHeaderMatchInput::decode(&input.value[..])
+                        .unwrap()
+                        .header_name,
+                    prefixes: map
+                        .map
+                        .iter()
+                        .map(|(k, o)| (k.clone(), Self::on_match(o)))
+                        .collect(),
+                    otherwise,
+                }
+            }
+            MatcherType::MatcherList(l) => Tree::List {
+                tries: l
+                    .matchers
+                    .iter()
+                    .map(|f| {
+                        let on_match = Self::on_match(f.on_match.as_ref().unwrap());
+                        (describe(f.predicate.as_ref().unwrap()), on_match)
+                    })
+                    .collect(),
+                otherwise,
+            },
+        }
+    }
+
+    fn on_match(o: &OnMatch) -> Self {
+        match o.on_match.as_ref().unwrap() {
+            on_match::OnMatch::Matcher(m) => Self::of(m),
+            on_match::OnMatch::Action(a) => {
+                let any = a.typed_config.as_ref().unwrap();
+                if any.type_url.ends_with(".RouteList") {
+                    Tree::Routes(RouteList::decode(&any.value[..]).unwrap().routes)
+                } else {
+                    Tree::Route(Box::new(Route::decode(&any.value[..]).unwrap()))
+                }
+            }
+        }
+    }
+
+    fn routes(&self) -> Vec<&Route> {
+        match self {
+            Tree::Map {
+                prefixes,
+                otherwise,
+                ..
+            } => prefixes
+                .values()
+                .chain(otherwise.as_deref())
+                .flat_map(Tree::routes)
+                .collect(),
+            Tree::List { tries, otherwise } => tries
+                .iter()
+                .map(|(_, t)| t)
+                .chain(otherwise.as_deref())
+                .flat_map(Tree::routes)
+                .collect(),
+            Tree::Route(r) => vec![r],
+            Tree::Routes(r) => r.iter().collect(),
+        }
+    }
 }
 
 #[test]
@@ -97,7 +253,19 @@ fn pure_stages_match_their_golden_files() {
             &format!("{:#?}\n", config.ir),
             &mut failures,
         );
-        let messages = envoy::translate(&config.ir);
+        let mut messages = envoy::translate(&config.ir);
+        // The trees, taken out of the resources to print them in order.
+        let mut trees = Vec::new();
+        for v in messages
+            .routes
+            .iter_mut()
+            .flat_map(|t| &mut t.virtual_hosts)
+        {
+            if let Some(m) = v.matcher.take() {
+                trees.push((v.name.clone(), Tree::of(&m)));
+                v.matcher = Some(m);
+            }
+        }
         // Prost keeps `typed_per_filter_config` in a HashMap, printed and encoded in hash order:
         // a route with two entries (CORS and a check, say) would print differently each run.
         // ADS writes them in key order (envoy/route.rs); tests/auth.rs covers such routes.
@@ -106,6 +274,7 @@ fn pure_stages_match_their_golden_files() {
             .iter()
             .flat_map(|t| &t.virtual_hosts)
             .flat_map(|v| &v.routes)
+            .chain(trees.iter().flat_map(|(_, t)| t.routes()))
         {
             assert!(
                 r.typed_per_filter_config.len() < 2,
@@ -115,13 +284,29 @@ fn pure_stages_match_their_golden_files() {
                 r.name
             );
         }
+        // What ADS serves is exactly those messages, encoded (the trees' tables, decoded).
+        let (served, served_tables) = route_tables_with_trees(&config.resources);
+        assert_eq!(served, encoded(&messages), "{}", case.display());
+        let tables: Vec<&RouteConfiguration> =
+            messages.routes.iter().filter(|r| has_tree(r)).collect();
+        assert_eq!(
+            served_tables.iter().collect::<Vec<_>>(),
+            tables,
+            "{}",
+            case.display()
+        );
+        for v in messages
+            .routes
+            .iter_mut()
+            .flat_map(|t| &mut t.virtual_hosts)
+        {
+            v.matcher = None;
+        }
         check(
             &case.join("envoy.txt"),
-            &format!("{messages:#?}\n"),
+            &format!("{messages:#?}\nmatcher trees (by virtual host): {trees:#?}\n"),
             &mut failures,
         );
-        // What ADS serves is exactly those messages, encoded.
-        assert_eq!(config.resources, encoded(&messages), "{}", case.display());
         cases += 1;
     }
     assert!(cases >= 2);

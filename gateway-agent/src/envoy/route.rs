@@ -23,8 +23,8 @@ use envoy_types::pb::{
             v3::{FractionalPercent, fractional_percent},
         },
     },
-    xds::r#type::matcher::v3::Matcher,
     google::protobuf::{Any, BoolValue},
+    xds::r#type::matcher::v3::Matcher,
 };
 
 use std::{
@@ -245,7 +245,11 @@ pub(super) fn encode_virtual_host(
     });
     let lens: Vec<usize> = match tree {
         Some(_) => Vec::new(),
-        None => routes.iter().zip(&served).map(|(e, how)| e.len_as(*how)).collect(),
+        None => routes
+            .iter()
+            .zip(&served)
+            .map(|(e, how)| e.len_as(*how))
+            .collect(),
     };
     // Sized once: a table of thousands of routes would otherwise be copied as it grows.
     let name_len = if v.name.is_empty() {
@@ -822,7 +826,8 @@ mod tests {
         for route in routes {
             let encoded = EncodedRoute::new(&route);
             let variants = [None, Some(Variant::Secure), Some(Variant::Redirect)];
-            for (variant, implied_authority) in variants.into_iter().cartesian_product([false, true])
+            for (variant, implied_authority) in
+                variants.into_iter().cartesian_product([false, true])
             {
                 let served = ServedRoute {
                     route: route.clone(),

@@ -103,6 +103,13 @@ impl ResourceSet {
             .map(|(name, res)| (name, &res.any))
     }
 
+    /// Every resource, by type and name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &String, &Arc<Res>)> {
+        self.by_type
+            .iter()
+            .flat_map(|(url, by_name)| by_name.iter().map(move |(n, r)| (*url, n, r)))
+    }
+
     pub fn len(&self) -> usize {
         self.by_type.values().map(BTreeMap::len).sum()
     }

@@ -18,8 +18,8 @@ use envoy_types::pb::{
         string_matcher::MatchPattern,
     },
 };
-use prost::Message;
 use proptest::prelude::*;
+use prost::Message;
 
 use crate::{
     envoy::route::{listed_virtual_host, virtual_host},
@@ -60,10 +60,7 @@ impl Request {
 
     /// The path before any query or fragment.
     fn bare_path(&self) -> &str {
-        self.path
-            .split(['?', '#'])
-            .next()
-            .unwrap_or_default()
+        self.path.split(['?', '#']).next().unwrap_or_default()
     }
 }
 
@@ -163,17 +160,21 @@ fn evaluate(m: &Matcher, req: &Request) -> Option<Vec<EnvoyRoute>> {
     let found = match m.matcher_type.as_ref().expect("a matcher type") {
         MatcherType::MatcherTree(tree) => {
             let input = tree.input.as_ref().expect("an input");
-            let name = envoy_types::pb::envoy::r#type::matcher::v3::HttpRequestHeaderMatchInput::decode(
-                &input.typed_config.as_ref().expect("an input config").value[..],
-            )
-            .expect("a header input")
-            .header_name;
+            let name =
+                envoy_types::pb::envoy::r#type::matcher::v3::HttpRequestHeaderMatchInput::decode(
+                    &input.typed_config.as_ref().expect("an input config").value[..],
+                )
+                .expect("a header input")
+                .header_name;
             let Some(matcher_tree::TreeType::PrefixMatchMap(map)) = &tree.tree_type else {
                 panic!("the model has only prefix maps")
             };
             req.header(&name).and_then(|value| {
-                let mut keys: Vec<&String> =
-                    map.map.keys().filter(|k| value.starts_with(k.as_str())).collect();
+                let mut keys: Vec<&String> = map
+                    .map
+                    .keys()
+                    .filter(|k| value.starts_with(k.as_str()))
+                    .collect();
                 // Longest first; a key whose nested matcher fails falls back to shorter ones.
                 keys.sort_by_key(|k| std::cmp::Reverse(k.len()));
                 keys.into_iter().find_map(|k| on_match(&map.map[k], req))
@@ -207,11 +208,12 @@ fn predicate(p: &matcher_list::Predicate, req: &Request) -> bool {
     match p.match_type.as_ref().expect("a predicate type") {
         MatchType::SinglePredicate(s) => {
             let input = s.input.as_ref().expect("an input");
-            let name = envoy_types::pb::envoy::r#type::matcher::v3::HttpRequestHeaderMatchInput::decode(
-                &input.typed_config.as_ref().expect("an input config").value[..],
-            )
-            .expect("a header input")
-            .header_name;
+            let name =
+                envoy_types::pb::envoy::r#type::matcher::v3::HttpRequestHeaderMatchInput::decode(
+                    &input.typed_config.as_ref().expect("an input config").value[..],
+                )
+                .expect("a header input")
+                .header_name;
             let Some(Value::ValueMatch(m)) = &s.matcher else {
                 panic!("the model has only value matches")
             };
@@ -232,7 +234,10 @@ fn treed(v: &VirtualHost, req: &Request) -> Option<EnvoyRoute> {
 /// What identifies a route's answer: its name and its action (a variant redirects).
 fn answer(r: &EnvoyRoute) -> (String, bool) {
     use envoy_types::pb::envoy::config::route::v3::route::Action;
-    (r.name.clone(), matches!(r.action, Some(Action::Redirect(_))))
+    (
+        r.name.clone(),
+        matches!(r.action, Some(Action::Redirect(_))),
+    )
 }
 
 // Mappings whose prefixes share stems, with the conditions Emissary's users write.
@@ -360,8 +365,14 @@ fn request() -> impl Strategy<Value = Request> {
 }
 
 /// The virtual host Envoy chooses for the request's authority (exact, then the glob).
-fn chosen<'a>(vhosts: &'a [std::sync::Arc<ir::VirtualHost>], req: &Request) -> Option<&'a ir::VirtualHost> {
-    let authority = req.header(":authority").unwrap_or_default().to_ascii_lowercase();
+fn chosen<'a>(
+    vhosts: &'a [std::sync::Arc<ir::VirtualHost>],
+    req: &Request,
+) -> Option<&'a ir::VirtualHost> {
+    let authority = req
+        .header(":authority")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     let by_domain: BTreeMap<&str, &ir::VirtualHost> = vhosts
         .iter()
         .map(|v| (v.domains[0].as_str(), &**v))
@@ -468,7 +479,16 @@ mod plan {
         let (segments, rest) = segments(&[prefix("/a/"), regex, prefix("/b/")]);
         assert_eq!(segments, [vec!["/a/"]]);
         assert_eq!(rest, 1..3);
-        assert!(plan(&[Shape { key: None, conditions: None }, prefix("/a/")]).is_none());
+        assert!(
+            plan(&[
+                Shape {
+                    key: None,
+                    conditions: None
+                },
+                prefix("/a/")
+            ])
+            .is_none()
+        );
     }
 
     #[test]
@@ -477,8 +497,13 @@ mod plan {
             key: Some(key),
             conditions: None,
         };
-        let p = plan(&[share("/c/"), conditional("/c/"), prefix("/c/"), prefix("/d/")])
-            .expect("a tree");
+        let p = plan(&[
+            share("/c/"),
+            conditional("/c/"),
+            prefix("/c/"),
+            prefix("/d/"),
+        ])
+        .expect("a tree");
         assert_eq!(p.segments[0].nodes["/c/"].last, Some(vec![0, 1, 2]));
         assert!(p.rest.is_empty());
         let p = plan(&[prefix("/d/"), share("/c/"), conditional("/c/")]).expect("a tree");
