@@ -91,6 +91,25 @@ pub fn translate(ir: &Ir) -> EnvoyConfig {
     }
 }
 
+/// The route tables of `ir`, each virtual host a list of its routes with all their conditions:
+/// what the matcher trees [`translate`] writes stand for (`tests/route_tree.rs` holds the real
+/// Envoy to it).
+#[doc(hidden)]
+pub fn listed_route_tables(ir: &Ir) -> Vec<RouteConfiguration> {
+    ir.listeners
+        .iter()
+        .flat_map(route_tables)
+        .map(|(chain, vhosts)| RouteConfiguration {
+            name: route_config_name(chain),
+            virtual_hosts: vhosts
+                .iter()
+                .map(|v| route::listed_virtual_host(v))
+                .collect(),
+            ..Default::default()
+        })
+        .collect()
+}
+
 /// The Envoy objects made from one resource (`source`): its routes as each virtual host serves
 /// them, and the clusters they send to; for the diagnostics page's view of a resource.
 pub fn made_from(

@@ -87,7 +87,6 @@ pub(super) fn virtual_host(v: &VirtualHost) -> EnvoyVirtualHost {
 
 /// A virtual host as a list of its routes, each with all its conditions: what the matcher tree
 /// stands for, and what Emissary gives Envoy.
-#[cfg(test)]
 pub(super) fn listed_virtual_host(v: &VirtualHost) -> EnvoyVirtualHost {
     EnvoyVirtualHost {
         name: v.name.clone(),

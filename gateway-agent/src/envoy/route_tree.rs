@@ -58,6 +58,8 @@ use super::length_delimited;
 pub(super) use envoy_types::pb::xds::r#type::matcher::v3::matcher::matcher_list::Predicate;
 
 #[cfg(test)]
+mod model;
+#[cfg(test)]
 mod tests;
 
 /// Segments chain by nesting (each is the `on_no_match` of the one before): a bound on the
