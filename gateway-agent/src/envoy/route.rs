@@ -76,7 +76,7 @@ pub(super) fn virtual_host(v: &VirtualHost) -> EnvoyVirtualHost {
     };
     match tree(v, &served) {
         Some(plan) => {
-            let bytes = route_tree::encode_matcher(&plan, &mut |i, out| routes[i].encode_raw(out));
+            let bytes = route_tree::encode_matcher(&plan, &Messages(&routes));
             // Decoding what this module itself just encoded.
             envoy.matcher = Matcher::decode(&bytes[..]).ok();
         }
@@ -153,8 +153,37 @@ fn glob_authority(r: &Route) -> Option<&str> {
     }
 }
 
+/// A virtual host's routes as messages, for its matcher tree.
+struct Messages<'a>(&'a [EnvoyRoute]);
+
+impl route_tree::Routes for Messages<'_> {
+    fn len(&self, i: usize) -> usize {
+        self.0[i].encoded_len()
+    }
+
+    fn write(&self, i: usize, out: &mut Vec<u8>) {
+        self.0[i].encode_raw(out);
+    }
+}
+
+/// A virtual host's routes as served, written from their kept encodings.
+struct AsServed<'a> {
+    routes: &'a [Arc<EncodedRoute>],
+    served: &'a [Served],
+}
+
+impl route_tree::Routes for AsServed<'_> {
+    fn len(&self, i: usize) -> usize {
+        self.routes[i].len_as(self.served[i])
+    }
+
+    fn write(&self, i: usize, out: &mut Vec<u8>) {
+        self.routes[i].write_as(self.served[i], out);
+    }
+}
+
 /// The matcher tree the virtual host's routes are served by; `None`: a list.
-fn tree(v: &VirtualHost, served: &[Served]) -> Option<route_tree::Plan> {
+fn tree<'a>(v: &'a VirtualHost, served: &[Served]) -> Option<route_tree::Plan<'a>> {
     // One route is found as fast in a list, and reads more plainly in a configuration dump.
     if v.routes.len() < 2 {
         return None;
@@ -240,7 +269,13 @@ pub(super) fn encode_virtual_host(
     let served = served_in(v);
     let routes: Vec<Arc<EncodedRoute>> = v.routes.iter().map(|s| encoded(&s.route)).collect();
     let tree = tree(v, &served).map(|plan| {
-        route_tree::encode_matcher(&plan, &mut |i, out| routes[i].write_as(served[i], out))
+        route_tree::encode_matcher(
+            &plan,
+            &AsServed {
+                routes: &routes,
+                served: &served,
+            },
+        )
     });
     let lens: Vec<usize> = match tree {
         Some(_) => Vec::new(),
@@ -858,6 +893,40 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_virtual_host_implies_the_authority_its_domain_requires() {
+        let route = |glob: &str| {
+            let yaml = format!(
+                "apiVersion: getambassador.io/v3alpha1\nkind: Listener\nmetadata: {{name: l, namespace: default}}\n\
+                 spec: {{port: 8080, protocol: HTTP, securityModel: INSECURE, hostBinding: {{namespace: {{from: ALL}}}}}}\n\
+                 ---\napiVersion: getambassador.io/v3alpha1\nkind: Mapping\nmetadata: {{name: m, namespace: default}}\n\
+                 spec: {{hostname: \"{glob}\", prefix: /m/, service: m}}\n"
+            );
+            routes(&yaml).remove(0)
+        };
+        let implied =
+            |domain: &str, glob: &str| super::implied_authority(&[domain.to_owned()], &route(glob));
+        for (domain, glob) in [
+            ("foo.example.com", "foo.example.com"),
+            ("Foo.Example.com", "foo.example.com"),
+            ("foo.example.com", "*.example.com"),
+            ("foo.example.com", "foo.*"),
+            ("*.example.com", "*.example.com"),
+        ] {
+            assert!(implied(domain, glob), "{domain} implies {glob}");
+        }
+        for (domain, glob) in [
+            // A wildcard virtual host admits names the glob does not.
+            ("*", "foo.example.com"),
+            ("*.example.com", "foo.example.com"),
+            ("*.foo.example.com", "*.example.com"),
+            ("bar.example.com", "foo.example.com"),
+            ("example.com", "*.example.com"),
+        ] {
+            assert!(!implied(domain, glob), "{domain} does not imply {glob}");
         }
     }
 

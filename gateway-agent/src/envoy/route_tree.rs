@@ -50,10 +50,8 @@ use envoy_types::pb::{
 };
 use prost::{
     Message,
-    encoding::{encode_key, encode_varint, message, string},
+    encoding::{WireType, encode_key, encode_varint, encoded_len_varint, message},
 };
-
-use super::length_delimited;
 
 pub(super) use envoy_types::pb::xds::r#type::matcher::v3::matcher::matcher_list::Predicate;
 
@@ -89,15 +87,15 @@ impl Shape<'_> {
 
 /// The routes of a virtual host (by index, in order) as the tree serves them.
 #[derive(Debug, PartialEq)]
-pub(super) struct Plan {
-    segments: Vec<Segment>,
+pub(super) struct Plan<'a> {
+    segments: Vec<Segment<'a>>,
     /// Listed after the last segment.
     rest: Range<usize>,
 }
 
 #[derive(Debug, Default, PartialEq)]
-struct Segment {
-    nodes: HashMap<String, Node, foldhash::fast::FixedState>,
+struct Segment<'a> {
+    nodes: HashMap<&'a str, Node, foldhash::fast::FixedState>,
 }
 
 /// One key of a segment: routes tried in order.
@@ -109,7 +107,7 @@ struct Node {
     last: Option<Vec<usize>>,
 }
 
-impl Segment {
+impl Segment<'_> {
     /// Whether a key already here starts `key` (and is shorter).
     fn has_proper_prefix_of(&self, key: &str) -> bool {
         (1..key.len()).any(|end| key.is_char_boundary(end) && self.nodes.contains_key(&key[..end]))
@@ -118,7 +116,7 @@ impl Segment {
 
 /// The tree for `shapes` (a virtual host's routes in order), or `None` where the first route
 /// cannot be keyed (the list serves them all as well as a tree would).
-pub(super) fn plan(shapes: &[Shape]) -> Option<Plan> {
+pub(super) fn plan<'a>(shapes: &[Shape<'a>]) -> Option<Plan<'a>> {
     let n = shapes.len();
     let mut segments = Vec::new();
     let mut current = Segment::default();
@@ -149,7 +147,7 @@ pub(super) fn plan(shapes: &[Shape]) -> Option<Plan> {
                 (None, Some((i..=end).collect()), end + 1)
             }
         };
-        let node = current.nodes.entry(key.to_owned()).or_default();
+        let node = current.nodes.entry(key).or_default();
         node.tries.extend(tries);
         node.last = node.last.take().or(last);
         i = next;
@@ -266,124 +264,202 @@ pub(super) fn exact_path(path: &str) -> Option<Predicate> {
     ]))
 }
 
-/// The `VirtualHost.matcher` of `plan`, encoded; `route(i, out)` writes route `i`'s encoding.
-/// Written by hand where prost would not be deterministic: a match map is a `HashMap`, written
-/// here in key order, so that a table encodes the same every time.
-pub(super) fn encode_matcher(plan: &Plan, route: &mut impl FnMut(usize, &mut Vec<u8>)) -> Vec<u8> {
-    // Innermost first: the rest, then each segment as the `on_no_match` of the one before.
-    let mut on_no_match = (!plan.rest.is_empty()).then(|| {
-        let mut on_match = Vec::new();
-        encode_action(&plan.rest.clone().collect::<Vec<_>>(), route, &mut on_match);
-        on_match
-    });
-    let mut matcher = Vec::new();
-    for segment in plan.segments.iter().rev() {
-        matcher = encode_segment(segment, on_no_match.as_deref(), route);
-        let mut on_match = Vec::new();
-        // OnMatch.matcher = 1.
-        length_delimited(1, &matcher, &mut on_match);
-        on_no_match = Some(on_match);
-    }
-    matcher
+/// The routes a tree is written with: each one's encoded length, and its encoding.
+pub(super) trait Routes {
+    fn len(&self, i: usize) -> usize;
+    fn write(&self, i: usize, out: &mut Vec<u8>);
 }
 
-/// A `Matcher`: a `prefix_match_map` on `:path` over the segment's keys (in key order), then
-/// `on_no_match` (an encoded `OnMatch`).
-fn encode_segment(
-    segment: &Segment,
-    on_no_match: Option<&[u8]>,
-    route: &mut impl FnMut(usize, &mut Vec<u8>),
-) -> Vec<u8> {
-    let mut keys: Vec<&String> = segment.nodes.keys().collect();
-    keys.sort_unstable();
-    let mut map = Vec::new();
-    for key in keys {
-        let node = &segment.nodes[key];
-        let mut on_match = Vec::new();
-        encode_node(node, route, &mut on_match);
-        let mut entry = Vec::new();
-        string::encode(1, key, &mut entry);
-        length_delimited(2, &on_match, &mut entry);
-        // MatchMap.map = 1.
-        length_delimited(1, &entry, &mut map);
+/// The `VirtualHost.matcher` of `plan`, encoded. Written by hand, in one pass over lengths
+/// computed first (a tree of 10,000 routes would otherwise be copied once per level), and where
+/// prost would not be deterministic: a match map is a `HashMap`, written here in key order, so
+/// that a table encodes the same every time.
+pub(super) fn encode_matcher(plan: &Plan, routes: &impl Routes) -> Vec<u8> {
+    // Keys in order and each key's `OnMatch` length, per segment; then each segment's length,
+    // innermost (the last) first, as each is the `on_no_match` of the one before.
+    let keyed: Vec<Vec<(&str, &Node, usize)>> = plan
+        .segments
+        .iter()
+        .map(|segment| {
+            let mut keys: Vec<(&str, &Node, usize)> = segment
+                .nodes
+                .iter()
+                .map(|(k, node)| (*k, node, node_len(node, routes)))
+                .collect();
+            keys.sort_unstable_by_key(|(k, ..)| *k);
+            keys
+        })
+        .collect();
+    let rest: Vec<usize> = plan.rest.clone().collect();
+    let rest_len = (!rest.is_empty()).then(|| on_action_len(&rest, routes));
+    let mut lens = vec![0; keyed.len()];
+    let mut on_no_match = rest_len;
+    for (k, keys) in keyed.iter().enumerate().rev() {
+        lens[k] = segment_len(keys, on_no_match);
+        on_no_match = Some(field_len(1, lens[k]));
     }
-    let mut tree = Vec::new();
-    // MatcherTree: input = 1, prefix_match_map = 3.
-    message::encode(1, &header_input(":path"), &mut tree);
-    length_delimited(3, &map, &mut tree);
-    let mut matcher = Vec::new();
-    // Matcher: on_no_match = 3 (prost writes it first), matcher_tree = 2.
-    if let Some(on_no_match) = on_no_match {
-        length_delimited(3, on_no_match, &mut matcher);
+    let mut out = Vec::with_capacity(lens.first().copied().unwrap_or_default());
+    for (k, keys) in keyed.iter().enumerate() {
+        // Matcher: matcher_tree = 2 { input = 1, prefix_match_map = 3 { map = 1: entries
+        // { key = 1, value = 2 } } }, then on_no_match = 3 (any field order decodes alike).
+        let map_len = map_len(keys);
+        field_header(2, tree_len(map_len), &mut out);
+        message::encode(1, &header_input(":path"), &mut out);
+        field_header(3, map_len, &mut out);
+        for (key, node, len) in keys {
+            field_header(1, entry_len(key, *len), &mut out);
+            write_str(1, key, &mut out);
+            field_header(2, *len, &mut out);
+            write_node(node, routes, &mut out);
+        }
+        match (lens.get(k + 1), rest_len) {
+            (Some(next), _) => {
+                // OnMatch.matcher = 1: the next segment, written next.
+                field_header(3, field_len(1, *next), &mut out);
+                field_header(1, *next, &mut out);
+            }
+            (None, Some(len)) => {
+                field_header(3, len, &mut out);
+                write_on_action(&rest, routes, &mut out);
+            }
+            (None, None) => {}
+        }
     }
-    length_delimited(2, &tree, &mut matcher);
-    matcher
+    debug_assert_eq!(Some(out.len()), lens.first().copied());
+    out
+}
+
+/// A field's length, key and length prefix included.
+fn field_len(tag: u32, len: usize) -> usize {
+    prost::encoding::key_len(tag) + encoded_len_varint(len as u64) + len
+}
+
+fn field_header(tag: u32, len: usize, out: &mut Vec<u8>) {
+    encode_key(tag, WireType::LengthDelimited, out);
+    encode_varint(len as u64, out);
+}
+
+/// A string field's length (as prost's `string::encoded_len`, without a `String`).
+fn str_len(tag: u32, value: &str) -> usize {
+    field_len(tag, value.len())
+}
+
+fn write_str(tag: u32, value: &str, out: &mut Vec<u8>) {
+    field_header(tag, value.len(), out);
+    out.extend_from_slice(value.as_bytes());
+}
+
+fn segment_len(keys: &[(&str, &Node, usize)], on_no_match: Option<usize>) -> usize {
+    let map_len = map_len(keys);
+    on_no_match.map_or(0, |len| field_len(3, len)) + field_len(2, tree_len(map_len))
+}
+
+/// `MatchMap.map`: an entry field (1) per key.
+fn map_len(keys: &[(&str, &Node, usize)]) -> usize {
+    keys.iter()
+        .map(|(key, _, len)| field_len(1, entry_len(key, *len)))
+        .sum()
+}
+
+fn tree_len(map_len: usize) -> usize {
+    message::encoded_len(1, &header_input(":path")) + field_len(3, map_len)
+}
+
+fn entry_len(key: &str, on_match_len: usize) -> usize {
+    str_len(1, key) + field_len(2, on_match_len)
 }
 
 /// A key's `OnMatch`: its route (or list) when no predicate comes first, else a `matcher_list`
 /// of the predicates with the route (or list) as `on_no_match`. A key with nothing that always
 /// matches has no `on_no_match`: the map then tries shorter keys.
-fn encode_node(node: &Node, route: &mut impl FnMut(usize, &mut Vec<u8>), out: &mut Vec<u8>) {
+fn node_len(node: &Node, routes: &impl Routes) -> usize {
+    if node.tries.is_empty() {
+        return node.last.as_deref().map_or(0, |l| on_action_len(l, routes));
+    }
+    field_len(1, list_matcher_len(node, routes))
+}
+
+fn list_matcher_len(node: &Node, routes: &impl Routes) -> usize {
+    let list: usize = node
+        .tries
+        .iter()
+        .map(|(p, i)| field_len(1, try_len(p, *i, routes)))
+        .sum();
+    node.last
+        .as_deref()
+        .map_or(0, |l| field_len(3, on_action_len(l, routes)))
+        + field_len(1, list)
+}
+
+fn try_len(predicate: &Predicate, i: usize, routes: &impl Routes) -> usize {
+    // FieldMatcher: predicate = 1, on_match = 2.
+    message::encoded_len(1, predicate) + field_len(2, on_action_len(&[i], routes))
+}
+
+fn write_node(node: &Node, routes: &impl Routes, out: &mut Vec<u8>) {
     if node.tries.is_empty() {
         if let Some(last) = &node.last {
-            encode_action(last, route, out);
+            write_on_action(last, routes, out);
         }
         return;
     }
-    let mut list = Vec::new();
-    for (predicate, i) in &node.tries {
-        let mut on_match = Vec::new();
-        encode_action(&[*i], route, &mut on_match);
-        let mut field = Vec::new();
-        // FieldMatcher: predicate = 1, on_match = 2.
-        message::encode(1, predicate, &mut field);
-        length_delimited(2, &on_match, &mut field);
-        // MatcherList.matchers = 1.
-        length_delimited(1, &field, &mut list);
-    }
-    let mut matcher = Vec::new();
+    // OnMatch.matcher = 1 { on_no_match = 3, matcher_list = 1 { matchers = 1 } }.
+    field_header(1, list_matcher_len(node, routes), out);
     if let Some(last) = &node.last {
-        let mut on_no_match = Vec::new();
-        encode_action(last, route, &mut on_no_match);
-        length_delimited(3, &on_no_match, &mut matcher);
+        field_header(3, on_action_len(last, routes), out);
+        write_on_action(last, routes, out);
     }
-    // Matcher.matcher_list = 1.
-    length_delimited(1, &list, &mut matcher);
-    // OnMatch.matcher = 1.
-    length_delimited(1, &matcher, out);
+    let list: usize = node
+        .tries
+        .iter()
+        .map(|(p, i)| field_len(1, try_len(p, *i, routes)))
+        .sum();
+    field_header(1, list, out);
+    for (predicate, i) in &node.tries {
+        field_header(1, try_len(predicate, *i, routes), out);
+        message::encode(1, predicate, out);
+        field_header(2, on_action_len(&[*i], routes), out);
+        write_on_action(&[*i], routes, out);
+    }
 }
 
-/// An `OnMatch` whose action is route `routes[0]` alone, or the list of `routes`.
-fn encode_action(routes: &[usize], route: &mut impl FnMut(usize, &mut Vec<u8>), out: &mut Vec<u8>) {
-    let mut value = Vec::new();
-    let type_url = match routes {
-        [one] => {
-            route(*one, &mut value);
-            ROUTE
-        }
+/// An `OnMatch` whose action is route `list[0]` alone, or the list of them.
+fn on_action_len(list: &[usize], routes: &impl Routes) -> usize {
+    // OnMatch.action = 2.
+    field_len(2, action_len(list, routes))
+}
+
+/// The action's `TypedExtensionConfig { name, typed_config: Any { type_url, value } }`.
+fn action_len(list: &[usize], routes: &impl Routes) -> usize {
+    let (type_url, value) = action_value(list, routes);
+    str_len(1, "route") + field_len(2, str_len(1, type_url) + field_len(2, value))
+}
+
+/// The action's type and the length of its value: a `Route`, or a `RouteList { routes = 1 }`.
+fn action_value(list: &[usize], routes: &impl Routes) -> (&'static str, usize) {
+    match list {
+        [one] => (ROUTE, routes.len(*one)),
+        many => (
+            ROUTE_LIST,
+            many.iter().map(|&i| field_len(1, routes.len(i))).sum(),
+        ),
+    }
+}
+
+fn write_on_action(list: &[usize], routes: &impl Routes, out: &mut Vec<u8>) {
+    let (type_url, value) = action_value(list, routes);
+    field_header(2, action_len(list, routes), out);
+    write_str(1, "route", out);
+    field_header(2, str_len(1, type_url) + field_len(2, value), out);
+    write_str(1, type_url, out);
+    field_header(2, value, out);
+    match list {
+        [one] => routes.write(*one, out),
         many => {
             for &i in many {
-                let mut r = Vec::new();
-                route(i, &mut r);
-                // RouteList.routes = 1.
-                length_delimited(1, &r, &mut value);
+                field_header(1, routes.len(i), out);
+                routes.write(i, out);
             }
-            ROUTE_LIST
         }
-    };
-    let mut action = Vec::new();
-    encode_typed("route", type_url, &value, &mut action);
-    // OnMatch.action = 2.
-    length_delimited(2, &action, out);
-}
-
-/// A `TypedExtensionConfig { name, typed_config: Any { type_url, value } }`'s contents.
-fn encode_typed(name: &str, type_url: &str, value: &[u8], out: &mut Vec<u8>) {
-    string::encode(1, &name.to_owned(), out);
-    let mut any = Vec::new();
-    string::encode(1, &type_url.to_owned(), &mut any);
-    encode_key(2, prost::encoding::WireType::LengthDelimited, &mut any);
-    encode_varint(value.len() as u64, &mut any);
-    any.extend_from_slice(value);
-    length_delimited(2, &any, out);
+    }
 }

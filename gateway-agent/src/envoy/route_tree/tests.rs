@@ -62,7 +62,7 @@ mod plan {
             .segments
             .iter()
             .map(|s| {
-                let mut keys: Vec<String> = s.nodes.keys().cloned().collect();
+                let mut keys: Vec<String> = s.nodes.keys().map(|k| (*k).to_owned()).collect();
                 keys.sort();
                 keys
             })
