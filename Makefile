@@ -124,7 +124,7 @@ bench: ## Benchmarks (criterion)
 
 # The data-plane benchmark (gateway-agent/benches/dataplane/, issue #17): real Envoy pinned to
 # core 0, wrk on core 1, several minutes; `make bench` skips it. Durations and sizes:
-# LEGATE_BENCH_WRK_SECONDS, LEGATE_BENCH_WRK_CONNECTIONS, LEGATE_BENCH_MAPPINGS (100,10000),
+# LEGATE_BENCH_WRK_SECONDS, LEGATE_BENCH_WRK_CONNECTIONS, LEGATE_BENCH_REPEATS, LEGATE_BENCH_MAPPINGS (100,10000),
 # LEGATE_BENCH_CHANGES, LEGATE_BENCH_CHANGES_UNDER_LOAD. BENCH_PROFILE=dev reuses what
 # `make test` compiled (the agent unoptimised: its timings are then pessimistic).
 BENCH_PROFILE ?= bench

@@ -20,6 +20,17 @@ impl Load {
     pub fn failures(&self) -> u64 {
         self.non_2xx + self.socket_errors
     }
+
+    /// Two runs of the same load: the better rate (other work on the machine only ever lowers
+    /// a rate), every request and every failure.
+    pub fn best_of(self, other: Load) -> Load {
+        Load {
+            requests_per_s: self.requests_per_s.max(other.requests_per_s),
+            requests: self.requests + other.requests,
+            non_2xx: self.non_2xx + other.non_2xx,
+            socket_errors: self.socket_errors + other.socket_errors,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
