@@ -125,7 +125,8 @@ bench: ## Benchmarks (criterion)
 # The data-plane benchmark (gateway-agent/benches/dataplane/, issue #17): real Envoy pinned to
 # core 0, wrk on core 1, several minutes; `make bench` skips it. Durations and sizes:
 # LEGATE_BENCH_WRK_SECONDS, LEGATE_BENCH_WRK_CONNECTIONS, LEGATE_BENCH_REPEATS, LEGATE_BENCH_MAPPINGS (100,10000),
-# LEGATE_BENCH_CHANGES, LEGATE_BENCH_CHANGES_UNDER_LOAD. BENCH_PROFILE=dev reuses what
+# LEGATE_BENCH_CHANGES, LEGATE_BENCH_CHANGES_UNDER_LOAD; LEGATE_BENCH_NICE (-10) is the priority
+# of everything it runs, ahead of other builds on the machine. BENCH_PROFILE=dev reuses what
 # `make test` compiled (the agent unoptimised: its timings are then pessimistic).
 BENCH_PROFILE ?= bench
 bench-dataplane: envoy /usr/bin/wrk ## Envoy under load: first vs last route, agent vs static linear vs matcher tree; change and start times

@@ -15,7 +15,8 @@
 //! `LEGATE_BENCH_DATAPLANE=1` (or any argument after `--`). Knobs (environment):
 //! `LEGATE_BENCH_WRK_SECONDS` (3), `LEGATE_BENCH_WRK_CONNECTIONS` (4),
 //! `LEGATE_BENCH_REPEATS` (2: runs per route, the best kept), `LEGATE_BENCH_MAPPINGS` (`100,10000`), `LEGATE_BENCH_CHANGES` (20),
-//! `LEGATE_BENCH_CHANGES_UNDER_LOAD` (50). The table is printed and written to
+//! `LEGATE_BENCH_CHANGES_UNDER_LOAD` (50), `LEGATE_BENCH_NICE` (-10: the priority of everything
+//! the bench runs; 0 leaves it). The table is printed and written to
 //! `<target dir>/bench-dataplane.md`.
 
 mod envoy_config;
@@ -56,6 +57,7 @@ fn main() {
         return;
     }
     process::pin_self(OTHER_CORE);
+    process::prioritize_self(env_or("LEGATE_BENCH_NICE", -10));
     let bench = Bench::new();
     let report = bench.run();
     let markdown = report.markdown(&bench);
@@ -121,11 +123,7 @@ impl Bench {
     fn run(&self) -> Report {
         let services: Vec<u16> = (0..SERVICES).map(|_| free_port()).collect();
         let _upstream = self.start_upstream(&services);
-        let upstream = self.wrk.run(&Target {
-            port: services[0],
-            host: "upstream".into(),
-            path: "/".into(),
-        });
+        let upstream = self.wrk.run(&upstream_target(services[0]));
         println!("upstream alone: {:.0} req/s", upstream.requests_per_s);
         let mut report = Report {
             upstream,
@@ -166,11 +164,7 @@ impl Bench {
             &envoy_config::upstream(ports, admin),
         );
         let process = self.start_envoy("upstream", OTHER_CORE, &config, admin);
-        let target = Target {
-            port: ports[0],
-            host: "upstream".into(),
-            path: "/".into(),
-        };
+        let target = upstream_target(ports[0]);
         poll("the upstream", START_DEADLINE, START_PROBE_PAUSE, || {
             get(&target).filter(|a| a.status == 200)
         });
@@ -342,6 +336,14 @@ fn agent_args(dir: &Path, ads: u16, envoy_admin: u16) -> Vec<String> {
         "--envoy-stats-address".into(),
         format!("127.0.0.1:{}", free_port()),
     ]
+}
+
+fn upstream_target(port: u16) -> Target {
+    Target {
+        port,
+        host: "upstream".into(),
+        path: "/".into(),
+    }
 }
 
 fn route_target(fleet: &Fleet, plan: &Plan, route: &RouteRef) -> Target {
