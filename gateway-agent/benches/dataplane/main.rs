@@ -13,7 +13,7 @@
 //!
 //! It needs wrk and minutes, so a plain `cargo bench` skips it: it runs with
 //! `LEGATE_BENCH_DATAPLANE=1` (or any argument after `--`). Knobs (environment):
-//! `LEGATE_BENCH_WRK_SECONDS` (3), `LEGATE_BENCH_WRK_CONNECTIONS` (4),
+//! `LEGATE_BENCH_WRK_SECONDS` (3), `LEGATE_BENCH_WRK_CONNECTIONS` (16),
 //! `LEGATE_BENCH_REPEATS` (2: runs per route, the best kept), `LEGATE_BENCH_MAPPINGS` (`100,10000`), `LEGATE_BENCH_CHANGES` (20),
 //! `LEGATE_BENCH_CHANGES_UNDER_LOAD` (50), `LEGATE_BENCH_NICE` (-10: the priority of everything
 //! the bench runs; 0 leaves it). The table is printed and written to
@@ -105,7 +105,9 @@ impl Bench {
         Self {
             wrk: Wrk {
                 seconds: env_or("LEGATE_BENCH_WRK_SECONDS", 3),
-                connections: env_or("LEGATE_BENCH_WRK_CONNECTIONS", 4),
+                // Enough requests in flight that Envoy's one worker is busy rather than waiting
+                // on round trips through the shared core: the rate then shows its CPU per route.
+                connections: env_or("LEGATE_BENCH_WRK_CONNECTIONS", 16),
             },
             repeats: env_or("LEGATE_BENCH_REPEATS", 2).max(1),
             mapping_counts: mapping_counts
