@@ -62,6 +62,10 @@ fn ten_thousand_files() {
     let dir = tempfile::tempdir().unwrap();
     gateway(dir.path());
 
+    let start = Instant::now();
+    let listed = legate_crds::loader::yaml_files(dir.path()).unwrap();
+    println!("listing {} files: {:?}", listed.len(), start.elapsed());
+
     let mut loads = Vec::new();
     let mut snapshots = Vec::new();
     for _ in 0..3 {
