@@ -85,8 +85,8 @@ fn ten_thousand_files() {
     );
 
     let start = Instant::now();
-    let (rx, guard) = DirectorySource::spawn(dir.path().to_owned(), Duration::from_millis(100))
-        .unwrap();
+    let (rx, guard) =
+        DirectorySource::spawn(dir.path().to_owned(), Duration::from_millis(100)).unwrap();
     let spawned = start.elapsed();
     until(&rx, |s| s.resources.len() == MAPPINGS + 2);
     println!(

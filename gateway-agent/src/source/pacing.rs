@@ -61,7 +61,9 @@ where
         if pending.leading {
             return Some(pending.since);
         }
-        let quiet = self.last_change.map_or(pending.since, |last| last + self.debounce);
+        let quiet = self
+            .last_change
+            .map_or(pending.since, |last| last + self.debounce);
         Some(quiet.min(pending.since + self.max_delay))
     }
 

@@ -307,7 +307,11 @@ fn a_burst_of_writes_is_coalesced() {
     let expected: Vec<String> = (0..20).map(|i| format!("m{i:02}")).collect();
     assert_eq!(names(&s), expected);
     // The first write at once, the rest of the burst together once it is over.
-    assert!(s.generation <= 3, "{} snapshots for one burst", s.generation - 1);
+    assert!(
+        s.generation <= 3,
+        "{} snapshots for one burst",
+        s.generation - 1
+    );
     guard.stop();
 }
 
@@ -459,7 +463,9 @@ fn only_the_file_written_is_read_again() {
     assert_eq!(reads.load(Ordering::Relaxed), 50);
 
     write(dir.path(), "team/m07.yaml", &mapping("seven", "/m/"));
-    wait_for(&rx, "m07 changed", |s| names(s).contains(&"seven".to_owned()));
+    wait_for(&rx, "m07 changed", |s| {
+        names(s).contains(&"seven".to_owned())
+    });
     assert_eq!(reads.load(Ordering::Relaxed), 51, "m07 alone");
 
     // Files it does not read cost no reads; a new one costs one.
@@ -494,7 +500,11 @@ fn a_half_written_file_is_not_read_before_its_writer_closes_it() {
     // A complete change after it is published at once, without the unfinished file.
     write(dir.path(), "b.yaml", &mapping("b", "/b/"));
     let s = wait_within(PROMPTLY, &rx, "b", |s| names(s) == ["a", "b"]);
-    assert!(s.rejected.is_empty(), "half.yaml was read: {:?}", s.rejected);
+    assert!(
+        s.rejected.is_empty(),
+        "half.yaml was read: {:?}",
+        s.rejected
+    );
     assert_eq!(reads.load(Ordering::Relaxed), 2, "a, then b");
 
     // Closed right after b: the two are a burst, published once it is over.
@@ -513,7 +523,8 @@ fn a_write_that_is_never_closed_is_read_after_the_debounce() {
     let (rx, _guard) = DirectorySource::spawn(dir.path().to_owned(), DEBOUNCE).unwrap();
     first(&rx);
     let mut file = std::fs::File::create(dir.path().join("open.yaml")).unwrap();
-    file.write_all(mapping("open", "/open/").as_bytes()).unwrap();
+    file.write_all(mapping("open", "/open/").as_bytes())
+        .unwrap();
     file.flush().unwrap();
     wait_for(&rx, "the file still open", |s| names(s) == ["open"]);
     drop(file);

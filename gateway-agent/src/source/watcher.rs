@@ -17,9 +17,7 @@ use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use super::{
-    DirectoryState, SourceError, SourceSnapshot, changes::Changes, pacing::Pacer,
-};
+use super::{DirectoryState, SourceError, SourceSnapshot, changes::Changes, pacing::Pacer};
 
 /// A burst of changes is rebuilt at most this many debounce periods after it started, even if
 /// files keep changing.
@@ -170,7 +168,10 @@ fn wait_until_due(
     changes: &mut Changes,
 ) -> bool {
     loop {
-        let wake = [pacer.due(), changes.settles_at()].into_iter().flatten().min();
+        let wake = [pacer.due(), changes.settles_at()]
+            .into_iter()
+            .flatten()
+            .min();
         let first = match wake {
             None => match inbox.recv() {
                 Ok(msg) => Some(msg),
@@ -184,7 +185,10 @@ fn wait_until_due(
         };
         // Everything already queued joins this round: a build never leaves out what came with
         // the change that started it.
-        for msg in first.into_iter().chain(std::iter::from_fn(|| inbox.try_recv().ok())) {
+        for msg in first
+            .into_iter()
+            .chain(std::iter::from_fn(|| inbox.try_recv().ok()))
+        {
             match msg {
                 Msg::Fs(event) => changes.note(event, state, Instant::now()),
                 Msg::Rescan => changes.everything(),
