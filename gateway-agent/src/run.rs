@@ -291,8 +291,9 @@ impl Agent {
             let step = match event {
                 Event::Snapshot => {
                     let snapshot = self.snapshots.borrow_and_update().clone();
-                    // Generation 0: the source has nothing complete yet (Kubernetes before every
-                    // watch has listed). Envoy gets nothing rather than a partial configuration.
+                    // Generation 0: the source has nothing complete yet (a directory still
+                    // loading, Kubernetes before every watch has listed). Envoy, connected
+                    // already, gets nothing rather than a partial configuration.
                     if snapshot.generation == 0 {
                         continue;
                     }

@@ -84,6 +84,26 @@ fn ten_thousand_files() {
         median(snapshots)
     );
 
+    // The parts of one change, without the watcher.
+    let mut state = DirectoryState::new(dir.path().to_owned());
+    state.rescan().unwrap();
+    let before = state.snapshot();
+    let changed = dir.path().join("m-5.yaml");
+    std::fs::write(&changed, mapping(5, "/parts/")).unwrap();
+    let start = Instant::now();
+    state.refresh([&changed]).unwrap();
+    let refreshed = start.elapsed();
+    let start = Instant::now();
+    let after = state.snapshot();
+    let snapshot = start.elapsed();
+    let start = Instant::now();
+    assert!(!after.same_content(&before));
+    println!(
+        "one change: refresh {refreshed:?}, snapshot() {snapshot:?}, same_content {:?}",
+        start.elapsed()
+    );
+    std::fs::write(&changed, mapping(5, "/svc-5/")).unwrap();
+
     let start = Instant::now();
     let (rx, guard) =
         DirectorySource::spawn(dir.path().to_owned(), Duration::from_millis(100)).unwrap();
