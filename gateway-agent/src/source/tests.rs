@@ -579,3 +579,57 @@ fn a_directory_made_with_files_in_it_is_read() {
     let s = wait_for(&rx, "the moved-in directory", |s| names(s) == ["mm", "nn"]);
     assert!(s.rejected.is_empty(), "{:?}", s.rejected);
 }
+
+/// The watcher decides from a path alone whether a change concerns a file the listing reads:
+/// the two must agree on every name.
+#[test]
+fn the_watcher_reads_exactly_the_paths_the_listing_lists() {
+    use legate_crds::loader::{is_yaml_path, yaml_files};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let files = [
+        "a.yaml",
+        "b.yml",
+        "c.YAML",
+        "notes.txt",
+        "a.yaml~",
+        "#a.yaml#",
+        ".a.yaml.swp",
+        ".hidden.yaml",
+        ".git/config.yaml",
+        "team/x.yaml",
+        "team/.cache/y.yaml",
+        "team/deep/er/z.yml",
+        "yaml/plain",
+        "dir.yaml/inside.yaml",
+    ];
+    for f in files {
+        write(d, f, &mapping("m", "/m/"));
+    }
+    let listed = yaml_files(d).unwrap();
+    let mut read: Vec<_> = files
+        .iter()
+        .map(|f| d.join(f))
+        .filter(|p| is_yaml_path(d, p))
+        .collect();
+    read.sort();
+    assert_eq!(read, listed);
+    assert_eq!(listed.len(), 5, "{listed:?}");
+}
+
+/// A link is complete when it is made (no writer closes it), and from then on what one path
+/// yields depends on another: the directory is read whole.
+#[cfg(unix)]
+#[test]
+fn a_link_made_later_is_followed() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    write(dir.path(), "a.yaml", &mapping("a", "/a/"));
+    write(outside.path(), "x.yaml", &mapping("x", "/x/"));
+    let (rx, _guard) = DirectorySource::spawn(dir.path().to_owned(), LONG_DEBOUNCE).unwrap();
+    first(&rx);
+    symlink(outside.path().join("x.yaml"), dir.path().join("x.yaml")).unwrap();
+    let s = wait_within(PROMPTLY, &rx, "the linked file", |s| names(s) == ["a", "x"]);
+    assert!(s.rejected.is_empty(), "{:?}", s.rejected);
+}
