@@ -64,6 +64,9 @@ pub enum Reach {
     Everything,
 }
 
+/// A change that paths alone cannot account for: only reading the whole directory can.
+struct NeedsRescan;
+
 /// One file read (and parsed when its text changed), before it is applied to the state.
 enum Read {
     Gone,
@@ -148,11 +151,11 @@ impl DirectoryState {
             let found = match self.reach(path) {
                 Reach::Nothing => Ok(Vec::new()),
                 Reach::Path => self.list(path),
-                Reach::Everything => Err(()),
+                Reach::Everything => Err(NeedsRescan),
             };
             match found {
                 Ok(files) => read.extend(files),
-                Err(()) => return self.rescan(),
+                Err(NeedsRescan) => return self.rescan(),
             }
         }
         self.load(read.into_iter().collect());
@@ -161,17 +164,17 @@ impl DirectoryState {
 
     /// The files to read for a change at `path`, with the ones no longer there dropped; `Err`
     /// when only a rescan can tell (a link appeared, a directory cannot be listed).
-    fn list(&mut self, path: &Path) -> Result<Vec<PathBuf>, ()> {
+    fn list(&mut self, path: &Path) -> Result<Vec<PathBuf>, NeedsRescan> {
         let meta = match std::fs::symlink_metadata(path) {
             Ok(meta) => meta,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 self.drop_under(path, &BTreeSet::new());
                 return Ok(Vec::new());
             }
-            Err(_) => return Err(()),
+            Err(_) => return Err(NeedsRescan),
         };
         if meta.is_symlink() {
-            return Err(());
+            return Err(NeedsRescan);
         }
         if !meta.is_dir() {
             // A file, or something `read_file` refuses with a reason (a FIFO, a device).
@@ -187,12 +190,12 @@ impl DirectoryState {
                 self.drop_under(path, &listing.files.iter().cloned().collect());
                 Ok(listing.files)
             }
-            Ok(_) => Err(()),
+            Ok(_) => Err(NeedsRescan),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 self.drop_under(path, &BTreeSet::new());
                 Ok(Vec::new())
             }
-            Err(_) => Err(()),
+            Err(_) => Err(NeedsRescan),
         }
     }
 
@@ -222,11 +225,13 @@ impl DirectoryState {
     /// Reads `paths` (in parallel when there are many) and applies what they hold now.
     fn load(&mut self, paths: Vec<PathBuf>) {
         self.reads.fetch_add(paths.len() as u64, Ordering::Relaxed);
-        let readers = std::thread::available_parallelism()
-            .map_or(1, usize::from)
-            .min(MAX_READERS)
-            .min(paths.len().div_ceil(FILES_PER_READER))
-            .max(1);
+        let wanted = paths.len().div_ceil(FILES_PER_READER).min(MAX_READERS);
+        // Asked only when it matters: it reads the cgroup's CPU quota, every time.
+        let readers = if wanted > 1 {
+            std::thread::available_parallelism().map_or(1, |n| wanted.min(n.get()))
+        } else {
+            1
+        };
         let read: Vec<(PathBuf, Read)> = if readers == 1 {
             paths.into_iter().map(|p| self.read(p)).collect()
         } else {
