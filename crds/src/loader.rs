@@ -149,20 +149,74 @@ const MAX_DEPTH: usize = 32;
 /// file listed once, under its first path: a link loop ends, and a file many links point at is
 /// read once. Hidden files and folders are skipped (editors and `kubectl` leave swap and
 /// temporary files there, and a ConfigMap volume keeps its real files under `..data`), as are
-/// files not named `*.yaml`/`*.yml` (`file.yaml~`, `file.yaml.swp`).
+/// files not named `*.yaml`/`*.yml` (`file.yaml~`, `file.yaml.swp`): [`is_yaml_path`].
 pub fn yaml_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    list_yaml(dir, 0, &mut Seen::default(), &mut out)?;
+    list_yaml_files(dir, dir).map(|listing| listing.files)
+}
+
+/// What a listing of a directory (or of a subdirectory of it) found.
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// As [`yaml_files`] lists them, sorted.
+    pub files: Vec<PathBuf>,
+    /// Whether a symbolic link was met on the way: then what one path yields can depend on
+    /// another (a link's target, the first of several links to one file).
+    pub links: bool,
+}
+
+/// [`yaml_files`] of `sub`, a directory at or under `root`, with depth and hidden components
+/// counted from `root` (as a listing of `root` would reach `sub`). Links are resolved within
+/// this listing only.
+pub fn list_yaml_files(root: &Path, sub: &Path) -> io::Result<Listing> {
+    let mut listing = Listing::default();
+    let Some(depth) = listed_depth(root, sub) else {
+        return Ok(listing);
+    };
+    if depth > MAX_DEPTH {
+        return Ok(listing);
+    }
+    list_yaml(sub, depth, &mut Seen::default(), &mut listing)?;
     // The walk sorts each directory; the whole list is in path order (`a/x.yaml` after
     // `a.yaml`), as it always was.
-    out.sort();
-    Ok(out)
+    listing.files.sort();
+    Ok(listing)
+}
+
+/// Whether a listing of `root` lists `path` when it is a regular file (or a link to one): the
+/// one rule the listing and a watcher of `root` share.
+pub fn is_yaml_path(root: &Path, path: &Path) -> bool {
+    // A file at depth n is listed from its directory at depth n - 1.
+    listed_depth(root, path).is_some_and(|depth| (1..=MAX_DEPTH + 1).contains(&depth))
+        && is_yaml_name(path)
+}
+
+/// Whether a listing of `root` walks `path` when it is a directory (or a link to one).
+pub fn is_listed_dir(root: &Path, path: &Path) -> bool {
+    listed_depth(root, path).is_some_and(|depth| depth <= MAX_DEPTH)
+}
+
+/// How many components below `root` the listing reaches `path`, if it does: `None` for a path
+/// outside `root` or with a hidden component.
+fn listed_depth(root: &Path, path: &Path) -> Option<usize> {
+    let relative = path.strip_prefix(root).ok()?;
+    let mut depth = 0;
+    for component in relative.components() {
+        match component {
+            std::path::Component::Normal(name) if !is_hidden(Path::new(name)) => depth += 1,
+            _ => return None,
+        }
+    }
+    Some(depth)
 }
 
 fn is_hidden(path: &Path) -> bool {
     path.file_name()
         .and_then(|n| n.to_str())
         .is_some_and(|n| n.starts_with('.'))
+}
+
+fn is_yaml_name(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "yaml" || e == "yml")
 }
 
 /// A YAML file larger than this is refused whole: one file must not cost the agent its memory
@@ -218,30 +272,34 @@ impl Seen {
     }
 }
 
-fn list_yaml(dir: &Path, depth: usize, seen: &mut Seen, out: &mut Vec<PathBuf>) -> io::Result<()> {
+fn list_yaml(dir: &Path, depth: usize, seen: &mut Seen, listing: &mut Listing) -> io::Result<()> {
     if !seen.first(dir) {
         return Ok(());
     }
     let mut entries = Vec::new();
     for entry in std::fs::read_dir(dir)? {
-        entries.push(entry?.path());
+        let entry = entry?;
+        // The listing's own type: no extra system call, and not followed.
+        let link = entry.file_type().is_ok_and(|t| t.is_symlink());
+        entries.push((entry.path(), link));
     }
     entries.sort();
-    for path in entries {
+    for (path, link) in entries {
         if is_hidden(&path) {
             continue;
         }
+        listing.links |= link;
         // Follows symlinks, as a ConfigMap volume's files are links.
         if path.is_dir() {
             if depth < MAX_DEPTH {
                 // A subdirectory removed while listing is simply gone.
-                match list_yaml(&path, depth + 1, seen, out) {
+                match list_yaml(&path, depth + 1, seen, listing) {
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                     other => other?,
                 }
             }
-        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") && seen.first(&path) {
-            out.push(path);
+        } else if is_yaml_name(&path) && seen.first(&path) {
+            listing.files.push(path);
         }
     }
     Ok(())

@@ -8,36 +8,43 @@ use serde_json::Value;
 
 use crate::{loader::FieldProblem, printable::escaped};
 
-thread_local! {
-    static SCHEMAS: BTreeMap<String, CompiledSchema> = crate::crds()
-        .into_iter()
-        .filter_map(|crd| {
-            let schema = crd.spec.versions.first()?.schema.as_ref()?.open_api_v3_schema.as_ref()?;
-            let mut schema = serde_json::to_value(schema).ok()?;
-            escape_rules(&mut schema);
-            Some((crd.spec.names.kind, compile_schema(&schema)))
-        })
-        .collect();
-}
+/// Built once for the process: compiling them costs more than loading a thousand files.
+static SCHEMAS: std::sync::LazyLock<BTreeMap<String, CompiledSchema>> =
+    std::sync::LazyLock::new(|| {
+        crate::crds()
+            .into_iter()
+            .filter_map(|crd| {
+                let schema = crd
+                    .spec
+                    .versions
+                    .first()?
+                    .schema
+                    .as_ref()?
+                    .open_api_v3_schema
+                    .as_ref()?;
+                let mut schema = serde_json::to_value(schema).ok()?;
+                escape_rules(&mut schema);
+                Some((crd.spec.names.kind, compile_schema(&schema)))
+            })
+            .collect()
+    });
 
 /// The CEL rules `value` (a whole object of `kind`) breaks, each with its field path.
 pub(crate) fn cel_problems(kind: &str, value: &Value) -> Vec<FieldProblem> {
-    SCHEMAS.with(|schemas| {
-        let Some(schema) = schemas.get(kind) else {
-            return Vec::new();
-        };
-        match validate_compiled(schema, value, None) {
-            Ok(()) => Vec::new(),
-            Err(errors) => errors
-                .into_vec()
-                .into_iter()
-                .map(|e| FieldProblem {
-                    field: escaped(e.field_path.trim_start_matches('.')).into_owned(),
-                    message: escaped(&e.message).into_owned(),
-                })
-                .collect(),
-        }
-    })
+    let Some(schema) = SCHEMAS.get(kind) else {
+        return Vec::new();
+    };
+    match validate_compiled(schema, value, None) {
+        Ok(()) => Vec::new(),
+        Err(errors) => errors
+            .into_vec()
+            .into_iter()
+            .map(|e| FieldProblem {
+                field: escaped(e.field_path.trim_start_matches('.')).into_owned(),
+                message: escaped(&e.message).into_owned(),
+            })
+            .collect(),
+    }
 }
 
 /// kube-cel 0.8 escapes every `_` in a property name to `__` before binding it, where the API

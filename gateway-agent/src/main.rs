@@ -70,12 +70,14 @@ struct RunArgs {
     /// The gateway's namespace: unqualified services in other namespaces get theirs appended.
     #[arg(long, env = "LEGATE_NAMESPACE", default_value = "default")]
     namespace: String,
-    /// Quiet period after a change (in --config-dir, or watched) before rebuilding, in
-    /// milliseconds.
+    /// A change (to a file in --config-dir, or a watched object) after this long without one is
+    /// built at once; changes that follow each other more closely are built together once
+    /// they have stopped for this long, in milliseconds. In --config-dir, a file written but
+    /// not closed is read when its writer closes it, or after this long without events.
     #[arg(long, default_value_t = 100)]
     debounce_ms: u64,
     /// On Kubernetes, a burst of changes is built at the latest this long after it began, in
-    /// milliseconds.
+    /// milliseconds (in --config-dir, ten times --debounce-ms).
     #[arg(long, default_value_t = 1000)]
     max_delay_ms: u64,
     /// Envoy's admin interface, which `/drain` asks to drain its listeners.

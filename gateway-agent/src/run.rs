@@ -41,7 +41,7 @@ pub struct Options {
 
 /// Where resources come from.
 pub enum SourceOptions {
-    /// YAML files under a directory, rebuilt after `debounce` of quiet.
+    /// YAML files under a directory; `debounce` paces changes (see [`DirectorySource::spawn`]).
     Directory { dir: PathBuf, debounce: Duration },
     /// The API server, for one installation; status is written back as `replica`.
     Kubernetes {
@@ -151,8 +151,9 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// Registers the agent's metrics in `registry` and starts the source (a directory is loaded
-    /// once before this returns).
+    /// Registers the agent's metrics in `registry` and starts the source. The source loads (a
+    /// directory is read, Kubernetes listed) while [`Self::run`] already serves ADS: Envoy
+    /// connects and waits, and gets nothing before the first complete snapshot.
     pub fn new(options: Options, registry: &mut Registry) -> anyhow::Result<Self> {
         let metrics = Metrics::register(registry);
         let xds = Xds::new(registry);
@@ -290,8 +291,9 @@ impl Agent {
             let step = match event {
                 Event::Snapshot => {
                     let snapshot = self.snapshots.borrow_and_update().clone();
-                    // Generation 0: the source has nothing complete yet (Kubernetes before every
-                    // watch has listed). Envoy gets nothing rather than a partial configuration.
+                    // Generation 0: the source has nothing complete yet (a directory still
+                    // loading, Kubernetes before every watch has listed). Envoy, connected
+                    // already, gets nothing rather than a partial configuration.
                     if snapshot.generation == 0 {
                         continue;
                     }

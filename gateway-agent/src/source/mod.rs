@@ -4,8 +4,10 @@
 //! consistent set of resources it currently holds, what it rejected and why, and a generation
 //! that grows with every published change.
 
+mod changes;
 mod directory;
 pub mod kubernetes;
+mod pacing;
 mod watcher;
 
 use std::{collections::BTreeMap, fmt, path::PathBuf, sync::Arc};
@@ -15,7 +17,7 @@ use legate_crds::{
     loader::{DocumentError, FileError},
 };
 
-pub use directory::DirectoryState;
+pub use directory::{DirectoryState, Reach};
 pub use watcher::{DirectorySource, SourceGuard};
 
 /// Everything a source holds at one moment.
@@ -171,3 +173,6 @@ pub enum SourceError {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod measure;

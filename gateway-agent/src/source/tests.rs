@@ -2,7 +2,7 @@
 
 use std::{
     path::Path,
-    sync::Arc,
+    sync::{Arc, atomic::Ordering},
     time::{Duration, Instant},
 };
 
@@ -46,6 +46,16 @@ fn wait_for(
     what: &str,
     ok: impl Fn(&SourceSnapshot) -> bool,
 ) -> Arc<SourceSnapshot> {
+    wait_within(WAIT, rx, what, ok)
+}
+
+/// Waits until a published snapshot satisfies `ok`, failing after `deadline`.
+fn wait_within(
+    deadline: Duration,
+    rx: &watch::Receiver<Arc<SourceSnapshot>>,
+    what: &str,
+    ok: impl Fn(&SourceSnapshot) -> bool,
+) -> Arc<SourceSnapshot> {
     let start = Instant::now();
     loop {
         let snapshot = rx.borrow().clone();
@@ -53,15 +63,22 @@ fn wait_for(
             return snapshot;
         }
         assert!(
-            start.elapsed() < WAIT,
-            "timed out waiting for {what}; last snapshot: {snapshot:#?}"
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}; last snapshot: {snapshot:#?}"
         );
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(2));
     }
 }
 
+/// The first snapshot, the directory as it was loaded.
+fn first(rx: &watch::Receiver<Arc<SourceSnapshot>>) -> Arc<SourceSnapshot> {
+    let s = wait_for(rx, "the first load", |s| s.generation > 0);
+    assert_eq!(s.generation, 1);
+    s
+}
+
 #[test]
-fn initial_load_is_ready_when_spawn_returns() {
+fn the_first_load_is_published_as_generation_1() {
     let dir = tempfile::tempdir().unwrap();
     write(
         dir.path(),
@@ -71,8 +88,7 @@ fn initial_load_is_ready_when_spawn_returns() {
     write(dir.path(), "a.yml", &mapping("a", "/a/"));
     write(dir.path(), "nested/deeper/c.yaml", &mapping("c", "/c/"));
     let (rx, _guard) = DirectorySource::spawn(dir.path().to_owned(), DEBOUNCE).unwrap();
-    let snapshot = rx.borrow().clone();
-    assert_eq!(snapshot.generation, 1);
+    let snapshot = first(&rx);
     // By file path, then document index.
     assert_eq!(names(&snapshot), ["a", "b1", "b2", "c"]);
     assert!(snapshot.rejected.is_empty(), "{:?}", snapshot.rejected);
@@ -95,6 +111,7 @@ fn added_changed_and_removed_files_are_picked_up() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "a.yaml", &mapping("a", "/a/"));
     let (rx, _guard) = DirectorySource::spawn(dir.path().to_owned(), DEBOUNCE).unwrap();
+    first(&rx);
 
     write(dir.path(), "b.yaml", &mapping("b", "/b/"));
     let s = wait_for(&rx, "b added", |s| names(s) == ["a", "b"]);
@@ -131,7 +148,7 @@ fn a_bad_document_is_rejected_while_its_neighbours_load() {
         ]),
     );
     let (rx, _guard) = DirectorySource::spawn(dir.path().to_owned(), DEBOUNCE).unwrap();
-    let s = rx.borrow().clone();
+    let s = first(&rx);
     assert_eq!(names(&s), ["first", "last"]);
     assert_eq!(s.rejected.len(), 2, "{:#?}", s.rejected);
     let old = &s.rejected[0];
@@ -164,7 +181,7 @@ fn unknown_kinds_are_warnings() {
         ]),
     );
     let (rx, _guard) = DirectorySource::spawn(dir.path().to_owned(), DEBOUNCE).unwrap();
-    let s = rx.borrow().clone();
+    let s = first(&rx);
     assert_eq!(names(&s), ["a"]);
     assert!(s.rejected.is_empty());
     assert_eq!(s.warnings.len(), 1);
@@ -181,7 +198,7 @@ fn a_half_written_file_keeps_its_last_good_resources() {
     );
     write(dir.path(), "b.yaml", &mapping("b", "/b/"));
     let (rx, _guard) = DirectorySource::spawn(dir.path().to_owned(), DEBOUNCE).unwrap();
-    assert_eq!(names(&rx.borrow()), ["a1", "a2", "b"]);
+    assert_eq!(names(&first(&rx)), ["a1", "a2", "b"]);
 
     // Not YAML at all: an unterminated flow mapping.
     write(
@@ -227,7 +244,7 @@ fn a_new_broken_file_is_reported_and_serves_nothing() {
     std::fs::write(dir.path().join("binary.yaml"), [0xff, 0xfe, 0x00, 0x41]).unwrap();
     write(dir.path(), "good.yaml", &mapping("good", "/g/"));
     let (rx, _guard) = DirectorySource::spawn(dir.path().to_owned(), DEBOUNCE).unwrap();
-    let s = rx.borrow().clone();
+    let s = first(&rx);
     assert_eq!(names(&s), ["good"]);
     assert_eq!(s.rejected.len(), 2, "{:#?}", s.rejected);
     assert!(s.rejected.iter().all(|r| r.scope == RejectionScope::File));
@@ -245,7 +262,7 @@ fn hidden_and_temporary_files_are_ignored() {
     write(dir.path(), "#a.yaml#", &mapping("emacs", "/e/"));
     write(dir.path(), "notes.txt", "not yaml: [");
     let (rx, guard) = DirectorySource::spawn(dir.path().to_owned(), DEBOUNCE).unwrap();
-    let s = rx.borrow().clone();
+    let s = first(&rx);
     assert_eq!(names(&s), ["a"]);
     assert!(s.rejected.is_empty(), "{:?}", s.rejected);
 
@@ -263,6 +280,7 @@ fn unchanged_content_is_not_published_again() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "a.yaml", &mapping("a", "/a/"));
     let (rx, guard) = DirectorySource::spawn(dir.path().to_owned(), DEBOUNCE).unwrap();
+    first(&rx);
     // Rewrite with the same bytes, and touch a second copy in and out of existence.
     write(dir.path(), "a.yaml", &mapping("a", "/a/"));
     guard.rescan();
@@ -273,20 +291,27 @@ fn unchanged_content_is_not_published_again() {
 }
 
 #[test]
-fn a_burst_of_writes_is_one_rebuild() {
+fn a_burst_of_writes_is_coalesced() {
     let dir = tempfile::tempdir().unwrap();
     let (rx, guard) =
-        DirectorySource::spawn(dir.path().to_owned(), Duration::from_millis(500)).unwrap();
-    assert!(rx.borrow().resources.is_empty());
-    for i in 0..5 {
+        DirectorySource::spawn(dir.path().to_owned(), Duration::from_millis(300)).unwrap();
+    assert!(first(&rx).resources.is_empty());
+    for i in 0..20 {
         write(
             dir.path(),
-            &format!("m{i}.yaml"),
-            &mapping(&format!("m{i}"), "/m/"),
+            &format!("m{i:02}.yaml"),
+            &mapping(&format!("m{i:02}"), &format!("/m{i}/")),
         );
     }
-    let s = wait_for(&rx, "all five", |s| s.resources.len() == 5);
-    assert_eq!(s.generation, 2, "one snapshot for the burst");
+    let s = wait_for(&rx, "all twenty", |s| s.resources.len() == 20);
+    let expected: Vec<String> = (0..20).map(|i| format!("m{i:02}")).collect();
+    assert_eq!(names(&s), expected);
+    // The first write at once, the rest of the burst together once it is over.
+    assert!(
+        s.generation <= 3,
+        "{} snapshots for one burst",
+        s.generation - 1
+    );
     guard.stop();
 }
 
@@ -302,7 +327,7 @@ fn a_configmap_volume_update_is_picked_up() {
     symlink("..2024_01", d.join("..data")).unwrap();
     symlink("..data/routes.yaml", d.join("routes.yaml")).unwrap();
     let (rx, _guard) = DirectorySource::spawn(d.to_owned(), DEBOUNCE).unwrap();
-    assert_eq!(names(&rx.borrow()), ["v1"], "read once, through the link");
+    assert_eq!(names(&first(&rx)), ["v1"], "read once, through the link");
 
     write(d, "..2024_02/routes.yaml", &mapping("v2", "/v2/"));
     symlink("..2024_02", d.join("..data_tmp")).unwrap();
@@ -316,6 +341,7 @@ fn a_configmap_volume_update_is_picked_up() {
 fn dropping_the_guard_stops_publishing() {
     let dir = tempfile::tempdir().unwrap();
     let (rx, guard) = DirectorySource::spawn(dir.path().to_owned(), DEBOUNCE).unwrap();
+    first(&rx);
     guard.stop();
     write(dir.path(), "a.yaml", &mapping("a", "/a/"));
     std::thread::sleep(DEBOUNCE * 6);
@@ -398,4 +424,212 @@ fn a_file_over_the_size_limit_is_refused_whole() {
         "{}",
         snapshot.rejected[0].message
     );
+}
+
+/// Longer than any test waits for a change it expects: a change that arrives is not waiting
+/// out the debounce period.
+const LONG_DEBOUNCE: Duration = Duration::from_secs(10);
+/// Well under [`LONG_DEBOUNCE`].
+const PROMPTLY: Duration = Duration::from_secs(3);
+
+#[test]
+fn one_write_after_quiet_is_published_without_waiting_for_the_debounce() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "a.yaml", &mapping("a", "/a/"));
+    let (rx, _guard) = DirectorySource::spawn(dir.path().to_owned(), LONG_DEBOUNCE).unwrap();
+    first(&rx);
+    write(dir.path(), "b.yaml", &mapping("b", "/b/"));
+    let s = wait_within(PROMPTLY, &rx, "b, before the debounce", |s| {
+        names(s) == ["a", "b"]
+    });
+    assert_eq!(s.generation, 2);
+}
+
+#[test]
+fn only_the_file_written_is_read_again() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..50 {
+        write(
+            dir.path(),
+            &format!("team/m{i:02}.yaml"),
+            &mapping(&format!("m{i:02}"), "/m/"),
+        );
+    }
+    write(dir.path(), "notes.txt", "not yaml: [");
+    let state = DirectoryState::new(dir.path().to_owned());
+    let reads = state.files_read();
+    let (rx, _guard) = DirectorySource::spawn_state(state, DEBOUNCE).unwrap();
+    assert_eq!(first(&rx).resources.len(), 50);
+    assert_eq!(reads.load(Ordering::Relaxed), 50);
+
+    write(dir.path(), "team/m07.yaml", &mapping("seven", "/m/"));
+    wait_for(&rx, "m07 changed", |s| {
+        names(s).contains(&"seven".to_owned())
+    });
+    assert_eq!(reads.load(Ordering::Relaxed), 51, "m07 alone");
+
+    // Files it does not read cost no reads; a new one costs one.
+    write(dir.path(), "notes.txt", "still not yaml: [");
+    write(dir.path(), ".hidden.yaml", &mapping("hidden", "/h/"));
+    write(dir.path(), "new.yaml", &mapping("new", "/n/"));
+    wait_for(&rx, "new added", |s| names(s).contains(&"new".to_owned()));
+    assert_eq!(reads.load(Ordering::Relaxed), 52);
+
+    // A removed file is dropped without reading anything.
+    std::fs::remove_file(dir.path().join("team/m08.yaml")).unwrap();
+    wait_for(&rx, "m08 removed", |s| s.resources.len() == 50);
+    assert_eq!(reads.load(Ordering::Relaxed), 52);
+}
+
+#[test]
+fn a_half_written_file_is_not_read_before_its_writer_closes_it() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "a.yaml", &mapping("a", "/a/"));
+    let state = DirectoryState::new(dir.path().to_owned());
+    let reads = state.files_read();
+    // Long enough that the unfinished file does not settle (and get read) meanwhile.
+    let (rx, _guard) = DirectorySource::spawn_state(state, Duration::from_secs(5)).unwrap();
+    first(&rx);
+
+    let text = mapping("half", "/half/");
+    let (head, tail) = text.split_at(text.len() / 2);
+    let mut file = std::fs::File::create(dir.path().join("half.yaml")).unwrap();
+    file.write_all(head.as_bytes()).unwrap();
+    file.flush().unwrap();
+    // A complete change after it is published at once, without the unfinished file.
+    write(dir.path(), "b.yaml", &mapping("b", "/b/"));
+    let s = wait_within(PROMPTLY, &rx, "b", |s| names(s) == ["a", "b"]);
+    assert!(
+        s.rejected.is_empty(),
+        "half.yaml was read: {:?}",
+        s.rejected
+    );
+    assert_eq!(reads.load(Ordering::Relaxed), 2, "a, then b");
+
+    // Closed right after b: the two are a burst, published once it is over.
+    file.write_all(tail.as_bytes()).unwrap();
+    drop(file);
+    let s = wait_for(&rx, "half.yaml, once closed", |s| {
+        names(s) == ["a", "b", "half"]
+    });
+    assert!(s.rejected.is_empty(), "{:?}", s.rejected);
+}
+
+#[test]
+fn a_write_that_is_never_closed_is_read_after_the_debounce() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let (rx, _guard) = DirectorySource::spawn(dir.path().to_owned(), DEBOUNCE).unwrap();
+    first(&rx);
+    let mut file = std::fs::File::create(dir.path().join("open.yaml")).unwrap();
+    file.write_all(mapping("open", "/open/").as_bytes())
+        .unwrap();
+    file.flush().unwrap();
+    wait_for(&rx, "the file still open", |s| names(s) == ["open"]);
+    drop(file);
+}
+
+#[test]
+fn renamed_files_move_and_files_renamed_away_drop_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "a.yaml", &mapping("a", "/a/"));
+    write(d, "team/b.yaml", &mapping("b", "/b/"));
+    write(d, "c.txt", &mapping("c", "/c/"));
+    let (rx, _guard) = DirectorySource::spawn(d.to_owned(), DEBOUNCE).unwrap();
+    assert_eq!(names(&first(&rx)), ["a", "b"]);
+
+    // An editor's atomic save: a hidden temporary file renamed over the real one.
+    write(d, ".a.yaml.tmp", &mapping("a2", "/a/"));
+    std::fs::rename(d.join(".a.yaml.tmp"), d.join("a.yaml")).unwrap();
+    wait_for(&rx, "a saved", |s| names(s) == ["a2", "b"]);
+
+    std::fs::rename(d.join("c.txt"), d.join("c.yaml")).unwrap();
+    // By path: c.yaml before team/b.yaml.
+    wait_for(&rx, "c renamed into view", |s| names(s) == ["a2", "c", "b"]);
+
+    std::fs::rename(d.join("a.yaml"), d.join("a.yaml.bak")).unwrap();
+    wait_for(&rx, "a renamed out of view", |s| names(s) == ["c", "b"]);
+
+    // A directory renamed: its files move with it (alpha/b.yaml sorts before c.yaml).
+    std::fs::rename(d.join("team"), d.join("alpha")).unwrap();
+    let s = wait_for(&rx, "team renamed", |s| names(s) == ["b", "c"]);
+    assert!(s.rejected.is_empty(), "{:?}", s.rejected);
+
+    // Into a hidden directory: gone.
+    std::fs::rename(d.join("alpha"), d.join(".trash")).unwrap();
+    wait_for(&rx, "squad hidden", |s| names(s) == ["c"]);
+
+    std::fs::remove_file(d.join("c.yaml")).unwrap();
+    let s = wait_for(&rx, "c removed", |s| s.resources.is_empty());
+    assert!(s.rejected.is_empty(), "{:?}", s.rejected);
+}
+
+#[test]
+fn a_directory_made_with_files_in_it_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rx, _guard) = DirectorySource::spawn(dir.path().to_owned(), DEBOUNCE).unwrap();
+    first(&rx);
+    // Made elsewhere and moved in whole: the only event is the directory's.
+    let outside = tempfile::tempdir().unwrap();
+    write(outside.path(), "x/deep/m.yaml", &mapping("mm", "/m/"));
+    write(outside.path(), "x/n.yml", &mapping("nn", "/n/"));
+    std::fs::rename(outside.path().join("x"), dir.path().join("x")).unwrap();
+    let s = wait_for(&rx, "the moved-in directory", |s| names(s) == ["mm", "nn"]);
+    assert!(s.rejected.is_empty(), "{:?}", s.rejected);
+}
+
+/// The watcher decides from a path alone whether a change concerns a file the listing reads:
+/// the two must agree on every name.
+#[test]
+fn the_watcher_reads_exactly_the_paths_the_listing_lists() {
+    use legate_crds::loader::{is_yaml_path, yaml_files};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let files = [
+        "a.yaml",
+        "b.yml",
+        "c.YAML",
+        "notes.txt",
+        "a.yaml~",
+        "#a.yaml#",
+        ".a.yaml.swp",
+        ".hidden.yaml",
+        ".git/config.yaml",
+        "team/x.yaml",
+        "team/.cache/y.yaml",
+        "team/deep/er/z.yml",
+        "yaml/plain",
+        "dir.yaml/inside.yaml",
+    ];
+    for f in files {
+        write(d, f, &mapping("m", "/m/"));
+    }
+    let listed = yaml_files(d).unwrap();
+    let mut read: Vec<_> = files
+        .iter()
+        .map(|f| d.join(f))
+        .filter(|p| is_yaml_path(d, p))
+        .collect();
+    read.sort();
+    assert_eq!(read, listed);
+    assert_eq!(listed.len(), 5, "{listed:?}");
+}
+
+/// A link is complete when it is made (no writer closes it), and from then on what one path
+/// yields depends on another: the directory is read whole.
+#[cfg(unix)]
+#[test]
+fn a_link_made_later_is_followed() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    write(dir.path(), "a.yaml", &mapping("a", "/a/"));
+    write(outside.path(), "x.yaml", &mapping("x", "/x/"));
+    let (rx, _guard) = DirectorySource::spawn(dir.path().to_owned(), LONG_DEBOUNCE).unwrap();
+    first(&rx);
+    symlink(outside.path().join("x.yaml"), dir.path().join("x.yaml")).unwrap();
+    let s = wait_within(PROMPTLY, &rx, "the linked file", |s| names(s) == ["a", "x"]);
+    assert!(s.rejected.is_empty(), "{:?}", s.rejected);
 }

@@ -1,7 +1,9 @@
-//! Watches a directory and publishes a new [`SourceSnapshot`] after each burst of changes.
+//! Watches a directory and publishes a new [`SourceSnapshot`] after each change.
 //!
 //! The work runs on one plain thread: notify delivers its events from its own thread, the
 //! rebuild is blocking file I/O and parsing, and `watch::Sender::send_replace` needs no runtime.
+//! That thread also loads the directory the first time, so the agent serves ADS (and Envoy
+//! connects) while it loads.
 
 use std::{
     collections::HashSet,
@@ -11,16 +13,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use notify::{
-    EventKind, RecommendedWatcher, RecursiveMode, Watcher,
-    event::{AccessKind, AccessMode},
-};
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use super::{DirectoryState, SourceError, SourceSnapshot};
+use super::{DirectoryState, SourceError, SourceSnapshot, changes::Changes, pacing::Pacer};
 
-/// A burst of changes is rebuilt at most this many quiet periods after it started, even if
+/// A burst of changes is rebuilt at most this many debounce periods after it started, even if
 /// files keep changing.
 const MAX_DELAY_FACTOR: u32 = 10;
 
@@ -34,24 +33,33 @@ enum Msg {
 pub struct DirectorySource;
 
 impl DirectorySource {
-    /// Loads `dir` now (the first snapshot is in the receiver when this returns), then watches
-    /// it recursively and publishes a new snapshot once the directory has been quiet for
-    /// `debounce` after a change. Snapshots whose content did not change are not published.
-    /// Stops when the returned guard is dropped.
+    /// Watches `dir` recursively and loads it on a thread of its own: the receiver holds an
+    /// empty snapshot with generation 0 until the first load is published as generation 1.
+    /// Then a change is published as soon as the files it touched are complete (closed by
+    /// their writer, renamed, removed) when it comes after `debounce` of quiet, and a burst of
+    /// changes once it has been quiet for `debounce` (at the latest ten times that after it
+    /// began). Snapshots whose content did not change are not published. Fails when `dir` is
+    /// not a directory that can be listed and watched. Stops when the returned guard is
+    /// dropped.
     pub fn spawn(
         dir: PathBuf,
         debounce: Duration,
     ) -> Result<(watch::Receiver<Arc<SourceSnapshot>>, SourceGuard), SourceError> {
-        let meta = std::fs::metadata(&dir).map_err(|source| SourceError::Directory {
+        Self::spawn_state(DirectoryState::new(dir), debounce)
+    }
+
+    /// [`Self::spawn`] with a state made by the caller (tests count its reads).
+    pub(crate) fn spawn_state(
+        state: DirectoryState,
+        debounce: Duration,
+    ) -> Result<(watch::Receiver<Arc<SourceSnapshot>>, SourceGuard), SourceError> {
+        let dir = state.dir().to_owned();
+        // What the load would fail on, found before this returns: a missing directory, a file,
+        // one that cannot be listed.
+        std::fs::read_dir(&dir).map_err(|source| SourceError::Directory {
             path: dir.clone(),
             source,
         })?;
-        if !meta.is_dir() {
-            return Err(SourceError::Directory {
-                path: dir,
-                source: std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
-            });
-        }
 
         // Watch before the first load, so nothing written in between is missed.
         let (events, inbox) = mpsc::channel();
@@ -70,20 +78,7 @@ impl DirectorySource {
                 source,
             })?;
 
-        let mut state = DirectoryState::new(dir);
-        state.rescan()?;
-        let mut first = state.snapshot();
-        first.generation = 1;
-        log_changes(&SourceSnapshot::default(), &first);
-        info!(
-            dir = %state.dir().display(),
-            generation = first.generation,
-            resources = first.resources.len(),
-            rejected = first.rejected.len(),
-            "loaded configuration directory"
-        );
-        let (tx, rx) = watch::channel(Arc::new(first));
-
+        let (tx, rx) = watch::channel(Arc::new(SourceSnapshot::default()));
         let thread = std::thread::Builder::new()
             .name("legate-dir-source".into())
             .spawn(move || run(state, debounce, inbox, tx))
@@ -107,8 +102,8 @@ pub struct SourceGuard {
 }
 
 impl SourceGuard {
-    /// Reads the directory again now (after the debounce period), changed or not: for a
-    /// file system whose events are unreliable, or a reload signal.
+    /// Reads the whole directory again, changed or not (paced like any change): for a file
+    /// system whose events are unreliable, or a reload signal.
     pub fn rescan(&self) {
         let _ = self.inbox.send(Msg::Rescan);
     }
@@ -130,75 +125,110 @@ impl Drop for SourceGuard {
     }
 }
 
-/// Whether an event can change what the directory yields. Reads (our own included) cannot;
-/// a closed writer can. Errors trigger a rescan too: an event may have been lost.
-fn relevant(event: &notify::Result<notify::Event>) -> bool {
-    match event {
-        Ok(event) => match event.kind {
-            EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
-            EventKind::Access(_) => false,
-            _ => true,
-        },
-        Err(e) => {
-            warn!("directory watch error: {e}; reading the directory again");
-            true
-        }
-    }
-}
-
 fn run(
     mut state: DirectoryState,
     debounce: Duration,
     inbox: mpsc::Receiver<Msg>,
     tx: watch::Sender<Arc<SourceSnapshot>>,
 ) {
-    let max_delay = debounce * MAX_DELAY_FACTOR;
+    let mut pacer = Pacer::new(debounce, debounce * MAX_DELAY_FACTOR);
+    let mut changes = Changes::new(debounce);
+    // The first load is no edit: it does not count against the quiet period.
+    let mut result = state.rescan();
     loop {
-        // Wait for the first change of a burst.
-        match inbox.recv() {
-            Ok(Msg::Fs(event)) if relevant(&event) => {}
-            Ok(Msg::Fs(_)) => continue,
-            Ok(Msg::Rescan) => {}
-            Ok(Msg::Stop) | Err(_) => return,
-        }
-        // Then for a quiet period.
-        let started = Instant::now();
-        loop {
-            let wait = debounce.min(max_delay.saturating_sub(started.elapsed()));
-            if wait.is_zero() {
-                break;
-            }
-            match inbox.recv_timeout(wait) {
-                Ok(Msg::Fs(event)) if !relevant(&event) => {
-                    // Our own reads must not hold the rebuild back.
+        match result {
+            Ok(()) => publish(&state, &tx),
+            Err(e) => {
+                warn!("{e}; keeping the last configuration");
+                // The next change reads everything again; before the first load, that is now
+                // (paced like a burst, so a directory that stays unreadable is not read in a
+                // tight loop).
+                changes.failed();
+                if tx.borrow().generation == 0 {
+                    pacer.changed(Instant::now());
                 }
-                // Another change: the quiet period starts again (up to `max_delay`).
-                Ok(Msg::Fs(_) | Msg::Rescan) => {}
-                Ok(Msg::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
-                Err(mpsc::RecvTimeoutError::Timeout) => break,
             }
         }
-        if let Err(e) = state.rescan() {
-            warn!("{e}; keeping the last configuration");
-            continue;
+        if !wait_until_due(&inbox, &state, &mut pacer, &mut changes) {
+            return;
         }
-        let current = tx.borrow().clone();
-        let mut next = state.snapshot();
-        if next.same_content(&current) {
-            debug!(dir = %state.dir().display(), "directory changed, configuration did not");
-            continue;
-        }
-        next.generation = current.generation + 1;
-        log_changes(&current, &next);
-        info!(
-            dir = %state.dir().display(),
-            generation = next.generation,
-            resources = next.resources.len(),
-            rejected = next.rejected.len(),
-            "configuration directory changed"
-        );
-        tx.send_replace(Arc::new(next));
+        pacer.built();
+        result = match changes.take() {
+            None => state.rescan(),
+            Some(paths) => state.refresh(&paths),
+        };
     }
+}
+
+/// Notes events until a build is due; `false` when the source is stopping.
+fn wait_until_due(
+    inbox: &mpsc::Receiver<Msg>,
+    state: &DirectoryState,
+    pacer: &mut Pacer<Instant>,
+    changes: &mut Changes,
+) -> bool {
+    loop {
+        let wake = [pacer.due(), changes.settles_at()]
+            .into_iter()
+            .flatten()
+            .min();
+        let first = match wake {
+            None => match inbox.recv() {
+                Ok(msg) => Some(msg),
+                Err(mpsc::RecvError) => return false,
+            },
+            Some(at) => match inbox.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                Ok(msg) => Some(msg),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return false,
+            },
+        };
+        // Everything already queued joins this round: a build never leaves out what came with
+        // the change that started it.
+        for msg in first
+            .into_iter()
+            .chain(std::iter::from_fn(|| inbox.try_recv().ok()))
+        {
+            match msg {
+                Msg::Fs(event) => changes.note(event, state, Instant::now()),
+                Msg::Rescan => changes.everything(),
+                Msg::Stop => return false,
+            }
+        }
+        let now = Instant::now();
+        if changes.settle(now) {
+            pacer.changed(now);
+        }
+        if pacer.is_due(now) {
+            return true;
+        }
+    }
+}
+
+/// Publishes the state's content, numbered, unless it is what is published already.
+fn publish(state: &DirectoryState, tx: &watch::Sender<Arc<SourceSnapshot>>) {
+    let current = tx.borrow().clone();
+    let mut next = state.snapshot();
+    // The first load is published even when empty: it is what the directory holds.
+    if current.generation > 0 && next.same_content(&current) {
+        debug!(dir = %state.dir().display(), "directory changed, configuration did not");
+        return;
+    }
+    next.generation = current.generation + 1;
+    log_changes(&current, &next);
+    info!(
+        dir = %state.dir().display(),
+        generation = next.generation,
+        resources = next.resources.len(),
+        rejected = next.rejected.len(),
+        "{}",
+        if next.generation == 1 {
+            "loaded configuration directory"
+        } else {
+            "configuration directory changed"
+        }
+    );
+    tx.send_replace(Arc::new(next));
 }
 
 /// Logs each rejection and warning once, when it appears, and says when a rejection is gone.

@@ -6,8 +6,10 @@
 //! - Nothing is published before every watch has listed once, so Envoy never sees a half-empty
 //!   configuration; a namespace admitted later joins once all its watches have listed; a relist (a watch that lost its place, an API server that came
 //!   back) replaces a stream's objects only when its list is complete.
-//! - A burst of changes is coalesced: a snapshot is published once the watches have been quiet
-//!   for the debounce period, and at the latest `max_delay` after the first change.
+//! - A change after a quiet period is published at once (with the events already queued behind
+//!   it); changes that keep coming are coalesced: published once the watches have been quiet
+//!   for the debounce period, and at the latest `max_delay` after the first of them
+//!   ([`Pacer`]). The first complete snapshot is published as soon as the last watch has listed.
 //! - Watches are namespaced, one per admitted namespace and kind (with `Same` or `Selector` the
 //!   gateway's RBAC grants nothing cluster-wide), or cluster-wide with `All`. Namespaces that stop
 //!   being admitted are dropped with everything they held.
@@ -44,16 +46,17 @@ pub use admission::{Admitted, Installation};
 pub use index::{Index, ORIGIN, StreamKey};
 use kinds::{EndpointsApi, WatchedKind};
 
-use super::{Gateway, Live, SourceSnapshot};
+use super::{Gateway, Live, SourceSnapshot, pacing::Pacer};
 
 /// Which installation, and how to pace snapshots.
 #[derive(Clone, Debug)]
 pub struct Options {
     pub namespace: String,
     pub name: String,
-    /// Quiet period after a change before publishing.
+    /// A change within this long of the one before waits for this long of quiet before it is
+    /// published (a change after quiet is published at once).
     pub debounce: Duration,
-    /// A burst is published at the latest this long after its first change.
+    /// A burst is published at the latest this long after its first change waiting.
     pub max_delay: Duration,
 }
 
@@ -104,8 +107,8 @@ struct Driver {
     watches: HashMap<StreamKey, AbortOnDrop>,
     events: mpsc::Sender<ObjectEvent>,
     inbox: mpsc::Receiver<ObjectEvent>,
-    /// When the pending change must be published (set by the first change of a burst).
-    due: Option<(Instant, Instant)>,
+    /// When what changed is published.
+    pacer: Pacer<Instant>,
     generation: u64,
 }
 
@@ -139,6 +142,7 @@ impl Driver {
         let (events, inbox) = mpsc::channel(4096);
         Self {
             client,
+            pacer: Pacer::new(options.debounce, options.max_delay),
             options,
             kinds,
             out,
@@ -149,7 +153,6 @@ impl Driver {
             watches: HashMap::new(),
             events,
             inbox,
-            due: None,
             generation: 0,
         }
     }
@@ -166,7 +169,7 @@ impl Driver {
         .boxed();
         let mut pending_installation: Option<Option<GatewayInstallation>> = None;
         loop {
-            let due = self.due.map(|(quiet, latest)| quiet.min(latest));
+            let due = self.pacer.due();
             tokio::select! {
                 event = installation.next() => match event {
                     Some(Ok(event)) => self.on_installation(event, &mut pending_installation),
@@ -178,11 +181,14 @@ impl Driver {
                     Err(e) => warn!(error = %e, "watching Namespaces"),
                 },
                 Some((key, event)) = self.inbox.recv() => {
-                    if self.index.apply(&key, event) {
-                        self.changed();
+                    self.apply(&key, event);
+                    if self.generation == 0 && self.index.synced() {
+                        // The last watch has listed: Envoy is waiting for its first
+                        // configuration, and nothing is worth waiting for.
+                        self.drain_and_publish();
                     }
                 }
-                () = sleep_until(due), if due.is_some() => self.publish(),
+                () = sleep_until(due), if due.is_some() => self.drain_and_publish(),
             }
         }
     }
@@ -342,18 +348,28 @@ impl Driver {
         }
     }
 
-    /// Something a snapshot holds changed: publish after the quiet period.
+    fn apply(&mut self, key: &StreamKey, event: Event<DynamicObject>) {
+        if self.index.apply(key, event) {
+            self.changed();
+        }
+    }
+
+    /// Something a snapshot holds changed: see [`Pacer`] for when it is published.
     fn changed(&mut self) {
-        let now = Instant::now();
-        let quiet = now + self.options.debounce;
-        self.due = Some(match self.due {
-            Some((_, latest)) => (quiet, latest),
-            None => (quiet, now + self.options.max_delay),
-        });
+        self.pacer.changed(Instant::now());
+    }
+
+    /// Publishes with every event already queued applied: a change that arrives with others
+    /// behind it is published with them, not before them.
+    fn drain_and_publish(&mut self) {
+        while let Ok((key, event)) = self.inbox.try_recv() {
+            self.apply(&key, event);
+        }
+        self.publish();
     }
 
     fn publish(&mut self) {
-        self.due = None;
+        self.pacer.built();
         let (Some(installation), Some(admitted)) = (self.installation.as_ref(), self.admitted())
         else {
             return;
