@@ -174,5 +174,3 @@ pub enum SourceError {
 #[cfg(test)]
 mod tests;
 
-#[cfg(test)]
-mod measure;
