@@ -20,16 +20,19 @@ use support::{
 /// connection, so that it reaches the listener as the last configuration made it (a changed
 /// listener keeps its open connections until they drain).
 async fn request(gw: &Gateway, path: &str) {
-    let reply = gw
-        .wait_for_request(
-            Method::GET,
-            path,
-            "example.com",
-            &[("user-agent", "legate-test/1"), ("connection", "close")],
-            &format!("{path} to be served"),
-            |r| r.status == 200,
-        )
-        .await;
+    let headers = [("user-agent", "legate-test/1"), ("connection", "close")];
+    // Until the route serves (those requests log with their query), then once: a change is
+    // built as soon as it is written, so the log format may be served before the route.
+    gw.wait_for_request(
+        Method::GET,
+        &format!("{path}?ready"),
+        "example.com",
+        &headers,
+        &format!("{path} to be served"),
+        |r| r.status == 200,
+    )
+    .await;
+    let reply = gw.send(Method::GET, path, "example.com", &headers).await;
     served_by(&reply, "app");
 }
 

@@ -102,8 +102,11 @@ async fn a_browser_shows_the_route_table_the_errors_and_markup_as_text() {
             let client = &client;
             async move {
                 let page: Value = client.get(&url, None).await.ok()?.json();
+                // Every file written: a change is built as soon as it is written, so the
+                // first builds may hold only some of them.
                 let done = page["envoy"]["acknowledged"] == page["envoy"]["published"]
-                    && page["summary"]["routes"].as_u64() >= Some(5);
+                    && page["summary"]["routes"].as_u64() >= Some(5)
+                    && page["summary"]["errors"] == 2;
                 done.then_some(page)
             }
         },

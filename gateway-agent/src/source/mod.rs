@@ -173,4 +173,3 @@ pub enum SourceError {
 
 #[cfg(test)]
 mod tests;
-
