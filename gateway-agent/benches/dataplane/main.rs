@@ -19,6 +19,8 @@
 //! the bench runs; 0 leaves it). The table is printed and written to
 //! `<target dir>/bench-dataplane.md`.
 
+#[path = "../../tests/support/envoy_binary.rs"]
+mod envoy_binary;
 mod envoy_config;
 mod fleet;
 mod process;
@@ -31,6 +33,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use envoy_binary::envoy_binary;
 use envoy_config::RouteTable;
 use fleet::{Fleet, Model, Plan, RouteRef};
 use legate_agent::bootstrap::{BootstrapParams, bootstrap, render_yaml};
@@ -354,20 +357,6 @@ fn route_target(fleet: &Fleet, plan: &Plan, route: &RouteRef) -> Target {
         host: plan.host.clone(),
         path: route.path.clone(),
     }
-}
-
-/// The Envoy binary: `$LEGATE_ENVOY` if set, else `.tools/bin/envoy` from `make envoy`.
-fn envoy_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("LEGATE_ENVOY") {
-        return PathBuf::from(path);
-    }
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/bin/envoy");
-    assert!(
-        path.exists(),
-        "{} is missing: run `make envoy`",
-        path.display()
-    );
-    path
 }
 
 fn write_json(dir: &Path, name: &str, value: &serde_json::Value) -> PathBuf {

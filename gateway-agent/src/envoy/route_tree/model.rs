@@ -148,17 +148,23 @@ pub fn listed<'a>(routes: &'a [EnvoyRoute], req: &Request) -> Option<&'a EnvoyRo
     routes.iter().find(|r| route_matches(r, req))
 }
 
+/// The header a request-header input reads.
+fn header_input(input: Option<&envoy_types::pb::xds::core::v3::TypedExtensionConfig>) -> String {
+    let config = input
+        .and_then(|i| i.typed_config.as_ref())
+        .expect("an input config");
+    envoy_types::pb::envoy::r#type::matcher::v3::HttpRequestHeaderMatchInput::decode(
+        &config.value[..],
+    )
+    .expect("a header input")
+    .header_name
+}
+
 /// What a matcher finds; `None`: no match.
 fn evaluate(m: &Matcher, req: &Request) -> Option<Vec<EnvoyRoute>> {
     let found = match m.matcher_type.as_ref().expect("a matcher type") {
         MatcherType::MatcherTree(tree) => {
-            let input = tree.input.as_ref().expect("an input");
-            let name =
-                envoy_types::pb::envoy::r#type::matcher::v3::HttpRequestHeaderMatchInput::decode(
-                    &input.typed_config.as_ref().expect("an input config").value[..],
-                )
-                .expect("a header input")
-                .header_name;
+            let name = header_input(tree.input.as_ref());
             let Some(matcher_tree::TreeType::PrefixMatchMap(map)) = &tree.tree_type else {
                 panic!("the model has only prefix maps")
             };
@@ -200,13 +206,7 @@ fn predicate(p: &matcher_list::Predicate, req: &Request) -> bool {
     use matcher_list::predicate::{MatchType, single_predicate::Matcher as Value};
     match p.match_type.as_ref().expect("a predicate type") {
         MatchType::SinglePredicate(s) => {
-            let input = s.input.as_ref().expect("an input");
-            let name =
-                envoy_types::pb::envoy::r#type::matcher::v3::HttpRequestHeaderMatchInput::decode(
-                    &input.typed_config.as_ref().expect("an input config").value[..],
-                )
-                .expect("a header input")
-                .header_name;
+            let name = header_input(s.input.as_ref());
             let Some(Value::ValueMatch(m)) = &s.matcher else {
                 panic!("the model has only value matches")
             };
