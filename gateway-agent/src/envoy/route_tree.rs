@@ -64,6 +64,11 @@ mod tests;
 /// depth Envoy parses and evaluates. Routes past the last segment are listed.
 const MAX_SEGMENTS: usize = 8;
 
+/// The longest prefix the tree keys (bytes): a key is checked against the shorter keys of its
+/// segment, which costs up to its length squared, and a prefix is a user's string of any
+/// length. From a longer one, routes are listed.
+const MAX_KEY: usize = 256;
+
 const ROUTE: &str = "type.googleapis.com/envoy.config.route.v3.Route";
 const ROUTE_LIST: &str = "type.googleapis.com/envoy.config.route.v3.RouteList";
 const HEADER_INPUT: &str = "type.googleapis.com/envoy.type.matcher.v3.HttpRequestHeaderMatchInput";
@@ -122,7 +127,9 @@ pub(super) fn plan<'a>(shapes: &[Shape<'a>]) -> Option<Plan<'a>> {
     let mut current = Segment::default();
     let mut i = 0;
     while i < n {
-        let Some(key) = shapes[i].key else { break };
+        let Some(key) = shapes[i].key.filter(|k| k.len() <= MAX_KEY) else {
+            break;
+        };
         if current.has_proper_prefix_of(key) {
             if segments.len() + 1 == MAX_SEGMENTS {
                 break;

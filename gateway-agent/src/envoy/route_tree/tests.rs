@@ -113,6 +113,14 @@ mod plan {
     }
 
     #[test]
+    fn a_prefix_longer_than_a_key_may_be_is_listed() {
+        let long = format!("/{}", "a".repeat(super::super::MAX_KEY));
+        let (segments, rest) = segments(&[prefix("/a/"), prefix(&long), prefix("/b/")]);
+        assert_eq!(segments, [vec!["/a/"]]);
+        assert_eq!(rest, 1..3);
+    }
+
+    #[test]
     fn a_canary_is_listed_with_the_route_behind_it_and_without_one_ends_the_tree() {
         let share = |key| Shape {
             key: Some(key),
