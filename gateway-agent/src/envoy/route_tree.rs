@@ -387,15 +387,18 @@ fn node_len(node: &Node, routes: &impl Routes) -> usize {
 }
 
 fn list_matcher_len(node: &Node, routes: &impl Routes) -> usize {
-    let list: usize = node
-        .tries
-        .iter()
-        .map(|(p, i)| field_len(1, try_len(p, *i, routes)))
-        .sum();
     node.last
         .as_deref()
         .map_or(0, |l| field_len(3, on_action_len(l, routes)))
-        + field_len(1, list)
+        + field_len(1, list_len(node, routes))
+}
+
+/// `MatcherList.matchers`: a field matcher (1) per predicate.
+fn list_len(node: &Node, routes: &impl Routes) -> usize {
+    node.tries
+        .iter()
+        .map(|(p, i)| field_len(1, try_len(p, *i, routes)))
+        .sum()
 }
 
 fn try_len(predicate: &Predicate, i: usize, routes: &impl Routes) -> usize {
@@ -416,12 +419,7 @@ fn write_node(node: &Node, routes: &impl Routes, out: &mut Vec<u8>) {
         field_header(3, on_action_len(last, routes), out);
         write_on_action(last, routes, out);
     }
-    let list: usize = node
-        .tries
-        .iter()
-        .map(|(p, i)| field_len(1, try_len(p, *i, routes)))
-        .sum();
-    field_header(1, list, out);
+    field_header(1, list_len(node, routes), out);
     for (predicate, i) in &node.tries {
         field_header(1, try_len(predicate, *i, routes), out);
         message::encode(1, predicate, out);
@@ -439,7 +437,12 @@ fn on_action_len(list: &[usize], routes: &impl Routes) -> usize {
 /// The action's `TypedExtensionConfig { name, typed_config: Any { type_url, value } }`.
 fn action_len(list: &[usize], routes: &impl Routes) -> usize {
     let (type_url, value) = action_value(list, routes);
-    str_len(1, "route") + field_len(2, str_len(1, type_url) + field_len(2, value))
+    str_len(1, "route") + field_len(2, any_len(type_url, value))
+}
+
+/// `Any { type_url = 1, value = 2 }` holding `value` bytes.
+fn any_len(type_url: &str, value: usize) -> usize {
+    str_len(1, type_url) + field_len(2, value)
 }
 
 /// The action's type and the length of its value: a `Route`, or a `RouteList { routes = 1 }`.
@@ -457,7 +460,7 @@ fn write_on_action(list: &[usize], routes: &impl Routes, out: &mut Vec<u8>) {
     let (type_url, value) = action_value(list, routes);
     field_header(2, action_len(list, routes), out);
     write_str(1, "route", out);
-    field_header(2, str_len(1, type_url) + field_len(2, value), out);
+    field_header(2, any_len(type_url, value), out);
     write_str(1, type_url, out);
     field_header(2, value, out);
     match list {
