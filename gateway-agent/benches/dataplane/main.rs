@@ -19,10 +19,10 @@
 //! the bench runs; 0 leaves it). The table is printed and written to
 //! `<target dir>/bench-dataplane.md`.
 
-#[path = "../../tests/support/envoy_binary.rs"]
-mod envoy_binary;
 mod envoy_config;
 mod fleet;
+#[path = "../../tests/support/machine.rs"]
+mod machine;
 mod process;
 mod wrk;
 
@@ -33,11 +33,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use envoy_binary::envoy_binary;
 use envoy_config::RouteTable;
 use fleet::{Fleet, Model, Plan, RouteRef};
 use legate_agent::bootstrap::{BootstrapParams, bootstrap, render_yaml};
-use process::{ENVOY_CORE, OTHER_CORE, Process, Target, free_port, get, poll};
+use machine::{envoy_binary, free_port};
+use process::{ENVOY_CORE, OTHER_CORE, Process, Target, get, poll};
 use wrk::{Load, Wrk};
 
 /// The upstream's ports: the Mappings' services, round-robin.

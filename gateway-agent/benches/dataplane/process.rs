@@ -1,16 +1,17 @@
-//! The processes the bench runs, each pinned to a core and killed when dropped; free ports; a
-//! minimal HTTP/1.1 client for probing routes between load runs.
+//! The processes the bench runs, each pinned to a core and killed when dropped; a minimal
+//! HTTP/1.1 client for probing routes between load runs.
 
 use std::{
     ffi::OsStr,
     fs::File,
     io::{Read, Write},
-    net::{SocketAddr, TcpListener, TcpStream},
+    net::{SocketAddr, TcpStream},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::atomic::{AtomicU32, Ordering},
     time::{Duration, Instant},
 };
+
+use crate::machine::free_port;
 
 /// The core the measured Envoy has to itself.
 pub const ENVOY_CORE: u32 = 0;
@@ -56,23 +57,6 @@ pub fn prioritize_self(niceness: i32) {
     if !set {
         eprintln!("dataplane: could not set niceness {niceness}; rates may vary more");
     }
-}
-
-/// A port free on every address a moment ago, below the ephemeral range (where the many client
-/// connections of a load run take their source ports), handed out once per process.
-pub fn free_port() -> u16 {
-    const FIRST: u32 = 21_000;
-    const COUNT: u32 = 10_000;
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let offset = std::process::id() % COUNT;
-    for _ in 0..COUNT {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let port = u16::try_from(FIRST + (offset + n) % COUNT).expect("below 32000");
-        if TcpListener::bind(("0.0.0.0", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port from {FIRST} on");
 }
 
 /// A child process pinned to a core, its output in a log file, killed when dropped.

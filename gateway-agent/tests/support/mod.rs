@@ -15,7 +15,7 @@
 
 use std::{
     fs::File,
-    net::{SocketAddr, TcpListener as StdTcpListener},
+    net::SocketAddr,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::atomic::{AtomicU32, Ordering},
@@ -36,29 +36,8 @@ pub fn write_config(dir: &Path, name: &str, content: &str) {
     std::fs::rename(&tmp, dir.join(name)).unwrap_or_else(|e| panic!("rename to {name}: {e}"));
 }
 
-/// A port on every address that was free a moment ago.
-///
-/// Below the kernel's ephemeral range (32768 and up on Linux): a port from `bind(0)` comes from
-/// that range, as do the source ports of the many connections tests open, and one of those could
-/// take the port between this check and Envoy binding it ("Address already in use"). Ports here
-/// are handed out by a counter the process's tests share, from an offset of the process id, so
-/// two tests never get the same one and two test processes rarely meet.
-pub fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    const FIRST: u32 = 20_000;
-    const COUNT: u32 = 12_000;
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let offset = std::process::id() % COUNT;
-    for _ in 0..COUNT {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let port = u16::try_from(FIRST + (offset + n) % COUNT).expect("below 32000");
-        // Envoy's listeners bind every address: check that, not only loopback.
-        if StdTcpListener::bind(("0.0.0.0", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port from {FIRST} to {}", FIRST + COUNT - 1);
-}
+mod machine;
+pub use machine::{envoy_binary, free_port};
 
 /// `127.0.0.1:<free port>`.
 pub fn free_addr() -> SocketAddr {
@@ -418,9 +397,6 @@ impl Agent {
 
 // ---------------------------------------------------------------------------------------------
 // Envoy
-
-mod envoy_binary;
-pub use envoy_binary::envoy_binary;
 
 static ENVOYS: AtomicU32 = AtomicU32::new(0);
 
