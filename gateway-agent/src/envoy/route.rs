@@ -184,8 +184,8 @@ impl route_tree::Routes for AsServed<'_> {
 
 /// The matcher tree the virtual host's routes are served by; `None`: a list.
 fn tree<'a>(v: &'a VirtualHost, served: &[Served]) -> Option<route_tree::Plan<'a>> {
-    // One route is found as fast in a list, and reads more plainly in a configuration dump.
-    if v.routes.len() < 2 {
+    // A few routes are found as fast in a list, which reads more plainly in a configuration dump.
+    if v.routes.len() <= route_tree::GATHER {
         return None;
     }
     let shapes: Vec<route_tree::Shape> = v

@@ -83,12 +83,98 @@ mod plan {
     #[test]
     fn a_shorter_prefix_listed_first_starts_a_new_map() {
         // Precedence put /a/ before /a/b/: the tree would try /a/b/ first.
-        let (segments, rest) = segments(&[prefix("/a/"), prefix("/a/b/"), prefix("/c/")]);
-        assert_eq!(segments, [vec!["/a/"], vec!["/a/b/", "/c/"]]);
+        // (Four routes, more than a unit test's list gathers.)
+        let shapes = [
+            prefix("/a/"),
+            prefix("/a/b/"),
+            prefix("/c/"),
+            prefix("/d/"),
+            prefix("/e/"),
+        ];
+        let (segments, rest) = segments(&shapes);
+        assert_eq!(segments, [vec!["/a/"], vec!["/a/b/", "/c/", "/d/", "/e/"]]);
         assert!(rest.is_empty());
         // Longer first (Emissary's usual order) is one map.
-        let (one, _) = super::plan::segments(&[prefix("/a/b/"), prefix("/a/")]);
-        assert_eq!(one, [vec!["/a/", "/a/b/"]]);
+        let longer_first = [prefix("/a/b/"), prefix("/a/"), prefix("/b/"), prefix("/c/")];
+        let (one, _) = super::plan::segments(&longer_first);
+        assert_eq!(one, [vec!["/a/", "/b/", "/c/"]]);
+    }
+
+    /// The keys of the only (last) map; with a list after it if `rest`.
+    fn gathered(shapes: &[Shape]) -> Vec<(String, Option<Vec<usize>>)> {
+        let p = plan(shapes).expect("a tree");
+        let mut keys: Vec<(String, Option<Vec<usize>>)> = p.segments[0]
+            .nodes
+            .iter()
+            .map(|(k, n)| {
+                (
+                    (*k).to_owned(),
+                    n.tries.is_empty().then(|| n.last.clone()).flatten(),
+                )
+            })
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    #[test]
+    fn keys_under_a_common_prefix_are_gathered_into_a_list_a_few_routes_at_a_time() {
+        // Unit tests gather up to 3 routes: /b/ has 4, so its keys stay apart.
+        let keys = ["/a/1", "/a/2", "/b/1", "/b/2", "/b/3", "/b/4"];
+        let shapes: Vec<Shape> = keys.iter().map(|k| prefix(k)).collect();
+        let want = [
+            ("/a/", Some(vec![0, 1])),
+            ("/b/1", Some(vec![2])),
+            ("/b/2", Some(vec![3])),
+        ];
+        let got = gathered(&shapes);
+        assert_eq!(got[..3], want.map(|(k, l)| (k.to_owned(), l)));
+        assert_eq!(got.len(), 5);
+    }
+
+    #[test]
+    fn a_gathered_list_ends_with_the_routes_of_the_keys_it_would_fall_back_to() {
+        let regex = Shape {
+            key: None,
+            conditions: None,
+        };
+        let shapes = [
+            prefix("/a/1"),
+            prefix("/a/2"),
+            prefix("/a/3"),
+            prefix("/a"),
+            regex,
+        ];
+        // /a matches whatever /a/ does not: the list cannot end where the tree goes on.
+        let want = [("/a", Some(vec![3])), ("/a/", Some(vec![0, 1, 2, 3]))];
+        assert_eq!(gathered(&shapes), want.map(|(k, l)| (k.to_owned(), l)));
+    }
+
+    #[test]
+    fn keys_are_not_gathered_where_the_tree_goes_on_after_them() {
+        let regex = Shape {
+            key: None,
+            conditions: None,
+        };
+        // A path under /a/ that neither matches goes on to the regex route: a list cannot.
+        let shapes = [prefix("/a/1"), conditional("/a/2"), regex];
+        let keys: Vec<String> = gathered(&shapes).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["/a/1", "/a/2"]);
+        // With nothing after it, a miss is the list's 404 as the tree's.
+        let closed = gathered(&[prefix("/a/1"), conditional("/a/2")]);
+        assert_eq!(closed, [("/a/".to_owned(), Some(vec![0, 1]))]);
+    }
+
+    #[test]
+    fn a_gathering_prefix_ends_on_a_whole_character() {
+        // The keys differ inside é (C3 A9) and è (C3 A8): each pair gathers under its letter.
+        let keys = ["/é1", "/é2", "/è1", "/è2"];
+        let shapes: Vec<Shape> = keys.iter().map(|k| prefix(k)).collect();
+        let want = [("/è", Some(vec![2, 3])), ("/é", Some(vec![0, 1]))];
+        assert_eq!(gathered(&shapes), want.map(|(k, l)| (k.to_owned(), l)));
+        // Three gather under the last whole character they share.
+        let three = gathered(&shapes[..3]);
+        assert_eq!(three, [("/".to_owned(), Some(vec![0, 1, 2]))]);
     }
 
     #[test]
