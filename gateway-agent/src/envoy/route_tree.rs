@@ -244,6 +244,8 @@ fn gather(segment: &mut Segment<'_>, closed: bool) {
     let mut keys: Vec<&str> = segment.nodes.keys().copied().collect();
     keys.sort_unstable();
     let mut gathered = Vec::new();
+    // The ranges of `keys` left to cut (a stack of them, not a range of numbers).
+    #[allow(clippy::single_range_in_vec_init)]
     let mut ranges = vec![0..keys.len()];
     while let Some(range) = ranges.pop() {
         let within = &keys[range.clone()];
