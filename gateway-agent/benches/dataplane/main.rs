@@ -222,7 +222,8 @@ impl Bench {
             println!("{}", row.markdown());
             report.rows.push(row);
             if measure_changes && served == Served::Agent {
-                report.changes = Some(self.measure_changes(fleet, dir.path(), &plan));
+                let metrics = gateway.agent_metrics.expect("the agent serves its metrics");
+                report.changes = Some(self.measure_changes(fleet, dir.path(), &plan, metrics));
             }
         }
     }
@@ -231,12 +232,13 @@ impl Bench {
     /// route answers 200: the last route is the one served last.
     fn start_gateway(&self, served: Served, fleet: &Fleet, dir: &Path, plan: &Plan) -> Gateway {
         let admin = free_port();
+        let metrics = free_port();
         // Configuration files are written before the clock starts: a deployment has them.
         let (agent_args, config) = match served {
             Served::Agent => {
                 let ads = free_port();
                 let config = self.agent_bootstrap(ads, admin);
-                (Some(agent_args(dir, ads, admin)), config)
+                (Some(agent_args(dir, ads, admin, metrics)), config)
             }
             Served::Static(table) => {
                 let bootstrap = envoy_config::gateway(&plan.ir, table, admin);
@@ -267,6 +269,7 @@ impl Bench {
             first.path
         );
         Gateway {
+            agent_metrics: (served == Served::Agent).then_some(metrics),
             _processes: processes,
             start_to_serving,
         }
@@ -297,7 +300,7 @@ impl Bench {
     /// Rewrites the last route's Mapping file with a new response header, `changes` times, each
     /// timed from before the write to the first answer carrying it; then `changes_under_load`
     /// more while wrk loads the first route, which does not change.
-    fn measure_changes(&self, fleet: &Fleet, dir: &Path, plan: &Plan) -> Changes {
+    fn measure_changes(&self, fleet: &Fleet, dir: &Path, plan: &Plan, metrics: u16) -> Changes {
         let changed = route_target(fleet, plan, &plan.last);
         let change = |n: usize| -> Duration {
             let started = Instant::now();
@@ -316,7 +319,9 @@ impl Bench {
             );
             started.elapsed()
         };
+        let before = AgentTimes::scrape(metrics);
         let latencies = (1..=self.changes).map(&change).collect();
+        let agent = AgentTimes::scrape(metrics).since(&before);
         let load = self.wrk.start(&route_target(fleet, plan, &plan.first));
         let more = self.changes + 1..=self.changes + self.changes_under_load;
         more.for_each(|n| {
@@ -325,13 +330,14 @@ impl Bench {
         Changes {
             mappings: fleet.mappings,
             latencies,
+            agent,
             under_load: load.stop(),
             count_under_load: self.changes_under_load,
         }
     }
 }
 
-fn agent_args(dir: &Path, ads: u16, envoy_admin: u16) -> Vec<String> {
+fn agent_args(dir: &Path, ads: u16, envoy_admin: u16, metrics: u16) -> Vec<String> {
     vec![
         "run".into(),
         "--config-dir".into(),
@@ -339,7 +345,7 @@ fn agent_args(dir: &Path, ads: u16, envoy_admin: u16) -> Vec<String> {
         "--ads-address".into(),
         format!("127.0.0.1:{ads}"),
         "--metrics-address".into(),
-        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{metrics}"),
         "--envoy-admin-address".into(),
         format!("127.0.0.1:{envoy_admin}"),
         "--envoy-stats-address".into(),
@@ -391,6 +397,8 @@ impl std::fmt::Display for Served {
 
 /// Running processes, stopped when dropped.
 struct Gateway {
+    /// The agent's metrics port, when it serves.
+    agent_metrics: Option<u16>,
     _processes: Vec<Process>,
     start_to_serving: Duration,
 }
@@ -437,6 +445,8 @@ fn rate((position, load): (usize, Load)) -> String {
 struct Changes {
     mappings: usize,
     latencies: Vec<Duration>,
+    /// The agent's own account of those changes.
+    agent: AgentTimes,
     under_load: Load,
     count_under_load: usize,
 }
@@ -491,6 +501,7 @@ impl Report {
         format!(
             "\n| {} Mappings, 1 Host, XFP | Result |\n|---|---|\n\
              | Change → served, directory: a Mapping file rewritten → first answer with its new header ({} changes) | median {:.0} ms, p90 {:.0} ms |\n\
+             | of which, by the agent's metrics (means): building (`build_seconds`) / a change reaching the agent → Envoy's ACK (`change_to_ack_seconds`) | {:.1} ms / {:.1} ms |\n\
              | Start → last route 200: agent and Envoy cold (ADS) | {agent:.2} s |\n\
              | Start → last route 200: Envoy from a static file (linear) | {linear:.2} s |\n\
              | Agent start / static start | {:.1}× |\n\
@@ -500,6 +511,8 @@ impl Report {
             changes.latencies.len(),
             millis(percentile(&changes.latencies, 50)),
             millis(percentile(&changes.latencies, 90)),
+            changes.agent.build_ms(),
+            changes.agent.ack_ms(),
             agent / linear,
             changes.count_under_load,
             load.failures(),
@@ -520,4 +533,64 @@ fn percentile(samples: &[Duration], p: usize) -> Duration {
     sorted.sort();
     let rank = (p * sorted.len()).div_ceil(100).max(1);
     sorted[rank - 1]
+}
+
+/// Sums and counts of the agent's build and change → ACK histograms, from its `/metrics`.
+#[derive(Clone, Copy, Debug, Default)]
+struct AgentTimes {
+    build: (f64, f64),
+    to_ack: (f64, f64),
+}
+
+impl AgentTimes {
+    fn scrape(port: u16) -> Self {
+        let target = Target {
+            port,
+            host: "127.0.0.1".into(),
+            path: "/metrics".into(),
+        };
+        let body = get(&target)
+            .filter(|a| a.status == 200)
+            .map(|a| a.body)
+            .expect("the agent's /metrics");
+        let value = |suffix: &str| -> f64 {
+            body.lines()
+                .filter(|l| !l.starts_with('#'))
+                .filter_map(|l| l.split_once(' '))
+                .find(|(name, _)| name.ends_with(suffix))
+                .and_then(|(_, v)| v.trim().parse().ok())
+                .unwrap_or_else(|| panic!("no {suffix} in the agent's /metrics"))
+        };
+        Self {
+            build: (value("_build_seconds_sum"), value("_build_seconds_count")),
+            to_ack: (
+                value("_change_to_ack_seconds_sum"),
+                value("_change_to_ack_seconds_count"),
+            ),
+        }
+    }
+
+    fn since(&self, before: &Self) -> Self {
+        let delta = |(s, c): (f64, f64), (s0, c0): (f64, f64)| (s - s0, c - c0);
+        Self {
+            build: delta(self.build, before.build),
+            to_ack: delta(self.to_ack, before.to_ack),
+        }
+    }
+
+    fn build_ms(&self) -> f64 {
+        mean_ms(self.build)
+    }
+
+    fn ack_ms(&self) -> f64 {
+        mean_ms(self.to_ack)
+    }
+}
+
+fn mean_ms((sum, count): (f64, f64)) -> f64 {
+    if count > 0.0 {
+        sum / count * 1000.0
+    } else {
+        f64::NAN
+    }
 }

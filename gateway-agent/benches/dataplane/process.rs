@@ -155,6 +155,7 @@ impl Target {
 pub struct Answer {
     pub status: u16,
     head: String,
+    pub body: String,
 }
 
 impl Answer {
@@ -180,7 +181,11 @@ pub fn get(target: &Target) -> Option<Answer> {
     let mut answer = Vec::new();
     stream.read_to_end(&mut answer).ok()?;
     let text = String::from_utf8_lossy(&answer);
-    let head = text.split("\r\n\r\n").next()?.to_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head.split(' ').nth(1)?.parse().ok()?;
-    Some(Answer { status, head })
+    Some(Answer {
+        status,
+        head: head.to_owned(),
+        body: body.to_owned(),
+    })
 }
