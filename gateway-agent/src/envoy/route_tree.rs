@@ -114,8 +114,9 @@ pub(super) struct Plan<'a> {
 #[derive(Debug, Default, PartialEq)]
 struct Segment<'a> {
     nodes: HashMap<&'a str, Node, foldhash::fast::FixedState>,
-    /// The lengths of its keys: a key's shorter prefixes are looked up only at these (the
-    /// prefixes of a table are often all of one length, so none is).
+    /// The lengths of the keys `plan` put here (not of the prefixes gathered after): a key's
+    /// shorter prefixes are looked up only at these (the prefixes of a table are often all of
+    /// one length, so none is).
     lengths: Lengths,
 }
 
@@ -303,9 +304,10 @@ fn gathered_list<'a>(
         return None;
     }
     let fallback: Vec<&Node> = segment.proper_prefixes_of(prefix).collect();
+    // A key that starts the prefix, or the prefix itself, takes whatever reaches it.
     let ends = |n: &&Node| n.last.is_some();
     let own = segment.nodes.get(prefix);
-    if !(closed || own.is_some_and(|n| n.last.is_some()) || fallback.iter().any(ends)) {
+    if !(closed || own.iter().chain(&fallback).any(ends)) {
         return None;
     }
     if fallback.iter().map(|n| n.len()).sum::<usize>() > GATHER {
