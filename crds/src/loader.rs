@@ -270,27 +270,39 @@ impl Seen {
             Err(_) => true,
         }
     }
+
+    /// Whether the directory `dir` is new, and where it really is (`None` when it cannot be
+    /// resolved: it counts as new).
+    fn first_dir(&mut self, dir: &Path) -> Option<Option<PathBuf>> {
+        match std::fs::canonicalize(dir) {
+            Ok(real) => self.0.insert(real.clone()).then_some(Some(real)),
+            Err(_) => Some(None),
+        }
+    }
 }
 
 fn list_yaml(dir: &Path, depth: usize, seen: &mut Seen, listing: &mut Listing) -> io::Result<()> {
-    if !seen.first(dir) {
+    let Some(real_dir) = seen.first_dir(dir) else {
         return Ok(());
-    }
+    };
     let mut entries = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         // The listing's own type: no extra system call, and not followed.
-        let link = entry.file_type().is_ok_and(|t| t.is_symlink());
-        entries.push((entry.path(), link));
+        entries.push((entry.path(), entry.file_type().ok()));
     }
-    entries.sort();
-    for (path, link) in entries {
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    for (path, kind) in entries {
         if is_hidden(&path) {
             continue;
         }
-        listing.links |= link;
+        // A plain entry is what the listing says, and really is in the real directory; only
+        // a link (or an entry of unknown type) is looked at, and resolved. At 10,000 files
+        // those looks were a tenth of reading the directory.
+        let plain = kind.filter(|k| !k.is_symlink());
+        listing.links |= kind.is_some_and(|k| k.is_symlink());
         // Follows symlinks, as a ConfigMap volume's files are links.
-        if path.is_dir() {
+        if plain.map_or_else(|| path.is_dir(), |k| k.is_dir()) {
             if depth < MAX_DEPTH {
                 // A subdirectory removed while listing is simply gone.
                 match list_yaml(&path, depth + 1, seen, listing) {
@@ -298,7 +310,16 @@ fn list_yaml(dir: &Path, depth: usize, seen: &mut Seen, listing: &mut Listing) -
                     other => other?,
                 }
             }
-        } else if is_yaml_name(&path) && seen.first(&path) {
+            continue;
+        }
+        if !is_yaml_name(&path) {
+            continue;
+        }
+        let new = match (plain, &real_dir, path.file_name()) {
+            (Some(_), Some(real_dir), Some(name)) => seen.0.insert(real_dir.join(name)),
+            _ => seen.first(&path),
+        };
+        if new {
             listing.files.push(path);
         }
     }
