@@ -6,6 +6,24 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 
 use crate::status::condition;
 
+/// Each kind's schema (its first version's `openAPIV3Schema`) as JSON, for the loader's checks.
+/// Built once for the process, and shared: deriving the CRDs takes tens of milliseconds (the
+/// GatewayInstallation holds a pod template).
+pub(crate) fn schemas() -> &'static std::collections::BTreeMap<String, serde_json::Value> {
+    static SCHEMAS: std::sync::LazyLock<std::collections::BTreeMap<String, serde_json::Value>> =
+        std::sync::LazyLock::new(|| {
+            crds()
+                .into_iter()
+                .filter_map(|crd| {
+                    let version = crd.spec.versions.into_iter().next()?;
+                    let schema = version.schema?.open_api_v3_schema?;
+                    Some((crd.spec.names.kind, serde_json::to_value(schema).ok()?))
+                })
+                .collect()
+        });
+    &SCHEMAS
+}
+
 /// Every CRD Legate defines, as `make crds` writes them and the API server receives them.
 pub fn crds() -> Vec<CustomResourceDefinition> {
     crate::derived_crds()

@@ -3,27 +3,13 @@
 //! its fields in order (`retry_policy: [5xx]` would be a retry policy); the schema says
 //! `object`, and so does this check.
 
-use std::collections::BTreeMap;
-
 use serde_json::Value;
 
 use crate::loader::FieldProblem;
 
-/// Built once for the process: compiling them costs more than loading a thousand files.
-static SCHEMAS: std::sync::LazyLock<BTreeMap<String, Value>> = std::sync::LazyLock::new(|| {
-    crate::crds()
-        .into_iter()
-        .filter_map(|crd| {
-            let version = crd.spec.versions.first()?;
-            let schema = version.schema.as_ref()?.open_api_v3_schema.as_ref()?;
-            Some((crd.spec.names.kind, serde_json::to_value(schema).ok()?))
-        })
-        .collect()
-});
-
 /// The first value of `object` (a whole object of `kind`) whose JSON type is not its schema's.
 pub(crate) fn type_problem(kind: &str, object: &Value) -> Option<FieldProblem> {
-    check(SCHEMAS.get(kind)?, object, &mut String::new())
+    check(crate::crd::schemas().get(kind)?, object, &mut String::new())
 }
 
 fn check(schema: &Value, value: &Value, path: &mut String) -> Option<FieldProblem> {

@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::core::cel::{CompiledSchema, ValidationError, compile_schema, validate_compiled};
 use serde_json::{Map, Value};
 
@@ -11,28 +10,17 @@ use crate::{loader::FieldProblem, printable::escaped};
 
 /// Built once for the process: compiling them costs more than loading a thousand files.
 static RULES: std::sync::LazyLock<BTreeMap<String, RuleTree>> = std::sync::LazyLock::new(|| {
-    crate::crds()
-        .into_iter()
-        .filter_map(|crd| {
-            let schema = schema_of(&crd)?;
-            Some((crd.spec.names.kind, RuleTree::new(&schema)?))
-        })
+    crate::crd::schemas()
+        .iter()
+        .filter_map(|(kind, schema)| Some((kind.clone(), RuleTree::new(&escaped_rules(schema))?)))
         .collect()
 });
 
-/// A kind's first version's schema, its rules in kube-cel's spelling.
-fn schema_of(crd: &CustomResourceDefinition) -> Option<Value> {
-    let schema = crd
-        .spec
-        .versions
-        .first()?
-        .schema
-        .as_ref()?
-        .open_api_v3_schema
-        .as_ref()?;
-    let mut schema = serde_json::to_value(schema).ok()?;
+/// `schema` with its rules in kube-cel's spelling.
+fn escaped_rules(schema: &Value) -> Value {
+    let mut schema = schema.clone();
     escape_rules(&mut schema);
-    Some(schema)
+    schema
 }
 
 /// The CEL rules `value` (a whole object of `kind`) breaks, each with its field path.
@@ -284,14 +272,9 @@ mod tests {
             serde_json::json!({"kind": "Listener", "spec": {"port": 0, "protocol": "TCP",
                 "hostBinding": {"namespace": {"from": "SELECTOR"}}}}),
         ]);
-        let whole: BTreeMap<String, CompiledSchema> = crate::crds()
+        let whole: BTreeMap<&str, CompiledSchema> = crate::crd::schemas()
             .iter()
-            .filter_map(|crd| {
-                Some((
-                    crd.spec.names.kind.clone(),
-                    compile_schema(&schema_of(crd)?),
-                ))
-            })
+            .map(|(kind, schema)| (kind.as_str(), compile_schema(&escaped_rules(schema))))
             .collect();
         let mut broken = 0;
         for document in documents.iter().filter(|d| !d.is_null()) {
