@@ -507,14 +507,15 @@ impl Report {
         };
         let agent = start(Served::Agent);
         let linear = start(Served::Static(RouteTable::Linear));
+        let tree = start(Served::Static(RouteTable::MatcherTree));
         let load = &changes.under_load;
         format!(
             "\n| {} Mappings, 1 Host, XFP | Result |\n|---|---|\n\
              | Change → served, directory: a Mapping file rewritten → first answer with its new header ({} changes, each after {} ms without one) | median {:.0} ms, p90 {:.0} ms |\n\
              | of which, by the agent's metrics (means): building (`build_seconds`) / a change reaching the agent → Envoy's ACK (`change_to_ack_seconds`) | {:.1} ms / {:.1} ms |\n\
              | Start → last route 200: agent and Envoy cold (ADS) | {agent:.2} s |\n\
-             | Start → last route 200: Envoy from a static file (linear) | {linear:.2} s |\n\
-             | Agent start / static start | {:.1}× |\n\
+             | Start → last route 200: Envoy from a static file, linear / matcher tree | {linear:.2} s / {tree:.2} s |\n\
+             | Agent start / static start, linear / matcher tree | {:.1}× / {:.1}× |\n\
              | Failed requests of an unchanged route under load during {} changes | {} (non-2xx {}, socket errors {}) of {} requests |\n\
              | Change → served, Kubernetes | not measured: this bench starts no API server |\n",
             changes.mappings,
@@ -525,6 +526,7 @@ impl Report {
             changes.agent.build_ms(),
             changes.agent.ack_ms(),
             agent / linear,
+            agent / tree,
             changes.count_under_load,
             load.failures(),
             load.non_2xx,
