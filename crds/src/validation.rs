@@ -153,9 +153,7 @@ impl RuleTree {
 /// `relative` (a field path as kube-cel gives it, from the node it validated) under `path`, as
 /// kube-cel writes paths: `a.b`, `a[0]`, and a rule's own `fieldPath` appended (`.x`).
 fn under(path: &str, relative: &str) -> String {
-    if path.is_empty() || relative.is_empty() {
-        format!("{path}{relative}")
-    } else if relative.starts_with(['.', '[']) {
+    if path.is_empty() || relative.is_empty() || relative.starts_with(['.', '[']) {
         format!("{path}{relative}")
     } else {
         format!("{path}.{relative}")
