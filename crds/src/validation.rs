@@ -44,7 +44,7 @@ pub(crate) fn cel_problems(kind: &str, value: &Value) -> Vec<FieldProblem> {
 /// every object under it, and CEL took a quarter of loading a file. Handing kube-cel only the
 /// subtrees that hold rules finds the same errors: a rule sees its own node and what is under
 /// it, and the schemas have no `default` (which would let a parent add a node a rule sees;
-/// [`RuleTree::new`] declines a schema with one).
+/// [`RuleTree::new`] compiles a schema with one whole).
 #[derive(Default)]
 struct RuleTree {
     /// Rules at this node: kube-cel validates it, and everything under it, from here.
