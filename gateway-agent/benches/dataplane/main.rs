@@ -512,7 +512,7 @@ impl Report {
         format!(
             "\n| {} Mappings, 1 Host, XFP | Result |\n|---|---|\n\
              | Change → served, directory: a Mapping file rewritten → first answer with its new header ({} changes, each after {} ms without one) | median {:.0} ms, p90 {:.0} ms |\n\
-             | of which, by the agent's metrics (means): building (`build_seconds`) / a change reaching the agent → Envoy's ACK (`change_to_ack_seconds`) | {:.1} ms / {:.1} ms |\n\
+             | of which, by the agent's metrics (means): building (`build_seconds`) / the build's start → Envoy's ACK of every type (`change_to_ack_seconds`; Envoy serves before its ACK reaches the agent) | {:.1} ms / {:.1} ms |\n\
              | Start → last route 200: agent and Envoy cold (ADS) | {agent:.2} s |\n\
              | Start → last route 200: Envoy from a static file, linear / matcher tree | {linear:.2} s / {tree:.2} s |\n\
              | Agent start / static start, linear / matcher tree | {:.1}× / {:.1}× |\n\
