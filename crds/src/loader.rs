@@ -263,28 +263,18 @@ pub fn read_file(path: &Path) -> io::Result<Vec<u8>> {
 struct Seen(std::collections::HashSet<PathBuf>);
 
 impl Seen {
-    /// Whether `path` (resolved) is new; a path that cannot be resolved counts as new.
-    fn first(&mut self, path: &Path) -> bool {
-        match std::fs::canonicalize(path) {
-            Ok(real) => self.0.insert(real),
-            Err(_) => true,
-        }
-    }
-
-    /// Whether the directory `dir` is new, and where it really is (`None` when it cannot be
-    /// resolved: it counts as new).
-    fn first_dir(&mut self, dir: &Path) -> Option<Option<PathBuf>> {
-        match std::fs::canonicalize(dir) {
-            Ok(real) => self.0.insert(real.clone()).then_some(Some(real)),
-            Err(_) => Some(None),
-        }
+    /// Whether the real path `real` is new; a path that could not be resolved (`None`) counts
+    /// as new.
+    fn first(&mut self, real: Option<PathBuf>) -> bool {
+        real.is_none_or(|real| self.0.insert(real))
     }
 }
 
 fn list_yaml(dir: &Path, depth: usize, seen: &mut Seen, listing: &mut Listing) -> io::Result<()> {
-    let Some(real_dir) = seen.first_dir(dir) else {
+    let real_dir = std::fs::canonicalize(dir).ok();
+    if !seen.first(real_dir.clone()) {
         return Ok(());
-    };
+    }
     let mut entries = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
@@ -315,11 +305,11 @@ fn list_yaml(dir: &Path, depth: usize, seen: &mut Seen, listing: &mut Listing) -
         if !is_yaml_name(&path) {
             continue;
         }
-        let new = match (plain, &real_dir, path.file_name()) {
-            (Some(_), Some(real_dir), Some(name)) => seen.0.insert(real_dir.join(name)),
-            _ => seen.first(&path),
+        let real = match (plain, &real_dir, path.file_name()) {
+            (Some(_), Some(real_dir), Some(name)) => Some(real_dir.join(name)),
+            _ => std::fs::canonicalize(&path).ok(),
         };
-        if new {
+        if seen.first(real) {
             listing.files.push(path);
         }
     }
@@ -344,18 +334,19 @@ const MAX_DOCUMENTS_OVER_BUDGET: usize = 8;
 /// Loads every document of `text`; `origin` names it in messages. Documents are numbered from 1
 /// in file order, empty ones (a trailing `---`) not counted.
 pub fn load_str(origin: &str, text: &str) -> Result<Loaded, FileError> {
+    let Some(documents) = parse_whole(text) else {
+        return load_streaming(origin, text);
+    };
     let mut loaded = Loaded::default();
-    if let Some(documents) = parse_whole(text) {
-        for (index, document) in (1..).zip(documents) {
-            load_document(origin, index, document, &mut loaded);
-        }
-        return Ok(loaded);
+    for (index, document) in (1..).zip(documents) {
+        load_document(origin, index, document, &mut loaded);
     }
-    load_streaming(origin, text, loaded)
+    Ok(loaded)
 }
 
 /// [`load_str`] a document at a time, resuming after a document over budget.
-fn load_streaming(origin: &str, text: &str, mut loaded: Loaded) -> Result<Loaded, FileError> {
+fn load_streaming(origin: &str, text: &str) -> Result<Loaded, FileError> {
+    let mut loaded = Loaded::default();
     let mut index = 0;
     let mut over_budget = 0;
     let mut resume = 0;
@@ -751,22 +742,32 @@ fn drop_nulls(value: &mut Value) {
     }
 }
 
+/// The text of every file of the test data (`tests/data/corpus` and `tests/data/rejected`),
+/// in path order: what the in-crate tests compare two ways of loading on.
+#[cfg(test)]
+pub(crate) fn test_data_texts() -> Vec<String> {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let mut files: Vec<PathBuf> = ["corpus", "rejected"]
+        .into_iter()
+        .flat_map(|dir| std::fs::read_dir(data.join(dir)).unwrap())
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|file| std::fs::read_to_string(file).unwrap())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
 
     /// The whole-string parser is only a faster way to the same documents: every test file,
     /// and files it declines (over budget, not YAML, empty), load as a document at a time.
     #[test]
     fn a_file_parsed_whole_loads_as_it_does_a_document_at_a_time() {
-        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
-        let mut texts: Vec<String> = ["corpus", "rejected"]
-            .into_iter()
-            .flat_map(|dir| std::fs::read_dir(data.join(dir)).unwrap())
-            .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
-            .collect();
+        let mut texts = test_data_texts();
         let big = format!("items: [{}]", vec!["x"; MAX_DOCUMENT_NODES].join(", "));
         let good = texts[0].clone();
         texts.extend([
@@ -780,7 +781,7 @@ mod tests {
         for text in &texts {
             whole += usize::from(parse_whole(text).is_some());
             let fast = load_str("f.yaml", text);
-            let streamed = load_streaming("f.yaml", text, Loaded::default());
+            let streamed = load_streaming("f.yaml", text);
             assert_eq!(format!("{fast:?}"), format!("{streamed:?}"), "{text}");
         }
         assert!(whole > texts.len() / 2, "most files parse whole");

@@ -241,27 +241,16 @@ fn escape_field_accesses(rule: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
 
     /// Every document of the test data, good and refused, and a few that break rules deep
     /// down: the rule tree finds exactly what kube-cel's walk of the whole object finds.
     #[test]
     fn the_rule_tree_finds_what_a_whole_walk_finds() {
-        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
-        let mut documents: Vec<Value> = Vec::new();
-        for dir in ["corpus", "rejected"] {
-            let mut files: Vec<_> = std::fs::read_dir(data.join(dir))
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .collect();
-            files.sort();
-            for file in files {
-                let text = std::fs::read_to_string(&file).unwrap();
-                documents.extend(serde_saphyr::from_multiple::<Value>(&text).unwrap());
-            }
-        }
+        let mut documents: Vec<Value> = crate::loader::test_data_texts()
+            .iter()
+            .flat_map(|text| serde_saphyr::from_multiple::<Value>(text).unwrap())
+            .collect();
         documents.extend([
             serde_json::json!({"kind": "Mapping", "spec": {"prefix": "no-slash",
                 "rewrite": "/", "regex_rewrite": {"pattern": "a", "substitution": "b"},
