@@ -131,6 +131,13 @@ bench: ## Benchmarks (criterion)
 BENCH_PROFILE ?= bench
 bench-dataplane: envoy /usr/bin/wrk ## Envoy under load: first vs last route, agent vs static linear vs matcher tree; change and start times
 	LEGATE_BENCH_DATAPLANE=1 $(CARGO) bench --workspace --bench dataplane --profile $(BENCH_PROFILE)
+# The same, with the largest fleet also created as objects in a fresh kube-local API server and served
+# by the agent in Kubernetes mode (`run --installation`): its start and a patched Mapping served.
+# With KUBECONFIG set, `make bench-dataplane` measures that against KUBECONFIG's cluster instead.
+bench-dataplane-kube: envoy /usr/bin/wrk ## bench-dataplane, plus the agent in Kubernetes mode against a fresh kube-local
+	e2e/kube-local up --fresh >/dev/null
+	eval "$$(e2e/kube-local env)" && PATH=$${KUBE_LOCAL_HOME:-$$HOME/.cache/kube-local}/bin:$$PATH \
+	  $(MAKE) bench-dataplane; rc=$$?; e2e/kube-local down; exit $$rc
 /usr/bin/wrk:
 	apt-get install -y --no-install-recommends wrk || { apt-get update && apt-get install -y --no-install-recommends wrk; }
 

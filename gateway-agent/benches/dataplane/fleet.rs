@@ -42,6 +42,18 @@ pub fn mapping_file(mapping: usize) -> String {
     format!("mapping-{mapping:05}.yaml")
 }
 
+pub fn mapping_name(mapping: usize) -> String {
+    format!("route-{mapping:05}")
+}
+
+/// The response header a changed Mapping adds: the behaviour a change is recognised by.
+pub const CHANGE_HEADER: &str = "x-bench-change";
+
+/// What change `n` sets in a Mapping's spec: [`CHANGE_HEADER`] with the value `n`.
+pub fn changed(n: usize) -> serde_json::Value {
+    serde_json::json!({ "add_response_headers": { CHANGE_HEADER: n.to_string() } })
+}
+
 impl Fleet {
     /// Writes every resource into `dir`, one per file.
     pub fn write(&self, dir: &Path) {
@@ -63,17 +75,19 @@ impl Fleet {
         )
     }
 
-    /// Mapping `m`; `change` adds a response header `x-bench-change` with that value, the
-    /// behaviour a changed Mapping is recognised by.
+    /// Mapping `m`, with [`changed`]`(n)` in its spec for a `change`.
     pub fn mapping(&self, m: usize, change: Option<usize>) -> String {
         let service = self.services[m % self.services.len()];
-        let header = change.map_or_else(String::new, |n| {
-            format!(", add_response_headers: {{x-bench-change: \"{n}\"}}")
+        let change = change.map_or_else(String::new, |n| {
+            // JSON is YAML: the change's fields as a flow mapping's entries.
+            let fields = changed(n).to_string();
+            format!(", {}", &fields[1..fields.len() - 1])
         });
         format!(
             "apiVersion: getambassador.io/v3alpha1\nkind: Mapping\n\
-             metadata: {{name: route-{m:05}, namespace: default}}\n\
-             spec: {{hostname: {}, prefix: /svc-{m:05}/, service: \"127.0.0.1:{service}\"{header}}}\n",
+             metadata: {{name: {}, namespace: default}}\n\
+             spec: {{hostname: {}, prefix: /svc-{m:05}/, service: \"127.0.0.1:{service}\"{change}}}\n",
+            mapping_name(m),
             hostname(m % self.hosts)
         )
     }

@@ -9,7 +9,10 @@
 //!   routes as a linear list and as a matcher tree (`prefix_match_map` on `:path`);
 //! - at 10,000 Mappings (one Host, XFP): a rewritten Mapping file to its new behaviour served,
 //!   start to the last route served (agent and Envoy cold, against Envoy from a static file),
-//!   and the failed requests of a route under load while 50 other changes are applied.
+//!   and the failed requests of a route under load while 50 other changes are applied;
+//! - with `KUBECONFIG` set (`make bench-dataplane-kube` starts kube-local), the same fleet as
+//!   objects in that API server, served by the agent in Kubernetes mode: its rates, its start,
+//!   and a patched Mapping to its new behaviour served.
 //!
 //! It needs wrk and minutes, so a plain `cargo bench` skips it: it runs with
 //! `LEGATE_BENCH_DATAPLANE=1` (or any argument after `--`). Knobs (environment):
@@ -21,6 +24,7 @@
 
 mod envoy_config;
 mod fleet;
+mod kubernetes;
 #[path = "../../tests/support/machine.rs"]
 mod machine;
 mod process;
@@ -108,6 +112,8 @@ struct Bench {
     changes_under_load: usize,
     envoy: PathBuf,
     agent: PathBuf,
+    /// The API server of the Kubernetes measurements, when `KUBECONFIG` names one.
+    cluster: Option<kubernetes::Cluster>,
     work: tempfile::TempDir,
 }
 
@@ -130,6 +136,7 @@ impl Bench {
             changes_under_load: env_or("LEGATE_BENCH_CHANGES_UNDER_LOAD", 50),
             envoy: envoy_binary(),
             agent: PathBuf::from(env!("CARGO_BIN_EXE_legate-agent")),
+            cluster: kubernetes::Cluster::connect(),
             work: tempfile::tempdir().expect("a work directory"),
         }
     }
@@ -143,6 +150,7 @@ impl Bench {
             upstream,
             rows: Vec::new(),
             changes: None,
+            kubernetes_changes: None,
         };
         let largest = *self
             .mapping_counts
@@ -207,11 +215,19 @@ impl Bench {
         let dir = tempfile::tempdir_in(self.work.path()).expect("a config directory");
         fleet.write(dir.path());
         let plan = fleet.plan(dir.path());
-        for served in [
-            Served::Agent,
-            Served::Static(RouteTable::Linear),
-            Served::Static(RouteTable::MatcherTree),
-        ] {
+        // The API server holds the fleet whose changes are measured: 10,000 creates take a
+        // while, and one fleet tells how Kubernetes mode compares.
+        let cluster = self.cluster.as_ref().filter(|_| measure_changes);
+        if let Some(cluster) = cluster {
+            cluster.load(dir.path());
+        }
+        let served_by = [
+            Some(Served::Agent),
+            cluster.map(|_| Served::Kubernetes),
+            Some(Served::Static(RouteTable::Linear)),
+            Some(Served::Static(RouteTable::MatcherTree)),
+        ];
+        for served in served_by.into_iter().flatten() {
             let gateway = self.start_gateway(served, fleet, dir.path(), &plan);
             let (first, last) = self.first_and_last(fleet, &plan);
             let row = Row {
@@ -226,9 +242,26 @@ impl Bench {
             };
             println!("{}", row.markdown());
             report.rows.push(row);
-            if measure_changes && served == Served::Agent {
-                let metrics = gateway.agent_metrics.expect("the agent serves its metrics");
-                report.changes = Some(self.measure_changes(fleet, dir.path(), &plan, metrics));
+            if !measure_changes {
+                continue;
+            }
+            let metrics = gateway.agent_metrics;
+            let last = plan.last.mapping;
+            match (served, cluster, metrics) {
+                (Served::Agent, _, Some(metrics)) => {
+                    let rewrite = |n| {
+                        let file = fleet::mapping_file(last);
+                        fleet::write_file(dir.path(), &file, &fleet.mapping(last, Some(n)));
+                    };
+                    report.changes = Some(self.measure_changes(fleet, &plan, metrics, &rewrite));
+                }
+                (Served::Kubernetes, Some(cluster), Some(metrics)) => {
+                    let patch =
+                        |n| cluster.patch_mapping(&fleet::mapping_name(last), fleet::changed(n));
+                    report.kubernetes_changes =
+                        Some(self.measure_changes(fleet, &plan, metrics, &patch));
+                }
+                _ => {}
             }
         }
     }
@@ -240,10 +273,15 @@ impl Bench {
         let metrics = free_port();
         // Configuration files are written before the clock starts: a deployment has them.
         let (agent_args, config) = match served {
-            Served::Agent => {
+            Served::Agent | Served::Kubernetes => {
                 let ads = free_port();
                 let config = self.agent_bootstrap(ads, admin);
-                (Some(agent_args(dir, ads, admin, metrics)), config)
+                let mut args = agent_args(ads, admin, metrics);
+                match (served, &self.cluster) {
+                    (Served::Kubernetes, Some(cluster)) => args.extend(cluster.agent_args()),
+                    _ => args.extend(["--config-dir".into(), dir.display().to_string()]),
+                }
+                (Some(args), config)
             }
             Served::Static(table) => {
                 let bootstrap = envoy_config::gateway(&plan.ir, table, admin);
@@ -274,7 +312,7 @@ impl Bench {
             first.path
         );
         Gateway {
-            agent_metrics: (served == Served::Agent).then_some(metrics),
+            agent_metrics: agent_args.is_some().then_some(metrics),
             _processes: processes,
             start_to_serving,
         }
@@ -302,25 +340,28 @@ impl Bench {
             .expect("at least one run")
     }
 
-    /// Rewrites the last route's Mapping file with a new response header, `changes` times, each
-    /// timed from before the write to the first answer carrying it; then `changes_under_load`
-    /// more while wrk loads the first route, which does not change.
-    fn measure_changes(&self, fleet: &Fleet, dir: &Path, plan: &Plan, metrics: u16) -> Changes {
+    /// Gives the last route's Mapping a new response header (`apply(n)`: a file rewritten, an
+    /// object patched), `changes` times, each timed from before the write to the first answer
+    /// carrying it; then `changes_under_load` more while wrk loads the first route, which does
+    /// not change.
+    fn measure_changes(
+        &self,
+        fleet: &Fleet,
+        plan: &Plan,
+        metrics: u16,
+        apply: &dyn Fn(usize),
+    ) -> Changes {
         let changed = route_target(fleet, plan, &plan.last);
         let change = |n: usize| -> Duration {
             let started = Instant::now();
-            fleet::write_file(
-                dir,
-                &fleet::mapping_file(plan.last.mapping),
-                &fleet.mapping(plan.last.mapping, Some(n)),
-            );
+            apply(n);
             let value = n.to_string();
             // The first answer with the new header ends the time.
             poll(
                 &format!("change {n} to be served"),
                 CHANGE_DEADLINE,
                 CHANGE_PROBE_PAUSE,
-                || get(&changed).filter(|a| a.header("x-bench-change") == Some(value.as_str())),
+                || get(&changed).filter(|a| a.header(fleet::CHANGE_HEADER) == Some(value.as_str())),
             );
             started.elapsed()
         };
@@ -347,11 +388,10 @@ impl Bench {
     }
 }
 
-fn agent_args(dir: &Path, ads: u16, envoy_admin: u16, metrics: u16) -> Vec<String> {
+/// `run` with the agent's addresses; where its resources come from is added by the caller.
+fn agent_args(ads: u16, envoy_admin: u16, metrics: u16) -> Vec<String> {
     vec![
         "run".into(),
-        "--config-dir".into(),
-        dir.display().to_string(),
         "--ads-address".into(),
         format!("127.0.0.1:{ads}"),
         "--metrics-address".into(),
@@ -391,6 +431,8 @@ fn write_json(dir: &Path, name: &str, value: &serde_json::Value) -> PathBuf {
 enum Served {
     /// The agent over ADS, from the fleet's directory.
     Agent,
+    /// The agent over ADS, from the fleet's objects in an API server.
+    Kubernetes,
     /// Envoy from a static bootstrap with the IR's routes.
     Static(RouteTable),
 }
@@ -399,6 +441,7 @@ impl std::fmt::Display for Served {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Self::Agent => "agent (ADS)",
+            Self::Kubernetes => "agent (ADS), Kubernetes",
             Self::Static(RouteTable::Linear) => "static, linear",
             Self::Static(RouteTable::MatcherTree) => "static, matcher tree",
         })
@@ -465,6 +508,8 @@ struct Report {
     upstream: Load,
     rows: Vec<Row>,
     changes: Option<Changes>,
+    /// The same changes as patches to the objects, with the agent in Kubernetes mode.
+    kubernetes_changes: Option<Changes>,
 }
 
 impl Report {
@@ -517,7 +562,7 @@ impl Report {
              | Start → last route 200: Envoy from a static file, linear / matcher tree | {linear:.2} s / {tree:.2} s |\n\
              | Agent start / static start, linear / matcher tree | {:.1}× / {:.1}× |\n\
              | Failed requests of an unchanged route under load during {} changes | {} (non-2xx {}, socket errors {}) of {} requests |\n\
-             | Change → served, Kubernetes | not measured: this bench starts no API server |\n",
+             {}",
             changes.mappings,
             changes.latencies.len(),
             CHANGE_QUIET.as_millis(),
@@ -532,6 +577,34 @@ impl Report {
             load.non_2xx,
             load.socket_errors,
             load.requests,
+            self.kubernetes_markdown(start),
+        )
+    }
+
+    /// The rows of the agent in Kubernetes mode, on the same fleet.
+    fn kubernetes_markdown(&self, start: impl Fn(Served) -> f64) -> String {
+        let Some(changes) = &self.kubernetes_changes else {
+            return "| Change → served, Kubernetes | not measured: `KUBECONFIG` unset \
+                    (`make bench-dataplane-kube` starts kube-local) |\n"
+                .into();
+        };
+        format!(
+            "| Change → served, Kubernetes: a Mapping merge-patched → first answer with its new header ({} changes, each after {} ms without one) | median {:.0} ms, p90 {:.0} ms |\n\
+             | of which, by the agent's metrics (means): building / the build's start → Envoy's ACK of every type | {:.1} ms / {:.1} ms |\n\
+             | Start → last route 200: agent in Kubernetes mode and Envoy cold (ADS) | {:.2} s |\n\
+             | Failed requests of an unchanged route under load during {} changes, Kubernetes | {} (non-2xx {}, socket errors {}) of {} requests |\n",
+            changes.latencies.len(),
+            CHANGE_QUIET.as_millis(),
+            millis(percentile(&changes.latencies, 50)),
+            millis(percentile(&changes.latencies, 90)),
+            changes.agent.build_ms(),
+            changes.agent.ack_ms(),
+            start(Served::Kubernetes),
+            changes.count_under_load,
+            changes.under_load.failures(),
+            changes.under_load.non_2xx,
+            changes.under_load.socket_errors,
+            changes.under_load.requests,
         )
     }
 }
