@@ -2,6 +2,9 @@
 //! leading edge: one edit is served without waiting for anything), and otherwise once the
 //! changes have stopped for the debounce period, or at the latest `max_delay` after the first
 //! change still waiting (a burst is one build, and a burst that never ends still gets built).
+//! What matters to the status writer only (a status written: mostly the echo of the gateway's
+//! own writes, thousands of them after a start) is published within the debounce period and
+//! never delays a change, nor makes one that follows it wait.
 //!
 //! Pure: the caller says what time it is. Generic over the clock, so the Kubernetes source can
 //! use tokio's (which its tests may pause) and the directory source the standard one.
@@ -20,6 +23,8 @@ pub struct Pacer<I> {
     last_change: Option<I>,
     /// The first change not built yet, and whether it came after a quiet period.
     pending: Option<Pending<I>>,
+    /// The first status-only change not published yet.
+    noted: Option<I>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -38,6 +43,7 @@ where
             max_delay,
             last_change: None,
             pending: None,
+            noted: None,
         }
     }
 
@@ -55,9 +61,17 @@ where
         }
     }
 
+    /// Something only the status writer reads changed at `now`: published with the next change,
+    /// or on its own `debounce` after the first such one.
+    pub fn noted(&mut self, now: I) {
+        self.noted.get_or_insert(now);
+    }
+
     /// When to build what changed, if anything did: it may already be past.
     pub fn due(&self) -> Option<I> {
-        let pending = self.pending?;
+        let Some(pending) = self.pending else {
+            return self.noted.map(|since| since + self.debounce);
+        };
         if pending.leading {
             return Some(pending.since);
         }
@@ -75,6 +89,7 @@ where
     /// Everything changed so far has been built (or looked at and found unchanged).
     pub fn built(&mut self) {
         self.pending = None;
+        self.noted = None;
     }
 }
 
@@ -132,6 +147,35 @@ mod tests {
         pacer.changed(t0);
         pacer.changed(t0 + ms(1));
         assert_eq!(pacer.due(), Some(t0), "still built at once, with both");
+    }
+
+    #[test]
+    fn status_echoes_never_hold_a_change_back() {
+        let t0 = Instant::now();
+        let mut pacer = Pacer::new(DEBOUNCE, MAX_DELAY);
+        pacer.changed(t0);
+        pacer.built();
+        // The echoes of the statuses written for that build, one every 5 ms, on and on.
+        let mut t = t0;
+        for _ in 0..100 {
+            t += ms(5);
+            pacer.noted(t);
+        }
+        assert_eq!(
+            pacer.due(),
+            Some(t0 + ms(5) + DEBOUNCE),
+            "published within debounce"
+        );
+        // A change amid them, long after the last change: built at once, the echoes with it.
+        pacer.changed(t);
+        assert_eq!(pacer.due(), Some(t));
+        pacer.built();
+        pacer.noted(t + ms(1));
+        pacer.noted(t + ms(2));
+        assert_eq!(pacer.due(), Some(t + ms(1) + DEBOUNCE));
+        // A change right behind another is still a burst, echoes or not.
+        pacer.changed(t + ms(20));
+        assert_eq!(pacer.due(), Some(t + ms(120)));
     }
 
     #[test]

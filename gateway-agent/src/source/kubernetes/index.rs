@@ -57,6 +57,29 @@ enum Entry {
 }
 
 impl Entry {
+    /// The same as `other` in everything but what the status writer reads of the live object
+    /// (its resourceVersion, generation and status): what the gateway serves and reports.
+    fn same_content(&self, other: &Self) -> bool {
+        match (self, other) {
+            (
+                Self::Served {
+                    resource: a,
+                    warnings: wa,
+                    ..
+                },
+                Self::Served {
+                    resource: b,
+                    warnings: wb,
+                    ..
+                },
+            ) => (Arc::ptr_eq(a, b) || a == b) && wa == wb,
+            (Self::Rejected { rejection: a, .. }, Self::Rejected { rejection: b, .. }) => a == b,
+            (Self::Skipped { warning: a }, Self::Skipped { warning: b }) => a == b,
+            (Self::Ignored, Self::Ignored) => true,
+            _ => false,
+        }
+    }
+
     fn live(&self) -> Option<&Arc<Live>> {
         match self {
             Self::Served { live, .. } | Self::Rejected { live, .. } => Some(live),
@@ -66,6 +89,33 @@ impl Entry {
 }
 
 type Name = (String, String);
+
+/// What one watch event changed in what a snapshot would hold; ordered by how much.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Change {
+    None,
+    /// Only what the status writer reads of a live object: a status written (most often the
+    /// echo of the gateway's own write), a new resourceVersion or generation.
+    Live,
+    /// What the gateway serves or reports: an object added, deleted, or changed beyond that.
+    Content,
+}
+
+impl Change {
+    fn between(before: Option<&Entry>, after: Option<&Entry>) -> Self {
+        match (before, after) {
+            (None, None) => Self::None,
+            (Some(a), Some(b)) if a.same_content(b) => {
+                if a == b {
+                    Self::None
+                } else {
+                    Self::Live
+                }
+            }
+            _ => Self::Content,
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 struct Stream {
@@ -102,43 +152,48 @@ impl Index {
         self.streams.values().all(|s| s.synced)
     }
 
-    /// Applies one watch event of `key`'s stream. Returns whether what a snapshot would hold
-    /// changed (a relist that lists what was there already changes nothing).
-    pub fn apply(&mut self, key: &StreamKey, event: Event<DynamicObject>) -> bool {
+    /// Applies one watch event of `key`'s stream. Returns what it changed of what a snapshot
+    /// would hold (a relist that lists what was there already changes nothing).
+    pub fn apply(&mut self, key: &StreamKey, event: Event<DynamicObject>) -> Change {
         let Some(stream) = self.streams.get_mut(key) else {
-            return false; // a stream stopped while its last events were in flight
+            return Change::None; // a stream stopped while its last events were in flight
         };
-        match event {
+        let change = match event {
             Event::Init => {
                 stream.relist = Some(BTreeMap::new());
-                false
+                Change::None
             }
             Event::InitApply(object) => {
                 let name = name_of(&object);
                 let previous = stream.objects.get(&name);
                 let entry = decode(key.kind, object, previous);
                 stream.relist.get_or_insert_default().insert(name, entry);
-                false
+                Change::None
             }
             Event::InitDone => {
                 let listed = stream.relist.take().unwrap_or_default();
-                let changed = !stream.synced || listed != stream.objects;
+                let change = if stream.synced {
+                    relisted(&stream.objects, &listed)
+                } else {
+                    Change::Content
+                };
                 stream.objects = listed;
                 stream.synced = true;
-                changed
+                return change;
             }
             Event::Apply(object) => {
                 let name = name_of(&object);
                 let entry = decode(key.kind, object, stream.objects.get(&name));
-                let changed = stream.objects.get(&name) != Some(&entry);
+                let change = Change::between(stream.objects.get(&name), Some(&entry));
                 stream.objects.insert(name, entry);
-                changed && stream.synced
+                change
             }
             Event::Delete(object) => {
-                let removed = stream.objects.remove(&name_of(&object)).is_some();
-                removed && stream.synced
+                let removed = stream.objects.remove(&name_of(&object));
+                Change::between(removed.as_ref(), None)
             }
-        }
+        };
+        if stream.synced { change } else { Change::None }
     }
 
     /// Everything held now, in a deterministic order (kind, namespace, name): the same objects
@@ -199,6 +254,19 @@ fn name_of(object: &DynamicObject) -> Name {
 }
 
 /// Decodes a watched object, keeping `previous`'s resource when the content is the same.
+/// What a relist changed: `before` and `after` are sorted by name.
+fn relisted(before: &BTreeMap<Name, Entry>, after: &BTreeMap<Name, Entry>) -> Change {
+    if before.len() != after.len() || before.keys().ne(after.keys()) {
+        return Change::Content;
+    }
+    before
+        .values()
+        .zip(after.values())
+        .map(|(a, b)| Change::between(Some(a), Some(b)))
+        .max()
+        .unwrap_or(Change::None)
+}
+
 fn decode(kind: &'static str, object: DynamicObject, previous: Option<&Entry>) -> Entry {
     // The same object at the same resourceVersion (a relist after a reconnect): nothing to decode.
     if let Some(previous) = previous.filter(|p| {

@@ -43,7 +43,7 @@ use tokio::{
 use tracing::{debug, info, warn};
 
 pub use admission::{Admitted, Installation};
-pub use index::{Index, ORIGIN, StreamKey};
+pub use index::{Change, Index, ORIGIN, StreamKey};
 use kinds::{EndpointsApi, WatchedKind};
 
 use super::{Gateway, Live, SourceSnapshot, pacing::Pacer};
@@ -233,8 +233,10 @@ impl Driver {
                 .and_then(|s| serde_json::to_value(s).ok()),
         });
         if self.installation_live.as_ref() != Some(&live) {
+            // Its status (the gateway's own writes, after every configuration Envoy takes)
+            // matters to the status writer only.
             self.installation_live = Some(live);
-            self.changed();
+            self.pacer.noted(Instant::now());
         }
         let installation = Installation::new(&ns, &name, &gwi);
         if self.installation.as_ref() == Some(&installation) {
@@ -349,8 +351,10 @@ impl Driver {
     }
 
     fn apply(&mut self, key: &StreamKey, event: Event<DynamicObject>) {
-        if self.index.apply(key, event) {
-            self.changed();
+        match self.index.apply(key, event) {
+            Change::Content => self.changed(),
+            Change::Live => self.pacer.noted(Instant::now()),
+            Change::None => {}
         }
     }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use kube::{api::DynamicObject, runtime::watcher::Event};
 use legate_crds::Resource;
 
-use super::{Index, StreamKey};
+use super::{Change, Index, StreamKey};
 
 fn mappings(namespace: &str) -> StreamKey {
     StreamKey {
@@ -34,7 +34,7 @@ spec:
     .unwrap()
 }
 
-fn listed(index: &mut Index, key: &StreamKey, objects: Vec<DynamicObject>) -> bool {
+fn listed(index: &mut Index, key: &StreamKey, objects: Vec<DynamicObject>) -> Change {
     index.apply(key, Event::Init);
     for o in objects {
         index.apply(key, Event::InitApply(o));
@@ -58,13 +58,12 @@ fn nothing_is_complete_until_every_stream_has_listed_once() {
     index.add_stream(a.clone());
     index.add_stream(b.clone());
     assert!(!index.synced());
-    assert!(listed(
-        &mut index,
-        &a,
-        vec![mapping("quote", "/q/", "1", "")]
-    ));
+    assert_eq!(
+        listed(&mut index, &a, vec![mapping("quote", "/q/", "1", "")]),
+        Change::Content
+    );
     assert!(!index.synced(), "team-b has not listed yet");
-    assert!(listed(&mut index, &b, vec![]));
+    assert_eq!(listed(&mut index, &b, vec![]), Change::Content);
     assert!(index.synced());
     assert_eq!(names(&index), ["Mapping team-a/quote"]);
 }
@@ -86,7 +85,7 @@ fn a_relist_of_the_same_objects_changes_nothing_and_keeps_every_resource_shared(
         &key,
         vec![mapping("b", "/b/", "2", ""), mapping("a", "/a/", "1", "")],
     );
-    assert!(!changed);
+    assert_eq!(changed, Change::None);
     let after = index.snapshot();
     assert_eq!(before, after);
     for (x, y) in before.resources.iter().zip(&after.resources) {
@@ -98,11 +97,12 @@ fn a_relist_of_the_same_objects_changes_nothing_and_keeps_every_resource_shared(
 
     // Written meanwhile without a change of content (new resourceVersions): the live objects
     // changed, the resources are still the very same.
-    listed(
+    let changed = listed(
         &mut index,
         &key,
         vec![mapping("b", "/b/", "7", ""), mapping("a", "/a/", "8", "")],
     );
+    assert_eq!(changed, Change::Live);
     for (x, y) in before.resources.iter().zip(&index.snapshot().resources) {
         assert!(Arc::ptr_eq(x, y));
     }
@@ -121,9 +121,10 @@ fn a_status_write_keeps_the_resource_and_updates_what_the_status_writer_sees() {
         "2",
         "status:\n  conditions:\n  - {type: Accepted, status: 'True', reason: Accepted, message: ok, lastTransitionTime: '2026-01-01T00:00:00Z'}",
     );
-    assert!(
+    assert_eq!(
         index.apply(&key, Event::Apply(written)),
-        "the status changed"
+        Change::Live,
+        "the status changed, and nothing else"
     );
     let after = index.snapshot();
     assert!(Arc::ptr_eq(&before.resources[0], &after.resources[0]));
@@ -145,12 +146,18 @@ fn a_spec_change_replaces_the_resource_and_a_delete_removes_it() {
     index.add_stream(key.clone());
     listed(&mut index, &key, vec![mapping("a", "/a/", "1", "")]);
     let before = index.snapshot();
-    assert!(index.apply(&key, Event::Apply(mapping("a", "/other/", "2", ""))));
+    assert_eq!(
+        index.apply(&key, Event::Apply(mapping("a", "/other/", "2", ""))),
+        Change::Content
+    );
     assert!(!Arc::ptr_eq(
         &before.resources[0],
         &index.snapshot().resources[0]
     ));
-    assert!(index.apply(&key, Event::Delete(mapping("a", "/other/", "3", ""))));
+    assert_eq!(
+        index.apply(&key, Event::Delete(mapping("a", "/other/", "3", ""))),
+        Change::Content
+    );
     assert!(index.snapshot().resources.is_empty());
 }
 
@@ -188,8 +195,9 @@ fn a_stream_removed_takes_its_objects_with_it() {
     index.remove_stream(&a);
     assert!(index.synced());
     assert!(index.snapshot().resources.is_empty());
-    assert!(
-        !index.apply(&a, Event::Apply(mapping("late", "/l/", "9", ""))),
+    assert_eq!(
+        index.apply(&a, Event::Apply(mapping("late", "/l/", "9", ""))),
+        Change::None,
         "an event of a stopped stream is dropped"
     );
 }
