@@ -34,7 +34,7 @@ IMAGES         := $(CURDIR)/target/images
 IMAGE_PROFILE  ?= release
 BINARIES       := target/$(IMAGE_PROFILE)
 
-.PHONY: help build test lint fmt crds envoy test-tools kube-up kube-down kube-node images e2e e2e-node demo bench bench-dataplane ci bundle validate olm-tools fuzz-short fuzz-long
+.PHONY: help build test lint fmt crds envoy test-tools kube-up kube-down kube-node images e2e e2e-node demo bench bench-dataplane bench-dataplane-kube ci bundle validate olm-tools fuzz-short fuzz-long
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -133,9 +133,13 @@ bench-dataplane: envoy /usr/bin/wrk ## Envoy under load: first vs last route, ag
 	LEGATE_BENCH_DATAPLANE=1 $(CARGO) bench --workspace --bench dataplane --profile $(BENCH_PROFILE)
 # The same, with the largest fleet also created as objects in a fresh kube-local API server and served
 # by the agent in Kubernetes mode (`run --installation`): its start and a patched Mapping served.
-# With KUBECONFIG set, `make bench-dataplane` measures that against KUBECONFIG's cluster instead.
+# The control plane is pinned to core 1 (in a cluster it is not on the gateway's node at all), away
+# from the measured Envoy's. With KUBECONFIG set, `make bench-dataplane` measures that against
+# KUBECONFIG's cluster instead.
+KUBE_LOCAL_RUN = $${KUBE_LOCAL_HOME:-$$HOME/.cache/kube-local}/run
 bench-dataplane-kube: envoy /usr/bin/wrk ## bench-dataplane, plus the agent in Kubernetes mode against a fresh kube-local
 	e2e/kube-local up --fresh >/dev/null
+	for c in etcd apiserver kcm; do taskset -a -p -c 1 "$$(cat $(KUBE_LOCAL_RUN)/$$c.pid)" >/dev/null; done
 	eval "$$(e2e/kube-local env)" && PATH=$${KUBE_LOCAL_HOME:-$$HOME/.cache/kube-local}/bin:$$PATH \
 	  $(MAKE) bench-dataplane; rc=$$?; e2e/kube-local down; exit $$rc
 /usr/bin/wrk:

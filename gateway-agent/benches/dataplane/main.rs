@@ -62,6 +62,8 @@ const CHANGE_QUIET: Duration = Duration::from_millis(250);
 /// Between probes while waiting for a process to come up: often enough to time a start to a few
 /// milliseconds, seldom enough not to slow the agent, which shares the prober's core.
 const START_PROBE_PAUSE: Duration = Duration::from_millis(5);
+/// Between scrapes of the agent's metrics while it writes statuses.
+const STATUS_PROBE_PAUSE: Duration = Duration::from_millis(200);
 const HOST_COUNTS: [usize; 2] = [1, 100];
 const MODELS: [Model; 2] = [Model::Xfp, Model::Insecure];
 
@@ -151,6 +153,7 @@ impl Bench {
             rows: Vec::new(),
             changes: None,
             kubernetes_changes: None,
+            kubernetes_statuses: None,
         };
         let largest = *self
             .mapping_counts
@@ -229,6 +232,20 @@ impl Bench {
         ];
         for served in served_by.into_iter().flatten() {
             let gateway = self.start_gateway(served, fleet, dir.path(), &plan);
+            if let (Served::Kubernetes, Some(metrics)) = (served, gateway.agent_metrics) {
+                // A new gateway writes the status of every Mapping, and its watches deliver
+                // each write back: rates and changes are measured once that is over.
+                poll(
+                    "the agent to write every Mapping's status",
+                    START_DEADLINE,
+                    STATUS_PROBE_PAUSE,
+                    || {
+                        (metric(metrics, "_status_writes_total") >= fleet.mappings as f64)
+                            .then_some(())
+                    },
+                );
+                report.kubernetes_statuses = Some(gateway.started.elapsed());
+            }
             let (first, last) = self.first_and_last(fleet, &plan);
             let row = Row {
                 mappings: fleet.mappings,
@@ -314,6 +331,7 @@ impl Bench {
         Gateway {
             agent_metrics: agent_args.is_some().then_some(metrics),
             _processes: processes,
+            started,
             start_to_serving,
         }
     }
@@ -453,6 +471,7 @@ struct Gateway {
     /// The agent's metrics port, when it serves.
     agent_metrics: Option<u16>,
     _processes: Vec<Process>,
+    started: Instant,
     start_to_serving: Duration,
 }
 
@@ -510,6 +529,8 @@ struct Report {
     changes: Option<Changes>,
     /// The same changes as patches to the objects, with the agent in Kubernetes mode.
     kubernetes_changes: Option<Changes>,
+    /// Its start to every Mapping's status written.
+    kubernetes_statuses: Option<Duration>,
 }
 
 impl Report {
@@ -592,6 +613,7 @@ impl Report {
             "| Change → served, Kubernetes: a Mapping merge-patched → first answer with its new header ({} changes, each after {} ms without one) | median {:.0} ms, p90 {:.0} ms |\n\
              | of which, by the agent's metrics (means): building / the build's start → Envoy's ACK of every type | {:.1} ms / {:.1} ms |\n\
              | Start → last route 200: agent in Kubernetes mode and Envoy cold (ADS) | {:.2} s |\n\
+             | Start → every Mapping's status written (rates and changes are measured after it) | {:.1} s |\n\
              | Failed requests of an unchanged route under load during {} changes, Kubernetes | {} (non-2xx {}, socket errors {}) of {} requests |\n",
             changes.latencies.len(),
             CHANGE_QUIET.as_millis(),
@@ -600,6 +622,7 @@ impl Report {
             changes.agent.build_ms(),
             changes.agent.ack_ms(),
             start(Served::Kubernetes),
+            self.kubernetes_statuses.unwrap_or_default().as_secs_f64(),
             changes.count_under_load,
             changes.under_load.failures(),
             changes.under_load.non_2xx,
@@ -630,23 +653,8 @@ struct AgentTimes {
 
 impl AgentTimes {
     fn scrape(port: u16) -> Self {
-        let target = Target {
-            port,
-            host: "127.0.0.1".into(),
-            path: "/metrics".into(),
-        };
-        let body = get(&target)
-            .filter(|a| a.status == 200)
-            .map(|a| a.body)
-            .expect("the agent's /metrics");
-        let value = |suffix: &str| -> f64 {
-            body.lines()
-                .filter(|l| !l.starts_with('#'))
-                .filter_map(|l| l.split_once(' '))
-                .find(|(name, _)| name.ends_with(suffix))
-                .and_then(|(_, v)| v.trim().parse().ok())
-                .unwrap_or_else(|| panic!("no {suffix} in the agent's /metrics"))
-        };
+        let body = metrics(port);
+        let value = |suffix: &str| metric_in(&body, suffix);
         Self {
             build: (value("_build_seconds_sum"), value("_build_seconds_count")),
             to_ack: (
@@ -671,6 +679,33 @@ impl AgentTimes {
     fn ack_ms(&self) -> f64 {
         mean_ms(self.to_ack)
     }
+}
+
+/// The agent's `/metrics`.
+fn metrics(port: u16) -> String {
+    let target = Target {
+        port,
+        host: "127.0.0.1".into(),
+        path: "/metrics".into(),
+    };
+    get(&target)
+        .filter(|a| a.status == 200)
+        .map(|a| a.body)
+        .expect("the agent's /metrics")
+}
+
+/// The sample of the agent's metric whose name ends with `suffix`.
+fn metric(port: u16, suffix: &str) -> f64 {
+    metric_in(&metrics(port), suffix)
+}
+
+fn metric_in(body: &str, suffix: &str) -> f64 {
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once(' '))
+        .find(|(name, _)| name.ends_with(suffix))
+        .and_then(|(_, v)| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {suffix} in the agent's /metrics"))
 }
 
 fn mean_ms((sum, count): (f64, f64)) -> f64 {
