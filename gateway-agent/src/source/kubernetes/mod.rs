@@ -432,6 +432,12 @@ async fn sleep_until(due: Option<Instant>) {
 /// One watch, forwarding its events until the driver drops it. Errors (the API server gone,
 /// RBAC refusing) are logged and retried with kube-runtime's backoff; the objects already held
 /// keep serving meanwhile.
+///
+/// The first list is served from the API server's watch cache (`resourceVersion=0`, as
+/// client-go's informers list): one answer, instead of pages read from etcd one after another
+/// (10,000 Mappings: 20 of them) while the gateway waits for its first configuration. A relist
+/// (the watch lost its place) reads the most recent state instead: a cache that lags, behind
+/// another API server of an HA control plane, never takes a running gateway back in time.
 fn spawn_watch(
     client: Client,
     kind: &WatchedKind,
@@ -450,10 +456,22 @@ fn spawn_watch(
         config = config.labels(labels);
     }
     tokio::spawn(async move {
-        let mut stream = watcher(api, config).default_backoff().boxed();
+        let mut stream = watcher(api.clone(), config.clone().any_semantic())
+            .default_backoff()
+            .boxed();
+        let (mut from_cache, mut listed) = (true, false);
         while let Some(event) = stream.next().await {
             match event {
+                // A relist: from here on, of the most recent state (the new watcher's own
+                // `Init` comes first).
+                Ok(Event::Init) if from_cache && listed => {
+                    stream = watcher(api.clone(), config.clone())
+                        .default_backoff()
+                        .boxed();
+                    from_cache = false;
+                }
                 Ok(event) => {
+                    listed |= matches!(event, Event::InitDone);
                     if events.send((key.clone(), event)).await.is_err() {
                         return;
                     }
