@@ -226,6 +226,12 @@ pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 /// Reads a regular file (links followed) of at most [`MAX_FILE_BYTES`]. A FIFO, a device or a
 /// socket is never opened: reading one blocks, or never ends.
 pub fn read_file(path: &Path) -> io::Result<Vec<u8>> {
+    read_file_with_metadata(path).map(|(bytes, _)| bytes)
+}
+
+/// [`read_file`], and the file's metadata as looked at before reading it: a file changed since
+/// has other metadata (its change time, at least).
+pub fn read_file_with_metadata(path: &Path) -> io::Result<(Vec<u8>, std::fs::Metadata)> {
     let meta = std::fs::metadata(path)?;
     if !meta.is_file() {
         return Err(io::Error::new(
@@ -254,7 +260,7 @@ pub fn read_file(path: &Path) -> io::Result<Vec<u8>> {
             format!("more than the {MAX_FILE_BYTES} bytes a file may have"),
         ));
     }
-    Ok(bytes)
+    Ok((bytes, meta))
 }
 
 /// The real directories and files already listed, so a link loop is walked once and a file

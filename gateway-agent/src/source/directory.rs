@@ -4,7 +4,9 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
+    fs::Metadata,
     io,
+    os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
     sync::{
         Arc,
@@ -15,7 +17,8 @@ use std::{
 use legate_crds::{
     ObjectRef, Resource,
     loader::{
-        FileError, Loaded, is_listed_dir, is_yaml_path, list_yaml_files, load_str, read_file,
+        FileError, Loaded, is_listed_dir, is_yaml_path, list_yaml_files, load_str,
+        read_file_with_metadata,
     },
 };
 
@@ -37,6 +40,31 @@ struct FileState {
     good: Option<Parsed>,
     /// Why the file's current contents are not used.
     error: Option<Rejection>,
+    /// The file as last read, when it could be.
+    stamp: Option<Stamp>,
+}
+
+/// What tells that a file changed without reading it: which file it is, its size, and when its
+/// content and its inode last changed (any write changes the latter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Stamp {
+    fn of(meta: &Metadata) -> Self {
+        Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
 }
 
 /// Every YAML file under one directory, and what each yielded.
@@ -71,10 +99,11 @@ struct NeedsRescan;
 enum Read {
     Gone,
     Failed(io::Error),
-    Unchanged,
+    Unchanged(Stamp),
     Changed {
         text: Vec<u8>,
         parsed: Result<Loaded, FileError>,
+        stamp: Stamp,
     },
 }
 
@@ -108,6 +137,28 @@ impl DirectoryState {
     /// dropped. Fails only when the directory itself cannot be listed (the state is then
     /// unchanged).
     pub fn rescan(&mut self) -> Result<(), SourceError> {
+        let files = self.relist()?;
+        self.load(files);
+        Ok(())
+    }
+
+    /// [`Self::rescan`] that reads only the files whose metadata changed since they were read
+    /// (no unchanged file is opened): what a watch set after the files were read missed.
+    pub fn verify(&mut self) -> Result<(), SourceError> {
+        let files = self.relist()?;
+        let changed = files
+            .into_iter()
+            .filter(|path| {
+                let now = std::fs::metadata(path).ok().map(|m| Stamp::of(&m));
+                now.is_none() || self.files.get(path).and_then(|s| s.stamp) != now
+            })
+            .collect();
+        self.load(changed);
+        Ok(())
+    }
+
+    /// Lists the directory: the files in it now, the others forgotten.
+    fn relist(&mut self) -> Result<Vec<PathBuf>, SourceError> {
         let listing =
             list_yaml_files(&self.dir, &self.dir).map_err(|source| SourceError::Directory {
                 path: self.dir.clone(),
@@ -116,8 +167,7 @@ impl DirectoryState {
         self.links = listing.links;
         let present: BTreeSet<&PathBuf> = listing.files.iter().collect();
         self.files.retain(|path, _| present.contains(path));
-        self.load(listing.files);
-        Ok(())
+        Ok(listing.files)
     }
 
     /// What a change at `path` (as a watcher names it) asks to read again.
@@ -264,11 +314,12 @@ impl DirectoryState {
 
     /// Reads one file, and parses it if its text changed. Touches no state: runs on any thread.
     fn read(&self, path: PathBuf) -> (PathBuf, Read) {
-        let read = match read_file(&path) {
-            Ok(text) => {
+        let read = match read_file_with_metadata(&path) {
+            Ok((text, meta)) => {
+                let stamp = Stamp::of(&meta);
                 let last = self.files.get(&path).and_then(|s| s.last_text.as_ref());
                 if last == Some(&text) {
-                    Read::Unchanged
+                    Read::Unchanged(stamp)
                 } else {
                     let origin = path.display().to_string();
                     let parsed = match std::str::from_utf8(&text) {
@@ -278,7 +329,11 @@ impl DirectoryState {
                             source: io::Error::new(io::ErrorKind::InvalidData, e),
                         }),
                     };
-                    Read::Changed { text, parsed }
+                    Read::Changed {
+                        text,
+                        parsed,
+                        stamp,
+                    }
                 }
             }
             // Deleted between listing (or the event) and reading.
@@ -290,7 +345,11 @@ impl DirectoryState {
 
     fn apply(&mut self, path: PathBuf, read: Read) {
         match read {
-            Read::Unchanged => {}
+            Read::Unchanged(stamp) => {
+                if let Some(state) = self.files.get_mut(&path) {
+                    state.stamp = Some(stamp);
+                }
+            }
             Read::Gone => {
                 self.files.remove(&path);
             }
@@ -298,15 +357,21 @@ impl DirectoryState {
                 let origin = path.display().to_string();
                 let state = self.files.entry(path).or_default();
                 state.last_text = None;
+                state.stamp = None;
                 let kept = state.good.as_ref().map(|g| g.resources.len());
                 state.error = Some(Rejection::from_file(
                     &FileError::Read { origin, source },
                     kept,
                 ));
             }
-            Read::Changed { text, parsed } => {
+            Read::Changed {
+                text,
+                parsed,
+                stamp,
+            } => {
                 let state = self.files.entry(path).or_default();
                 state.last_text = Some(text);
+                state.stamp = Some(stamp);
                 match parsed {
                     Ok(loaded) => {
                         state.error = None;

@@ -70,10 +70,16 @@ fn wait_within(
     }
 }
 
-/// The first snapshot, the directory as it was loaded.
-fn first(rx: &watch::Receiver<Arc<SourceSnapshot>>) -> Arc<SourceSnapshot> {
+/// The first snapshot, the directory as it was loaded, once the directory is watched (a change
+/// from then on is seen by its events).
+fn first(rx: &watch::Receiver<Arc<SourceSnapshot>>, guard: &SourceGuard) -> Arc<SourceSnapshot> {
     let s = wait_for(rx, "the first load", |s| s.generation > 0);
     assert_eq!(s.generation, 1);
+    let start = Instant::now();
+    while !guard.watching() {
+        assert!(start.elapsed() < WAIT, "the directory is not watched");
+        std::thread::sleep(Duration::from_millis(2));
+    }
     s
 }
 
@@ -87,8 +93,8 @@ fn the_first_load_is_published_as_generation_1() {
     );
     write(dir.path(), "a.yml", &mapping("a", "/a/"));
     write(dir.path(), "nested/deeper/c.yaml", &mapping("c", "/c/"));
-    let (rx, _guard) = DirectorySource::spawn(dir.path().to_owned(), DEBOUNCE).unwrap();
-    let snapshot = first(&rx);
+    let (rx, guard) = DirectorySource::spawn(dir.path().to_owned(), DEBOUNCE).unwrap();
+    let snapshot = first(&rx, &guard);
     // By file path, then document index.
     assert_eq!(names(&snapshot), ["a", "b1", "b2", "c"]);
     assert!(snapshot.rejected.is_empty(), "{:?}", snapshot.rejected);
@@ -110,8 +116,8 @@ fn missing_directory_is_an_error() {
 fn added_changed_and_removed_files_are_picked_up() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "a.yaml", &mapping("a", "/a/"));
-    let (rx, _guard) = DirectorySource::spawn(dir.path().to_owned(), DEBOUNCE).unwrap();
-    first(&rx);
+    let (rx, guard) = DirectorySource::spawn(dir.path().to_owned(), DEBOUNCE).unwrap();
+    first(&rx, &guard);
 
     write(dir.path(), "b.yaml", &mapping("b", "/b/"));
     let s = wait_for(&rx, "b added", |s| names(s) == ["a", "b"]);
@@ -147,8 +153,8 @@ fn a_bad_document_is_rejected_while_its_neighbours_load() {
             no_service,
         ]),
     );
-    let (rx, _guard) = DirectorySource::spawn(dir.path().to_owned(), DEBOUNCE).unwrap();
-    let s = first(&rx);
+    let (rx, guard) = DirectorySource::spawn(dir.path().to_owned(), DEBOUNCE).unwrap();
+    let s = first(&rx, &guard);
     assert_eq!(names(&s), ["first", "last"]);
     assert_eq!(s.rejected.len(), 2, "{:#?}", s.rejected);
     let old = &s.rejected[0];
@@ -180,8 +186,8 @@ fn unknown_kinds_are_warnings() {
             mapping("a", "/a/"),
         ]),
     );
-    let (rx, _guard) = DirectorySource::spawn(dir.path().to_owned(), DEBOUNCE).unwrap();
-    let s = first(&rx);
+    let (rx, guard) = DirectorySource::spawn(dir.path().to_owned(), DEBOUNCE).unwrap();
+    let s = first(&rx, &guard);
     assert_eq!(names(&s), ["a"]);
     assert!(s.rejected.is_empty());
     assert_eq!(s.warnings.len(), 1);
@@ -197,8 +203,8 @@ fn a_half_written_file_keeps_its_last_good_resources() {
         &docs(&[mapping("a1", "/a1/"), mapping("a2", "/a2/")]),
     );
     write(dir.path(), "b.yaml", &mapping("b", "/b/"));
-    let (rx, _guard) = DirectorySource::spawn(dir.path().to_owned(), DEBOUNCE).unwrap();
-    assert_eq!(names(&first(&rx)), ["a1", "a2", "b"]);
+    let (rx, guard) = DirectorySource::spawn(dir.path().to_owned(), DEBOUNCE).unwrap();
+    assert_eq!(names(&first(&rx, &guard)), ["a1", "a2", "b"]);
 
     // Not YAML at all: an unterminated flow mapping.
     write(
@@ -243,8 +249,8 @@ fn a_new_broken_file_is_reported_and_serves_nothing() {
     write(dir.path(), "binary.yaml", "");
     std::fs::write(dir.path().join("binary.yaml"), [0xff, 0xfe, 0x00, 0x41]).unwrap();
     write(dir.path(), "good.yaml", &mapping("good", "/g/"));
-    let (rx, _guard) = DirectorySource::spawn(dir.path().to_owned(), DEBOUNCE).unwrap();
-    let s = first(&rx);
+    let (rx, guard) = DirectorySource::spawn(dir.path().to_owned(), DEBOUNCE).unwrap();
+    let s = first(&rx, &guard);
     assert_eq!(names(&s), ["good"]);
     assert_eq!(s.rejected.len(), 2, "{:#?}", s.rejected);
     assert!(s.rejected.iter().all(|r| r.scope == RejectionScope::File));
@@ -262,7 +268,7 @@ fn hidden_and_temporary_files_are_ignored() {
     write(dir.path(), "#a.yaml#", &mapping("emacs", "/e/"));
     write(dir.path(), "notes.txt", "not yaml: [");
     let (rx, guard) = DirectorySource::spawn(dir.path().to_owned(), DEBOUNCE).unwrap();
-    let s = first(&rx);
+    let s = first(&rx, &guard);
     assert_eq!(names(&s), ["a"]);
     assert!(s.rejected.is_empty(), "{:?}", s.rejected);
 
@@ -280,7 +286,7 @@ fn unchanged_content_is_not_published_again() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "a.yaml", &mapping("a", "/a/"));
     let (rx, guard) = DirectorySource::spawn(dir.path().to_owned(), DEBOUNCE).unwrap();
-    first(&rx);
+    first(&rx, &guard);
     // Rewrite with the same bytes, and touch a second copy in and out of existence.
     write(dir.path(), "a.yaml", &mapping("a", "/a/"));
     guard.rescan();
@@ -295,7 +301,7 @@ fn a_burst_of_writes_is_coalesced() {
     let dir = tempfile::tempdir().unwrap();
     let (rx, guard) =
         DirectorySource::spawn(dir.path().to_owned(), Duration::from_millis(300)).unwrap();
-    assert!(first(&rx).resources.is_empty());
+    assert!(first(&rx, &guard).resources.is_empty());
     for i in 0..20 {
         write(
             dir.path(),
@@ -326,8 +332,12 @@ fn a_configmap_volume_update_is_picked_up() {
     write(d, "..2024_01/routes.yaml", &mapping("v1", "/v1/"));
     symlink("..2024_01", d.join("..data")).unwrap();
     symlink("..data/routes.yaml", d.join("routes.yaml")).unwrap();
-    let (rx, _guard) = DirectorySource::spawn(d.to_owned(), DEBOUNCE).unwrap();
-    assert_eq!(names(&first(&rx)), ["v1"], "read once, through the link");
+    let (rx, guard) = DirectorySource::spawn(d.to_owned(), DEBOUNCE).unwrap();
+    assert_eq!(
+        names(&first(&rx, &guard)),
+        ["v1"],
+        "read once, through the link"
+    );
 
     write(d, "..2024_02/routes.yaml", &mapping("v2", "/v2/"));
     symlink("..2024_02", d.join("..data_tmp")).unwrap();
@@ -341,7 +351,7 @@ fn a_configmap_volume_update_is_picked_up() {
 fn dropping_the_guard_stops_publishing() {
     let dir = tempfile::tempdir().unwrap();
     let (rx, guard) = DirectorySource::spawn(dir.path().to_owned(), DEBOUNCE).unwrap();
-    first(&rx);
+    first(&rx, &guard);
     guard.stop();
     write(dir.path(), "a.yaml", &mapping("a", "/a/"));
     std::thread::sleep(DEBOUNCE * 6);
@@ -436,13 +446,36 @@ const PROMPTLY: Duration = Duration::from_secs(3);
 fn one_write_after_quiet_is_published_without_waiting_for_the_debounce() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "a.yaml", &mapping("a", "/a/"));
-    let (rx, _guard) = DirectorySource::spawn(dir.path().to_owned(), LONG_DEBOUNCE).unwrap();
-    first(&rx);
+    let (rx, guard) = DirectorySource::spawn(dir.path().to_owned(), LONG_DEBOUNCE).unwrap();
+    first(&rx, &guard);
     write(dir.path(), "b.yaml", &mapping("b", "/b/"));
     let s = wait_within(PROMPTLY, &rx, "b, before the debounce", |s| {
         names(s) == ["a", "b"]
     });
     assert_eq!(s.generation, 2);
+}
+
+#[test]
+fn verify_reads_only_what_changed_since_it_was_read() {
+    // What the watcher does for the changes made before its watch was set.
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["a", "b", "c"] {
+        write(dir.path(), &format!("{name}.yaml"), &mapping(name, "/m/"));
+    }
+    let mut state = DirectoryState::new(dir.path().to_owned());
+    let reads = state.files_read();
+    state.rescan().unwrap();
+    assert_eq!(reads.load(Ordering::Relaxed), 3);
+
+    write(dir.path(), "b.yaml", &mapping("b2", "/m/"));
+    write(dir.path(), "sub/d.yaml", &mapping("d", "/m/"));
+    std::fs::remove_file(dir.path().join("c.yaml")).unwrap();
+    state.verify().unwrap();
+    assert_eq!(names(&state.snapshot()), ["a", "b2", "d"]);
+    assert_eq!(reads.load(Ordering::Relaxed), 5, "b and d, not a");
+
+    state.verify().unwrap();
+    assert_eq!(reads.load(Ordering::Relaxed), 5, "nothing changed since");
 }
 
 #[test]
@@ -458,8 +491,8 @@ fn only_the_file_written_is_read_again() {
     write(dir.path(), "notes.txt", "not yaml: [");
     let state = DirectoryState::new(dir.path().to_owned());
     let reads = state.files_read();
-    let (rx, _guard) = DirectorySource::spawn_state(state, DEBOUNCE).unwrap();
-    assert_eq!(first(&rx).resources.len(), 50);
+    let (rx, guard) = DirectorySource::spawn_state(state, DEBOUNCE).unwrap();
+    assert_eq!(first(&rx, &guard).resources.len(), 50);
     assert_eq!(reads.load(Ordering::Relaxed), 50);
 
     write(dir.path(), "team/m07.yaml", &mapping("seven", "/m/"));
@@ -489,8 +522,8 @@ fn a_half_written_file_is_not_read_before_its_writer_closes_it() {
     let state = DirectoryState::new(dir.path().to_owned());
     let reads = state.files_read();
     // Long enough that the unfinished file does not settle (and get read) meanwhile.
-    let (rx, _guard) = DirectorySource::spawn_state(state, Duration::from_secs(5)).unwrap();
-    first(&rx);
+    let (rx, guard) = DirectorySource::spawn_state(state, Duration::from_secs(5)).unwrap();
+    first(&rx, &guard);
 
     let text = mapping("half", "/half/");
     let (head, tail) = text.split_at(text.len() / 2);
@@ -520,8 +553,8 @@ fn a_half_written_file_is_not_read_before_its_writer_closes_it() {
 fn a_write_that_is_never_closed_is_read_after_the_debounce() {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
-    let (rx, _guard) = DirectorySource::spawn(dir.path().to_owned(), DEBOUNCE).unwrap();
-    first(&rx);
+    let (rx, guard) = DirectorySource::spawn(dir.path().to_owned(), DEBOUNCE).unwrap();
+    first(&rx, &guard);
     let mut file = std::fs::File::create(dir.path().join("open.yaml")).unwrap();
     file.write_all(mapping("open", "/open/").as_bytes())
         .unwrap();
@@ -537,8 +570,8 @@ fn renamed_files_move_and_files_renamed_away_drop_out() {
     write(d, "a.yaml", &mapping("a", "/a/"));
     write(d, "team/b.yaml", &mapping("b", "/b/"));
     write(d, "c.txt", &mapping("c", "/c/"));
-    let (rx, _guard) = DirectorySource::spawn(d.to_owned(), DEBOUNCE).unwrap();
-    assert_eq!(names(&first(&rx)), ["a", "b"]);
+    let (rx, guard) = DirectorySource::spawn(d.to_owned(), DEBOUNCE).unwrap();
+    assert_eq!(names(&first(&rx, &guard)), ["a", "b"]);
 
     // An editor's atomic save: a hidden temporary file renamed over the real one.
     write(d, ".a.yaml.tmp", &mapping("a2", "/a/"));
@@ -569,8 +602,8 @@ fn renamed_files_move_and_files_renamed_away_drop_out() {
 #[test]
 fn a_directory_made_with_files_in_it_is_read() {
     let dir = tempfile::tempdir().unwrap();
-    let (rx, _guard) = DirectorySource::spawn(dir.path().to_owned(), DEBOUNCE).unwrap();
-    first(&rx);
+    let (rx, guard) = DirectorySource::spawn(dir.path().to_owned(), DEBOUNCE).unwrap();
+    first(&rx, &guard);
     // Made elsewhere and moved in whole: the only event is the directory's.
     let outside = tempfile::tempdir().unwrap();
     write(outside.path(), "x/deep/m.yaml", &mapping("mm", "/m/"));
@@ -627,8 +660,8 @@ fn a_link_made_later_is_followed() {
     let outside = tempfile::tempdir().unwrap();
     write(dir.path(), "a.yaml", &mapping("a", "/a/"));
     write(outside.path(), "x.yaml", &mapping("x", "/x/"));
-    let (rx, _guard) = DirectorySource::spawn(dir.path().to_owned(), LONG_DEBOUNCE).unwrap();
-    first(&rx);
+    let (rx, guard) = DirectorySource::spawn(dir.path().to_owned(), LONG_DEBOUNCE).unwrap();
+    first(&rx, &guard);
     symlink(outside.path().join("x.yaml"), dir.path().join("x.yaml")).unwrap();
     let s = wait_within(PROMPTLY, &rx, "the linked file", |s| names(s) == ["a", "x"]);
     assert!(s.rejected.is_empty(), "{:?}", s.rejected);

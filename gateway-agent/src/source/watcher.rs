@@ -4,24 +4,41 @@
 //! rebuild is blocking file I/O and parsing, and `watch::Sender::send_replace` needs no runtime.
 //! That thread also loads the directory the first time, so the agent serves ADS (and Envoy
 //! connects) while it loads.
+//!
+//! The watch is set [`WATCH_AFTER`] the first load, once its configuration had time to be
+//! built: inotify reports every file opened, ours too, and reading 10,000 files under a watch
+//! cost the agent's one core ~40 ms of events to discard (and setting a recursive watch looks
+//! at every file, ~20 ms more) before Envoy got its first configuration. What changed before
+//! the watch was set is found by the files' metadata ([`DirectoryState::verify`]) and read as
+//! the first load reads: a file still being written then is read as it is, and read again
+//! once its writer closes it.
 
 use std::{
     collections::HashSet,
     path::PathBuf,
-    sync::{Arc, mpsc},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+        mpsc,
+    },
     thread::JoinHandle,
     time::{Duration, Instant},
 };
 
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::watch;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::{DirectoryState, SourceError, SourceSnapshot, changes::Changes, pacing::Pacer};
 
 /// A burst of changes is rebuilt at most this many debounce periods after it started, even if
 /// files keep changing.
 const MAX_DELAY_FACTOR: u32 = 10;
+/// Between attempts to watch the directory, when it cannot be watched.
+const WATCH_RETRY: Duration = Duration::from_secs(5);
+/// From the first load to the watch: the build of 10,000 Mappings takes ~60 ms, their push
+/// ~10 ms more.
+const WATCH_AFTER: Duration = Duration::from_millis(100);
 
 enum Msg {
     Fs(notify::Result<notify::Event>),
@@ -61,47 +78,57 @@ impl DirectorySource {
             source,
         })?;
 
-        // Watch before the first load, so nothing written in between is missed.
+        // The watcher (an inotify instance) now, so a machine out of them fails here; what it
+        // watches is set by the thread after the first load.
         let (events, inbox) = mpsc::channel();
         let notify_tx = events.clone();
-        let mut watcher = notify::recommended_watcher(move |event| {
+        let watcher = notify::recommended_watcher(move |event| {
             let _ = notify_tx.send(Msg::Fs(event));
         })
         .map_err(|source| SourceError::Watch {
             path: dir.clone(),
             source,
         })?;
-        watcher
-            .watch(&dir, RecursiveMode::Recursive)
-            .map_err(|source| SourceError::Watch {
-                path: dir.clone(),
-                source,
-            })?;
 
         let (tx, rx) = watch::channel(Arc::new(SourceSnapshot::default()));
+        let watching = Arc::new(AtomicBool::new(false));
+        let worker = Worker {
+            watcher,
+            debounce,
+            inbox,
+            tx,
+            watching: watching.clone(),
+        };
         let thread = std::thread::Builder::new()
             .name("legate-dir-source".into())
-            .spawn(move || run(state, debounce, inbox, tx))
+            .spawn(move || worker.run(state))
             .map_err(SourceError::Thread)?;
         Ok((
             rx,
             SourceGuard {
                 inbox: events,
-                watcher: Some(watcher),
                 thread: Some(thread),
+                watching,
             },
         ))
     }
 }
 
-/// Keeps the directory watched; dropping it stops the watcher.
+/// Keeps the directory watched; dropping it stops the watcher (with the thread that owns it).
 pub struct SourceGuard {
     inbox: mpsc::Sender<Msg>,
-    watcher: Option<RecommendedWatcher>,
     thread: Option<JoinHandle<()>>,
+    watching: Arc<AtomicBool>,
 }
 
 impl SourceGuard {
+    /// Whether the directory is watched and what changed before is read: a change from now on
+    /// is seen by its events alone. For tests of what events do.
+    #[doc(hidden)]
+    pub fn watching(&self) -> bool {
+        self.watching.load(Ordering::Acquire)
+    }
+
     /// Reads the whole directory again, changed or not (paced like any change): for a file
     /// system whose events are unreliable, or a reload signal.
     pub fn rescan(&self) {
@@ -111,7 +138,6 @@ impl SourceGuard {
     /// Stops watching and waits for the worker thread to finish.
     pub fn stop(mut self) {
         let _ = self.inbox.send(Msg::Stop);
-        self.watcher.take();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -121,23 +147,51 @@ impl SourceGuard {
 impl Drop for SourceGuard {
     fn drop(&mut self) {
         let _ = self.inbox.send(Msg::Stop);
-        self.watcher.take();
     }
 }
 
-fn run(
-    mut state: DirectoryState,
+/// The thread's half of the source.
+struct Worker {
+    /// Owned here: dropped (and so stopped) when the thread ends.
+    watcher: RecommendedWatcher,
     debounce: Duration,
     inbox: mpsc::Receiver<Msg>,
     tx: watch::Sender<Arc<SourceSnapshot>>,
+    watching: Arc<AtomicBool>,
+}
+
+impl Worker {
+    fn run(mut self, mut state: DirectoryState) {
+        let (inbox, tx) = (&self.inbox, &self.tx);
+        // The first load is no edit: it does not count against the quiet period.
+        let mut result = state.rescan();
+        if result.is_ok() {
+            publish(&state, tx);
+        }
+        if !pause(inbox, WATCH_AFTER) || !start_watching(&mut self.watcher, state.dir(), inbox) {
+            return;
+        }
+        if result.is_ok() {
+            result = state.verify();
+        }
+        self.watching.store(true, Ordering::Release);
+        run(state, self.debounce, result, inbox, tx);
+    }
+}
+
+/// Publishes what the last read gave, and reads again what changes, until the source stops.
+fn run(
+    mut state: DirectoryState,
+    debounce: Duration,
+    mut result: Result<(), SourceError>,
+    inbox: &mpsc::Receiver<Msg>,
+    tx: &watch::Sender<Arc<SourceSnapshot>>,
 ) {
     let mut pacer = Pacer::new(debounce, debounce * MAX_DELAY_FACTOR);
     let mut changes = Changes::new(debounce);
-    // The first load is no edit: it does not count against the quiet period.
-    let mut result = state.rescan();
     loop {
         match result {
-            Ok(()) => publish(&state, &tx),
+            Ok(()) => publish(&state, tx),
             Err(e) => {
                 warn!("{e}; keeping the last configuration");
                 // The next change reads everything again; before the first load, that is now
@@ -149,7 +203,7 @@ fn run(
                 }
             }
         }
-        if !wait_until_due(&inbox, &state, &mut pacer, &mut changes) {
+        if !wait_until_due(inbox, &state, &mut pacer, &mut changes) {
             return;
         }
         pacer.built();
@@ -157,6 +211,39 @@ fn run(
             None => state.rescan(),
             Some(paths) => state.refresh(&paths),
         };
+    }
+}
+
+/// Waits `time`, or until the source stops (`false`). Nothing but a stop can come before the
+/// watch is set; a rescan asked for meanwhile is done by the verification that follows it.
+fn pause(inbox: &mpsc::Receiver<Msg>, time: Duration) -> bool {
+    let until = Instant::now() + time;
+    loop {
+        match inbox.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            Ok(Msg::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return false,
+            Ok(_) => {}
+            Err(mpsc::RecvTimeoutError::Timeout) => return true,
+        }
+    }
+}
+
+/// Watches `dir` recursively, trying again every [`WATCH_RETRY`] while it cannot be (changes
+/// are then not seen, and an error says so); `false` when the source stops meanwhile.
+fn start_watching(
+    watcher: &mut RecommendedWatcher,
+    dir: &std::path::Path,
+    inbox: &mpsc::Receiver<Msg>,
+) -> bool {
+    loop {
+        match watcher.watch(dir, RecursiveMode::Recursive) {
+            Ok(()) => return true,
+            Err(e) => {
+                error!(dir = %dir.display(), error = %e, "cannot watch the directory: changes are not seen until it can be; trying again");
+                if !pause(inbox, WATCH_RETRY) {
+                    return false;
+                }
+            }
+        }
     }
 }
 
