@@ -248,7 +248,9 @@ pub fn read_file_with_metadata(path: &Path) -> io::Result<(Vec<u8>, std::fs::Met
             ),
         ));
     }
-    let mut bytes = Vec::new();
+    // Room for the whole file and the read that finds its end: one read of it, not a probe and
+    // a buffer grown by doubling (three more system calls for a Mapping's file).
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).map_or(0, |n| n + 1));
     // The size can grow between the look and the read: never read past the limit.
     io::Read::read_to_end(
         &mut io::Read::take(std::fs::File::open(path)?, MAX_FILE_BYTES + 1),
