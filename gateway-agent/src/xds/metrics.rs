@@ -1,5 +1,5 @@
 //! The ADS server's metrics: pushes, ACKs and NACKs by resource type, connected streams, and the
-//! time from a change reaching the agent to Envoy acknowledging all of it.
+//! time from the start of a configuration's build to Envoy acknowledging all of it.
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -53,7 +53,7 @@ impl Metrics {
         );
         registry.register(
             "change_to_ack_seconds",
-            "Time from a change reaching the agent to an Envoy acknowledging the whole configuration serving it",
+            "Time from the start of a configuration's build to an Envoy acknowledging every resource type of it",
             m.change_to_ack.clone(),
         );
         // Every type shows from the start, at zero: an alert on `xds_nacks_total > 0` needs a series.
