@@ -536,6 +536,38 @@ struct Changes {
     count_under_load: usize,
 }
 
+impl Changes {
+    /// The table rows of these changes: `how` they were made, what the agent's metrics say
+    /// (with the metrics' names if `named`), and the failures under load (in `mode`).
+    fn markdown(&self, how: &str, named: bool, mode: &str) -> String {
+        let load = &self.under_load;
+        let (build, ack) = if named {
+            (
+                " (`build_seconds`)",
+                " (`change_to_ack_seconds`; Envoy serves before its ACK reaches the agent)",
+            )
+        } else {
+            ("", "")
+        };
+        format!(
+            "| Change → served, {how} ({} changes, each after {} ms without one) | median {:.0} ms, p90 {:.0} ms |\n\
+             | of which, by the agent's metrics (means): building{build} / the build's start → Envoy's ACK of every type{ack} | {:.1} ms / {:.1} ms |\n\
+             | Failed requests of an unchanged route under load during {} changes{mode} | {} (non-2xx {}, socket errors {}) of {} requests |\n",
+            self.latencies.len(),
+            CHANGE_QUIET.as_millis(),
+            millis(percentile(&self.latencies, 50)),
+            millis(percentile(&self.latencies, 90)),
+            self.agent.build_ms(),
+            self.agent.ack_ms(),
+            self.count_under_load,
+            load.failures(),
+            load.non_2xx,
+            load.socket_errors,
+            load.requests,
+        )
+    }
+}
+
 struct Report {
     upstream: Load,
     rows: Vec<Row>,
@@ -587,30 +619,21 @@ impl Report {
         let agent = start(Served::Agent);
         let linear = start(Served::Static(RouteTable::Linear));
         let tree = start(Served::Static(RouteTable::MatcherTree));
-        let load = &changes.under_load;
         format!(
             "\n| {} Mappings, 1 Host, XFP | Result |\n|---|---|\n\
-             | Change → served, directory: a Mapping file rewritten → first answer with its new header ({} changes, each after {} ms without one) | median {:.0} ms, p90 {:.0} ms |\n\
-             | of which, by the agent's metrics (means): building (`build_seconds`) / the build's start → Envoy's ACK of every type (`change_to_ack_seconds`; Envoy serves before its ACK reaches the agent) | {:.1} ms / {:.1} ms |\n\
+             {}\
              | Start → last route 200: agent and Envoy cold (ADS) | {agent:.2} s |\n\
              | Start → last route 200: Envoy from a static file, linear / matcher tree | {linear:.2} s / {tree:.2} s |\n\
              | Agent start / static start, linear / matcher tree | {:.1}× / {:.1}× |\n\
-             | Failed requests of an unchanged route under load during {} changes | {} (non-2xx {}, socket errors {}) of {} requests |\n\
              {}",
             changes.mappings,
-            changes.latencies.len(),
-            CHANGE_QUIET.as_millis(),
-            millis(percentile(&changes.latencies, 50)),
-            millis(percentile(&changes.latencies, 90)),
-            changes.agent.build_ms(),
-            changes.agent.ack_ms(),
+            changes.markdown(
+                "directory: a Mapping file rewritten → first answer with its new header",
+                true,
+                "",
+            ),
             agent / linear,
             agent / tree,
-            changes.count_under_load,
-            load.failures(),
-            load.non_2xx,
-            load.socket_errors,
-            load.requests,
             self.kubernetes_markdown(start),
         )
     }
@@ -623,24 +646,16 @@ impl Report {
                 .into();
         };
         format!(
-            "| Change → served, Kubernetes: a Mapping merge-patched → first answer with its new header ({} changes, each after {} ms without one) | median {:.0} ms, p90 {:.0} ms |\n\
-             | of which, by the agent's metrics (means): building / the build's start → Envoy's ACK of every type | {:.1} ms / {:.1} ms |\n\
+            "{}\
              | Start → last route 200: agent in Kubernetes mode and Envoy cold (ADS) | {:.2} s |\n\
-             | Start → every Mapping's status written (rates and changes are measured after it) | {:.1} s |\n\
-             | Failed requests of an unchanged route under load during {} changes, Kubernetes | {} (non-2xx {}, socket errors {}) of {} requests |\n",
-            changes.latencies.len(),
-            CHANGE_QUIET.as_millis(),
-            millis(percentile(&changes.latencies, 50)),
-            millis(percentile(&changes.latencies, 90)),
-            changes.agent.build_ms(),
-            changes.agent.ack_ms(),
+             | Start → every Mapping's status written (rates and changes are measured after it) | {:.1} s |\n",
+            changes.markdown(
+                "Kubernetes: a Mapping merge-patched → first answer with its new header",
+                false,
+                ", Kubernetes",
+            ),
             start(Served::Kubernetes),
             self.kubernetes_statuses.unwrap_or_default().as_secs_f64(),
-            changes.count_under_load,
-            changes.under_load.failures(),
-            changes.under_load.non_2xx,
-            changes.under_load.socket_errors,
-            changes.under_load.requests,
         )
     }
 }
