@@ -56,8 +56,9 @@ impl DirectorySource {
     /// their writer, renamed, removed) when it comes after `debounce` of quiet, and a burst of
     /// changes once it has been quiet for `debounce` (at the latest ten times that after it
     /// began). Snapshots whose content did not change are not published. Fails when `dir` is
-    /// not a directory that can be listed and watched. Stops when the returned guard is
-    /// dropped.
+    /// not a directory that can be listed, or no watcher can be made (the machine is out of
+    /// inotify instances); a directory that cannot be watched is an error logged, and tried
+    /// again, until it can be. Stops when the returned guard is dropped.
     pub fn spawn(
         dir: PathBuf,
         debounce: Duration,
