@@ -105,8 +105,9 @@ impl Change {
     fn between(before: Option<&Entry>, after: Option<&Entry>) -> Self {
         match (before, after) {
             (None, None) => Self::None,
+            // Everything else is the same: the resource is not compared a second time.
             (Some(a), Some(b)) if a.same_content(b) => {
-                if a == b {
+                if a.live() == b.live() {
                     Self::None
                 } else {
                     Self::Live
