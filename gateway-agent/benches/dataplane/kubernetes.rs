@@ -8,6 +8,7 @@ use futures::{StreamExt, TryStreamExt};
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use legate_e2e::{Resolver, TestNamespace, client, create, install_crds, read_dir_docs};
 use serde_json::json;
+use tokio::sync::Mutex;
 
 /// Creates in flight at once: enough to keep the API server busy, few enough not to be refused.
 const CREATES_IN_FLIGHT: usize = 32;
@@ -17,6 +18,8 @@ const INSTALLATION: &str = "bench";
 /// A namespace holding a GatewayInstallation and the fleet's resources.
 pub struct Cluster {
     runtime: tokio::runtime::Runtime,
+    /// Kinds to APIs, shared by the concurrent creates of [`Self::load`].
+    resolver: Mutex<Resolver>,
     mappings: Api<DynamicObject>,
     namespace: TestNamespace,
 }
@@ -29,7 +32,7 @@ impl Cluster {
             .enable_all()
             .build()
             .expect("a Tokio runtime");
-        let (namespace, mappings) = runtime.block_on(async {
+        let (namespace, resolver, mappings) = runtime.block_on(async {
             let client = client().await.expect("a client for KUBECONFIG's cluster");
             install_crds(&client).await.expect("the CRDs install");
             let namespace = TestNamespace::create(&client, "legate-bench")
@@ -43,15 +46,19 @@ impl Cluster {
                 "spec": {},
             });
             let probe = json!({"apiVersion": "getambassador.io/v3alpha1", "kind": "Mapping"});
-            created(create(&mut resolver, &installation, &namespace.name, false).await);
+            create(&mut resolver, &installation, &namespace.name, false)
+                .await
+                .expect("the GatewayInstallation's kind is served")
+                .unwrap_or_else(|e| panic!("the server refused the GatewayInstallation: {e}"));
             let (mappings, _) = resolver
                 .api_for(&probe, &namespace.name)
                 .await
                 .expect("Mappings are served");
-            (namespace, mappings)
+            (namespace, resolver, mappings)
         });
         Some(Self {
             runtime,
+            resolver: Mutex::new(resolver),
             mappings,
             namespace,
         })
@@ -62,13 +69,12 @@ impl Cluster {
         let docs = read_dir_docs(dir, false).expect("the fleet's files");
         let started = std::time::Instant::now();
         self.runtime.block_on(async {
-            let client = client().await.expect("a client");
-            let resolver = &tokio::sync::Mutex::new(Resolver::new(client));
             futures::stream::iter(&docs)
                 .map(|doc| async move {
                     // Resolved one at a time (cached after the first of each kind); created
                     // concurrently.
-                    let (api, scope) = resolver
+                    let (api, scope) = self
+                        .resolver
                         .lock()
                         .await
                         .api_for(&doc.value, &self.namespace.name)
@@ -111,13 +117,5 @@ impl Cluster {
                     .patch(name, &PatchParams::default(), &Patch::Merge(&patch)),
             )
             .unwrap_or_else(|e| panic!("patch Mapping {name}: {e}"));
-    }
-}
-
-fn created<E: std::fmt::Display>(result: anyhow::Result<Result<DynamicObject, E>>) {
-    match result {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => panic!("the server refused a create: {e}"),
-        Err(e) => panic!("{e:#}"),
     }
 }

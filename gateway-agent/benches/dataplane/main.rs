@@ -192,6 +192,13 @@ impl Bench {
         report
     }
 
+    /// The API server: [`Served::Kubernetes`] is measured only with one.
+    fn cluster(&self) -> &kubernetes::Cluster {
+        self.cluster
+            .as_ref()
+            .expect("Kubernetes mode is measured only when KUBECONFIG names a cluster")
+    }
+
     /// The upstream Envoy, on the core wrk uses (not on the measured Envoy's).
     fn start_upstream(&self, ports: &[u16]) -> Process {
         let admin = free_port();
@@ -236,12 +243,8 @@ impl Bench {
         let dir = tempfile::tempdir_in(self.work.path()).expect("a config directory");
         fleet.write(dir.path());
         let plan = fleet.plan(dir.path());
-        let cluster = self
-            .cluster
-            .as_ref()
-            .filter(|_| served_by.contains(&Served::Kubernetes));
-        if let Some(cluster) = cluster {
-            cluster.load(dir.path());
+        if served_by.contains(&Served::Kubernetes) {
+            self.cluster().load(dir.path());
         }
         for &served in served_by {
             let gateway = self.start_gateway(served, fleet, dir.path(), &plan);
@@ -272,26 +275,22 @@ impl Bench {
             };
             println!("{}", row.markdown());
             report.rows.push(row);
-            if !measure_changes {
+            let (true, Some(metrics)) = (measure_changes, gateway.agent_metrics) else {
                 continue;
-            }
-            let metrics = gateway.agent_metrics;
+            };
             let last = plan.last.mapping;
-            match (served, cluster, metrics) {
-                (Served::Agent, _, Some(metrics)) => {
-                    let rewrite = |n| {
-                        let file = fleet::mapping_file(last);
-                        fleet::write_file(dir.path(), &file, &fleet.mapping(last, Some(n)));
-                    };
-                    report.changes = Some(self.measure_changes(fleet, &plan, metrics, &rewrite));
-                }
-                (Served::Kubernetes, Some(cluster), Some(metrics)) => {
-                    let patch =
-                        |n| cluster.patch_mapping(&fleet::mapping_name(last), fleet::changed(n));
-                    report.kubernetes_changes =
-                        Some(self.measure_changes(fleet, &plan, metrics, &patch));
-                }
-                _ => {}
+            if served == Served::Kubernetes {
+                let cluster = self.cluster();
+                let patch =
+                    |n| cluster.patch_mapping(&fleet::mapping_name(last), fleet::changed(n));
+                report.kubernetes_changes =
+                    Some(self.measure_changes(fleet, &plan, metrics, &patch));
+            } else {
+                let rewrite = |n| {
+                    let file = fleet::mapping_file(last);
+                    fleet::write_file(dir.path(), &file, &fleet.mapping(last, Some(n)));
+                };
+                report.changes = Some(self.measure_changes(fleet, &plan, metrics, &rewrite));
             }
         }
     }
@@ -307,9 +306,10 @@ impl Bench {
                 let ads = free_port();
                 let config = self.agent_bootstrap(ads, admin);
                 let mut args = agent_args(ads, admin, metrics);
-                match (served, &self.cluster) {
-                    (Served::Kubernetes, Some(cluster)) => args.extend(cluster.agent_args()),
-                    _ => args.extend(["--config-dir".into(), dir.display().to_string()]),
+                if served == Served::Kubernetes {
+                    args.extend(self.cluster().agent_args());
+                } else {
+                    args.extend(["--config-dir".into(), dir.display().to_string()]);
                 }
                 (Some(args), config)
             }

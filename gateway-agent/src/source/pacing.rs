@@ -106,6 +106,15 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    /// A pacer that has just built a change made at the instant returned.
+    fn just_built() -> (Instant, Pacer<Instant>) {
+        let t0 = Instant::now();
+        let mut pacer = Pacer::new(DEBOUNCE, MAX_DELAY);
+        pacer.changed(t0);
+        pacer.built();
+        (t0, pacer)
+    }
+
     #[test]
     fn nothing_changed_nothing_due() {
         let pacer = Pacer::<Instant>::new(DEBOUNCE, MAX_DELAY);
@@ -127,10 +136,7 @@ mod tests {
 
     #[test]
     fn changes_during_a_burst_wait_for_quiet() {
-        let t0 = Instant::now();
-        let mut pacer = Pacer::new(DEBOUNCE, MAX_DELAY);
-        pacer.changed(t0);
-        pacer.built();
+        let (t0, mut pacer) = just_built();
         // Right behind the one just built: coalesced with whatever follows it.
         pacer.changed(t0 + ms(10));
         assert_eq!(pacer.due(), Some(t0 + ms(110)));
@@ -151,10 +157,7 @@ mod tests {
 
     #[test]
     fn status_echoes_never_hold_a_change_back() {
-        let t0 = Instant::now();
-        let mut pacer = Pacer::new(DEBOUNCE, MAX_DELAY);
-        pacer.changed(t0);
-        pacer.built();
+        let (t0, mut pacer) = just_built();
         // The echoes of the statuses written for that build, one every 5 ms, on and on.
         let mut t = t0;
         for _ in 0..100 {
@@ -180,10 +183,7 @@ mod tests {
 
     #[test]
     fn a_burst_that_never_ends_is_built_after_max_delay() {
-        let t0 = Instant::now();
-        let mut pacer = Pacer::new(DEBOUNCE, MAX_DELAY);
-        pacer.changed(t0);
-        pacer.built();
+        let (t0, mut pacer) = just_built();
         let mut t = t0;
         let mut builds = Vec::new();
         // A change every 50 ms for three seconds: never a quiet period.

@@ -56,16 +56,27 @@ fn wait_within(
     what: &str,
     ok: impl Fn(&SourceSnapshot) -> bool,
 ) -> Arc<SourceSnapshot> {
-    let start = Instant::now();
-    loop {
+    within(deadline, || {
         let snapshot = rx.borrow().clone();
         if ok(&snapshot) {
-            return snapshot;
+            Ok(snapshot)
+        } else {
+            Err(format!("{what}; last snapshot: {snapshot:#?}"))
         }
-        assert!(
-            start.elapsed() < deadline,
-            "timed out after {deadline:?} waiting for {what}; last snapshot: {snapshot:#?}"
-        );
+    })
+}
+
+/// Polls `check` until it gives a value, failing after `deadline` with what it last said.
+fn within<T>(deadline: Duration, check: impl Fn() -> Result<T, String>) -> T {
+    let start = Instant::now();
+    loop {
+        match check() {
+            Ok(value) => return value,
+            Err(waiting_for) => assert!(
+                start.elapsed() < deadline,
+                "timed out after {deadline:?} waiting for {waiting_for}"
+            ),
+        }
         std::thread::sleep(Duration::from_millis(2));
     }
 }
@@ -75,11 +86,12 @@ fn wait_within(
 fn first(rx: &watch::Receiver<Arc<SourceSnapshot>>, guard: &SourceGuard) -> Arc<SourceSnapshot> {
     let s = wait_for(rx, "the first load", |s| s.generation > 0);
     assert_eq!(s.generation, 1);
-    let start = Instant::now();
-    while !guard.watching() {
-        assert!(start.elapsed() < WAIT, "the directory is not watched");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    within(WAIT, || {
+        guard
+            .watching()
+            .then_some(())
+            .ok_or_else(|| "the directory to be watched".to_owned())
+    });
     s
 }
 
