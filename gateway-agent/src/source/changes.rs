@@ -1,10 +1,11 @@
 //! What the watcher's events say to read again, and when each of it is complete enough to read.
 //!
 //! A file is complete when its writer closes it (inotify's `Close(Write)`), or when it is
-//! renamed or removed, or when what was created is no regular file (a directory, a link): those
-//! are ready at once. A file written but not closed yet (a bare `Modify`, or a `Create` of a
-//! regular file) waits for its close, so a half-written file is never read because of it, or
-//! for the debounce period without events, for writers and file systems that never say.
+//! renamed or removed, or when what was created is neither a regular file nor a directory (a
+//! link): those are ready at once. A file written but not closed yet (a bare `Modify`, or a
+//! `Create` of a regular file) waits for its close, so a half-written file is never read
+//! because of it, or for the debounce period without events, for writers and file systems that
+//! never say; a new directory waits for that period too (see [`Changes::note`]).
 //! Errors, overflows and events that name no path ask for everything.
 
 use std::{
@@ -80,10 +81,12 @@ impl Changes {
             EventKind::Access(AccessKind::Close(AccessMode::Write)) => |_: &Path| true,
             // Reads, ours included, change nothing.
             EventKind::Access(_) => return,
-            // A regular file is created empty and written next; anything else is whole.
-            EventKind::Create(_) => {
-                |path: &Path| !std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file())
-            }
+            // A regular file is created empty and written next. A directory is watched only
+            // once notify has delivered this event, so what is written into it meanwhile has no
+            // event of its own: it is listed once that settled. Anything else is whole.
+            EventKind::Create(_) => |path: &Path| {
+                !std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file() || m.is_dir())
+            },
             EventKind::Modify(ModifyKind::Name(_)) | EventKind::Remove(_) => |_: &Path| true,
             EventKind::Modify(_) => |_: &Path| false,
             EventKind::Any | EventKind::Other => return self.everything(),
